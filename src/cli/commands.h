@@ -1,0 +1,13 @@
+// Subcommand registration. Each register_* adds one subcommand to the app; its callback
+// runs the command and records the exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace strata::cli {
+
+void register_all(CLI::App& app);
+void set_exit_code(int code);
+int exit_code();
+
+}  // namespace strata::cli

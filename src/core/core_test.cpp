@@ -1,0 +1,100 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/fp16.h"
+#include "core/rng.h"
+#include "core/status.h"
+#include "core/thread_pool.h"
+
+namespace strata {
+namespace {
+
+TEST(Fp16, EveryHalfRoundTripsThroughFloat) {
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = fp16_to_f32(static_cast<uint16_t>(h));
+    if (std::isnan(f)) continue;
+    EXPECT_EQ(f32_to_fp16(f), h) << h;
+  }
+}
+
+TEST(Fp16, RoundsToNearestEven) {
+  // 1 + 2^-11 is halfway between 1 and the next half (1 + 2^-10): ties to even -> 1.
+  EXPECT_EQ(f32_to_fp16(1.0f + 0x1.0p-11f), 0x3c00);
+  EXPECT_EQ(f32_to_fp16(1.0f + 0x1.8p-11f), 0x3c01);
+  EXPECT_EQ(f32_to_fp16(65520.0f), 0x7c00);  // rounds to inf
+  EXPECT_EQ(f32_to_fp16(65519.0f), 0x7bff);
+  EXPECT_EQ(f32_to_fp16(0x1.0p-25f), 0x0000);  // tie to even (0)
+  EXPECT_EQ(f32_to_fp16(0x1.8p-25f), 0x0001);
+  EXPECT_EQ(f32_to_fp16(-0.0f), 0x8000);
+}
+
+TEST(Bf16, RoundTripAndRounding) {
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = bf16_to_f32(static_cast<uint16_t>(h));
+    if (std::isnan(f)) continue;
+    EXPECT_EQ(f32_to_bf16(f), h);
+  }
+  EXPECT_EQ(f32_to_bf16(bits_to_f32(0x3f808000u)), 0x3f80);  // tie -> even
+  EXPECT_EQ(f32_to_bf16(bits_to_f32(0x3f818000u)), 0x3f82);
+}
+
+TEST(DType, TableAndNames) {
+  EXPECT_EQ(dtype_info(DType::kQ4_K).block_bytes, 144u);
+  EXPECT_EQ(row_bytes(DType::kQ8_0, 64), 68u);
+  EXPECT_EQ(dtype_from_name("q6_k"), DType::kQ6_K);
+  EXPECT_FALSE(dtype_from_name("Q9_9").has_value());
+  EXPECT_EQ(dtype_info(16u), nullptr);  // IQ2_XXS: not supported
+}
+
+TEST(Status, ResultCarriesValueOrError) {
+  Result<int> ok = 3;
+  ASSERT_TRUE(ok.is_ok());
+  EXPECT_EQ(*ok, 3);
+  Result<int> bad = error(ErrorCode::kCorrupt, "bad magic");
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.status().to_string(), "corrupt: bad magic");
+}
+
+TEST(ThreadPool, ParallelForCoversRangeExactlyOnce) {
+  ThreadPool pool(4);
+  for (int64_t n : {1, 7, 64, 1000, 4097}) {
+    for (int64_t grain : {1, 3, 16}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      pool.parallel_for(n, grain, [&](int, int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+      });
+      for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+    }
+  }
+}
+
+TEST(ThreadPool, ManySmallJobs) {
+  ThreadPool pool(2);
+  std::atomic<int64_t> sum{0};
+  for (int rep = 0; rep < 2000; ++rep) {
+    pool.parallel_for(10, 1, [&](int, int64_t b, int64_t e) { sum.fetch_add(e - b); });
+  }
+  EXPECT_EQ(sum.load(), 20000);
+}
+
+TEST(Rng, DeterministicAndNormalish) {
+  Rng a(42), b(42);
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(a.next_u64(), b.next_u64());
+  Rng r(7);
+  double s = 0, s2 = 0;
+  const int n = 100000;
+  for (int i = 0; i < n; ++i) {
+    const double x = r.normal();
+    s += x;
+    s2 += x * x;
+  }
+  EXPECT_NEAR(s / n, 0.0, 0.02);
+  EXPECT_NEAR(s2 / n, 1.0, 0.02);
+}
+
+}  // namespace
+}  // namespace strata

@@ -1,0 +1,47 @@
+// A fixed pool of worker threads for data-parallel kernels. parallel_for splits [0, n) into
+// one contiguous range per thread; the caller's thread takes part. Workers spin briefly
+// between jobs (a decode step dispatches hundreds of small jobs) and then sleep.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace strata {
+
+class ThreadPool {
+ public:
+  // num_threads counts the caller; 0 means all hardware threads.
+  explicit ThreadPool(int num_threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int num_threads() const { return num_threads_; }
+
+  // fn(thread_idx, begin, end) for a partition of [0, n) into num_threads() ranges, each a
+  // multiple of `grain` long except the last. Blocks until all ranges are done.
+  void parallel_for(int64_t n, int64_t grain,
+                    const std::function<void(int thread_idx, int64_t begin, int64_t end)>& fn);
+
+  // fn(thread_idx) once on each thread.
+  void run_on_all(const std::function<void(int thread_idx)>& fn);
+
+ private:
+  void worker_loop(int idx);
+
+  int num_threads_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  const std::function<void(int)>* job_ = nullptr;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace strata
