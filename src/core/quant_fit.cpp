@@ -32,6 +32,8 @@ inline float ls_gain(const float* x, const float* w, const float* v, int n, floa
 
 }  // namespace
 
+uint16_t f32_to_fp16_sat(float x) { return f32_to_fp16(std::fmax(-65504.0f, std::fmin(65504.0f, x))); }
+
 float fit_symmetric(const float* x, const float* w, int n, int qmin, int qmax, int8_t* q) {
   float amax = 0.0f, max = 0.0f;
   for (int i = 0; i < n; ++i) {
@@ -170,7 +172,7 @@ AffineFit fit_affine(const float* x, const float* w, int n, int lmax, bool offse
 }
 
 uint16_t fit_symmetric_fp16(const float* x, int n, int qmin, int qmax, int8_t* q) {
-  const uint16_t d = f32_to_fp16(fit_symmetric(x, nullptr, n, qmin, qmax, q));
+  const uint16_t d = f32_to_fp16_sat(fit_symmetric(x, nullptr, n, qmin, qmax, q));
   const float df = fp16_to_f32(d);
   const float id = df != 0.0f ? 1.0f / df : 0.0f;
   for (int i = 0; i < n; ++i) q[i] = static_cast<int8_t>(clamp_round(x[i] * id, qmin, qmax));
@@ -179,7 +181,7 @@ uint16_t fit_symmetric_fp16(const float* x, int n, int qmin, int qmax, int8_t* q
 
 AffineFp16 fit_affine_fp16(const float* x, int n, int lmax, uint8_t* l) {
   const AffineFit fit = fit_affine(x, nullptr, n, lmax, false, l);
-  const AffineFp16 out{f32_to_fp16(fit.scale), f32_to_fp16(fit.offset)};
+  const AffineFp16 out{f32_to_fp16_sat(fit.scale), f32_to_fp16_sat(fit.offset)};
   const float d = fp16_to_f32(out.d), m = fp16_to_f32(out.m);
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   for (int i = 0; i < n; ++i) l[i] = static_cast<uint8_t>(clamp_round((x[i] - m) * id, 0, lmax));

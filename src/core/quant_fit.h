@@ -14,6 +14,10 @@ inline int clamp_round(float x, int lo, int hi) {
   return static_cast<int>(std::nearbyint(x));
 }
 
+// float -> fp16 bits, saturating at +-65504 instead of overflowing to inf (a fitted scale or
+// offset may land a hair beyond the largest half for blocks that span the fp16 range).
+uint16_t f32_to_fp16_sat(float x);
+
 // x[n] ~ scale * q[n], q integer in [qmin, qmax] (qmin < 0 < qmax). Minimizes
 // sum w[i] (x[i] - scale q[i])^2 (w == nullptr: all ones). The scale may be negative, so the
 // larger side of the grid can take the element of largest magnitude. Returns the scale.
@@ -45,5 +49,46 @@ struct AffineFp16 {
 };
 // fit_affine (offset free) with both stored as fp16 and l re-chosen for the stored values.
 AffineFp16 fit_affine_fp16(const float* x, int n, int lmax, uint8_t* l);
+
+// Two-level fits for super-blocks: every group of group_size elements gets its own integer
+// sub-scale times one fp16 super-scale, as the K-quants and IQ4_XS store them.
+
+// Levels of a symmetric grid: integers qmin..qmax (grid == nullptr), or a 16-value grid
+// indexed 0..15.
+struct Levels {
+  int qmin;
+  int qmax;
+  const int8_t* grid;
+};
+struct KSymmetricSpec {
+  int num_groups;
+  int group_size;
+  Levels levels;
+  int sc_min;  // integer sub-scale range, e.g. -32..31
+  int sc_max;
+};
+struct KSymmetricFit {
+  uint16_t d;     // fp16 super-scale
+  int8_t sc[16];  // [num_groups] sub-scales
+  int8_t q[256];  // [num_groups * group_size] level (integer, or grid index)
+};
+// x[num_groups * group_size] ~ d * sc[g] * level(q[i]).
+KSymmetricFit fit_k_symmetric(const float* x, const KSymmetricSpec& spec);
+
+struct KAffineSpec {
+  int num_groups;
+  int group_size;
+  int lmax;      // levels 0..lmax
+  int sc_max;    // sub-scales and sub-mins 0..sc_max
+};
+struct KAffineFit {
+  uint16_t d;      // fp16 super-scale of the scales
+  uint16_t dmin;   // fp16 super-scale of the mins
+  uint8_t sc[16];  // [num_groups]
+  uint8_t mn[16];  // [num_groups]
+  uint8_t l[256];  // [num_groups * group_size]
+};
+// x[num_groups * group_size] ~ d * sc[g] * l[i] - dmin * mn[g].
+KAffineFit fit_k_affine(const float* x, const KAffineSpec& spec);
 
 }  // namespace strata::quant_detail
