@@ -7,13 +7,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/dtype.h"
 #include "core/fp16.h"
 #include "core/quant.h"
-#include "tmp_gguf_mini.h"
+#include "gguf/gguf.h"
 
 namespace strata {
 namespace {
@@ -30,20 +31,26 @@ struct TensorData {
   const uint8_t* data = nullptr;
 };
 
+// A GGUF file opened with strata::gguf, its tensors by name.
 struct Loaded {
-  tmp_gguf::File file;
+  std::unique_ptr<gguf::File> file;
   std::map<std::string, TensorData> tensors;
 };
 
 bool load(const std::string& path, Loaded* out) {
-  if (!tmp_gguf::read_file(path, &out->file)) return false;
-  for (const auto& [name, t] : out->file.tensors) {
+  Result<std::unique_ptr<gguf::File>> file = gguf::File::open(path);
+  if (!file.is_ok()) {
+    ADD_FAILURE() << path << ": " << file.status().to_string();
+    return false;
+  }
+  out->file = std::move(*file);
+  for (const gguf::TensorInfo& t : out->file->tensors()) {
     TensorData td;
-    td.type = static_cast<DType>(t.type);
-    td.ne0 = static_cast<int64_t>(t.dims[0]);
-    td.ne1 = t.dims.size() > 1 ? static_cast<int64_t>(t.dims[1]) : 1;
-    td.data = t.data;
-    out->tensors[name] = td;
+    td.type = t.type;
+    td.ne0 = t.shape.empty() ? 1 : t.shape[0];
+    td.ne1 = t.rows();
+    td.data = out->file->tensor_data(t);
+    out->tensors[t.name] = td;
   }
   return true;
 }

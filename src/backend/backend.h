@@ -1,0 +1,116 @@
+// The ops interface every backend implements. Model code calls only these; backends never
+// know the model. Activations are f32 in the backend's memory; weights are viewed in their
+// file format (never converted on load); K/V live in paged blocks read through block tables.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/status.h"
+
+namespace strata::backend {
+
+// A weight matrix as stored in a GGUF file: `rows` rows (output features) of `cols` elements
+// (input features) of `type`, rows `row_bytes` apart. For expert tensors, `num_experts`
+// matrices `expert_bytes` apart.
+struct WeightView {
+  const void* data = nullptr;
+  DType type = DType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  size_t row_bytes = 0;
+  int64_t num_experts = 1;
+  size_t expert_bytes = 0;
+};
+
+// Rotary embedding, precomputed by the model from GGUF metadata (linear, YaRN, Llama 3
+// scaling all reduce to a per-pair frequency and a magnitude factor).
+struct RopeTable {
+  enum class Mode { kNormal, kNeox };  // kNormal rotates pairs (2i, 2i+1); kNeox pairs (i, i+n_rot/2)
+  Mode mode = Mode::kNormal;
+  int n_rot = 0;              // rotated dims per head (<= head_dim); the rest pass through
+  std::vector<float> freqs;   // [n_rot / 2] angle per position for each pair
+  float mscale = 1.0f;        // multiplies cos and sin (YaRN attention factor)
+};
+
+// One layer's K and V in the device tier: blocks of `block_tokens` tokens, each block
+// [block_tokens, num_kv_heads, head_dim] of `type`, consecutive blocks `block_stride_bytes`
+// apart from `k` (and from `v`).
+struct PagedKv {
+  void* k = nullptr;
+  void* v = nullptr;
+  DType type = DType::kF16;
+  int block_tokens = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  size_t block_stride_bytes = 0;
+};
+
+// One sequence of a batched attention call. Its queries are rows [q_begin, q_begin+q_count)
+// of q; its keys are positions [0, kv_len) read through block_table (kv_len tokens, so
+// ceil(kv_len / block_tokens) entries). Query i sits at position kv_len - q_count + i and
+// sees keys at positions <= its own (causal).
+struct SeqAttention {
+  int64_t q_begin = 0;
+  int64_t q_count = 0;
+  int64_t kv_len = 0;
+  const int32_t* block_table = nullptr;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual int num_threads() const = 0;
+
+  // Memory for activations: f32 buffers the ops read and write. (For the CPU backend these
+  // are host pointers.)
+  virtual float* alloc_f32(size_t count) = 0;
+  virtual void free(void* p) = 0;
+  virtual void copy_to_host(const float* src, size_t count, float* dst) = 0;
+  virtual void copy_from_host(const float* src, size_t count, float* dst) = 0;
+
+  // out[n, w.cols] f32 <- rows ids[n] of w (embedding lookup, any weight type)
+  virtual void get_rows(const WeightView& w, const int32_t* ids, int64_t n, float* out) = 0;
+  // y[n, w.rows] = x[n, w.cols] . w^T
+  virtual void matmul(const WeightView& w, const float* x, int64_t n, float* y) = 0;
+  // Expert products: for token t and slot s (< k), expert e = ids[t*k+s]:
+  // y[t, s, w.rows] = x_row . w[e]^T, where x_row = x[t, :] if !x_per_slot else x[t, s, :].
+  // Implementations batch all rows that use one expert.
+  virtual void matmul_experts(const WeightView& w, const float* x, bool x_per_slot,
+                              const int32_t* ids, int64_t n, int k, float* y) = 0;
+  // out[n, dim] = x / rms(x) * weight  (weight [dim] f32); out may alias x
+  virtual void rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps,
+                        float* out) = 0;
+  // x[n, num_heads, head_dim] rotated in place at positions[n]
+  virtual void rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
+                    const RopeTable& table) = 0;
+  // Store k, v [n, num_kv_heads, head_dim] f32 into slots[n] (slot = block * block_tokens +
+  // offset), converting to kv.type.
+  virtual void kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n,
+                        const int32_t* slots) = 0;
+  // out[rows of q, num_heads, head_dim] = softmax(q k^T * scale, causal) v, grouped-query
+  // (num_heads a multiple of kv.num_kv_heads), numerically stable (online softmax).
+  virtual void attention(const float* q, int num_heads, const PagedKv& kv,
+                         std::span<const SeqAttention> seqs, float scale, float* out) = 0;
+  // out[n, dim] = silu(gate) * up
+  virtual void swiglu(const float* gate, const float* up, int64_t n, int64_t dim, float* out) = 0;
+  // y[i] += x[i]
+  virtual void add(float* y, const float* x, int64_t count) = 0;
+  // Router: logits [n, num_experts] -> ids [n, k], weights [n, k]. softmax over all experts,
+  // then top-k; if renormalize, the k weights are divided by their sum.
+  virtual void topk_softmax(const float* logits, int64_t n, int num_experts, int k,
+                            bool renormalize, int32_t* ids, float* weights) = 0;
+  // out[n, dim] = sum_s weights[t, s] * x[t, s, :]
+  virtual void weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim,
+                            float* out) = 0;
+  // Wait for queued work (no-op on the CPU).
+  virtual void synchronize() = 0;
+};
+
+}  // namespace strata::backend
