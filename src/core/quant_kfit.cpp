@@ -18,58 +18,92 @@ inline int nearest_level(const Levels& lv, float v) {
   return lv.grid != nullptr ? nearest_grid_index(lv.grid, v) : clamp_round(v, lv.qmin, lv.qmax);
 }
 
+// Levels for one group at scale s: q[group_size] filled, returns the squared error.
+float assign_group_symmetric(const float* x, const KSymmetricSpec& spec, float s, int8_t* q) {
+  const float is = s != 0.0f ? 1.0f / s : 0.0f;
+  float err = 0.0f;
+  for (int j = 0; j < spec.group_size; ++j) {
+    q[j] = static_cast<int8_t>(nearest_level(spec.levels, x[j] * is));
+    const float diff = s * level_value(spec.levels, q[j]) - x[j];
+    err += diff * diff;
+  }
+  return err;
+}
+
 // Given the fp16 super-scale and the group scales as floats, fill sc and q and return the
-// squared error of the result.
+// squared error. Each group tries the integer sub-scales just below and above its own.
 float assign_symmetric(const float* x, const KSymmetricSpec& spec, const float* group_scale,
                        KSymmetricFit* fit) {
   const float d = fp16_to_f32(fit->d);
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   float err = 0.0f;
   for (int g = 0; g < spec.num_groups; ++g) {
-    fit->sc[g] = static_cast<int8_t>(clamp_round(group_scale[g] * id, spec.sc_min, spec.sc_max));
-    const float s = d * static_cast<float>(fit->sc[g]);
-    const float is = s != 0.0f ? 1.0f / s : 0.0f;
-    for (int j = 0; j < spec.group_size; ++j) {
-      const int i = g * spec.group_size + j;
-      fit->q[i] = static_cast<int8_t>(nearest_level(spec.levels, x[i] * is));
-      const float diff = s * level_value(spec.levels, fit->q[i]) - x[i];
-      err += diff * diff;
+    const float* xg = x + g * spec.group_size;
+    int8_t* qg = fit->q + g * spec.group_size;
+    const float t = group_scale[g] * id;
+    const int lo = clamp_round(std::floor(t), spec.sc_min, spec.sc_max);
+    const int hi = clamp_round(std::ceil(t), spec.sc_min, spec.sc_max);
+    fit->sc[g] = static_cast<int8_t>(lo);
+    float best = assign_group_symmetric(xg, spec, d * static_cast<float>(lo), qg);
+    if (hi != lo) {
+      int8_t q[256];
+      const float e = assign_group_symmetric(xg, spec, d * static_cast<float>(hi), q);
+      if (e < best) {
+        best = e;
+        fit->sc[g] = static_cast<int8_t>(hi);
+        for (int j = 0; j < spec.group_size; ++j) qg[j] = q[j];
+      }
     }
+    err += best;
   }
   return err;
 }
 
-float affine_error(const float* x, const KAffineSpec& spec, const KAffineFit& fit) {
-  const float d = fp16_to_f32(fit.d), dmin = fp16_to_f32(fit.dmin);
+// Levels for one group at scale s and min m: l[group_size] filled, returns the squared error.
+float assign_group_affine(const float* x, const KAffineSpec& spec, float s, float m, uint8_t* l) {
+  const float is = s != 0.0f ? 1.0f / s : 0.0f;
   float err = 0.0f;
-  for (int g = 0; g < spec.num_groups; ++g) {
-    const float s = d * static_cast<float>(fit.sc[g]), m = dmin * static_cast<float>(fit.mn[g]);
-    for (int j = 0; j < spec.group_size; ++j) {
-      const int i = g * spec.group_size + j;
-      const float diff = s * static_cast<float>(fit.l[i]) - m - x[i];
-      err += diff * diff;
-    }
+  for (int j = 0; j < spec.group_size; ++j) {
+    l[j] = static_cast<uint8_t>(clamp_round((x[j] + m) * is, 0, spec.lmax));
+    const float diff = s * static_cast<float>(l[j]) - m - x[j];
+    err += diff * diff;
   }
   return err;
 }
 
 // Given d and dmin (already fp16 in fit) and the group scales and mins as floats, fill sc, mn
-// and l; returns the squared error.
+// and l; returns the squared error. Each group tries the integers just below and above its
+// own scale and min (four pairs).
 float assign_affine(const float* x, const KAffineSpec& spec, const float* group_scale,
                     const float* group_min, KAffineFit* fit) {
   const float d = fp16_to_f32(fit->d), dmin = fp16_to_f32(fit->dmin);
   const float id = d != 0.0f ? 1.0f / d : 0.0f, idmin = dmin != 0.0f ? 1.0f / dmin : 0.0f;
+  float err = 0.0f;
   for (int g = 0; g < spec.num_groups; ++g) {
-    fit->sc[g] = static_cast<uint8_t>(clamp_round(group_scale[g] * id, 0, spec.sc_max));
-    fit->mn[g] = static_cast<uint8_t>(clamp_round(group_min[g] * idmin, 0, spec.sc_max));
-    const float s = d * static_cast<float>(fit->sc[g]), m = dmin * static_cast<float>(fit->mn[g]);
-    const float is = s != 0.0f ? 1.0f / s : 0.0f;
-    for (int j = 0; j < spec.group_size; ++j) {
-      const int i = g * spec.group_size + j;
-      fit->l[i] = static_cast<uint8_t>(clamp_round((x[i] + m) * is, 0, spec.lmax));
+    const float* xg = x + g * spec.group_size;
+    uint8_t* lg = fit->l + g * spec.group_size;
+    const float ts = group_scale[g] * id, tm = group_min[g] * idmin;
+    const int sc_c[2] = {clamp_round(std::floor(ts), 0, spec.sc_max), clamp_round(std::ceil(ts), 0, spec.sc_max)};
+    const int mn_c[2] = {clamp_round(std::floor(tm), 0, spec.sc_max), clamp_round(std::ceil(tm), 0, spec.sc_max)};
+    float best = INFINITY;
+    for (int a = 0; a < 2; ++a) {
+      if (a == 1 && sc_c[1] == sc_c[0]) break;
+      for (int b = 0; b < 2; ++b) {
+        if (b == 1 && mn_c[1] == mn_c[0]) break;
+        uint8_t l[256];
+        const float e = assign_group_affine(xg, spec, d * static_cast<float>(sc_c[a]),
+                                            dmin * static_cast<float>(mn_c[b]), l);
+        if (e < best) {
+          best = e;
+          fit->sc[g] = static_cast<uint8_t>(sc_c[a]);
+          fit->mn[g] = static_cast<uint8_t>(mn_c[b]);
+          for (int j = 0; j < spec.group_size; ++j) lg[j] = l[j];
+        }
+      }
     }
+    err += best;
   }
-  return affine_error(x, spec, *fit);
+  return err;
 }
 
 }  // namespace
