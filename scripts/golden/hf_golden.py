@@ -32,9 +32,13 @@ def main():
     for case, case_prompts in sorted(prompts.items()):
         path = os.path.join(in_dir, case)
         config = AutoConfig.from_pretrained(path)
-        model, info = AutoModelForCausalLM.from_pretrained(
-            path, config=config, torch_dtype=torch.float64, attn_implementation="eager",
-            output_loading_info=True)
+        kwargs = dict(config=config, torch_dtype=torch.float64, attn_implementation="eager",
+                      output_loading_info=True)
+        try:
+            # transformers 5 runs experts through grouped_mm, which has no float64 kernel
+            model, info = AutoModelForCausalLM.from_pretrained(path, experts_implementation="eager", **kwargs)
+        except (TypeError, ValueError):
+            model, info = AutoModelForCausalLM.from_pretrained(path, **kwargs)
         bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
         if bad:
             raise SystemExit("%s: weights did not load cleanly: %s" % (case, bad))
