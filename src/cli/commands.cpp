@@ -9,7 +9,9 @@ void set_exit_code(int code) { g_exit_code = code; }
 int exit_code() { return g_exit_code; }
 
 void register_all(CLI::App& app) {
-  (void)app;
+  register_inspect(app);
+  register_synth(app);
+  register_quantize(app);
 }
 
 }  // namespace strata::cli

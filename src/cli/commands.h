@@ -7,6 +7,10 @@
 namespace strata::cli {
 
 void register_all(CLI::App& app);
+
+void register_inspect(CLI::App& app);
+void register_synth(CLI::App& app);
+void register_quantize(CLI::App& app);
 void set_exit_code(int code);
 int exit_code();
 

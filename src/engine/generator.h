@@ -1,0 +1,84 @@
+// Direct generation without the scheduler: one model, its own K/V blocks, prompts run as
+// chunked prefill then token-by-token decode. Used by `strata run`, `strata bench` and the
+// model correctness tests; the serving engine (scheduler + tiered cache) builds on the same
+// Model::forward.
+#pragma once
+
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "core/status.h"
+#include "engine/sampler.h"
+#include "model/model.h"
+
+namespace strata::engine {
+
+// Device-tier K/V for a model without the cache: per layer, blocks of
+// [block_tokens, num_kv_heads, head_dim] of `dtype`.
+class KvBuffers {
+ public:
+  KvBuffers(backend::Backend& backend, const model::Hparams& hp, DType dtype, int block_tokens,
+            int num_blocks);
+  ~KvBuffers();
+  KvBuffers(const KvBuffers&) = delete;
+  KvBuffers& operator=(const KvBuffers&) = delete;
+
+  const model::KvLayers& layers() const { return layers_; }
+  int num_blocks() const { return num_blocks_; }
+  int block_tokens() const { return block_tokens_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  backend::Backend& backend_;
+  model::KvLayers layers_;
+  std::vector<void*> allocations_;
+  int num_blocks_;
+  int block_tokens_;
+  size_t bytes_ = 0;
+};
+
+struct GenerateOptions {
+  int max_tokens = 128;
+  SamplingParams sampling;
+  bool stop_at_eog = true;
+  std::vector<int32_t> eog_tokens;   // end-of-generation ids
+  int prefill_chunk = 512;           // tokens per prefill forward
+};
+
+struct GenerateStats {
+  int prompt_tokens = 0;
+  int generated_tokens = 0;
+  double prefill_seconds = 0;
+  double decode_seconds = 0;
+};
+
+class Generator {
+ public:
+  // kv_dtype: F16 by default; capacity in tokens for one sequence.
+  Generator(model::Model& model, int64_t max_context, DType kv_dtype = DType::kF16,
+            int block_tokens = 64);
+
+  // Streams each new token to on_token (return false to stop). Returns all new tokens.
+  Result<std::vector<int32_t>> generate(std::span<const int32_t> prompt, const GenerateOptions& opts,
+                                        const std::function<bool(const SampleResult&)>& on_token,
+                                        GenerateStats* stats = nullptr);
+
+  // Logits [prompt.size() - first_decode_pos + 1 ... ] for tests: prefills
+  // prompt[0, prefill_len) in chunks of `chunk`, then feeds the rest one token at a time,
+  // and returns the logits after each fed position from prefill_len - 1 on, [positions, vocab].
+  Result<std::vector<float>> logits_per_position(std::span<const int32_t> prompt, int prefill_len,
+                                                 int chunk = 512);
+
+ private:
+  Status run_tokens(std::span<const int32_t> tokens, int64_t start_pos, bool want_logits, float* logits);
+
+  model::Model& model_;
+  int64_t max_context_;
+  KvBuffers kv_;
+  std::vector<int32_t> block_table_;
+  float* logits_dev_ = nullptr;
+  std::vector<float> logits_host_;
+};
+
+}  // namespace strata::engine

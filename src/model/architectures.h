@@ -1,0 +1,14 @@
+// The architecture registry: one factory per file.
+#pragma once
+
+#include <memory>
+
+namespace strata::model {
+
+class Decoder;
+std::unique_ptr<Decoder> make_llama();
+std::unique_ptr<Decoder> make_qwen2();
+std::unique_ptr<Decoder> make_qwen3();
+std::unique_ptr<Decoder> make_qwen3moe();
+
+}  // namespace strata::model
