@@ -1,0 +1,25 @@
+// Fast paged attention and KV store (AVX2, threaded). Semantics: backend.h; reference twins:
+// ref::attention (naive softmax in double) and ref::kv_store.
+#pragma once
+
+#include <span>
+
+#include "backend/backend.h"
+#include "core/thread_pool.h"
+
+namespace strata::backend::cpu {
+
+// Flash-style: per work item (sequence, kv head, tile of queries) all query heads of the
+// group and all queries of the tile walk the visible KV blocks once; K and V blocks are
+// decoded to f32 once per item; online softmax with a running max per query row.
+void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& kv,
+               std::span<const SeqAttention> seqs, float scale, float* out);
+
+void kv_store(ThreadPool& pool, const PagedKv& kv, const float* k, const float* v, int64_t n,
+              const int32_t* slots);
+
+// One row of head_dim values of kv.type <-> f32 (AVX2 twins of ref::kv_encode_row/decode_row).
+void kv_encode_row_fast(DType type, const float* src, void* dst, int64_t n);
+void kv_decode_row_fast(DType type, const void* src, float* dst, int64_t n);
+
+}  // namespace strata::backend::cpu

@@ -1,0 +1,15 @@
+// Hardware limits the CPU kernels are judged against (strata bench prints them): streaming
+// read bandwidth and f32 FMA peak, both measured with all threads of the pool.
+#pragma once
+
+#include "core/thread_pool.h"
+
+namespace strata::backend::cpu {
+
+// Read-only streaming sum over a buffer well past the last-level cache (bytes read / s), best
+// of a few passes. buffer_bytes = 0: 512 MiB.
+double measure_memory_bandwidth_gbs(ThreadPool& pool, size_t buffer_bytes = 0);
+// Register-resident AVX2 FMA loop on every thread: 2 flops per lane per FMA, best of a few runs.
+double measure_fma_peak_gflops(ThreadPool& pool);
+
+}  // namespace strata::backend::cpu

@@ -1,0 +1,35 @@
+// Row-times-tile dot kernels behind matmul: one weight row against up to kMaxTile activation
+// rows, so each weight block is decoded once per tile of tokens. The integer kernels take
+// activations quantized per block (ActQ8_0 for the 32-element formats, ActQ8K for K-quants).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace strata::backend::cpu {
+
+inline constexpr int kMaxTile = 4;  // activation rows per kernel call
+
+enum class ActFormat { kF32, kQ8_0, kQ8K };
+
+// y[t * y_stride] = w_row . x_t for t < nt (1 <= nt <= kMaxTile); x_t = x + t * x_row_bytes
+// in the kernel's activation format; cols elements.
+using DotTileFn = void (*)(const void* w_row, const void* x, size_t x_row_bytes, int nt,
+                           int64_t cols, float* y, int64_t y_stride);
+
+struct DotKernel {
+  ActFormat act = ActFormat::kF32;
+  DotTileFn dot = nullptr;  // nullptr: no fast kernel for this type (use the generic path)
+};
+
+DotKernel dot_kernel(DType weight_type);
+
+// Activation quantization of one row of `cols` f32 (a multiple of 32, resp. 256):
+// d = amax / 127, q = round-to-nearest-even(x / d). AVX2 and their scalar twins.
+size_t act_row_bytes(ActFormat act, int64_t cols);
+void quantize_act_row(ActFormat act, const float* x, int64_t cols, void* dst);
+void quantize_act_row_scalar(ActFormat act, const float* x, int64_t cols, void* dst);
+
+}  // namespace strata::backend::cpu

@@ -1,0 +1,130 @@
+// Matmul driver (see matmul.h).
+#include "backend/cpu/matmul.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "backend/cpu/dot_kernels.h"
+#include "core/check.h"
+#include "core/quant.h"
+
+namespace strata::backend::cpu {
+namespace {
+
+constexpr int64_t kRowChunk = 16;  // weight rows kept hot while token tiles pass over them
+
+const uint8_t* weight_row(const WeightView& w, int64_t row) {
+  return static_cast<const uint8_t*>(w.data) + static_cast<size_t>(row) * w.row_bytes;
+}
+
+// Rows [r0, r1) of w against all n activation rows (format of `k`), x_t at xa + t * xs.
+void run_rows(const DotKernel& k, const WeightView& w, const uint8_t* xa, size_t xs, int64_t n,
+              int64_t r0, int64_t r1, float* y) {
+  for (int64_t c0 = r0; c0 < r1; c0 += kRowChunk) {
+    const int64_t c1 = std::min(r1, c0 + kRowChunk);
+    for (int64_t t0 = 0; t0 < n; t0 += kMaxTile) {
+      const int nt = static_cast<int>(std::min<int64_t>(kMaxTile, n - t0));
+      for (int64_t r = c0; r < c1; ++r) {
+        k.dot(weight_row(w, r), xa + t0 * xs, xs, nt, w.cols, y + t0 * w.rows + r, w.rows);
+      }
+    }
+  }
+}
+
+// No fast kernel: dequantize a chunk of rows to f32 (per thread), then the F32 kernel.
+void run_rows_generic(std::vector<float>& buf, const WeightView& w, const float* x, int64_t n,
+                      int64_t r0, int64_t r1, float* y) {
+  const DotKernel k = dot_kernel(DType::kF32);
+  buf.resize(static_cast<size_t>(kRowChunk * w.cols));
+  WeightView chunk = w;
+  chunk.type = DType::kF32;
+  chunk.row_bytes = static_cast<size_t>(w.cols) * sizeof(float);
+  chunk.data = buf.data();
+  for (int64_t c0 = r0; c0 < r1; c0 += kRowChunk) {
+    const int64_t c1 = std::min(r1, c0 + kRowChunk);
+    for (int64_t r = c0; r < c1; ++r) dequantize_row(w.type, weight_row(w, r), buf.data() + (r - c0) * w.cols, w.cols);
+    // rows of the chunk are rows 0.. of `chunk`; outputs still go to column r of y
+    for (int64_t t0 = 0; t0 < n; t0 += kMaxTile) {
+      const int nt = static_cast<int>(std::min<int64_t>(kMaxTile, n - t0));
+      for (int64_t r = c0; r < c1; ++r) {
+        k.dot(buf.data() + (r - c0) * w.cols, x + t0 * w.cols, chunk.row_bytes, nt, w.cols,
+              y + t0 * w.rows + r, w.rows);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void matmul(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w, const float* x,
+            int64_t n, float* y) {
+  if (n <= 0 || w.rows <= 0) return;
+  const DotKernel k = dot_kernel(w.type);
+  if (k.dot == nullptr) {
+    STRATA_CHECK_MSG(can_dequantize(w.type), "matmul: weight type cannot be dequantized");
+    scratch.dequant.resize(static_cast<size_t>(pool.num_threads()));
+    pool.parallel_for(w.rows, kRowChunk, [&](int ti, int64_t b, int64_t e) {
+      run_rows_generic(scratch.dequant[ti], w, x, n, b, e, y);
+    });
+    return;
+  }
+  const uint8_t* xa = reinterpret_cast<const uint8_t*>(x);
+  const size_t xs = act_row_bytes(k.act, w.cols);
+  if (k.act != ActFormat::kF32) {
+    scratch.act.resize(xs * static_cast<size_t>(n));
+    uint8_t* dst = scratch.act.data();
+    const auto quantize = [&](int, int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) quantize_act_row(k.act, x + t * w.cols, w.cols, dst + t * xs);
+    };
+    if (n >= 8) {
+      pool.parallel_for(n, 1, quantize);
+    } else {
+      quantize(0, 0, n);
+    }
+    xa = dst;
+  }
+  // Rows split evenly into one contiguous range per thread (grain: a row chunk).
+  pool.parallel_for(w.rows, kRowChunk, [&](int, int64_t b, int64_t e) { run_rows(k, w, xa, xs, n, b, e, y); });
+}
+
+void matmul_experts(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w,
+                    const float* x, bool x_per_slot, const int32_t* ids, int64_t n, int k,
+                    float* y) {
+  const int64_t num_slots = n * k;
+  const int64_t ne = w.num_experts;
+  // Counting sort of slots by expert.
+  auto& off = scratch.expert_offsets;
+  auto& slots = scratch.expert_slots;
+  off.assign(static_cast<size_t>(ne + 1), 0);
+  for (int64_t s = 0; s < num_slots; ++s) {
+    STRATA_CHECK(ids[s] >= 0 && ids[s] < ne);
+    ++off[ids[s] + 1];
+  }
+  for (int64_t e = 0; e < ne; ++e) off[e + 1] += off[e];
+  slots.resize(static_cast<size_t>(num_slots));
+  std::vector<int64_t> fill(off.begin(), off.end() - 1);
+  for (int64_t s = 0; s < num_slots; ++s) slots[fill[ids[s]]++] = s;
+
+  for (int64_t e = 0; e < ne; ++e) {
+    const int64_t cnt = off[e + 1] - off[e];
+    if (cnt == 0) continue;
+    scratch.gathered_x.resize(static_cast<size_t>(cnt * w.cols));
+    scratch.gathered_y.resize(static_cast<size_t>(cnt * w.rows));
+    for (int64_t i = 0; i < cnt; ++i) {
+      const int64_t s = slots[off[e] + i];
+      const float* src = x_per_slot ? x + s * w.cols : x + (s / k) * w.cols;
+      std::memcpy(scratch.gathered_x.data() + i * w.cols, src, static_cast<size_t>(w.cols) * sizeof(float));
+    }
+    WeightView we = w;
+    we.data = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(e) * w.expert_bytes;
+    we.num_experts = 1;
+    // gathered_x/y are not touched by matmul's own scratch use (act, dequant).
+    matmul(pool, scratch, we, scratch.gathered_x.data(), cnt, scratch.gathered_y.data());
+    for (int64_t i = 0; i < cnt; ++i) {
+      const int64_t s = slots[off[e] + i];
+      std::memcpy(y + s * w.rows, scratch.gathered_y.data() + i * w.rows, static_cast<size_t>(w.rows) * sizeof(float));
+    }
+  }
+}
+
+}  // namespace strata::backend::cpu

@@ -1,0 +1,31 @@
+// Threaded matmul driver: quantizes activations once per call, splits weight rows across
+// threads (each streams its rows once), and walks row chunks x token tiles so a weight block
+// decoded into registers serves kMaxTile tokens. Types without a fast kernel are dequantized
+// a row chunk at a time to f32 and go through the F32 kernel.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/thread_pool.h"
+
+namespace strata::backend::cpu {
+
+// Buffers reused across calls (one CpuBackend, one caller at a time).
+struct MatmulScratch {
+  std::vector<uint8_t> act;                   // quantized activations
+  std::vector<std::vector<float>> dequant;    // per thread: a row chunk dequantized to f32
+  std::vector<float> gathered_x, gathered_y;  // matmul_experts: one expert's rows
+  std::vector<int64_t> expert_slots;
+  std::vector<int64_t> expert_offsets;
+};
+
+// y[n, w.rows] = x[n, w.cols] . w^T
+void matmul(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w, const float* x,
+            int64_t n, float* y);
+void matmul_experts(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w,
+                    const float* x, bool x_per_slot, const int32_t* ids, int64_t n, int k,
+                    float* y);
+
+}  // namespace strata::backend::cpu

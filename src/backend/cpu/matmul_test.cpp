@@ -1,0 +1,180 @@
+// Fast matmul / matmul_experts against the scalar reference (dequantize + double dot), every
+// weight type core can quantize, odd sizes; bounds derived from activation quantization and
+// f32 roundoff; threaded results equal single-threaded ones bit for bit.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "backend/cpu/blocks.h"
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/dot_kernels.h"
+#include "backend/cpu/ref_ops.h"
+#include "backend/cpu/test_util.h"
+#include "core/fp16.h"
+
+namespace strata::backend::cpu {
+namespace {
+
+using testing::kF32Eps;
+
+constexpr DType kAllTypes[] = {DType::kF32,  DType::kF16,    DType::kBF16,   DType::kQ4_0,
+                               DType::kQ4_1, DType::kQ5_0,   DType::kQ5_1,   DType::kQ8_0,
+                               DType::kQ2_K, DType::kQ3_K,   DType::kQ4_K,   DType::kQ5_K,
+                               DType::kQ6_K, DType::kIQ4_NL, DType::kIQ4_XS, DType::kMXFP4};
+
+// |fast - exact| bound for one output: the activation quantization error (|x - x~| <= amax/254
+// per quant block, times sum |w| over the block) plus f32 roundoff of the block-wise sums.
+double error_bound(ActFormat act, const float* w, const float* x, int64_t cols) {
+  const int64_t qb = act == ActFormat::kQ8_0 ? kQK : act == ActFormat::kQ8K ? kQKK : 0;
+  double quant = 0, abs_dot = 0;
+  for (int64_t i = 0; i < cols; ++i) abs_dot += std::fabs(static_cast<double>(w[i]) * x[i]);
+  if (qb > 0) {
+    for (int64_t b = 0; b < cols / qb; ++b) {
+      double amax = 0, wsum = 0;
+      for (int64_t i = b * qb; i < (b + 1) * qb; ++i) {
+        amax = std::max(amax, std::fabs(static_cast<double>(x[i])));
+        wsum += std::fabs(w[i]);
+      }
+      quant += amax / 254.0 * wsum;
+    }
+  }
+  // f32 roundoff: at most cols/8 + 32 rounded additions along any lane's path
+  const double roundoff = (static_cast<double>(cols) / 8 + 32) * 2 * kF32Eps * abs_dot;
+  return quant * (1 + 1e-5) + roundoff + 1e-30;
+}
+
+struct Case {
+  int64_t rows, blocks, n;
+};
+
+void check_matmul(DType type, const Case& c, uint64_t seed) {
+  Rng rng(seed);
+  const int64_t block = dtype_info(type).block_elems;
+  // plain types get an odd column count; block types an odd number of blocks
+  const int64_t cols = block == 1 ? c.blocks * 8 + 5 : c.blocks * (block == 32 ? 32 : 256);
+  const std::vector<uint8_t> wbytes = testing::random_weights(rng, type, c.rows, cols);
+  const std::vector<float> x = testing::normal(rng, static_cast<size_t>(c.n * cols));
+  const WeightView w{wbytes.data(), type, c.rows, cols, row_bytes(type, cols)};
+
+  std::vector<float> y_ref(static_cast<size_t>(c.n * c.rows)), y1(y_ref.size()), y3(y_ref.size());
+  ref::matmul(w, x.data(), c.n, y_ref.data());
+  CpuBackend one(1), three(3);
+  one.matmul(w, x.data(), c.n, y1.data());
+  three.matmul(w, x.data(), c.n, y3.data());
+
+  std::vector<float> wrow(static_cast<size_t>(cols));
+  const ActFormat act = dot_kernel(type).act;
+  for (int64_t r = 0; r < c.rows; ++r) {
+    dequantize_row(type, wbytes.data() + r * w.row_bytes, wrow.data(), cols);
+    for (int64_t t = 0; t < c.n; ++t) {
+      const size_t i = static_cast<size_t>(t * c.rows + r);
+      const double bound = error_bound(act, wrow.data(), x.data() + t * cols, cols);
+      ASSERT_LE(std::fabs(static_cast<double>(y1[i]) - y_ref[i]), bound)
+          << dtype_name(type) << " rows " << c.rows << " cols " << cols << " n " << c.n << " r " << r << " t " << t;
+      ASSERT_EQ(y1[i], y3[i]) << "threaded differs: " << dtype_name(type);
+    }
+  }
+}
+
+TEST(CpuMatmul, EveryTypeMatchesReference) {
+  const Case cases[] = {{1, 1, 1}, {13, 3, 3}, {67, 3, 7}, {37, 5, 33}, {9, 1, 5}};
+  int tested = 0;
+  uint64_t seed = 100;
+  for (DType type : kAllTypes) {
+    if (!can_quantize(type) || !can_dequantize(type)) continue;
+    ++tested;
+    for (const Case& c : cases) check_matmul(type, c, ++seed);
+  }
+  EXPECT_GE(tested, 3);
+}
+
+// Q8_0 rows of raw random bytes (including -128, which quantizers never write).
+TEST(CpuMatmul, Q8_0RawBytes) {
+  if (!can_dequantize(DType::kQ8_0)) GTEST_SKIP() << "Q8_0 not in core yet";
+  Rng rng(7);
+  const int64_t rows = 19, cols = 32 * 7, n = 6;
+  std::vector<WQ8_0> blocks(static_cast<size_t>(rows * cols / 32));
+  for (WQ8_0& b : blocks) {
+    b.d = f32_to_fp16(rng.uniform(-0.02f, 0.02f) + 0.001f);
+    for (int8_t& q : b.qs) q = static_cast<int8_t>(rng.next_u64());
+  }
+  const WeightView w{blocks.data(), DType::kQ8_0, rows, cols, row_bytes(DType::kQ8_0, cols)};
+  const std::vector<float> x = testing::normal(rng, static_cast<size_t>(n * cols));
+  std::vector<float> y_ref(static_cast<size_t>(n * rows)), y(y_ref.size()), wrow(cols);
+  ref::matmul(w, x.data(), n, y_ref.data());
+  CpuBackend(2).matmul(w, x.data(), n, y.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize_row(DType::kQ8_0, reinterpret_cast<const uint8_t*>(blocks.data()) + r * w.row_bytes, wrow.data(), cols);
+    for (int64_t t = 0; t < n; ++t) {
+      const double bound = error_bound(ActFormat::kQ8_0, wrow.data(), x.data() + t * cols, cols);
+      ASSERT_LE(std::fabs(y[t * rows + r] - y_ref[t * rows + r]), bound);
+    }
+  }
+}
+
+TEST(CpuMatmul, ActivationQuantizationMatchesScalarTwin) {
+  Rng rng(3);
+  for (ActFormat act : {ActFormat::kQ8_0, ActFormat::kQ8K}) {
+    for (int64_t cols : {256, 768, 2816}) {
+      std::vector<float> x = testing::normal(rng, static_cast<size_t>(cols), 3.0f);
+      x[5] = 0.5f;  // a tie for some scales is fine: both round to even
+      std::vector<uint8_t> a(act_row_bytes(act, cols)), b(a.size());
+      quantize_act_row(act, x.data(), cols, a.data());
+      quantize_act_row_scalar(act, x.data(), cols, b.data());
+      EXPECT_EQ(a, b) << static_cast<int>(act) << " " << cols;
+    }
+  }
+}
+
+TEST(CpuMatmul, ExpertsMatchReference) {
+  for (DType type : {DType::kF16, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K, DType::kQ5_0}) {
+    if (!can_quantize(type) || !can_dequantize(type)) continue;
+    for (bool per_slot : {false, true}) {
+      Rng rng(40 + static_cast<int>(type) + per_slot);
+      const int64_t ne = 5, rows = 21, n = 7;
+      const int k = 2;
+      const int64_t cols = dtype_info(type).block_elems == 256 ? 512 : 96;
+      const size_t rb = row_bytes(type, cols);
+      const std::vector<uint8_t> wb = testing::random_weights(rng, type, ne * rows, cols);
+      const WeightView w{wb.data(), type, rows, cols, rb, ne, rb * rows};
+      const std::vector<float> x = testing::normal(rng, static_cast<size_t>(n * (per_slot ? k : 1) * cols));
+      std::vector<int32_t> ids(static_cast<size_t>(n * k));
+      for (int64_t t = 0; t < n; ++t) {
+        ids[t * k] = static_cast<int32_t>(rng.below(ne));
+        ids[t * k + 1] = static_cast<int32_t>((ids[t * k] + 1 + rng.below(ne - 1)) % ne);
+      }
+      std::vector<float> y_ref(static_cast<size_t>(n * k * rows)), y(y_ref.size()), wrow(cols);
+      ref::matmul_experts(w, x.data(), per_slot, ids.data(), n, k, y_ref.data());
+      CpuBackend(2).matmul_experts(w, x.data(), per_slot, ids.data(), n, k, y.data());
+      const ActFormat act = dot_kernel(type).act;
+      for (int64_t s = 0; s < n * k; ++s) {
+        const float* xr = x.data() + (per_slot ? s : s / k) * cols;
+        for (int64_t r = 0; r < rows; ++r) {
+          dequantize_row(type, wb.data() + (ids[s] * rows + r) * rb, wrow.data(), cols);
+          ASSERT_LE(std::fabs(y[s * rows + r] - y_ref[s * rows + r]), error_bound(act, wrow.data(), xr, cols))
+              << dtype_name(type) << " slot " << s << " row " << r;
+        }
+      }
+    }
+  }
+}
+
+TEST(CpuGetRows, MatchesReference) {
+  for (DType type : kAllTypes) {
+    if (!can_quantize(type) || !can_dequantize(type)) continue;
+    Rng rng(9 + static_cast<int>(type));
+    const int64_t rows = 11, cols = dtype_info(type).block_elems == 256 ? 512 : 64;
+    const std::vector<uint8_t> wb = testing::random_weights(rng, type, rows, cols);
+    const WeightView w{wb.data(), type, rows, cols, row_bytes(type, cols)};
+    const std::vector<int32_t> ids = {3, 0, 10, 3, 7};
+    std::vector<float> a(ids.size() * cols), b(a.size());
+    ref::get_rows(w, ids.data(), 5, a.data());
+    CpuBackend(2).get_rows(w, ids.data(), 5, b.data());
+    EXPECT_EQ(a, b) << dtype_name(type);
+  }
+}
+
+}  // namespace
+}  // namespace strata::backend::cpu
