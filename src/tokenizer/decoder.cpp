@@ -26,8 +26,9 @@ std::string IncrementalDecoder::add(int32_t id) {
   if (skip_special_ && tokenizer_.is_control(id)) return take_complete(false);
   pending_ += tokenizer_.token_to_piece(id);
   if (at_start_ && !pending_.empty()) {
+    // Only the very first byte of the stream may be the prefix space.
     if (strip_leading_space_ && pending_[0] == ' ') pending_.erase(0, 1);
-    at_start_ = pending_.empty();
+    at_start_ = false;
   }
   return take_complete(false);
 }
