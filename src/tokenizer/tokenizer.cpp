@@ -90,9 +90,13 @@ Status Tokenizer::build() {
   for (size_t i = 0; i < n; ++i) {
     const std::string& text = vocab_.tokens[i];
     const TokenType type = vocab_.types[i];
-    if (is_special_type(type) || type == TokenType::kUnknown) {
+    const bool spm = vocab_.algorithm == Algorithm::kSentencePiece;
+    // Control tokens read as written. SentencePiece user-defined tokens may spell spaces as
+    // U+2581 (Gemma's whitespace runs), which HF's decoder turns into spaces like any piece.
+    if (type == TokenType::kControl || type == TokenType::kUnknown ||
+        (type == TokenType::kUserDefined && !spm)) {
       pieces_[i] = text;
-    } else if (vocab_.algorithm == Algorithm::kByteLevelBpe) {
+    } else if (!spm) {
       pieces_[i] = alphabet.decode_all(text);
     } else if (type == TokenType::kByte && text.size() == 6) {
       pieces_[i] = std::string(1, static_cast<char>(std::strtol(text.substr(3, 2).c_str(), nullptr, 16)));

@@ -93,10 +93,13 @@ int check_cases(const Tokenizer& tok, const std::vector<Case>& cases, const std:
   return passed;
 }
 
-// decode(encode(x)) == x, and the streaming decoder over the same ids gives the same bytes,
-// valid UTF-8 at every step.
-void check_round_trip(const Tokenizer& tok, const std::string& text, const std::string& family) {
-  const auto ids = tok.encode(text, false, false);
+// decode(encode(x)) == x (NFC(x) for families that normalise), and the streaming decoder
+// over the same ids gives the same bytes, valid UTF-8 at every step.
+void check_round_trip(const Tokenizer& tok, const std::string& input, const std::string& family) {
+  // SentencePiece spells spaces U+2581, so a literal U+2581 comes back as a space.
+  if (tok.vocab().algorithm == Algorithm::kSentencePiece && input.find("\xE2\x96\x81") != std::string::npos) return;
+  const auto ids = tok.encode(input, false, false);
+  const std::string text = tok.vocab().normalize_nfc ? nfc(input) : input;
   EXPECT_EQ(tok.decode(ids), text) << family << ": " << text;
   IncrementalDecoder dec(tok, false, tok.strips_leading_space());
   std::string streamed;
