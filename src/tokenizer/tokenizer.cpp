@@ -120,6 +120,16 @@ Status Tokenizer::build() {
     STRATA_ASSIGN_OR_RETURN(pre_, PreTokenizer::compile(regexes));
   }
   STRATA_RETURN_IF_ERROR(build_merges());
+  if (vocab_.algorithm == Algorithm::kSentencePiece) {
+    for (size_t id = 0; id < n; ++id) {
+      const std::string& text = vocab_.tokens[id];
+      for (size_t k = text.find(kSpmSpace, 1); k != std::string::npos; k = text.find(kSpmSpace, k + 1)) {
+        size_t b = k - 1;
+        while (b > 0 && (static_cast<uint8_t>(text[b]) & 0xC0) == 0x80) --b;
+        chars_before_space_.insert(text.substr(b, k - b));
+      }
+    }
+  }
   build_specials();
   build_eog();
   return Status::ok();
@@ -317,7 +327,7 @@ void Tokenizer::encode_fragment(std::string_view text, bool first, std::vector<i
   if (vocab_.algorithm == Algorithm::kByteLevelBpe) {
     encode_byte_level(text, out, cache);
   } else {
-    encode_sentencepiece(text, first, out);
+    encode_sentencepiece(text, first, out, cache);
   }
 }
 
@@ -354,19 +364,61 @@ void Tokenizer::encode_byte_level(std::string_view text, std::vector<int32_t>& o
   }
 }
 
-void Tokenizer::encode_sentencepiece(std::string_view text, bool first, std::vector<int32_t>& out) const {
+void Tokenizer::encode_sentencepiece(std::string_view text, bool first, std::vector<int32_t>& out,
+                                     std::unordered_map<std::string, std::vector<int32_t>>& cache) const {
   (void)first;  // every text fragment gets the prefix, as HF's per-segment normalizer does
   if (text.empty()) return;
   std::string norm;
   if (vocab_.add_space_prefix) norm = kSpmSpace;
   norm += replace_spaces(text);
+  // Words: cut before a U+2581 that follows a character no token ever has before U+2581.
+  // No symbol can span such a cut (every symbol is a token), so merging word by word is
+  // exact, and keeps the heap small and the cache useful.
+  const std::string_view all = norm;
+  size_t word_start = 0;
+  std::string prev_char;
+  std::vector<int32_t> ids;
+  std::string key;
+  auto flush_word = [&](size_t end) {
+    const std::string_view word = all.substr(word_start, end - word_start);
+    word_start = end;
+    if (word.empty()) return;
+    const bool cacheable = word.size() <= kMaxCachedWordBytes;
+    if (cacheable) {
+      key.assign(word);
+      const auto it = cache.find(key);
+      if (it != cache.end()) {
+        out.insert(out.end(), it->second.begin(), it->second.end());
+        return;
+      }
+    }
+    ids.clear();
+    encode_sentencepiece_word(word, ids);
+    out.insert(out.end(), ids.begin(), ids.end());
+    if (cacheable) cache.emplace(key, ids);
+  };
+  for (size_t i = 0; i < all.size();) {
+    size_t len = utf8_valid_sequence_at(all.substr(i));
+    if (len == 0) len = 1;
+    const std::string_view ch = all.substr(i, len);
+    if (ch == kSpmSpace && !prev_char.empty() && prev_char != kSpmSpace &&
+        !chars_before_space_.count(prev_char)) {
+      flush_word(i);
+    }
+    prev_char.assign(ch);
+    i += len;
+  }
+  flush_word(all.size());
+}
+
+void Tokenizer::encode_sentencepiece_word(std::string_view word, std::vector<int32_t>& out) const {
   // Symbols: one per UTF-8 character; -1 where the character is no token (byte fallback).
   std::vector<int32_t> ids;
-  std::vector<std::pair<uint32_t, uint32_t>> spans;  // [symbol] byte offset, length in norm
-  for (size_t i = 0; i < norm.size();) {
-    size_t len = utf8_valid_sequence_at(std::string_view(norm).substr(i));
+  std::vector<std::pair<uint32_t, uint32_t>> spans;  // [symbol] byte offset, length in word
+  for (size_t i = 0; i < word.size();) {
+    size_t len = utf8_valid_sequence_at(word.substr(i));
     if (len == 0) len = 1;
-    ids.push_back(token_id(std::string_view(norm).substr(i, len)));
+    ids.push_back(token_id(word.substr(i, len)));
     spans.emplace_back(static_cast<uint32_t>(i), static_cast<uint32_t>(len));
     i += len;
   }
@@ -379,14 +431,14 @@ void Tokenizer::encode_sentencepiece(std::string_view text, bool first, std::vec
     }
     bool all_bytes = true;
     for (uint32_t b = 0; b < spans[k].second; ++b) {
-      all_bytes = all_bytes && byte_ids_[static_cast<uint8_t>(norm[spans[k].first + b])] >= 0;
+      all_bytes = all_bytes && byte_ids_[static_cast<uint8_t>(word[spans[k].first + b])] >= 0;
     }
     if (!all_bytes) {
       if (vocab_.unk_id >= 0) out.push_back(vocab_.unk_id);
       continue;
     }
     for (uint32_t b = 0; b < spans[k].second; ++b) {
-      out.push_back(byte_ids_[static_cast<uint8_t>(norm[spans[k].first + b])]);
+      out.push_back(byte_ids_[static_cast<uint8_t>(word[spans[k].first + b])]);
     }
   }
 }

@@ -92,7 +92,9 @@ class Tokenizer {
                        std::unordered_map<std::string, std::vector<int32_t>>& cache) const;
   void encode_byte_level(std::string_view text, std::vector<int32_t>& out,
                          std::unordered_map<std::string, std::vector<int32_t>>& cache) const;
-  void encode_sentencepiece(std::string_view text, bool first, std::vector<int32_t>& out) const;
+  void encode_sentencepiece(std::string_view text, bool first, std::vector<int32_t>& out,
+                            std::unordered_map<std::string, std::vector<int32_t>>& cache) const;
+  void encode_sentencepiece_word(std::string_view word, std::vector<int32_t>& out) const;
   // Merges the initial symbols of one word (their ids; -1 = no token) in rank order.
   void merge_word(std::vector<int32_t>& ids) const;
 
@@ -110,6 +112,8 @@ class Tokenizer {
   std::vector<std::vector<uint32_t>> specials_by_byte_;  // [256] indices, longest first
   std::unordered_map<std::string_view, uint32_t> special_index_;
   std::unordered_set<int32_t> eog_ids_;
+  // SentencePiece: characters some token has right before U+2581 (no word cut there).
+  std::unordered_set<std::string> chars_before_space_;
 };
 
 // GGUF metadata that describes `vocab` (tokenizer.ggml.*, tokenizer.chat_template), for
