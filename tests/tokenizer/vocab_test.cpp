@@ -127,6 +127,16 @@ TEST_P(GgufFamily, MatchesReferenceIds) {
   for (const auto& c : cases) {
     if (is_valid_utf8(c.text)) check_round_trip(**tok, c.text, GetParam());
   }
+  // Every token alone through the streaming decoder: valid UTF-8, and the bytes of the
+  // piece whenever the piece is itself valid.
+  for (int32_t id = 0; id < (*tok)->vocab_size(); ++id) {
+    IncrementalDecoder dec(**tok);
+    const std::string out = dec.add(id) + dec.flush();
+    ASSERT_TRUE(is_valid_utf8(out)) << GetParam() << " token " << id;
+    if (is_valid_utf8((*tok)->token_to_piece(id))) {
+      ASSERT_EQ(out, (*tok)->token_to_piece(id)) << id;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Tokenizer, GgufFamily,
@@ -172,7 +182,9 @@ TEST_P(HfFamily, MatchesReferenceIds) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Tokenizer, HfFamily,
-                         testing::Values(HfCase{"qwen2", "tokenizer-qwen3"}, HfCase{"llama-bpe", "tokenizer-llama3"}),
+                         testing::Values(HfCase{"qwen2", "tokenizer-qwen3"}, HfCase{"llama-bpe", "tokenizer-llama3"},
+                                         // Gemma 4 tokenizes like Gemma 3 on every case.
+                                         HfCase{"gemma-4", "tokenizer-gemma3"}),
                          [](const auto& param_info) {
                            std::string s = param_info.param.family;
                            for (char& c : s) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
@@ -201,6 +213,30 @@ TEST(TokenizerGguf, HfImportSurvivesGgufMetadata) {
       EXPECT_EQ((*tok)->encode(c.text, true, true), hf->encode(c.text, true, true)) << package << ": " << c.text;
     }
   }
+}
+
+// The mixed string of docs CLIENTS.md §3, whose ids were taken from @huggingface/tokenizers
+// (Qwen3) and tiktoken / gpt-tokenizer (o200k, without "<|im_start|>user\n").
+TEST(TokenizerReference, PublishedIds) {
+  LOAD_NPM_OR_SKIP(qwen, "tokenizer-qwen3");
+  LOAD_NPM_OR_SKIP(oss, "tokenizer-gptoss");
+  const std::string text = "Hello, world! \xE4\xBD\xA0\xE5\xA5\xBD \xC3\xBCn\xC3\xAF" "c\xC3\xB6" "d\xC3\xA9   spaces\n\n\tcode: for(i=0;i<10;i++){}  ";
+  const std::string special = "<|im_start|>user\n123456789 \xF0\x9F\x99\x82";
+  EXPECT_EQ(qwen->encode(text + special, false, true),
+            (std::vector<int32_t>{9707, 11, 1879, 0, 220, 108386, 10489, 77, 37572, 66, 2956, 128505, 256, 12621, 271,
+                                  43343, 25, 369, 1956, 28, 15, 4696, 27, 16, 15, 4696, 2457, 6257, 256, 151644, 872,
+                                  198, 16, 17, 18, 19, 20, 21, 22, 23, 24, 27484}));
+  EXPECT_EQ(oss->encode(text + "123456789 \xF0\x9F\x99\x82", false, true),
+            (std::vector<int32_t>{13225, 11, 2375, 0, 220, 177519, 86582, 191375, 43369, 377, 256, 18608, 279, 86873,
+                                  25, 395, 3649, 28, 15, 9372, 27, 702, 9372, 4352, 12083, 220, 220, 7633, 19354,
+                                  29338, 26192}));
+  // The same text is plain text without parse_special: <|im_start|> is not one token.
+  const auto plain = qwen->encode(special, false, false);
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), 151644), 0);
+  EXPECT_TRUE(qwen->is_eog(151645));  // <|im_end|>
+  EXPECT_TRUE(qwen->is_eog(151643));  // <|endoftext|>
+  EXPECT_TRUE(oss->is_eog(oss->token_id("<|return|>")));
+  EXPECT_FALSE(oss->is_eog(oss->token_id("<|end|>")));
 }
 
 // Random texts (code, CJK, emoji, combining marks, odd whitespace, special tokens) against
