@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
     nlohmann::ordered_json h;
     for (const auto& c : strata::golden::load_cases("tests/golden/cases.json")) {
       const auto bytes = strata::model::synthesize(c.synth, pool)->write_to_buffer();
-      h[c.name] = fmt::format("{:016x}", XXH3_64bits(bytes.data(), bytes.size()));
+      h[c.name] = strata::golden::weights_hash(bytes);
     }
     std::printf("%s\n", h.dump(1).c_str());
     return 0;
