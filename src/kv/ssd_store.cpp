@@ -180,7 +180,7 @@ Status SsdStore::reindex() {
       drop.push_back(path);
       continue;
     }
-    insert_locked(info->key, Rec{round_4k(info->file_bytes()), sb.st_mtim.tv_sec, info->depth});
+    insert_locked(info->key, Rec{round_4k(info->file_bytes()), sb.st_mtim.tv_sec, info->depth, 0});
   }
   ::closedir(d);
   for (const std::string& p : drop) ::unlink(p.c_str());
@@ -222,7 +222,7 @@ bool SsdStore::reserve_locked(uint64_t need, std::vector<std::string>* unlink_pa
   if (need > opt_.budget_bytes) return false;
   while (stats_.used_bytes + reserved_bytes_ + need > opt_.budget_bytes && !lru_.empty()) {
     const LruKey& k = *lru_.begin();
-    BlockKey victim{std::get<3>(k), std::get<2>(k)};
+    BlockKey victim{std::get<4>(k), std::get<3>(k)};
     unlink_paths->push_back(record_path(victim));
     erase_locked(victim, /*evicted=*/true);
   }
@@ -356,7 +356,7 @@ void SsdStore::do_write(SsdWrite& w) {
     }
     return;
   }
-  insert_locked(w.key, Rec{record_bytes_, now_seconds(), w.depth});
+  insert_locked(w.key, Rec{record_bytes_, now_seconds(), w.depth, next_use_seq_++});
   stats_.blocks_written++;
   stats_.bytes_written += info.file_bytes();
 }
@@ -376,6 +376,8 @@ void SsdStore::do_read(uint64_t ticket, const BlockKey& key) {
                  info->layout == opt_.layout && info->codec == opt_.codec &&
                  info->payload_bytes == encoded_block_bytes(opt_.layout, opt_.codec))) {
       done.status = error(ErrorCode::kCorrupt, "record does not match its name or this model");
+    } else {
+      done.payload_bytes = info->payload_bytes;
     }
   } else {
     done.status = bytes.status();
@@ -388,6 +390,7 @@ void SsdStore::do_read(uint64_t ticket, const BlockKey& key) {
       if (it != index_.end()) {  // touch: last use for eviction
         lru_.erase(lru_key(key, it->second));
         it->second.last_use = now_seconds();
+        it->second.use_seq = next_use_seq_++;
         lru_.insert(lru_key(key, it->second));
       }
       stats_.blocks_read++;

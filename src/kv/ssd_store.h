@@ -65,8 +65,9 @@ struct SsdReadDone {
   Status status;               // kNotFound (evicted/deleted), kCorrupt (dropped), kIo
   std::vector<uint8_t> bytes;  // the whole record; the payload starts at payload_offset
   size_t payload_offset = 0;
+  size_t payload_bytes = 0;
   std::span<const uint8_t> payload() const {
-    return std::span<const uint8_t>(bytes).subspan(payload_offset);
+    return std::span<const uint8_t>(bytes).subspan(payload_offset, payload_bytes);
   }
 };
 
@@ -116,10 +117,14 @@ class SsdStore {
     uint64_t bytes;
     int64_t last_use;  // seconds since the epoch (file mtime at open)
     int32_t depth;
+    uint64_t use_seq;  // order of use inside this process (0 for records found at open)
   };
-  // LRU order: oldest second first, deeper blocks first inside a second.
-  using LruKey = std::tuple<int64_t, int32_t, uint64_t, uint64_t>;
-  static LruKey lru_key(const BlockKey& k, const Rec& r) { return {r.last_use, -r.depth, k.hi, k.lo}; }
+  // LRU order: oldest second first; inside a second (a chain is written or read within one)
+  // deeper blocks first, then least recently used first.
+  using LruKey = std::tuple<int64_t, int32_t, uint64_t, uint64_t, uint64_t>;
+  static LruKey lru_key(const BlockKey& k, const Rec& r) {
+    return {r.last_use, -r.depth, r.use_seq, k.hi, k.lo};
+  }
 
   explicit SsdStore(SsdStoreOptions options);
   Status reindex();
@@ -148,6 +153,7 @@ class SsdStore {
   uint64_t reserved_bytes_ = 0;
   int writes_in_flight_ = 0;
   uint64_t next_ticket_ = 1;
+  uint64_t next_use_seq_ = 1;
   bool stop_ = false;
   SsdStats stats_;
   std::vector<std::thread> threads_;
