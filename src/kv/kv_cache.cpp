@@ -212,8 +212,7 @@ bool KvCache::admit_block(Sequence& s, SeqId id, const PrefixBlock& pb, std::spa
   IndexEntry* e = index_.find(pb.key);
   BlockId b;
   if (pb.tier == Tier::kDevice && full) {
-    b = BlockId{e->device_idx};
-    device_->acquire(b);  // the sequence's own reference
+    b = BlockId{e->device_idx};  // add_sequence's pin becomes the sequence's reference
   } else {
     std::optional<BlockId> nb = take_device_block();
     if (!nb) return false;
