@@ -79,20 +79,18 @@ void BlockPool::take(BlockId b) {
   meta_[i].num_uses = 1;
 }
 
-void BlockPool::acquire(BlockId b) {
+void BlockPool::acquire(BlockId b, bool count_use) {
   int32_t i = idx(b);
   if (meta_[i].ref == 0) unlink_free(i);
   meta_[i].ref++;
-  meta_[i].num_uses++;
+  if (count_use) meta_[i].num_uses++;
 }
 
 void BlockPool::release(BlockId b, uint64_t tick) {
   int32_t i = idx(b);
   STRATA_CHECK(meta_[i].ref > 0);
-  if (--meta_[i].ref == 0) {
-    meta_[i].last_use = tick;
-    link_free(i);
-  }
+  meta_[i].last_use = tick;
+  if (--meta_[i].ref == 0) link_free(i);
 }
 
 void BlockPool::set_cached(BlockId b, bool cached, int32_t depth) {

@@ -51,9 +51,10 @@ class BlockPool {
   // Take a free block for new content: reference 1, uses 1, not cached. The caller has
   // already moved or dropped what the block held.
   void take(BlockId b);
-  // One more reference (a sequence reusing a cached block); a free block leaves the free list.
-  void acquire(BlockId b);
-  // One reference less; at zero the block joins the free list as used at `tick`.
+  // One more reference (a sequence reusing a cached block, or an I/O pin: count_use false);
+  // a free block leaves the free list.
+  void acquire(BlockId b, bool count_use = true);
+  // One reference less, last used at `tick`; at zero the block joins the free list.
   void release(BlockId b, uint64_t tick);
   // Mark whether the block's content is findable (in the index), and its chain depth.
   void set_cached(BlockId b, bool cached, int32_t depth);

@@ -30,7 +30,8 @@ KvCache::KvCache(KvCacheOptions options)
     : opt_(std::move(options)),
       codec_(opt_.lower_tier_int8 ? BlockCodec::kInt8 : BlockCodec::kRaw) {}
 
-KvCache::~KvCache() = default;
+// The SSD store goes first: its I/O threads may still be writing from device blocks.
+KvCache::~KvCache() { ssd_.reset(); }
 
 Result<std::unique_ptr<KvCache>> KvCache::create(KvCacheOptions options) {
   STRATA_RETURN_IF_ERROR(options.layout.validate());
@@ -48,6 +49,7 @@ Result<std::unique_ptr<KvCache>> KvCache::create(KvCacheOptions options) {
   c->device_ = std::make_unique<BlockPool>(c->opt_.device_blocks, l.block_bytes(), std::move(dmem),
                                            c->opt_.shared_min_uses);
   c->device_key_.resize(static_cast<size_t>(c->opt_.device_blocks));
+  c->io_pins_.assign(static_cast<size_t>(c->opt_.device_blocks), 0);
   size_t slot_bytes = (encoded_block_bytes(l, c->codec_) + 63) & ~size_t{63};
   int64_t host_slots = static_cast<int64_t>(c->opt_.host_bytes / slot_bytes);
   if (host_slots > 0) {
@@ -67,6 +69,7 @@ Result<std::unique_ptr<KvCache>> KvCache::create(KvCacheOptions options) {
     so.num_io_threads = c->opt_.num_io_threads;
     so.fsync = c->opt_.ssd_fsync;
     so.writer = c->opt_.ssd_writer;
+    so.max_queued_writes = static_cast<size_t>(std::max(1, c->opt_.ssd_max_inflight_writes));
     STRATA_ASSIGN_OR_RETURN(c->ssd_, SsdStore::open(std::move(so)));
   }
   return c;
@@ -241,6 +244,7 @@ bool KvCache::admit_block(Sequence& s, SeqId id, const PrefixBlock& pb, std::spa
 SeqId KvCache::add_sequence(std::span<const int32_t> prompt, const ExtraKey& extra,
                             int32_t max_cached_tokens) {
   if (max_cached_tokens < 0) max_cached_tokens = std::max<int32_t>(0, static_cast<int32_t>(prompt.size()) - 1);
+  reap_writes();
   const SeqId id{next_seq_++};
   Sequence& s = seqs_[static_cast<int64_t>(id)];
   s.extra = extra;
@@ -275,6 +279,7 @@ void KvCache::set_on_io_done(std::function<void()> fn) {
 std::vector<SeqId> KvCache::poll() {
   std::vector<SeqId> ready;
   if (!ssd_) return ready;
+  reap_writes();
   const int32_t bt = opt_.layout.block_tokens;
   for (SsdReadDone& done : ssd_->take_completed_reads()) {
     auto it = pending_.find(done.ticket);
@@ -339,6 +344,7 @@ std::span<const BlockId> KvCache::block_table(SeqId seq) const { return seq_ref(
 Alloc KvCache::allocate(SeqId seq, int32_t num_new_tokens) {
   Sequence& s = seq_ref(seq);
   STRATA_CHECK_MSG(s.num_pending == 0, "allocate() before the sequence is ready");
+  reap_writes();
   const int64_t bt = opt_.layout.block_tokens;
   int64_t want = (static_cast<int64_t>(s.tokens.size()) + num_new_tokens + bt - 1) / bt;
   int64_t need = want - static_cast<int64_t>(s.blocks.size());
@@ -357,16 +363,55 @@ void KvCache::on_block_full(Sequence& s, int32_t block_idx) {
   s.keys.push_back(key);
   BlockId b = s.blocks[block_idx];
   index_device_block(b, key, parent, block_idx, toks);
-  if (ssd_ && !ssd_->contains(key)) {  // write behind: the engine copies, the I/O thread writes
+  if (ssd_ && !ssd_->contains(key)) {
+    if (write_backlog_.size() >= static_cast<size_t>(opt_.ssd_backlog_blocks)) {
+      write_backlog_.pop_front();
+      totals_.ssd_writes_skipped++;
+    }
+    write_backlog_.push_back(key);
+    pump_writes();
+  }
+}
+
+void KvCache::pump_writes() {
+  while (!write_backlog_.empty() && writes_in_flight_ < opt_.ssd_max_inflight_writes) {
+    const BlockKey key = write_backlog_.front();
+    write_backlog_.pop_front();
+    const IndexEntry* e = index_.find(key);
+    if (e == nullptr || e->device_idx < 0) {
+      totals_.ssd_writes_skipped++;  // evicted before its turn
+      continue;
+    }
+    if (ssd_->contains(key)) continue;
+    const BlockId b{e->device_idx};
     SsdWrite w;
     w.key = key;
-    w.parent = parent;
-    w.depth = block_idx;
-    w.tokens.assign(toks.begin(), toks.end());
-    w.payload.resize(encoded_block_bytes(opt_.layout, codec_));
-    encode_block(opt_.layout, codec_, device_->data(b), w.payload.data());
-    (void)ssd_->submit_write(std::move(w));  // a dropped write is counted, never waited on
+    w.parent = e->parent;
+    w.depth = e->depth;
+    w.tokens = e->tokens;
+    w.block = device_->data(b);
+    w.cookie = static_cast<uint64_t>(idx(b));
+    device_->acquire(b, /*count_use=*/false);  // pinned until the write is done
+    io_pins_[idx(b)]++;
+    if (ssd_->submit_write(std::move(w))) {
+      writes_in_flight_++;
+    } else {  // already present or queued, or writing stopped: counted by the store
+      io_pins_[idx(b)]--;
+      device_->release(b, device_->last_use(b));
+    }
   }
+}
+
+void KvCache::reap_writes() {
+  if (!ssd_) return;
+  for (uint64_t cookie : ssd_->take_completed_writes()) {
+    const BlockId b{static_cast<int32_t>(cookie)};
+    STRATA_CHECK(io_pins_[idx(b)] > 0);
+    io_pins_[idx(b)]--;
+    writes_in_flight_--;
+    device_->release(b, device_->last_use(b));  // keeps its place in LRU order
+  }
+  pump_writes();
 }
 
 void KvCache::commit(SeqId seq, std::span<const int32_t> tokens) {
@@ -429,7 +474,12 @@ CacheStats KvCache::stats() const {
 }
 
 void KvCache::flush() {
-  if (ssd_) ssd_->flush();
+  if (!ssd_) return;
+  for (;;) {
+    reap_writes();
+    if (write_backlog_.empty() && writes_in_flight_ == 0) return;
+    ssd_->flush();
+  }
 }
 
 void KvCache::check_invariants() const {
@@ -465,7 +515,8 @@ void KvCache::check_invariants() const {
     STRATA_CHECK(s.keys.size() == s.tokens.size() / static_cast<size_t>(opt_.layout.block_tokens));
   }
   for (int32_t b = 0; b < device_->num_blocks(); ++b) {
-    STRATA_CHECK_MSG(refs[b] == device_->ref_count(BlockId{b}), "a device block's references != its users");
+    STRATA_CHECK_MSG(refs[b] + io_pins_[b] == device_->ref_count(BlockId{b}),
+                     "a device block's references != its users + its I/O pins");
   }
 }
 

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -50,6 +51,10 @@ struct KvCacheOptions {
   int32_t shared_min_uses = 4;    // a block used by this many sequences is evicted last
   int num_io_threads = 2;
   bool ssd_fsync = true;
+  // Write-behind: full blocks wait in a backlog (keys only) and are written straight from
+  // their device block, which stays pinned (not evictable) while its write is in flight.
+  int32_t ssd_max_inflight_writes = 32;
+  int32_t ssd_backlog_blocks = 4096;  // beyond this the oldest pending write is skipped
   std::shared_ptr<RecordWriter> ssd_writer;  // tests inject faults here; null: real files
   // Memory for the tiers; null: aligned RAM. (CUDA: device memory / pinned host memory.)
   std::function<Result<std::unique_ptr<BlockMemory>>(size_t)> device_memory;
@@ -91,6 +96,7 @@ struct CacheStats {
   uint64_t host_bytes_read = 0;
   int64_t host_blocks_evicted = 0;
   int64_t ssd_reads_wasted = 0;     // prefetches whose sequence gave up or left
+  int64_t ssd_writes_skipped = 0;   // full blocks evicted or pushed out of the backlog unwritten
   SsdStats ssd;                     // written, read, evicted, dropped, failures
 };
 
@@ -123,6 +129,7 @@ class KvCache {
   bool is_ready(SeqId seq) const;
   // Apply finished SSD reads; returns the sequences that became ready. A failed or corrupt
   // read cuts that sequence's cached prefix before the block (it recomputes from there).
+  // Also unpins blocks whose write-behind finished and queues more: call it every step.
   std::vector<SeqId> poll();
   // Called on an I/O thread when a read finishes (to wake the engine's queue); may be null.
   void set_on_io_done(std::function<void()> fn);
@@ -176,6 +183,8 @@ class KvCache {
   bool admit_block(Sequence& s, SeqId id, const PrefixBlock& pb, std::span<const int32_t> prompt);
   void on_block_full(Sequence& s, int32_t block_idx);
   void truncate(Sequence& s, int32_t block_idx);
+  void reap_writes();  // unpin blocks whose SSD write finished, then pump_writes()
+  void pump_writes();  // queue backlog blocks still resident, up to the in-flight limit
   RequestStats compute_stats(const Sequence& s) const;
 
   KvCacheOptions opt_;
@@ -188,6 +197,9 @@ class KvCache {
   std::vector<BlockKey> host_key_;    // key of each cached host slot
   std::unordered_map<int64_t, Sequence> seqs_;
   std::unordered_map<uint64_t, PendingRead> pending_;
+  std::vector<int32_t> io_pins_;          // per device block: SSD writes reading it
+  std::deque<BlockKey> write_backlog_;    // full blocks to write behind, oldest first
+  int32_t writes_in_flight_ = 0;
   int64_t next_seq_ = 1;
   uint64_t tick_ = 1;
   CacheStats totals_;

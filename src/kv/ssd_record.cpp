@@ -60,12 +60,11 @@ std::vector<uint8_t> encode_record_head(const RecordInfo& info) {
   return out;
 }
 
-std::array<uint8_t, 16> record_trailer(std::span<const uint8_t> head, std::span<const uint8_t> payload) {
+std::array<uint8_t, 16> record_trailer(std::span<const std::span<const uint8_t>> parts) {
   XXH3_state_t st;
   XXH3_INITSTATE(&st);
   XXH3_128bits_reset(&st);
-  XXH3_128bits_update(&st, head.data(), head.size());
-  XXH3_128bits_update(&st, payload.data(), payload.size());
+  for (std::span<const uint8_t> p : parts) XXH3_128bits_update(&st, p.data(), p.size());
   XXH128_hash_t h = XXH3_128bits_digest(&st);
   std::array<uint8_t, 16> out;
   std::memcpy(out.data(), &h.low64, 8);
@@ -120,7 +119,8 @@ Result<RecordInfo> verify_record(std::span<const uint8_t> bytes, size_t* payload
                                                   bytes.size(), info.file_bytes()));
   }
   size_t head = kRecordHeaderBytes + 4 * static_cast<size_t>(info.num_tokens);
-  auto trailer = record_trailer(bytes.subspan(0, head), bytes.subspan(head, info.payload_bytes));
+  std::span<const uint8_t> parts[2] = {bytes.subspan(0, head), bytes.subspan(head, info.payload_bytes)};
+  auto trailer = record_trailer(parts);
   if (std::memcmp(trailer.data(), bytes.data() + bytes.size() - 16, 16) != 0) {
     return error(ErrorCode::kCorrupt, "record checksum mismatch");
   }

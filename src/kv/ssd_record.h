@@ -52,8 +52,9 @@ struct RecordInfo {
 
 // The bytes before the payload (header + token ids) for `info` (info.tokens filled).
 std::vector<uint8_t> encode_record_head(const RecordInfo& info);
-// The 16-byte trailer: XXH3-128 over head then payload.
-std::array<uint8_t, 16> record_trailer(std::span<const uint8_t> head, std::span<const uint8_t> payload);
+// The 16-byte trailer: XXH3-128 over the concatenation of `parts` (head, then the payload,
+// which may come in several pieces).
+std::array<uint8_t, 16> record_trailer(std::span<const std::span<const uint8_t>> parts);
 
 // Parse and check the head of a record (header + token ids; `bytes` may hold more). Checks
 // magic, version and the header checksum; kCorrupt / kUnsupported otherwise. Does not read

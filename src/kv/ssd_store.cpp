@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -148,47 +149,69 @@ SsdStore::~SsdStore() {
 std::string SsdStore::record_path(const BlockKey& key) const { return dir_ + "/" + key.to_hex() + kExt; }
 
 // Reads only each record's head (128 bytes + token ids) and its size; the payload is checked
-// when the record is read for use.
+// when the record is read for use. Heads are read by several threads: with a cold page cache
+// each is a small random read, and the disk serves several at once.
 Status SsdStore::reindex() {
   DIR* d = ::opendir(dir_.c_str());
   if (d == nullptr) return errno_status(errno, "open KV cache directory " + dir_);
-  const size_t head_max = kRecordHeaderBytes + 4 * static_cast<size_t>(opt_.layout.block_tokens);
-  const uint64_t payload_bytes = encoded_block_bytes(opt_.layout, opt_.codec);
-  std::vector<uint8_t> head(head_max);
+  std::vector<std::string> names;
   std::vector<std::string> drop;
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
     if (name == "." || name == "..") continue;
-    std::string path = dir_ + "/" + name;
     if (!name.ends_with(kExt) || name.size() != 32 + std::strlen(kExt)) {
-      drop.push_back(path);  // temporary files of an interrupted write, strays
-      continue;
+      drop.push_back(dir_ + "/" + name);  // temporary files of an interrupted write, strays
+    } else {
+      names.push_back(std::move(name));
     }
-    int fd = ::openat(::dirfd(d), name.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    struct stat sb {};
-    ssize_t n = ::fstat(fd, &sb) == 0 ? ::pread(fd, head.data(), head_max, 0) : -1;
-    ::close(fd);
-    Result<RecordInfo> info =
-        n > 0 ? parse_record_head(std::span<const uint8_t>(head.data(), static_cast<size_t>(n)))
-              : Result<RecordInfo>(error(ErrorCode::kCorrupt, "unreadable"));
-    bool ok = info.is_ok() && info->fingerprint == opt_.fingerprint &&
-              info->layout == opt_.layout && info->codec == opt_.codec &&
-              info->payload_bytes == payload_bytes && info->key.to_hex() + kExt == name &&
-              static_cast<uint64_t>(sb.st_size) == info->file_bytes();
-    if (!ok) {
-      drop.push_back(path);
-      continue;
-    }
-    insert_locked(info->key, Rec{round_4k(info->file_bytes()), sb.st_mtim.tv_sec, info->depth, 0});
   }
   ::closedir(d);
+  struct Found {
+    BlockKey key;
+    Rec rec;
+  };
+  const size_t num_threads = std::min<size_t>(8, 1 + names.size() / 512);
+  std::vector<std::vector<Found>> found(num_threads);
+  std::vector<std::vector<std::string>> bad(num_threads);
+  auto scan = [&](size_t t) {
+    const size_t head_max = kRecordHeaderBytes + 4 * static_cast<size_t>(opt_.layout.block_tokens);
+    const uint64_t payload_bytes = encoded_block_bytes(opt_.layout, opt_.codec);
+    std::vector<uint8_t> head(head_max);
+    for (size_t i = t; i < names.size(); i += num_threads) {
+      std::string path = dir_ + "/" + names[i];
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      struct stat sb {};
+      ssize_t n = ::fstat(fd, &sb) == 0 ? ::pread(fd, head.data(), head_max, 0) : -1;
+      ::close(fd);
+      Result<RecordInfo> info =
+          n > 0 ? parse_record_head(std::span<const uint8_t>(head.data(), static_cast<size_t>(n)))
+                : Result<RecordInfo>(error(ErrorCode::kCorrupt, "unreadable"));
+      bool ok = info.is_ok() && info->fingerprint == opt_.fingerprint &&
+                info->layout == opt_.layout && info->codec == opt_.codec &&
+                info->payload_bytes == payload_bytes && info->key.to_hex() + kExt == names[i] &&
+                static_cast<uint64_t>(sb.st_size) == info->file_bytes();
+      if (ok) {
+        found[t].push_back({info->key, Rec{round_4k(info->file_bytes()), sb.st_mtim.tv_sec, info->depth, 0}});
+      } else {
+        bad[t].push_back(std::move(path));
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < num_threads; ++t) threads.emplace_back(scan, t);
+  scan(0);
+  for (std::thread& t : threads) t.join();
+  std::lock_guard lock(mu_);
+  for (size_t t = 0; t < num_threads; ++t) {
+    for (const Found& f : found[t]) insert_locked(f.key, f.rec);
+    drop.insert(drop.end(), bad[t].begin(), bad[t].end());
+  }
   for (const std::string& p : drop) ::unlink(p.c_str());
   stats_.dropped_at_open = static_cast<int64_t>(drop.size());
   stats_.indexed_at_open = static_cast<int64_t>(index_.size());
   // The budget may have shrunk since the last run.
   std::vector<std::string> evict;
-  std::lock_guard lock(mu_);
   reserve_locked(0, &evict);
   for (const std::string& p : evict) ::unlink(p.c_str());
   if (!drop.empty()) {
@@ -278,6 +301,13 @@ std::vector<SsdReadDone> SsdStore::take_completed_reads() {
   return out;
 }
 
+std::vector<uint64_t> SsdStore::take_completed_writes() {
+  std::lock_guard lock(mu_);
+  std::vector<uint64_t> out;
+  out.swap(writes_done_);
+  return out;
+}
+
 void SsdStore::set_on_read_done(std::function<void()> fn) {
   std::lock_guard lock(mu_);
   on_read_done_ = std::move(fn);
@@ -312,6 +342,7 @@ void SsdStore::io_loop() {
       lock.unlock();
       do_write(w);
       lock.lock();
+      if (w.block != nullptr) writes_done_.push_back(w.cookie);
       writes_in_flight_--;
       queued_.erase(w.key);
       if (writes_.empty() && writes_in_flight_ == 0) idle_cv_.notify_all();
@@ -340,10 +371,24 @@ void SsdStore::do_write(SsdWrite& w) {
   info.depth = w.depth;
   info.num_tokens = static_cast<int32_t>(w.tokens.size());
   info.tokens = std::move(w.tokens);
-  info.payload_bytes = w.payload.size();
+  info.payload_bytes = encoded_block_bytes(opt_.layout, opt_.codec);
   std::vector<uint8_t> head = encode_record_head(info);
-  auto trailer = record_trailer(head, w.payload);
-  std::span<const uint8_t> parts[3] = {head, w.payload, trailer};
+  // Parts: head, payload (one or two pieces), trailer. A raw block is written straight from
+  // its RAM-tier memory: KV, then the state blob.
+  std::vector<std::span<const uint8_t>> parts = {head};
+  if (w.block != nullptr && opt_.codec == BlockCodec::kRaw) {
+    parts.emplace_back(w.block, opt_.layout.kv_bytes());
+    parts.emplace_back(w.block + opt_.layout.state_offset(), static_cast<size_t>(opt_.layout.state_bytes));
+  } else {
+    if (w.block != nullptr) {
+      w.payload.resize(info.payload_bytes);
+      encode_block(opt_.layout, opt_.codec, w.block, w.payload.data());
+    }
+    STRATA_CHECK(w.payload.size() == info.payload_bytes);
+    parts.emplace_back(w.payload);
+  }
+  auto trailer = record_trailer(parts);
+  parts.emplace_back(trailer);
   Status st = opt_.writer->write(dir_, w.key.to_hex() + kExt, parts, opt_.fsync);
   std::lock_guard lock(mu_);
   reserved_bytes_ -= record_bytes_;

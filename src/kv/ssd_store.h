@@ -56,7 +56,12 @@ struct SsdWrite {
   BlockKey parent;
   int32_t depth = 0;
   std::vector<int32_t> tokens;   // [block_tokens] i32
-  std::vector<uint8_t> payload;  // [encoded_block_bytes] in the store's codec
+  // Either the payload, already encoded ([encoded_block_bytes] in the store's codec)...
+  std::vector<uint8_t> payload;
+  // ...or a RAM-tier block ([layout.block_bytes()], layout.h) that the I/O thread encodes or
+  // writes as it is. It must stay unchanged until take_completed_writes() returns `cookie`.
+  const uint8_t* block = nullptr;
+  uint64_t cookie = 0;
 };
 
 struct SsdReadDone {
@@ -103,6 +108,9 @@ class SsdStore {
   // Queue a read (ahead of writes); the result comes from take_completed_reads().
   uint64_t submit_read(const BlockKey& key);
   std::vector<SsdReadDone> take_completed_reads();
+  // Cookies of queued writes with a `block` that are finished (written or dropped): their
+  // blocks may change again.
+  std::vector<uint64_t> take_completed_writes();
   // Called on an I/O thread after each finished read (e.g. to wake the engine's queue).
   void set_on_read_done(std::function<void()> fn);
 
@@ -149,6 +157,7 @@ class SsdStore {
   std::deque<SsdWrite> writes_;
   std::deque<std::pair<uint64_t, BlockKey>> reads_;
   std::vector<SsdReadDone> done_;
+  std::vector<uint64_t> writes_done_;
   std::function<void()> on_read_done_;
   uint64_t reserved_bytes_ = 0;
   int writes_in_flight_ = 0;
