@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -357,6 +358,46 @@ TEST(KvCache, StateBlobTravelsWithItsBlock) {
   check_state(*c, s, 0, 3);
   check_state(*c, s, 1, 7);
   c->free(s);
+}
+
+// Fails every write after `ok_writes`, like a disk that fills up.
+class FullDiskWriter final : public RecordWriter {
+ public:
+  explicit FullDiskWriter(int ok_writes) : left_(ok_writes) {}
+  Status write(const std::string& dir, const std::string& name,
+               std::span<const std::span<const uint8_t>> parts, bool fsync) override {
+    if (left_-- <= 0) return error(ErrorCode::kResourceExhausted, "write: No space left on device");
+    return real_->write(dir, name, parts, fsync);
+  }
+
+ private:
+  std::atomic<int> left_;
+  std::shared_ptr<RecordWriter> real_ = make_file_record_writer();
+};
+
+TEST(KvCache, FullDiskStopsWriteBehindServingGoesOn) {
+  TempDir tmp;
+  KvCacheOptions o = make_options(tiny_layout(), 32);
+  o.ssd_dir = tmp.path;
+  o.ssd_bytes = 1 << 20;
+  o.ssd_writer = std::make_shared<FullDiskWriter>(2);
+  auto c = KvCache::create(o).value();
+  std::vector<int32_t> a = iota_tokens(24);
+  run_request(*c, a);
+  c->flush();
+  CacheStats st = c->stats();
+  EXPECT_TRUE(st.ssd.writes_stopped);
+  EXPECT_EQ(st.ssd.blocks_written, 2);
+  // Still serving: from the device tier, and new requests run.
+  SeqId s = c->add_sequence(a, {});
+  EXPECT_EQ(c->num_cached_tokens(s), 23);
+  EXPECT_TRUE(kv_matches(*c, s, a, 23));
+  run_tokens(*c, s, std::span<const int32_t>(a).subspan(23));
+  c->free(s);
+  run_request(*c, iota_tokens(30, 700));
+  c->flush();
+  EXPECT_EQ(c->stats().ssd.blocks_written, 2);
+  c->check_invariants();
 }
 
 // Random requests over a few shared prefixes: after every operation the invariants hold and
