@@ -60,8 +60,7 @@ void store(DType t, uint8_t* row, int i, float v) {
 
 bool codec_supports(BlockCodec codec, const KvLayout& layout) {
   if (codec == BlockCodec::kRaw) return true;
-  return layout.dtype == DType::kF16 || layout.dtype == DType::kBF16 ||
-         layout.dtype == DType::kF32;
+  return layout.dtype == DType::kF16 || layout.dtype == DType::kBF16 || layout.dtype == DType::kF32;
 }
 
 size_t encoded_block_bytes(const KvLayout& layout, BlockCodec codec) {

@@ -12,8 +12,7 @@ BlockKey block_key(const Fingerprint& fingerprint, const BlockKey& parent,
   // from any full block's.
   struct Head {
     uint64_t fp_lo, fp_hi, parent_lo, parent_hi, extra_lo, extra_hi, num_tokens;
-  } head{fingerprint.lo, fingerprint.hi, parent.lo, parent.hi, extra.lo, extra.hi,
-         tokens.size()};
+  } head{fingerprint.lo, fingerprint.hi, parent.lo, parent.hi, extra.lo, extra.hi, tokens.size()};
   XXH3_state_t st;
   XXH3_INITSTATE(&st);
   XXH3_128bits_reset(&st);

@@ -1,10 +1,10 @@
 // BlockPool: reference counts and the eviction-ordered free list.
 #include "kv/block_pool.h"
 
+#include <fmt/format.h>
+
 #include <cstdlib>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "core/check.h"
 
@@ -29,9 +29,9 @@ Result<std::unique_ptr<BlockMemory>> allocate_host_memory(size_t bytes) {
   if (rounded == 0) rounded = 4096;
   void* p = std::aligned_alloc(4096, rounded);
   if (p == nullptr) {
-    return error(ErrorCode::kResourceExhausted,
-                 fmt::format("cannot allocate {} MiB for KV blocks; lower the tier's size",
-                             rounded >> 20));
+    return error(
+        ErrorCode::kResourceExhausted,
+        fmt::format("cannot allocate {} MiB for KV blocks; lower the tier's size", rounded >> 20));
   }
   std::memset(p, 0, rounded);
   return std::unique_ptr<BlockMemory>(new AlignedMemory(static_cast<uint8_t*>(p), rounded));

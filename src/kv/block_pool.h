@@ -43,7 +43,9 @@ class BlockPool {
   int32_t num_free() const { return static_cast<int32_t>(free_.size()); }
   size_t block_bytes() const { return block_bytes_; }
   uint8_t* data(BlockId b) { return base_ + static_cast<size_t>(idx(b)) * block_bytes_; }
-  const uint8_t* data(BlockId b) const { return base_ + static_cast<size_t>(idx(b)) * block_bytes_; }
+  const uint8_t* data(BlockId b) const {
+    return base_ + static_cast<size_t>(idx(b)) * block_bytes_;
+  }
   uint8_t* base() { return base_; }
 
   // The next victim in eviction order, or nullopt when every block is referenced.

@@ -1,10 +1,10 @@
 // KvCache: admission, allocation, commits and tier moves over the pool, index and tiers.
 #include "kv/kv_cache.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "core/check.h"
 #include "core/log.h"
@@ -13,9 +13,12 @@ namespace strata::kv {
 
 const char* tier_name(Tier tier) {
   switch (tier) {
-    case Tier::kDevice: return "device";
-    case Tier::kHost: return "host";
-    case Tier::kSsd: return "ssd";
+    case Tier::kDevice:
+      return "device";
+    case Tier::kHost:
+      return "host";
+    case Tier::kSsd:
+      return "ssd";
   }
   return "?";
 }
@@ -42,7 +45,8 @@ Result<std::unique_ptr<KvCache>> KvCache::create(KvCacheOptions options) {
   const KvLayout& l = c->opt_.layout;
   if (!codec_supports(c->codec_, l)) {
     return error(ErrorCode::kInvalidArgument,
-                 fmt::format("int8 lower-tier storage needs F16, BF16 or F32 KV, not {}", dtype_name(l.dtype)));
+                 fmt::format("int8 lower-tier storage needs F16, BF16 or F32 KV, not {}",
+                             dtype_name(l.dtype)));
   }
   auto device_alloc = c->opt_.device_memory ? c->opt_.device_memory : allocate_host_memory;
   STRATA_ASSIGN_OR_RETURN(auto dmem, device_alloc(l.block_bytes() * c->opt_.device_blocks));
@@ -78,7 +82,9 @@ Result<std::unique_ptr<KvCache>> KvCache::create(KvCacheOptions options) {
 uint8_t* KvCache::k_ptr(BlockId b, int32_t layer) {
   return device_->data(b) + static_cast<size_t>(layer) * 2 * opt_.layout.layer_bytes();
 }
-uint8_t* KvCache::v_ptr(BlockId b, int32_t layer) { return k_ptr(b, layer) + opt_.layout.layer_bytes(); }
+uint8_t* KvCache::v_ptr(BlockId b, int32_t layer) {
+  return k_ptr(b, layer) + opt_.layout.layer_bytes();
+}
 uint8_t* KvCache::state_ptr(BlockId b) { return device_->data(b) + opt_.layout.state_offset(); }
 
 KvCache::Sequence& KvCache::seq_ref(SeqId seq) {
@@ -95,7 +101,8 @@ const KvCache::Sequence& KvCache::seq_ref(SeqId seq) const {
 PrefixMatch KvCache::lookup(std::span<const int32_t> tokens, const ExtraKey& extra,
                             int32_t max_tokens) const {
   const int32_t bt = opt_.layout.block_tokens;
-  size_t limit = max_tokens < 0 ? tokens.size() : std::min(tokens.size(), static_cast<size_t>(max_tokens));
+  size_t limit =
+      max_tokens < 0 ? tokens.size() : std::min(tokens.size(), static_cast<size_t>(max_tokens));
   PrefixMatch m;
   BlockKey parent = chain_root(opt_.fingerprint, extra);
   size_t pos = 0;
@@ -144,56 +151,6 @@ PrefixMatch KvCache::lookup(std::span<const int32_t> tokens, const ExtraKey& ext
   return m;
 }
 
-std::optional<BlockId> KvCache::take_device_block() {
-  std::optional<BlockId> b = device_->peek_victim();
-  if (!b) return std::nullopt;
-  if (device_->is_cached(*b)) evict_device(*b);
-  device_->take(*b);
-  return b;
-}
-
-std::optional<int32_t> KvCache::take_host_slot() {
-  std::optional<BlockId> s = host_->peek_victim();
-  if (!s) return std::nullopt;
-  if (host_->is_cached(*s)) evict_host(idx(*s));
-  host_->take(*s);
-  return idx(*s);
-}
-
-// A cached device block leaves the device tier: its bytes move down to the host tier (unless
-// already there); its index entry goes when no RAM tier holds it (the SSD may still have it).
-void KvCache::evict_device(BlockId b) {
-  const BlockKey key = device_key_[idx(b)];
-  IndexEntry* e = index_.find(key);
-  STRATA_CHECK(e != nullptr && e->device_idx == idx(b));
-  if (host_ && e->host_idx < 0) {
-    if (std::optional<int32_t> slot = take_host_slot()) {
-      encode_block(opt_.layout, codec_, device_->data(b), host_->data(BlockId{*slot}));
-      e = index_.find(key);  // evict_host may have rehashed the map
-      e->host_idx = *slot;
-      host_key_[*slot] = key;
-      host_->set_cached(BlockId{*slot}, true, e->depth);
-      host_->release(BlockId{*slot}, device_->last_use(b));  // keeps its place in LRU order
-      totals_.host_blocks_written++;
-      totals_.host_bytes_written += encoded_block_bytes(opt_.layout, codec_);
-    }
-  }
-  e->device_idx = -1;
-  device_->set_cached(b, false, 0);
-  totals_.device_blocks_evicted++;
-  index_.erase_if_not_resident(key);
-}
-
-void KvCache::evict_host(int32_t slot) {
-  const BlockKey key = host_key_[slot];
-  IndexEntry* e = index_.find(key);
-  STRATA_CHECK(e != nullptr && e->host_idx == slot);
-  e->host_idx = -1;
-  host_->set_cached(BlockId{slot}, false, 0);
-  totals_.host_blocks_evicted++;
-  index_.erase_if_not_resident(key);
-}
-
 void KvCache::index_device_block(BlockId b, const BlockKey& key, const BlockKey& parent,
                                  int32_t depth, std::span<const int32_t> tokens) {
   IndexEntry& e = index_.insert(key, parent, depth, tokens);
@@ -206,7 +163,8 @@ void KvCache::index_device_block(BlockId b, const BlockKey& key, const BlockKey&
 // Take the matched block `pb` into the sequence as its next block; false when the device
 // tier has no block left for it (the match is cut there). Device and host blocks of the
 // match were acquired by add_sequence, so taking a block cannot evict them.
-bool KvCache::admit_block(Sequence& s, SeqId id, const PrefixBlock& pb, std::span<const int32_t> prompt) {
+bool KvCache::admit_block(Sequence& s, SeqId id, const PrefixBlock& pb,
+                          std::span<const int32_t> prompt) {
   const int32_t bt = opt_.layout.block_tokens;
   const int32_t i = static_cast<int32_t>(s.blocks.size());
   const bool full = pb.num_tokens == bt;
@@ -221,7 +179,8 @@ bool KvCache::admit_block(Sequence& s, SeqId id, const PrefixBlock& pb, std::spa
     if (!nb) return false;
     b = *nb;
     if (pb.tier == Tier::kDevice) {  // a partial hit: copy, never write into a shared block
-      std::memcpy(device_->data(b), device_->data(BlockId{e->device_idx}), opt_.layout.block_bytes());
+      std::memcpy(device_->data(b), device_->data(BlockId{e->device_idx}),
+                  opt_.layout.block_bytes());
     } else if (pb.tier == Tier::kHost) {
       decode_block(opt_.layout, codec_, host_->data(BlockId{e->host_idx}), device_->data(b));
       totals_.host_blocks_read++;
@@ -243,7 +202,8 @@ bool KvCache::admit_block(Sequence& s, SeqId id, const PrefixBlock& pb, std::spa
 
 SeqId KvCache::add_sequence(std::span<const int32_t> prompt, const ExtraKey& extra,
                             int32_t max_cached_tokens) {
-  if (max_cached_tokens < 0) max_cached_tokens = std::max<int32_t>(0, static_cast<int32_t>(prompt.size()) - 1);
+  if (max_cached_tokens < 0)
+    max_cached_tokens = std::max<int32_t>(0, static_cast<int32_t>(prompt.size()) - 1);
   reap_writes();
   const SeqId id{next_seq_++};
   Sequence& s = seqs_[static_cast<int64_t>(id)];
@@ -263,7 +223,8 @@ SeqId KvCache::add_sequence(std::span<const int32_t> prompt, const ExtraKey& ext
   for (size_t k = 0; k < m.blocks.size(); ++k) {
     const PrefixBlock& pb = m.blocks[k];
     const IndexEntry* e = index_.find(pb.key);
-    bool kept = k < admitted && pb.tier == Tier::kDevice && pb.num_tokens == opt_.layout.block_tokens;
+    bool kept =
+        k < admitted && pb.tier == Tier::kDevice && pb.num_tokens == opt_.layout.block_tokens;
     if (pb.tier == Tier::kDevice && !kept) device_->release(BlockId{e->device_idx}, tick);
     if (pb.tier == Tier::kHost) host_->release(BlockId{e->host_idx}, tick);
   }
@@ -274,35 +235,6 @@ bool KvCache::is_ready(SeqId seq) const { return seq_ref(seq).num_pending == 0; 
 
 void KvCache::set_on_io_done(std::function<void()> fn) {
   if (ssd_) ssd_->set_on_read_done(std::move(fn));
-}
-
-std::vector<SeqId> KvCache::poll() {
-  std::vector<SeqId> ready;
-  if (!ssd_) return ready;
-  reap_writes();
-  const int32_t bt = opt_.layout.block_tokens;
-  for (SsdReadDone& done : ssd_->take_completed_reads()) {
-    auto it = pending_.find(done.ticket);
-    if (it == pending_.end()) {
-      totals_.ssd_reads_wasted++;
-      continue;
-    }
-    PendingRead pr = it->second;
-    pending_.erase(it);
-    Sequence& s = seq_ref(pr.seq);
-    s.num_pending--;
-    if (done.status.is_ok()) {
-      BlockId b = s.blocks[pr.block_idx];
-      decode_block(opt_.layout, codec_, done.payload().data(), device_->data(b));
-      const BlockKey parent = pr.block_idx == 0 ? s.root : s.keys[pr.block_idx - 1];
-      std::span<const int32_t> toks(s.tokens.data() + static_cast<size_t>(pr.block_idx) * bt, bt);
-      index_device_block(b, s.keys[pr.block_idx], parent, pr.block_idx, toks);
-    } else {
-      truncate(s, pr.block_idx);
-    }
-    if (s.num_pending == 0) ready.push_back(pr.seq);
-  }
-  return ready;
 }
 
 // Cut the sequence's cached prefix before block `block_idx` (only before it has computed
@@ -320,7 +252,8 @@ void KvCache::truncate(Sequence& s, int32_t block_idx) {
     }
   }
   const uint64_t tick = ++tick_;
-  for (size_t k = static_cast<size_t>(block_idx); k < s.blocks.size(); ++k) device_->release(s.blocks[k], tick);
+  for (size_t k = static_cast<size_t>(block_idx); k < s.blocks.size(); ++k)
+    device_->release(s.blocks[k], tick);
   s.blocks.resize(std::min<size_t>(s.blocks.size(), block_idx));
   s.keys.resize(std::min<size_t>(s.keys.size(), block_idx));
   s.source.resize(std::min<size_t>(s.source.size(), block_idx));
@@ -337,7 +270,9 @@ void KvCache::abandon_pending(SeqId seq) {
   if (first >= 0) truncate(s, first);
 }
 
-int32_t KvCache::num_tokens(SeqId seq) const { return static_cast<int32_t>(seq_ref(seq).tokens.size()); }
+int32_t KvCache::num_tokens(SeqId seq) const {
+  return static_cast<int32_t>(seq_ref(seq).tokens.size());
+}
 int32_t KvCache::num_cached_tokens(SeqId seq) const { return seq_ref(seq).num_cached; }
 std::span<const BlockId> KvCache::block_table(SeqId seq) const { return seq_ref(seq).blocks; }
 
@@ -373,47 +308,6 @@ void KvCache::on_block_full(Sequence& s, int32_t block_idx) {
   }
 }
 
-void KvCache::pump_writes() {
-  while (!write_backlog_.empty() && writes_in_flight_ < opt_.ssd_max_inflight_writes) {
-    const BlockKey key = write_backlog_.front();
-    write_backlog_.pop_front();
-    const IndexEntry* e = index_.find(key);
-    if (e == nullptr || e->device_idx < 0) {
-      totals_.ssd_writes_skipped++;  // evicted before its turn
-      continue;
-    }
-    if (ssd_->contains(key)) continue;
-    const BlockId b{e->device_idx};
-    SsdWrite w;
-    w.key = key;
-    w.parent = e->parent;
-    w.depth = e->depth;
-    w.tokens = e->tokens;
-    w.block = device_->data(b);
-    w.cookie = static_cast<uint64_t>(idx(b));
-    device_->acquire(b, /*count_use=*/false);  // pinned until the write is done
-    io_pins_[idx(b)]++;
-    if (ssd_->submit_write(std::move(w))) {
-      writes_in_flight_++;
-    } else {  // already present or queued, or writing stopped: counted by the store
-      io_pins_[idx(b)]--;
-      device_->release(b, device_->last_use(b));
-    }
-  }
-}
-
-void KvCache::reap_writes() {
-  if (!ssd_) return;
-  for (uint64_t cookie : ssd_->take_completed_writes()) {
-    const BlockId b{static_cast<int32_t>(cookie)};
-    STRATA_CHECK(io_pins_[idx(b)] > 0);
-    io_pins_[idx(b)]--;
-    writes_in_flight_--;
-    device_->release(b, device_->last_use(b));  // keeps its place in LRU order
-  }
-  pump_writes();
-}
-
 void KvCache::commit(SeqId seq, std::span<const int32_t> tokens) {
   Sequence& s = seq_ref(seq);
   STRATA_CHECK_MSG(s.num_pending == 0, "commit() before the sequence is ready");
@@ -435,7 +329,8 @@ void KvCache::free(SeqId seq) {
     const int32_t i = static_cast<int32_t>(n / bt);
     std::span<const int32_t> toks(s.tokens.data() + i * bt, n % bt);
     const BlockKey parent = i == 0 ? s.root : s.keys[i - 1];
-    index_device_block(s.blocks[i], block_key(opt_.fingerprint, parent, toks, s.extra), parent, i, toks);
+    index_device_block(s.blocks[i], block_key(opt_.fingerprint, parent, toks, s.extra), parent, i,
+                       toks);
   }
   const uint64_t tick = ++tick_;  // one tick for the chain: tails go before parents
   for (BlockId b : s.blocks) device_->release(b, tick);
@@ -461,7 +356,8 @@ RequestStats KvCache::compute_stats(const Sequence& s) const {
                                                 : &r.tokens_from_ssd;
     *dst += n;
   }
-  r.tokens_computed = std::max<int64_t>(0, std::min<int64_t>(static_cast<int64_t>(s.tokens.size()), s.prompt_tokens) - s.num_cached);
+  r.tokens_computed = std::max<int64_t>(
+      0, std::min<int64_t>(static_cast<int64_t>(s.tokens.size()), s.prompt_tokens) - s.num_cached);
   return r;
 }
 
@@ -471,15 +367,6 @@ CacheStats KvCache::stats() const {
   CacheStats c = totals_;
   if (ssd_) c.ssd = ssd_->stats();
   return c;
-}
-
-void KvCache::flush() {
-  if (!ssd_) return;
-  for (;;) {
-    reap_writes();
-    if (write_backlog_.empty() && writes_in_flight_ == 0) return;
-    ssd_->flush();
-  }
 }
 
 void KvCache::check_invariants() const {
@@ -498,7 +385,8 @@ void KvCache::check_invariants() const {
       ++cached_host;
     }
   }
-  for (int32_t b = 0; b < device_->num_blocks(); ++b) cached_device -= device_->is_cached(BlockId{b});
+  for (int32_t b = 0; b < device_->num_blocks(); ++b)
+    cached_device -= device_->is_cached(BlockId{b});
   STRATA_CHECK_MSG(cached_device == 0, "device blocks marked cached but not indexed");
   if (host_) {
     for (int32_t b = 0; b < host_->num_blocks(); ++b) {
@@ -511,7 +399,8 @@ void KvCache::check_invariants() const {
   std::vector<int32_t> refs(static_cast<size_t>(device_->num_blocks()), 0);
   for (const auto& [id, s] : seqs_) {
     for (BlockId b : s.blocks) refs[idx(b)]++;
-    STRATA_CHECK(s.tokens.size() <= s.blocks.size() * static_cast<size_t>(opt_.layout.block_tokens));
+    STRATA_CHECK(s.tokens.size() <=
+                 s.blocks.size() * static_cast<size_t>(opt_.layout.block_tokens));
     STRATA_CHECK(s.keys.size() == s.tokens.size() / static_cast<size_t>(opt_.layout.block_tokens));
   }
   for (int32_t b = 0; b < device_->num_blocks(); ++b) {

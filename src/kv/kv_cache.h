@@ -42,19 +42,19 @@ enum class Alloc { kOk, kNoRoom };  // "no room" is a value the scheduler handle
 
 struct KvCacheOptions {
   KvLayout layout;
-  Fingerprint fingerprint;        // make_fingerprint(weights, tokenizer, layout)
-  int32_t device_blocks = 0;      // device-tier size in blocks
-  uint64_t host_bytes = 0;        // host RAM tier budget; 0: no host tier
-  std::string ssd_dir;            // cache directory; empty: no SSD tier
-  uint64_t ssd_bytes = 0;         // SSD tier budget for this model
-  bool lower_tier_int8 = false;   // store host/SSD blocks as per-row absmax int8 (lossy)
-  int32_t shared_min_uses = 4;    // a block used by this many sequences is evicted last
+  Fingerprint fingerprint;       // make_fingerprint(weights, tokenizer, layout)
+  int32_t device_blocks = 0;     // device-tier size in blocks
+  uint64_t host_bytes = 0;       // host RAM tier budget; 0: no host tier
+  std::string ssd_dir;           // cache directory; empty: no SSD tier
+  uint64_t ssd_bytes = 0;        // SSD tier budget for this model
+  bool lower_tier_int8 = false;  // store host/SSD blocks as per-row absmax int8 (lossy)
+  int32_t shared_min_uses = 4;   // a block used by this many sequences is evicted last
   int num_io_threads = 2;
   bool ssd_fsync = true;
   // Write-behind: full blocks wait in a backlog (keys only) and are written straight from
   // their device block, which stays pinned (not evictable) while its write is in flight.
   int32_t ssd_max_inflight_writes = 32;
-  int32_t ssd_backlog_blocks = 4096;  // beyond this the oldest pending write is skipped
+  int32_t ssd_backlog_blocks = 4096;         // beyond this the oldest pending write is skipped
   std::shared_ptr<RecordWriter> ssd_writer;  // tests inject faults here; null: real files
   // Memory for the tiers; null: aligned RAM. (CUDA: device memory / pinned host memory.)
   std::function<Result<std::unique_ptr<BlockMemory>>(size_t)> device_memory;
@@ -82,22 +82,24 @@ struct RequestStats {
   int64_t cached_tokens() const { return tokens_from_device + tokens_from_host + tokens_from_ssd; }
   // Prompt tokens served from cache / prompt tokens (0 for an empty prompt).
   double efficiency() const {
-    return prompt_tokens > 0 ? static_cast<double>(cached_tokens()) / static_cast<double>(prompt_tokens) : 0.0;
+    return prompt_tokens > 0
+               ? static_cast<double>(cached_tokens()) / static_cast<double>(prompt_tokens)
+               : 0.0;
   }
 };
 
 struct CacheStats {
-  RequestStats tokens;           // summed over finished sequences
-  int64_t num_sequences = 0;     // finished
+  RequestStats tokens;        // summed over finished sequences
+  int64_t num_sequences = 0;  // finished
   int64_t device_blocks_evicted = 0;
   int64_t host_blocks_written = 0;  // demoted from the device tier
   uint64_t host_bytes_written = 0;
-  int64_t host_blocks_read = 0;     // promoted to the device tier
+  int64_t host_blocks_read = 0;  // promoted to the device tier
   uint64_t host_bytes_read = 0;
   int64_t host_blocks_evicted = 0;
-  int64_t ssd_reads_wasted = 0;     // prefetches whose sequence gave up or left
-  int64_t ssd_writes_skipped = 0;   // full blocks evicted or pushed out of the backlog unwritten
-  SsdStats ssd;                     // written, read, evicted, dropped, failures
+  int64_t ssd_reads_wasted = 0;    // prefetches whose sequence gave up or left
+  int64_t ssd_writes_skipped = 0;  // full blocks evicted or pushed out of the backlog unwritten
+  SsdStats ssd;                    // written, read, evicted, dropped, failures
 };
 
 class KvCache {
@@ -160,11 +162,11 @@ class KvCache {
     BlockKey root;  // chain_root(fingerprint, extra)
     int32_t prompt_tokens = 0;
     int32_t num_cached = 0;
-    int32_t num_pending = 0;       // SSD reads in flight
-    std::vector<int32_t> tokens;   // tokens with KV (committed or cached)
-    std::vector<BlockId> blocks;   // block table
-    std::vector<BlockKey> keys;    // keys of its full blocks, in order
-    std::vector<Tier> source;      // tier each cached block came from
+    int32_t num_pending = 0;      // SSD reads in flight
+    std::vector<int32_t> tokens;  // tokens with KV (committed or cached)
+    std::vector<BlockId> blocks;  // block table
+    std::vector<BlockKey> keys;   // keys of its full blocks, in order
+    std::vector<Tier> source;     // tier each cached block came from
   };
   struct PendingRead {
     SeqId seq;
@@ -197,8 +199,8 @@ class KvCache {
   std::vector<BlockKey> host_key_;    // key of each cached host slot
   std::unordered_map<int64_t, Sequence> seqs_;
   std::unordered_map<uint64_t, PendingRead> pending_;
-  std::vector<int32_t> io_pins_;          // per device block: SSD writes reading it
-  std::deque<BlockKey> write_backlog_;    // full blocks to write behind, oldest first
+  std::vector<int32_t> io_pins_;        // per device block: SSD writes reading it
+  std::deque<BlockKey> write_backlog_;  // full blocks to write behind, oldest first
   int32_t writes_in_flight_ = 0;
   int64_t next_seq_ = 1;
   uint64_t tick_ = 1;

@@ -30,7 +30,9 @@ KvCacheOptions make_options(KvLayout layout, int32_t device_blocks) {
   return o;
 }
 
-uint8_t state_byte(int pos, int32_t token, int i) { return static_cast<uint8_t>(pos * 13 + token * 7 + i); }
+uint8_t state_byte(int pos, int32_t token, int i) {
+  return static_cast<uint8_t>(pos * 13 + token * 7 + i);
+}
 
 // The "model": writes K/V of tokens at the sequence's next positions (and, for layouts with
 // state, the state as of each block's last written token), then commits them.
@@ -45,10 +47,12 @@ void run_tokens(KvCache& c, SeqId s, std::span<const int32_t> toks) {
     int t = pos % l.block_tokens;
     for (int layer = 0; layer < l.num_layers; ++layer) {
       for (int kv = 0; kv < 2; ++kv) {
-        uint8_t* base = (kv == 0 ? c.k_ptr(b, layer) : c.v_ptr(b, layer)) + t * st.token_stride_bytes;
+        uint8_t* base =
+            (kv == 0 ? c.k_ptr(b, layer) : c.v_ptr(b, layer)) + t * st.token_stride_bytes;
         for (int h = 0; h < l.num_kv_heads; ++h) {
           auto* row = reinterpret_cast<uint16_t*>(base + h * st.head_stride_bytes);
-          for (int d = 0; d < l.head_dim; ++d) row[d] = f32_to_fp16(kv_value(layer, kv, pos, toks[i], h, d));
+          for (int d = 0; d < l.head_dim; ++d)
+            row[d] = f32_to_fp16(kv_value(layer, kv, pos, toks[i], h, d));
         }
       }
     }
@@ -67,15 +71,17 @@ void run_tokens(KvCache& c, SeqId s, std::span<const int32_t> toks) {
     int t = pos % l.block_tokens;
     for (int layer = 0; layer < l.num_layers; ++layer) {
       for (int kv = 0; kv < 2; ++kv) {
-        uint8_t* base = (kv == 0 ? c.k_ptr(b, layer) : c.v_ptr(b, layer)) + t * st.token_stride_bytes;
+        uint8_t* base =
+            (kv == 0 ? c.k_ptr(b, layer) : c.v_ptr(b, layer)) + t * st.token_stride_bytes;
         for (int h = 0; h < l.num_kv_heads; ++h) {
           auto* row = reinterpret_cast<uint16_t*>(base + h * st.head_stride_bytes);
           for (int d = 0; d < l.head_dim; ++d) {
             float want = fp16_to_f32(f32_to_fp16(kv_value(layer, kv, pos, tokens[pos], h, d)));
             float got = fp16_to_f32(row[d]);
             if (std::fabs(got - want) > tol) {
-              return ::testing::AssertionFailure() << "pos " << pos << " layer " << layer << " kv " << kv
-                                                   << " head " << h << " dim " << d << ": " << got << " != " << want;
+              return ::testing::AssertionFailure()
+                     << "pos " << pos << " layer " << layer << " kv " << kv << " head " << h
+                     << " dim " << d << ": " << got << " != " << want;
             }
           }
         }
@@ -166,7 +172,8 @@ TEST(KvCache, ExtraKeysAndFingerprintsIsolate) {
   EXPECT_EQ(c->lookup(a, make_extra_key("tenant-1")).num_tokens, 11);
   EXPECT_EQ(c->lookup(a, make_extra_key("tenant-2")).num_tokens, 0);  // not even the tail
   EXPECT_EQ(c->lookup(a, {}).num_tokens, 0);
-  EXPECT_NE(make_fingerprint("w", "t", tiny_layout()), make_fingerprint("w", "t", tiny_layout(0, 8)));
+  EXPECT_NE(make_fingerprint("w", "t", tiny_layout()),
+            make_fingerprint("w", "t", tiny_layout(0, 8)));
   EXPECT_NE(make_fingerprint("w", "t", tiny_layout()), make_fingerprint("w2", "t", tiny_layout()));
 }
 
@@ -325,7 +332,8 @@ TEST(KvCache, StateBlobTravelsWithItsBlock) {
   std::vector<int32_t> a = iota_tokens(10);
   auto check_state = [&](KvCache& c, SeqId s, int block, int last_pos) {
     for (int k = 0; k < 40; ++k) {
-      ASSERT_EQ(c.state_ptr(c.block_table(s)[block])[k], state_byte(last_pos, a[last_pos], k)) << block;
+      ASSERT_EQ(c.state_ptr(c.block_table(s)[block])[k], state_byte(last_pos, a[last_pos], k))
+          << block;
     }
   };
   {
@@ -341,7 +349,7 @@ TEST(KvCache, StateBlobTravelsWithItsBlock) {
     check_state(*c, s, 1, 7);
     check_state(*c, s, 2, 9);
     c->free(s);
-    c->flush();  // write-behind pins a's blocks until they are on SSD
+    c->flush();                             // write-behind pins a's blocks until they are on SSD
     run_request(*c, iota_tokens(16, 500));  // a's blocks go to the host tier
     c->flush();  // (the device tier is 4 blocks, all pinned by write-behind until now)
     SeqId s2 = c->add_sequence(a, {}, 10);

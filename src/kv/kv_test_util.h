@@ -31,7 +31,8 @@ inline KvLayout tiny_layout(int64_t state_bytes = 0, int32_t block_tokens = 4) {
 inline float kv_value(int layer, int kv, int pos, int32_t token, int head, int dim) {
   uint32_t h = static_cast<uint32_t>(token) * 2654435761u ^ static_cast<uint32_t>(pos) * 40503u ^
                static_cast<uint32_t>(layer * 8 + kv * 4 + head) * 97u;
-  return static_cast<float>(static_cast<int>(h % 2001) - 1000) / 250.f + 0.01f * static_cast<float>(dim);
+  return static_cast<float>(static_cast<int>(h % 2001) - 1000) / 250.f +
+         0.01f * static_cast<float>(dim);
 }
 
 // A unique temporary directory removed at scope exit.

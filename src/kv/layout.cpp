@@ -1,11 +1,10 @@
 // KvLayout validation, strides and fingerprints.
 #include "kv/layout.h"
 
+#include <fmt/format.h>
 #include <xxhash.h>
 
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace strata::kv {
 
@@ -71,9 +70,9 @@ Fingerprint make_fingerprint(std::string_view weights_id, std::string_view token
   update_str(st, weights_id);
   update_str(st, tokenizer_id);
   // Field by field, so struct padding never enters the hash.
-  int64_t fields[] = {layout.num_layers, layout.num_kv_heads, layout.head_dim,
-                      static_cast<int64_t>(layout.dtype), layout.block_tokens,
-                      layout.state_bytes};
+  int64_t fields[] = {layout.num_layers,   layout.num_kv_heads,
+                      layout.head_dim,     static_cast<int64_t>(layout.dtype),
+                      layout.block_tokens, layout.state_bytes};
   XXH3_128bits_update(st, fields, sizeof fields);
   Fingerprint fp = digest(st);
   XXH3_freeState(st);

@@ -21,7 +21,9 @@ struct Key128 {
   std::string to_hex() const;  // 32 hex digits, hi first
 };
 struct Key128Hash {
-  size_t operator()(const Key128& k) const { return static_cast<size_t>(k.lo ^ (k.hi * 0x9E3779B97F4A7C15ULL)); }
+  size_t operator()(const Key128& k) const {
+    return static_cast<size_t>(k.lo ^ (k.hi * 0x9E3779B97F4A7C15ULL));
+  }
 };
 
 using Fingerprint = Key128;  // model weights + tokenizer + KV dtype + layout
@@ -29,7 +31,7 @@ using ExtraKey = Key128;     // per-tenant salt, image hash...; zero for none
 
 // What the cache knows of a model: the shape of one block. Never an architecture.
 struct KvLayout {
-  int32_t num_layers = 0;    // attention layers that keep K/V
+  int32_t num_layers = 0;  // attention layers that keep K/V
   int32_t num_kv_heads = 0;
   int32_t head_dim = 0;
   DType dtype = DType::kF16;  // F16, BF16, F32 or Q8_0 (head_dim a multiple of 32)
@@ -58,8 +60,8 @@ struct KvLayout {
 
 // Where things are inside one block of a RAM tier (all offsets from the block's start):
 //   layer l, K: [block_tokens, num_kv_heads, head_dim] dtype at  l * layer_stride_bytes
-//   layer l, V: same shape                                at  l * layer_stride_bytes + v_offset_bytes
-//   state blob: [state_bytes] u8                          at  state_offset_bytes
+//   layer l, V: same shape                                at  l * layer_stride_bytes +
+//   v_offset_bytes state blob: [state_bytes] u8                          at  state_offset_bytes
 // Token t of head h of K in layer l: + t * token_stride_bytes + h * head_stride_bytes
 // (for Q8_0, head_stride is head_dim/32 blocks of 34 bytes).
 struct BlockStrides {

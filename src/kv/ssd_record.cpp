@@ -2,12 +2,11 @@
 #include "kv/ssd_record.h"
 
 #define XXH_STATIC_LINKING_ONLY
+#include <fmt/format.h>
 #include <xxhash.h>
 
 #include <array>
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace strata::kv {
 
@@ -49,9 +48,10 @@ std::vector<uint8_t> encode_record_head(const RecordInfo& info) {
   put(p, 48, info.parent.lo);
   put(p, 56, info.parent.hi);
   const KvLayout& l = info.layout;
-  int32_t fields[8] = {l.num_layers, l.num_kv_heads, l.head_dim, static_cast<int32_t>(l.dtype),
-                       l.block_tokens, static_cast<int32_t>(info.tokens.size()), info.depth,
-                       static_cast<int32_t>(info.codec)};
+  int32_t fields[8] = {l.num_layers,   l.num_kv_heads,
+                       l.head_dim,     static_cast<int32_t>(l.dtype),
+                       l.block_tokens, static_cast<int32_t>(info.tokens.size()),
+                       info.depth,     static_cast<int32_t>(info.codec)};
   std::memcpy(p + 64, fields, sizeof fields);
   put<uint64_t>(p, 96, info.payload_bytes);
   put<uint64_t>(p, 104, static_cast<uint64_t>(l.state_bytes));
@@ -73,15 +73,18 @@ std::array<uint8_t, 16> record_trailer(std::span<const std::span<const uint8_t>>
 }
 
 Result<RecordInfo> parse_record_head(std::span<const uint8_t> bytes) {
-  if (bytes.size() < kRecordHeaderBytes) return error(ErrorCode::kCorrupt, "record shorter than its header");
+  if (bytes.size() < kRecordHeaderBytes)
+    return error(ErrorCode::kCorrupt, "record shorter than its header");
   const uint8_t* p = bytes.data();
-  if (std::memcmp(p, kMagic, 8) != 0) return error(ErrorCode::kCorrupt, "not a KV block record (bad magic)");
+  if (std::memcmp(p, kMagic, 8) != 0)
+    return error(ErrorCode::kCorrupt, "not a KV block record (bad magic)");
   uint32_t version = get<uint32_t>(p, 8);
   if (version != kRecordVersion) {
     return error(ErrorCode::kUnsupported,
                  fmt::format("KV record format {} (this build reads {})", version, kRecordVersion));
   }
-  if (get<uint32_t>(p, 12) != kRecordHeaderBytes) return error(ErrorCode::kCorrupt, "bad header size");
+  if (get<uint32_t>(p, 12) != kRecordHeaderBytes)
+    return error(ErrorCode::kCorrupt, "bad header size");
   int32_t fields[8];
   std::memcpy(fields, p + 64, sizeof fields);
   int32_t num_tokens = fields[5];
@@ -89,7 +92,8 @@ Result<RecordInfo> parse_record_head(std::span<const uint8_t> bytes) {
     return error(ErrorCode::kCorrupt, "bad token count in record header");
   }
   size_t token_bytes = 4 * static_cast<size_t>(num_tokens);
-  if (bytes.size() < kRecordHeaderBytes + token_bytes) return error(ErrorCode::kCorrupt, "record truncated in its token ids");
+  if (bytes.size() < kRecordHeaderBytes + token_bytes)
+    return error(ErrorCode::kCorrupt, "record truncated in its token ids");
   if (get<uint64_t>(p, 112) != head_check(p, p + kRecordHeaderBytes, token_bytes)) {
     return error(ErrorCode::kCorrupt, "record header checksum mismatch");
   }
@@ -119,7 +123,8 @@ Result<RecordInfo> verify_record(std::span<const uint8_t> bytes, size_t* payload
                                                   bytes.size(), info.file_bytes()));
   }
   size_t head = kRecordHeaderBytes + 4 * static_cast<size_t>(info.num_tokens);
-  std::span<const uint8_t> parts[2] = {bytes.subspan(0, head), bytes.subspan(head, info.payload_bytes)};
+  std::span<const uint8_t> parts[2] = {bytes.subspan(0, head),
+                                       bytes.subspan(head, info.payload_bytes)};
   auto trailer = record_trailer(parts);
   if (std::memcmp(trailer.data(), bytes.data() + bytes.size() - 16, 16) != 0) {
     return error(ErrorCode::kCorrupt, "record checksum mismatch");

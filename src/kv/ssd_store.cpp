@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -12,8 +13,6 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-
-#include <fmt/format.h>
 
 #include "core/check.h"
 #include "core/log.h"
@@ -34,7 +33,8 @@ int64_t now_seconds() {
 }
 
 Status errno_status(int err, const std::string& what) {
-  ErrorCode code = (err == ENOSPC || err == EDQUOT) ? ErrorCode::kResourceExhausted : ErrorCode::kIo;
+  ErrorCode code =
+      (err == ENOSPC || err == EDQUOT) ? ErrorCode::kResourceExhausted : ErrorCode::kIo;
   return error(code, fmt::format("{}: {}", what, std::strerror(err)));
 }
 
@@ -103,7 +103,9 @@ Result<std::vector<uint8_t>> read_file(const std::string& path) {
 
 }  // namespace
 
-std::shared_ptr<RecordWriter> make_file_record_writer() { return std::make_shared<FileRecordWriter>(); }
+std::shared_ptr<RecordWriter> make_file_record_writer() {
+  return std::make_shared<FileRecordWriter>();
+}
 
 SsdStore::SsdStore(SsdStoreOptions options)
     : opt_(std::move(options)),
@@ -146,7 +148,9 @@ SsdStore::~SsdStore() {
   for (std::thread& t : threads_) t.join();
 }
 
-std::string SsdStore::record_path(const BlockKey& key) const { return dir_ + "/" + key.to_hex() + kExt; }
+std::string SsdStore::record_path(const BlockKey& key) const {
+  return dir_ + "/" + key.to_hex() + kExt;
+}
 
 // Reads only each record's head (128 bytes + token ids) and its size; the payload is checked
 // when the record is read for use. Heads are read by several threads: with a cold page cache
@@ -192,7 +196,8 @@ Status SsdStore::reindex() {
                 info->payload_bytes == payload_bytes && info->key.to_hex() + kExt == names[i] &&
                 static_cast<uint64_t>(sb.st_size) == info->file_bytes();
       if (ok) {
-        found[t].push_back({info->key, Rec{round_4k(info->file_bytes()), sb.st_mtim.tv_sec, info->depth, 0}});
+        found[t].push_back(
+            {info->key, Rec{round_4k(info->file_bytes()), sb.st_mtim.tv_sec, info->depth, 0}});
       } else {
         bad[t].push_back(std::move(path));
       }
@@ -215,7 +220,8 @@ Status SsdStore::reindex() {
   reserve_locked(0, &evict);
   for (const std::string& p : evict) ::unlink(p.c_str());
   if (!drop.empty()) {
-    STRATA_LOG_INFO("kv: {} dropped {} foreign, stale, truncated or corrupt records", dir_, drop.size());
+    STRATA_LOG_INFO("kv: {} dropped {} foreign, stale, truncated or corrupt records", dir_,
+                    drop.size());
   }
   return Status::ok();
 }
@@ -378,7 +384,8 @@ void SsdStore::do_write(SsdWrite& w) {
   std::vector<std::span<const uint8_t>> parts = {head};
   if (w.block != nullptr && opt_.codec == BlockCodec::kRaw) {
     parts.emplace_back(w.block, opt_.layout.kv_bytes());
-    parts.emplace_back(w.block + opt_.layout.state_offset(), static_cast<size_t>(opt_.layout.state_bytes));
+    parts.emplace_back(w.block + opt_.layout.state_offset(),
+                       static_cast<size_t>(opt_.layout.state_bytes));
   } else {
     if (w.block != nullptr) {
       w.payload.resize(info.payload_bytes);

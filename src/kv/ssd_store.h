@@ -46,8 +46,8 @@ struct SsdStoreOptions {
   KvLayout layout;
   BlockCodec codec = BlockCodec::kRaw;
   int num_io_threads = 2;
-  size_t max_queued_writes = 64;  // beyond this, a write is dropped (the caller never waits)
-  bool fsync = true;              // fsync each record before its rename
+  size_t max_queued_writes = 64;         // beyond this, a write is dropped (the caller never waits)
+  bool fsync = true;                     // fsync each record before its rename
   std::shared_ptr<RecordWriter> writer;  // null: make_file_record_writer()
 };
 
@@ -55,7 +55,7 @@ struct SsdWrite {
   BlockKey key;
   BlockKey parent;
   int32_t depth = 0;
-  std::vector<int32_t> tokens;   // [block_tokens] i32
+  std::vector<int32_t> tokens;  // [block_tokens] i32
   // Either the payload, already encoded ([encoded_block_bytes] in the store's codec)...
   std::vector<uint8_t> payload;
   // ...or a RAM-tier block ([layout.block_bytes()], layout.h) that the I/O thread encodes or

@@ -108,9 +108,9 @@ TEST(SsdStore, CorruptionIsDetectedAndNeverServed) {
     dir = s->directory();
     auto path = [&](int i) { return s->record_path(ws[i].key); };
     std::filesystem::resize_file(path(0), std::filesystem::file_size(path(0)) - 100);  // truncated
-    flip_byte(path(1), 20);           // header bit flip (fingerprint field): header check fails
-    flip_byte(path(2), -40);          // payload bit flip: only the record checksum sees it
-    flip_byte(path(3), 8);            // version field: stale format
+    flip_byte(path(1), 20);            // header bit flip (fingerprint field): header check fails
+    flip_byte(path(2), -40);           // payload bit flip: only the record checksum sees it
+    flip_byte(path(3), 8);             // version field: stale format
     std::filesystem::remove(path(4));  // deleted under our feet
     // A record of another model, misplaced into this model's directory.
     {
@@ -203,7 +203,8 @@ TEST(SsdStore, FullDiskStopsWritesButReadsGoOn) {
 TEST(SsdStore, RealTinyFilesystemFillsUp) {
   TempDir tmp;
   if (::mount("tmpfs", tmp.path.c_str(), "tmpfs", 0, "size=256k") != 0) {
-    GTEST_SKIP() << "cannot mount a tmpfs here (" << std::strerror(errno) << "); FullDiskStopsWrites covers ENOSPC";
+    GTEST_SKIP() << "cannot mount a tmpfs here (" << std::strerror(errno)
+                 << "); FullDiskStopsWrites covers ENOSPC";
   }
   {
     SsdStoreOptions o = options(tmp.path, 1 << 30);  // the budget is not what stops it
@@ -217,7 +218,8 @@ TEST(SsdStore, RealTinyFilesystemFillsUp) {
     EXPECT_TRUE(st.writes_stopped);
     EXPECT_GT(st.blocks_written, 5);
     EXPECT_LT(st.blocks_written, 100);  // 256 KiB hold ~60 records
-    for (int i = 0; i < st.blocks_written; ++i) EXPECT_TRUE(read_now(*s, make_write(i).key).status.is_ok());
+    for (int i = 0; i < st.blocks_written; ++i)
+      EXPECT_TRUE(read_now(*s, make_write(i).key).status.is_ok());
   }
   auto s = SsdStore::open(options(tmp.path)).value();  // reopens cleanly on the full disk
   EXPECT_GT(s->stats().num_records, 5);
@@ -279,7 +281,8 @@ TEST(SsdStore, LookupsRunConcurrentlyWithWrites) {
           if (r != 0) continue;
           SsdReadDone d = read_now(*s, k);
           if (d.status.is_ok() && (d.payload().size() != make_write(i).payload.size() ||
-                                   std::memcmp(d.payload().data(), make_write(i).payload.data(), d.payload().size()) != 0)) {
+                                   std::memcmp(d.payload().data(), make_write(i).payload.data(),
+                                               d.payload().size()) != 0)) {
             bad++;
           }
         }
