@@ -4,12 +4,32 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "chat/parser.h"
 #include "core/rng.h"
+
+namespace strata::chat {
+
+// Readable gtest failure messages.
+inline void PrintTo(const ToolCall& c, std::ostream* os) {
+  *os << "{id=" << c.id << " name=" << c.name << " args=" << c.arguments << "}";
+}
+inline void PrintTo(const ParseEvent& e, std::ostream* os) {
+  *os << parse_event_kind_name(e.kind) << "[" << e.tool_call_idx << "] text=" << ::testing::PrintToString(e.text);
+  if (!e.name.empty()) *os << " name=" << e.name << " id=" << e.id;
+}
+inline void PrintTo(const ParseResult& r, std::ostream* os) {
+  *os << "{content=" << ::testing::PrintToString(r.content)
+      << " reasoning=" << ::testing::PrintToString(r.reasoning_content) << " calls=[";
+  for (const ToolCall& c : r.tool_calls) PrintTo(c, os);
+  *os << "] incomplete=" << r.incomplete_tool_call << " malformed=" << r.malformed_tool_call << "}";
+}
+
+}  // namespace strata::chat
 
 namespace strata::chat::testing {
 
