@@ -110,6 +110,8 @@ class HarmonyParser final : public OutputParser {
       return true;
     }
     reasoning_.boundary(events);
+    // Two analysis (or two content) messages read as two paragraphs, not one run-on.
+    (channel_ == "analysis" ? reasoning_ : text_).separate("\n\n");
     pos_ = body_start_;
     mode_ = Mode::kBody;
     return true;

@@ -21,6 +21,18 @@ TEST(Harmony, AnalysisThenFinal) {
   expect_split_invariant("gpt-oss", {}, text);
 }
 
+TEST(Harmony, SeveralMessagesPerChannelAreParagraphs) {
+  const std::string text =
+      "<|channel|>analysis<|message|>First thought.<|end|>"
+      "<|start|>assistant<|channel|>analysis<|message|>Second thought.<|end|>"
+      "<|start|>assistant<|channel|>commentary<|message|>Working on it.<|end|>"
+      "<|start|>assistant<|channel|>final<|message|>Done.<|return|>";
+  const ParseResult r = parse("gpt-oss", text);
+  EXPECT_EQ(r.reasoning_content, "First thought.\n\nSecond thought.");
+  EXPECT_EQ(r.content, "Working on it.\n\nDone.");
+  expect_split_invariant("gpt-oss", {}, text);
+}
+
 TEST(Harmony, ToolCallAfterAnalysis) {
   const std::string text =
       "<|channel|>analysis<|message|>Need the weather; call the tool.<|end|>"

@@ -10,6 +10,8 @@
 namespace strata::chat::detail {
 namespace {
 
+constexpr size_t kEagerParseBytes = 64;
+
 class MarkerParser final : public OutputParser {
  public:
   MarkerParser(const ParserOptions& options, ReasoningMarkers markers,
@@ -138,7 +140,10 @@ class MarkerParser final : public OutputParser {
 
   bool step_block(bool at_end, std::vector<ParseEvent>* events) {
     const std::string_view s = buffer_;
-    if (!at_end && !hint_arrived()) return false;
+    // A short block is parsed on every chunk so that prose like "the <tool_call> tag" is
+    // released at once; a long one waits for a completion hint.
+    const bool short_block = s.size() - pos_ <= kEagerParseBytes;
+    if (!at_end && !short_block && !hint_arrived()) return false;
     BlockParse parsed = format_->parse(s.substr(pos_), at_end);
     switch (parsed.status) {
       case BlockParse::Status::kNeedMore:

@@ -125,6 +125,14 @@ void DeltaSink::release(std::string_view text, std::vector<ParseEvent>* events) 
     text.remove_prefix(start);
     if (text.empty()) return;
   }
+  std::string joined;
+  if (!separator_.empty()) {
+    if (!out_->empty()) {
+      joined = separator_ + std::string(text);
+      text = joined;
+    }
+    separator_.clear();
+  }
   out_->append(text);
   if (!events->empty() && events->back().kind == kind_) {
     events->back().text.append(text);  // one event per kind per feed is enough

@@ -60,12 +60,15 @@ class DeltaSink {
   // End of stream.
   void finish(std::vector<ParseEvent>* events) { boundary(events); }
   bool nothing_released() const { return out_->empty(); }
+  // The next release starts a new message: put `sep` first if text came before.
+  void separate(std::string sep) { separator_ = std::move(sep); }
 
  private:
   void release(std::string_view text, std::vector<ParseEvent>* events);
   ParseEventKind kind_;
   std::string* out_;
   std::string held_;
+  std::string separator_;
 };
 
 // Appends start/args/end for one call to events and result.

@@ -63,6 +63,9 @@ class QwenFormat final : public ToolCallFormat {
       return BlockParse::need_more();
     } else if (starts_with(s, pos, kFunctionOpen)) {
       r = read_xml_call(s, &pos, &call);
+    } else {
+      // "<tool_call>" followed by prose: the tag was mentioned, not used.
+      return BlockParse::text(kOpen.size(), /*malformed=*/false);
     }
     if (r == Read::kOk) r = expect(s, &pos, kClose);
     // At the end of the stream an unclosed value after which `</tool_call>` still came is

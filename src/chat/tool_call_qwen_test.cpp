@@ -101,6 +101,20 @@ TEST(QwenJson, LookAlikeMarkersStayText) {
   expect_split_invariant("qwen3", {}, text);
 }
 
+TEST(QwenJson, ProseMentionOfTheTagIsReleasedAtOnce) {
+  auto parser = testing::make("qwen3", {});
+  std::vector<ParseEvent> events;
+  parser->feed("Wrap each call in a <tool_call> tag, then", &events);
+  ASSERT_EQ(events.size(), 1u);  // not held back until the end of the stream
+  EXPECT_EQ(events[0].text, "Wrap each call in a <tool_call> tag, then");
+  parser->feed(" close it.", &events);
+  parser->finish(&events);
+  EXPECT_EQ(parser->result().content, "Wrap each call in a <tool_call> tag, then close it.");
+  EXPECT_FALSE(parser->result().malformed_tool_call);
+  EXPECT_FALSE(parser->result().incomplete_tool_call);
+  expect_split_invariant("qwen3", {}, "Wrap each call in a <tool_call> tag, then close it.");
+}
+
 TEST(QwenJson, UnterminatedCallComesBackAsText) {
   const std::string text = "Sure.\n<tool_call>\n{\"name\": \"ls\", \"arguments\": {\"path\": \"/tm";
   const ParseResult r = parse("qwen3", text);
