@@ -69,6 +69,16 @@ std::string output_parser_family_for(std::string_view model_name) {
   return "none";
 }
 
+ReasoningMode reasoning_mode_from_prompt(std::string_view prompt, const ReasoningMarkers& markers) {
+  while (!prompt.empty() && (prompt.back() == ' ' || prompt.back() == '\n' ||
+                             prompt.back() == '\t' || prompt.back() == '\r')) {
+    prompt.remove_suffix(1);
+  }
+  if (!markers.open.empty() && prompt.ends_with(markers.open)) return ReasoningMode::kStartsOpen;
+  if (!markers.close.empty() && prompt.ends_with(markers.close)) return ReasoningMode::kNone;
+  return ReasoningMode::kOptional;
+}
+
 ParseResult parse_output(OutputParser& parser, std::string_view text) {
   std::vector<ParseEvent> events;
   parser.feed(text, &events);

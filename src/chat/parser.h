@@ -108,6 +108,11 @@ Result<std::unique_ptr<OutputParser>> make_output_parser(std::string_view family
 // The family for a GGUF `general.architecture` or a template's name, or "none".
 std::string output_parser_family_for(std::string_view model_name);
 
+// How the rendered prompt leaves reasoning for the output: ending in the open marker
+// (plus whitespace) -> kStartsOpen (DeepSeek-R1, Qwen3.5 with thinking); ending in the close
+// marker -> kNone (thinking disabled by an empty block); otherwise kOptional.
+ReasoningMode reasoning_mode_from_prompt(std::string_view prompt, const ReasoningMarkers& markers);
+
 // Convenience: one whole text through a fresh parser.
 ParseResult parse_output(OutputParser& parser, std::string_view text);
 

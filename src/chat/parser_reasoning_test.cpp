@@ -121,6 +121,18 @@ TEST(Reasoning, WhitespaceInsideContentIsKept) {
   expect_split_invariant("none", o, text);
 }
 
+TEST(Reasoning, ModeFromRenderedPrompt) {
+  const ReasoningMarkers think;
+  // Qwen3.5 with thinking, DeepSeek-R1: the generation prompt opens the block.
+  EXPECT_EQ(reasoning_mode_from_prompt("<|im_start|>assistant\n<think>\n", think),
+            ReasoningMode::kStartsOpen);
+  // Qwen3.5 with enable_thinking=false: an empty block closes it.
+  EXPECT_EQ(reasoning_mode_from_prompt("<|im_start|>assistant\n<think>\n\n</think>\n\n", think),
+            ReasoningMode::kNone);
+  // Qwen3: the model decides.
+  EXPECT_EQ(reasoning_mode_from_prompt("<|im_start|>assistant\n", think), ReasoningMode::kOptional);
+}
+
 TEST(Factory, FamiliesAndNames) {
   EXPECT_TRUE(make_output_parser("qwen3-coder", {}).is_ok());
   const auto bad = make_output_parser("gpt-5", {});
