@@ -44,6 +44,7 @@ size_t json_extent(std::string_view s, size_t pos) {
         ++i;  // the escaped byte (a quote or backslash) never ends the string
       } else if (c == '"') {
         in_string = false;
+        if (depth == 0) return i + 1;  // the value was a string
       }
       continue;
     }

@@ -32,8 +32,8 @@ inline bool starts_with(std::string_view s, size_t pos, std::string_view marker)
   return pos <= s.size() && s.substr(pos).starts_with(marker);
 }
 
-// s[pos] is '{' or '['. Returns one past the matching close bracket, skipping strings and
-// escapes, or npos when the value is not closed yet. Brackets only: validity is checked by
+// s[pos] is '{', '[' or '"'. Returns one past the matching close bracket (or quote),
+// skipping strings and escapes, or npos when the value is not closed yet. Brackets only: validity is checked by
 // a real JSON parse afterwards.
 size_t json_extent(std::string_view s, size_t pos);
 

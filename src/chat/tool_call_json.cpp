@@ -176,10 +176,12 @@ bool read_deepseek_call(std::string_view inner, size_t* pos, ToolCall* call) {
     if (starts_with(inner, p, "json")) p += 4;
     p = skip_space(inner, p);
   }
-  if (call->name.empty() || p >= inner.size() || inner[p] != '{') return false;
+  if (call->name.empty() || p >= inner.size()) return false;
   const size_t end = json_extent(inner, p);
   if (end == std::string_view::npos) return false;
-  const nlohmann::ordered_json args = parse_json(inner.substr(p, end - p));
+  nlohmann::ordered_json args = parse_json(inner.substr(p, end - p));
+  // The R1 template renders string arguments with `tojson`: a JSON string holding the object.
+  if (args.is_string()) args = parse_json(args.get<std::string>());
   if (!args.is_object()) return false;
   call->arguments = dump_json(args);
   p = skip_space(inner, end);
@@ -195,20 +197,29 @@ class DeepSeekFormat final : public ToolCallFormat {
   const std::vector<std::string>& completion_hints() const override { return hints_; }
 
   BlockParse parse(std::string_view s, bool at_end) const override {
-    const size_t close = s.find(kCallsEnd, kCallsBegin.size());
-    if (close == std::string_view::npos) return BlockParse::need_more();
-    const size_t consumed = close + kCallsEnd.size();
+    size_t close = s.find(kCallsEnd, kCallsBegin.size());
+    size_t consumed = close + kCallsEnd.size();
+    if (close == std::string_view::npos) {
+      // The original R1 template never writes the block's end after a single call; at the
+      // end of the stream, calls that each closed are accepted without it.
+      if (!at_end) return BlockParse::need_more();
+      close = consumed = s.size();
+    }
     const std::string_view inner = s.substr(kCallsBegin.size(), close - kCallsBegin.size());
     std::vector<ToolCall> calls;
     size_t pos = 0;
     while (skip_space(inner, pos) < inner.size()) {
       ToolCall call;
       if (!read_deepseek_call(inner, &pos, &call)) {
+        if (consumed == s.size() && close == s.size()) return BlockParse::need_more();
         return BlockParse::text(consumed, /*malformed=*/true);
       }
       calls.push_back(std::move(call));
     }
-    if (calls.empty()) return BlockParse::text(consumed, /*malformed=*/true);
+    if (calls.empty()) {
+      if (close == s.size()) return BlockParse::need_more();
+      return BlockParse::text(consumed, /*malformed=*/true);
+    }
     return calls_parse(std::move(calls), consumed);
   }
 

@@ -170,12 +170,21 @@ TEST(DeepSeek, BrokenAndLookAlike) {
   EXPECT_EQ(r.content, bad + " ok");
   EXPECT_TRUE(r.malformed_tool_call);
   const std::string cut =
-      "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{\"city\": \"Paris\"}"
-      "<｜tool▁call▁end｜>";
+      "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{\"city\": \"Par";
   r = parse("deepseek", cut);
   EXPECT_EQ(r.content, cut);
   EXPECT_TRUE(r.incomplete_tool_call);
   EXPECT_TRUE(r.tool_calls.empty());
+  // A closed call without the block's end (the original R1 template writes none) counts
+  // once the stream has ended.
+  const std::string no_block_end =
+      "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{\"city\": \"Paris\"}"
+      "<｜tool▁call▁end｜>";
+  r = parse("deepseek", no_block_end);
+  EXPECT_FALSE(r.incomplete_tool_call);
+  ASSERT_EQ(r.tool_calls.size(), 1u);
+  EXPECT_EQ(r.tool_calls[0].arguments, R"({"city":"Paris"})");
+  expect_split_invariant("deepseek", {}, no_block_end);
   const std::string look = "A fullwidth bar ｜ and <｜tool▁call▁begin｜> alone, then <｜tool▁";
   r = parse("deepseek", look);
   EXPECT_EQ(r.content, look);

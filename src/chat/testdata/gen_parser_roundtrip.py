@@ -98,6 +98,16 @@ CASES = [
      {"reasoning_content": "Weather, then search.", "content": None,
       "tool_calls": [call("get_weather", WEATHER, 1), call("search", NESTED, 2)]},
      {"enable_thinking": True}, "<｜end▁of▁sentence｜>"),
+    # The Qwen-32B template renders string arguments through tojson: a quoted JSON string.
+    ("deepseek_r1_qwen_string_args", "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", "deepseek",
+     "prompt", {"reasoning_content": "Write it.", "content": None,
+                "tool_calls": [call("write_file", WRITE, 1, args_as_string=True)]},
+     {"enable_thinking": True}, "<｜end▁of▁sentence｜>"),
+    # The original R1 template (Llama-8B copy) never closes a single call's block.
+    ("deepseek_r1_llama_no_calls_end", "deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja", "deepseek",
+     "prompt", {"reasoning_content": "Write it.", "content": None,
+                "tool_calls": [call("write_file", WRITE, 1, args_as_string=True)]},
+     {"enable_thinking": True}, "<｜end▁of▁sentence｜>"),
     ("gpt_oss_analysis_call", "openai-gpt-oss-120b.jinja", "gpt-oss", "none",
      {"thinking": "User wants weather. Call the tool.", "content": "",
       "tool_calls": [call("get_weather", WEATHER, 1)]}, {}, ""),
