@@ -119,5 +119,31 @@ TEST(SplitInvariance, LongCallInTinyChunks) {
   testing::expect_same(run_whole("qwen3-coder", {}, text), run, "3-byte chunks");
 }
 
+// 1 MB through every family in 4-byte chunks: each chunk costs work proportional to the
+// chunk (plus marker lengths), not to the text so far. Quadratic work here would take minutes.
+TEST(SplitInvariance, LongStreamsStayLinear) {
+  std::string para;
+  for (int i = 0; i < 200; ++i) para += "word<" + std::to_string(i) + "> {x} [y] 日本 ";
+  std::string text = "<think>";
+  while (text.size() < (1u << 19)) text += para;
+  text += "</think>";
+  while (text.size() < (1u << 20)) text += para;
+  for (const std::string& family : kFamilies) {
+    ParserOptions o;
+    o.reasoning = ReasoningMode::kOptional;
+    auto parser = testing::make(family, o);
+    std::vector<ParseEvent> events;
+    size_t num_text = 0;
+    for (size_t at = 0; at < text.size(); at += 4) {
+      parser->feed(std::string_view(text).substr(at, 4), &events);
+      num_text += events.size();
+      events.clear();
+    }
+    parser->finish(&events);
+    EXPECT_GT(num_text, 100000u) << family;  // text streams out as it comes
+    EXPECT_GT(parser->result().content.size(), 400000u) << family;
+  }
+}
+
 }  // namespace
 }  // namespace strata::chat
