@@ -54,6 +54,26 @@ TEST(SplitInvariance, RandomSoupsEveryFamily) {
   }
 }
 
+// Raw bytes, invalid UTF-8 included (stray continuation bytes, truncated sequences): no
+// crash, and still the same result for every chunking.
+TEST(SplitInvariance, RandomBytes) {
+  Rng rng(31337);
+  const std::string alphabet = std::string("<>{}[]|\"\\/ \nta_") + "\x80\xbf\xc3\xe6\xf0\xef\xbd\x9c";
+  for (const std::string& family : kFamilies) {
+    for (int trial = 0; trial < 25; ++trial) {
+      std::string text = random_text(rng, 2);
+      const uint32_t n = 5 + rng.below(40);
+      for (uint32_t i = 0; i < n; ++i) text += alphabet[rng.below(static_cast<uint32_t>(alphabet.size()))];
+      text += random_text(rng, 2);
+      SCOPED_TRACE(family + " text=" + ::testing::PrintToString(text));
+      ParserOptions o;
+      o.reasoning = trial % 2 ? ReasoningMode::kOptional : ReasoningMode::kNone;
+      expect_split_invariant(family, o, text, rng.next_u64());
+      if (HasFailure()) return;
+    }
+  }
+}
+
 // Wellformed calls embedded among random pieces: the calls survive any chunking too.
 TEST(SplitInvariance, CallsAmongNoise) {
   const std::vector<std::pair<std::string, std::string>> calls = {
