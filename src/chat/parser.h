@@ -2,6 +2,16 @@
 // incrementally and independently of how the text is cut into chunks.
 // Formats: Qwen3/Hermes JSON and Qwen3-Coder XML tool calls, Llama 3.x, Mistral, DeepSeek,
 // gpt-oss harmony channels; reasoning blocks with configurable markers.
+//
+// Contract, for every family:
+// - Any chunking of one stream gives the same events once adjacent deltas of one kind are
+//   merged, and the same ParseResult (tested exhaustively for short texts).
+// - Only a suffix that may still become a marker is withheld; a tool call is held until it
+//   closes and then comes out whole (start, one args delta, end), because a call that never
+//   closes or does not parse must come back as text and an emitted start cannot be undone.
+// - Nothing is dropped except the markers themselves and whitespace at the edges of a
+//   section (the start and end of reasoning and of content, and around tool calls).
+// - Deltas never split a UTF-8 character when the input is valid UTF-8.
 #pragma once
 
 #include <cstdint>
