@@ -117,14 +117,26 @@ class QwenFormat final : public ToolCallFormat {
       std::string param;
       r = read_tag_name(s, pos, &param);
       if (r != Read::kOk) return r;
-      const size_t close = s.find(kParamClose, *pos);
+      // The value ends at </parameter>, or, where the model forgot that tag, at the next
+      // parameter or the function's end on a new line. First occurrences only, so the
+      // answer never changes as more text arrives.
+      size_t close = std::string_view::npos;
+      size_t next = std::string_view::npos;
+      for (std::string_view end : {kParamClose, std::string_view("\n<parameter="),
+                                   std::string_view("\n</function>")}) {
+        const size_t at = s.find(end, *pos);
+        if (at < close) {
+          close = at;
+          next = end == kParamClose ? at + kParamClose.size() : at;
+        }
+      }
       if (close == std::string_view::npos) return Read::kNeedMore;
       std::string_view raw = s.substr(*pos, close - *pos);
       // The template writes "<parameter=P>\nVALUE\n</parameter>": drop one newline each side.
       if (raw.starts_with('\n')) raw.remove_prefix(1);
       if (raw.ends_with('\n')) raw.remove_suffix(1);
       args[param] = xml_param_value(raw, param_schema(params, param));
-      *pos = close + kParamClose.size();
+      *pos = next;
     }
     call->arguments = dump_json(args);
     return Read::kOk;

@@ -229,6 +229,17 @@ TEST(QwenXml, Qwen35ReasoningThenTwoCalls) {
   expect_split_invariant("qwen35", o, text);
 }
 
+TEST(QwenXml, MissingParameterCloseTag) {
+  const std::string text =
+      "<tool_call>\n<function=edit>\n<parameter=path>\na.py\n<parameter=old>\nx = 1\n</parameter>\n"
+      "<parameter=new>\nx = 2\n</function>\n</tool_call>";
+  const ParseResult r = parse("qwen3-coder", text);
+  ASSERT_EQ(r.tool_calls.size(), 1u);
+  EXPECT_EQ(r.tool_calls[0].arguments, R"({"path":"a.py","old":"x = 1","new":"x = 2"})");
+  EXPECT_FALSE(r.malformed_tool_call);
+  expect_split_invariant("qwen3-coder", {}, text);
+}
+
 TEST(QwenXml, MalformedAndUnterminated) {
   const std::string bad =
       "<tool_call>\n<function=ls>\n<param=x>1</param>\n</function>\n</tool_call>";
