@@ -1,0 +1,224 @@
+// Renders every template in shared/testdata/templates over a matrix of chats through Strata
+// and through python3-jinja2 configured as Hugging Face transformers (testdata/jinja_reference.py),
+// and asserts the bytes are identical (or that both fail).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "chat/template_chat.h"
+
+namespace strata::chat {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+constexpr std::time_t kNow = 1767225600 + 13 * 3600;  // a fixed clock for strftime_now
+
+fs::path source_dir() { return fs::path(__FILE__).parent_path(); }
+
+fs::path templates_dir() {
+  if (const char* env = std::getenv("STRATA_TESTDATA")) return fs::path(env) / "templates";
+  fs::path root = source_dir().parent_path().parent_path();  // the checkout root
+  for (fs::path p : {root / ".." / "shared" / "testdata", root / ".." / ".." / "shared" / "testdata"}) {
+    if (fs::exists(p / "templates")) return p / "templates";
+  }
+  return {};
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+json tools_json() {
+  return json::parse(R"([
+    {"type": "function", "function": {"name": "get_weather",
+      "description": "Get the current weather for a city — «quoted» text.",
+      "parameters": {"type": "object", "properties": {
+        "location": {"type": "string", "description": "City name, e.g. Paris"},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"], "description": "Temperature unit"}},
+        "required": ["location"]}}},
+    {"type": "function", "function": {"name": "search_files",
+      "description": "Search files in the repository.",
+      "parameters": {"type": "object", "properties": {
+        "query": {"type": "string", "description": "Regular expression"},
+        "max_results": {"type": "integer", "description": "Limit", "default": 10},
+        "paths": {"type": "array", "items": {"type": "string"}, "description": "Folders to search"},
+        "options": {"type": "object", "properties": {"case_sensitive": {"type": "boolean"}}}},
+        "required": ["query"]}}},
+    {"type": "function", "function": {"name": "list_open_tabs", "description": "List the editor tabs.",
+      "parameters": {"type": "object", "properties": {}}}}
+  ])");
+}
+
+json tool_call_turns(bool string_arguments) {
+  json args1 = json::parse(R"({"location": "Zürich", "unit": "celsius"})");
+  json args2 = json::parse(R"({"query": "fn main\\(", "max_results": 3, "paths": ["src", "tests"]})");
+  json call1 = {{"id", "call_001"}, {"type", "function"},
+                {"function", {{"name", "get_weather"}, {"arguments", string_arguments ? json(args1.dump()) : args1}}}};
+  json call2 = {{"id", "call_002"}, {"type", "function"},
+                {"function", {{"name", "search_files"}, {"arguments", string_arguments ? json(args2.dump()) : args2}}}};
+  json assistant = {{"role", "assistant"}, {"content", string_arguments ? json("Let me check both.") : json(nullptr)},
+                    {"tool_calls", json::array({call1, call2})}};
+  return json::array({
+      {{"role", "system"}, {"content", "You are a coding agent. Use tools when useful."}},
+      {{"role", "user"}, {"content", "What's the weather in Zürich, and where is main() defined?"}},
+      assistant,
+      {{"role", "tool"}, {"tool_call_id", "call_001"}, {"name", "get_weather"}, {"content", "{\"temp\": 21, \"sky\": \"clear\"}"}},
+      {{"role", "tool"}, {"tool_call_id", "call_002"}, {"name", "search_files"}, {"content", "src/main.cpp:12: int main() {"}},
+      {{"role", "assistant"}, {"content", "It is 21 °C and clear; main() is in src/main.cpp line 12."}},
+      {{"role", "user"}, {"content", "Thanks!"}},
+  });
+}
+
+struct ChatCase {
+  std::string name;
+  json messages;
+  bool with_tools = false;
+};
+
+std::vector<ChatCase> chat_cases() {
+  std::vector<ChatCase> cases;
+  cases.push_back({"system_user", json::array({
+      {{"role", "system"}, {"content", "You are a helpful assistant.\nBe brief."}},
+      {{"role", "user"}, {"content", "Hello! Café 日本語 😀 \"quotes\" 'single' <tag> & \\ backslash"}}})});
+  cases.push_back({"multi_turn", json::array({
+      {{"role", "user"}, {"content", "Write a haiku about caches."}},
+      {{"role", "assistant"}, {"content", "Blocks stay warm in RAM,\nprefix found, no work again —\ntokens flow like streams."}},
+      {{"role", "user"}, {"content", "  Now one about SSDs.  "}}})});
+  cases.push_back({"tools_defined", json::array({
+      {{"role", "system"}, {"content", "You can call tools."}},
+      {{"role", "user"}, {"content", "Find TODOs in src/."}}}), true});
+  cases.push_back({"tool_calls_object_args", tool_call_turns(false), true});
+  cases.push_back({"tool_calls_string_args", tool_call_turns(true), true});
+  cases.push_back({"reasoning_content", json::array({
+      {{"role", "user"}, {"content", "What is 17 * 3?"}},
+      {{"role", "assistant"}, {"content", "51"}, {"reasoning_content", "17 * 3 = 51. Double-check: 17*3 = 51."}},
+      {{"role", "user"}, {"content", "And 51 / 3?"}}})});
+  cases.push_back({"think_in_content", json::array({
+      {{"role", "system"}, {"content", "Think step by step."}},
+      {{"role", "user"}, {"content", "Is 91 prime?"}},
+      {{"role", "assistant"}, {"content", "<think>\n91 = 7 * 13.\n</think>\n\nNo, 91 = 7 × 13."}},
+      {{"role", "user"}, {"content", "And 97?"}}})});
+  cases.push_back({"content_parts", json::array({
+      {{"role", "system"}, {"content", json::array({{{"type", "text"}, {"text", "You are terse."}}})}},
+      {{"role", "user"}, {"content", json::array({{{"type", "text"}, {"text", "First part."}},
+                                                  {{"type", "text"}, {"text", "Second part."}}})}}})});
+  return cases;
+}
+
+struct Case {
+  std::string template_name;
+  std::string label;
+  ChatRenderOptions options;
+};
+
+std::string first_difference(const std::string& a, const std::string& b) {
+  size_t i = 0;
+  while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+  size_t from = i > 60 ? i - 60 : 0;
+  std::ostringstream os;
+  os << "first difference at byte " << i << "\n  strata:    " << json(a.substr(from, 160)).dump()
+     << "\n  reference: " << json(b.substr(from, 160)).dump();
+  return os.str();
+}
+
+TEST(TemplateReference, EveryTemplateMatchesJinja2) {
+  fs::path dir = templates_dir();
+  if (dir.empty()) GTEST_SKIP() << "shared/testdata/templates not found (set STRATA_TESTDATA)";
+  if (std::system("/usr/bin/python3 -c 'import jinja2' 2>/dev/null") != 0) {
+    GTEST_SKIP() << "/usr/bin/python3 with jinja2 (python3-jinja2) is needed for the reference";
+  }
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".jinja") files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  ASSERT_FALSE(files.empty());
+
+  json spec = {{"templates", json::object()}, {"cases", json::array()}};
+  std::vector<Case> cases;
+  for (const auto& f : files) {
+    std::string name = f.stem().string();
+    spec["templates"][name] = fs::absolute(f).string();
+    for (const auto& chat : chat_cases()) {
+      for (int agp = 0; agp < 2; ++agp) {
+        for (int thinking = 0; thinking < 2; ++thinking) {
+          Case c;
+          c.template_name = name;
+          c.label = chat.name + (agp ? " +gen" : " -gen") + (thinking ? " +think" : " -think");
+          c.options.messages = chat.messages;
+          if (chat.with_tools) c.options.tools = tools_json();
+          c.options.add_generation_prompt = agp != 0;
+          c.options.bos_token = "<s>";
+          c.options.eos_token = "</s>";
+          c.options.extra = {{"enable_thinking", thinking != 0}};
+          c.options.now = kNow;
+          spec["cases"].push_back({{"template", name}, {"context", build_chat_context(c.options)}, {"now", kNow}});
+          cases.push_back(std::move(c));
+        }
+      }
+    }
+  }
+  fs::path tmp = fs::temp_directory_path() / ("strata_jinja_ref_" + std::to_string(::getpid()));
+  fs::create_directories(tmp);
+  { std::ofstream(tmp / "in.json") << spec.dump(); }
+  std::string cmd = "/usr/bin/python3 '" + (source_dir() / "testdata" / "jinja_reference.py").string() + "' '" +
+                    (tmp / "in.json").string() + "' '" + (tmp / "out.json").string() + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  json expected = json::parse(read_file(tmp / "out.json"));
+  fs::remove_all(tmp);
+  ASSERT_EQ(expected.size(), cases.size());
+
+  std::map<std::string, std::pair<int, int>> per_template;  // passed, total
+  std::map<std::string, int> reference_errors;
+  std::map<std::string, Result<Template>> parsed;
+  for (const auto& f : files) parsed.emplace(f.stem().string(), Template::parse(read_file(f)));
+  int passed = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    const json& want = expected[i];
+    const Result<Template>& tmpl = parsed.at(c.template_name);
+    Result<std::string> got = tmpl.is_ok() ? render_chat(*tmpl, c.options) : Result<std::string>(tmpl.status());
+    bool ok;
+    if (want["ok"].get<bool>()) {
+      ok = got.is_ok() && *got == want["text"].get<std::string>();
+      if (!got.is_ok()) {
+        ADD_FAILURE() << c.template_name << " [" << c.label << "]: strata failed: " << got.status().to_string();
+      } else if (!ok) {
+        ADD_FAILURE() << c.template_name << " [" << c.label << "]: "
+                      << first_difference(*got, want["text"].get<std::string>());
+      }
+    } else {
+      ++reference_errors[c.template_name];
+      ok = !got.is_ok();
+      if (!ok) {
+        ADD_FAILURE() << c.template_name << " [" << c.label << "]: reference failed ("
+                      << want["error"].get<std::string>() << ") but strata rendered";
+      }
+    }
+    auto& [p, t] = per_template[c.template_name];
+    p += ok;
+    ++t;
+    passed += ok;
+  }
+  std::ostringstream summary;
+  for (const auto& [name, pt] : per_template) {
+    summary << "  " << name << ": " << pt.first << "/" << pt.second;
+    if (reference_errors.count(name)) summary << " (" << reference_errors[name] << " expected errors)";
+    summary << "\n";
+  }
+  std::printf("template reference comparison: %d/%zu cases match\n%s", passed, cases.size(), summary.str().c_str());
+  EXPECT_EQ(passed, static_cast<int>(cases.size()));
+}
+
+}  // namespace
+}  // namespace strata::chat
