@@ -63,7 +63,9 @@ Result<Value> f_length(Interpreter&, const Value& v, CallArgs& args) {
   }
 }
 
-Result<Value> f_string(Interpreter&, const Value& v, CallArgs&) { return Value::string(py_str(v)); }
+Result<Value> f_string(Interpreter&, const Value& v, CallArgs&) {
+  return v.is_string() ? v : Value::string(py_str(v));  // soft_str keeps a Markup
+}
 
 Result<Value> f_trim(Interpreter&, const Value& v, CallArgs& args) {
   const Value* chars = arg(args, 0, "chars");
@@ -83,7 +85,7 @@ Result<Value> f_capitalize(Interpreter&, const Value& v, CallArgs&) {
   return Value::string(py_capitalize(py_str(v)));
 }
 Result<Value> f_title(Interpreter&, const Value& v, CallArgs&) { return Value::string(jinja_title(py_str(v))); }
-Result<Value> f_safe(Interpreter&, const Value& v, CallArgs&) { return v.is_string() ? v : Value::string(py_str(v)); }
+Result<Value> f_safe(Interpreter&, const Value& v, CallArgs&) { return Value::markup(py_str(v)); }
 
 Result<Value> f_items(Interpreter&, const Value& v, CallArgs& args) {
   if (v.is_undefined()) return Value::list({});
@@ -218,19 +220,8 @@ Result<Value> f_center(Interpreter&, const Value& v, CallArgs& args) {
 }
 
 Result<Value> f_escape(Interpreter&, const Value& v, CallArgs&) {
-  std::string s = py_str(v);
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return Value::string(std::move(out));
+  if (v.is_markup()) return v;
+  return Value::markup(html_escape(py_str(v)));
 }
 
 // Sort key for sort/unique/dictsort: strings lowercased unless case-sensitive.
@@ -328,6 +319,7 @@ Result<Value> f_unique(Interpreter& in, const Value& v, CallArgs& args) {
 
 // select/reject/selectattr/rejectattr: jinja2's select_or_reject.
 Result<Value> select_or_reject(Interpreter& in, const Value& v, CallArgs& args, bool by_attr, bool select) {
+  if (!v.truthy()) return Value::list({});  // jinja2 guards with `if value:`
   STRATA_ASSIGN_OR_RETURN(ValueList items, in.iterate(v, args.line));
   size_t next = 0;
   std::string attribute;
@@ -361,6 +353,7 @@ Result<Value> f_selectattr(Interpreter& in, const Value& v, CallArgs& a) { retur
 Result<Value> f_rejectattr(Interpreter& in, const Value& v, CallArgs& a) { return select_or_reject(in, v, a, true, false); }
 
 Result<Value> f_map(Interpreter& in, const Value& v, CallArgs& args) {
+  if (!v.truthy()) return Value::list({});  // jinja2 guards with `if value:`
   STRATA_ASSIGN_OR_RETURN(ValueList items, in.iterate(v, args.line));
   ValueList out;
   if (const Value* attribute = args.kwarg("attribute")) {

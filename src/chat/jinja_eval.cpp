@@ -350,7 +350,13 @@ Result<Value> Interpreter::eval_binary(const Expr& expr, const Value& a, const V
       return Value::integer(a.as_int() - floor_div(a.as_int(), b.as_int()) * b.as_int());
     }
   }
-  if (op == "+" && a.is_string() && b.is_string()) return Value::string(a.as_string() + b.as_string());
+  if (op == "+" && a.is_string() && b.is_string()) {
+    if (a.is_markup() || b.is_markup()) {  // Markup.__add__ / __radd__ escape the plain side
+      return Value::markup((a.is_markup() ? a.as_string() : html_escape(a.as_string())) +
+                           (b.is_markup() ? b.as_string() : html_escape(b.as_string())));
+    }
+    return Value::string(a.as_string() + b.as_string());
+  }
   if (op == "+" && a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
     ValueList items = a.as_list();
     items.insert(items.end(), b.as_list().begin(), b.as_list().end());

@@ -67,6 +67,11 @@ Value Value::string(std::string s) {
   v.s_ = std::move(s);
   return v;
 }
+Value Value::markup(std::string s) {
+  Value v = string(std::move(s));
+  v.is_tuple_ = true;
+  return v;
+}
 Value Value::list(ValueList items, bool is_tuple) {
   Value v;
   v.kind_ = Kind::kList;
@@ -274,6 +279,22 @@ std::string py_string_repr(std::string_view s) {
     else append_hex(out, "\\U", cp, 8);
   }
   out += quote;
+  return out;
+}
+
+std::string html_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&#34;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
   return out;
 }
 

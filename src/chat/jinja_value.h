@@ -61,6 +61,8 @@ class Value {
   static Value integer(int64_t i);
   static Value floating(double f);
   static Value string(std::string s);
+  // markupsafe.Markup: what |safe and |escape return; `+` with a plain str escapes the str.
+  static Value markup(std::string s);
   static Value list(ValueList items, bool is_tuple = false);
   static Value dict(ValueDict d = {});
   static Value make_namespace(ValueDict attrs);
@@ -75,6 +77,7 @@ class Value {
   bool is_float() const { return kind_ == Kind::kFloat; }
   bool is_number() const { return kind_ == Kind::kInt || kind_ == Kind::kFloat || kind_ == Kind::kBool; }
   bool is_string() const { return kind_ == Kind::kString; }
+  bool is_markup() const { return kind_ == Kind::kString && is_tuple_; }
   bool is_list() const { return kind_ == Kind::kList; }
   bool is_tuple() const { return kind_ == Kind::kList && is_tuple_; }
   bool is_dict() const { return kind_ == Kind::kDict; }
@@ -101,7 +104,7 @@ class Value {
  private:
   Kind kind_ = Kind::kUndefined;
   bool b_ = false;
-  bool is_tuple_ = false;
+  bool is_tuple_ = false;  // lists: a tuple; strings: a Markup
   int64_t i_ = 0;
   double f_ = 0;
   std::string s_;
@@ -109,6 +112,9 @@ class Value {
   std::shared_ptr<ValueDict> dict_;
   std::shared_ptr<Callable> fn_;
 };
+
+// markupsafe.escape of a plain string: & < > ' " as HTML entities.
+std::string html_escape(std::string_view s);
 
 // Python str(x) (what {{ x }} prints); Undefined prints as "".
 std::string py_str(const Value& v);

@@ -10,6 +10,8 @@
 #include <map>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "chat/template_chat.h"
 
 namespace strata::chat {
@@ -82,8 +84,35 @@ json tool_call_turns(bool string_arguments) {
 struct ChatCase {
   std::string name;
   json messages;
-  bool with_tools = false;
+  json tools;                   // null: no tools
+  json extra = json::object();  // extra template kwargs
 };
+
+// Tools whose parameters are only scalars: some templates (Command R+) cannot render arrays
+// or objects without additionalProperties.
+json simple_tools_json() {
+  return json::parse(R"([
+    {"type": "function", "function": {"name": "read_file", "description": "Read a file.",
+      "parameters": {"type": "object", "properties": {
+        "path": {"type": "string", "description": "File path"},
+        "max_lines": {"type": "integer", "description": "Line limit"},
+        "mode": {"type": "string", "enum": ["text", "hex"]}},
+        "required": ["path"]}}}
+  ])");
+}
+
+// One tool call whose id is 9 alphanumerics (Mistral's rule), content "" (not null).
+json single_tool_call_turns() {
+  json call = {{"id", "a1B2c3D4e"}, {"type", "function"},
+               {"function", {{"name", "read_file"}, {"arguments", {{"path", "README.md"}, {"max_lines", 20}}}}}};
+  return json::array({
+      {{"role", "user"}, {"content", "Summarize README.md."}},
+      {{"role", "assistant"}, {"content", ""}, {"tool_calls", json::array({call})}},
+      {{"role", "tool"}, {"tool_call_id", "a1B2c3D4e"}, {"name", "read_file"}, {"content", "# Strata\nA local LLM server."}},
+      {{"role", "assistant"}, {"content", "Strata is a local LLM server."}},
+      {{"role", "user"}, {"content", "Thanks."}},
+  });
+}
 
 std::vector<ChatCase> chat_cases() {
   std::vector<ChatCase> cases;
@@ -96,9 +125,13 @@ std::vector<ChatCase> chat_cases() {
       {{"role", "user"}, {"content", "  Now one about SSDs.  "}}})});
   cases.push_back({"tools_defined", json::array({
       {{"role", "system"}, {"content", "You can call tools."}},
-      {{"role", "user"}, {"content", "Find TODOs in src/."}}}), true});
-  cases.push_back({"tool_calls_object_args", tool_call_turns(false), true});
-  cases.push_back({"tool_calls_string_args", tool_call_turns(true), true});
+      {{"role", "user"}, {"content", "Find TODOs in src/."}}}), tools_json()});
+  cases.push_back({"tool_calls_object_args", tool_call_turns(false), tools_json()});
+  cases.push_back({"tool_calls_string_args", tool_call_turns(true), tools_json()});
+  cases.push_back({"single_tool_call", single_tool_call_turns(), simple_tools_json()});
+  // firefunction-v2 reads `functions` (a JSON string) and `datetime` kwargs.
+  cases.push_back({"functions_kwargs", json::array({{{"role", "user"}, {"content", "Weather in Oslo?"}}}),
+                   simple_tools_json(), {{"functions", simple_tools_json().dump(2)}, {"datetime", "2026-01-01"}}});
   cases.push_back({"reasoning_content", json::array({
       {{"role", "user"}, {"content", "What is 17 * 3?"}},
       {{"role", "assistant"}, {"content", "51"}, {"reasoning_content", "17 * 3 = 51. Double-check: 17*3 = 51."}},
@@ -156,11 +189,12 @@ TEST(TemplateReference, EveryTemplateMatchesJinja2) {
           c.template_name = name;
           c.label = chat.name + (agp ? " +gen" : " -gen") + (thinking ? " +think" : " -think");
           c.options.messages = chat.messages;
-          if (chat.with_tools) c.options.tools = tools_json();
+          c.options.tools = chat.tools;
           c.options.add_generation_prompt = agp != 0;
           c.options.bos_token = "<s>";
           c.options.eos_token = "</s>";
-          c.options.extra = {{"enable_thinking", thinking != 0}};
+          c.options.extra = chat.extra;
+          c.options.extra["enable_thinking"] = thinking != 0;
           c.options.now = kNow;
           spec["cases"].push_back({{"template", name}, {"context", build_chat_context(c.options)}, {"now", kNow}});
           cases.push_back(std::move(c));
@@ -168,14 +202,16 @@ TEST(TemplateReference, EveryTemplateMatchesJinja2) {
       }
     }
   }
-  fs::path tmp = fs::temp_directory_path() / ("strata_jinja_ref_" + std::to_string(::getpid()));
+  // STRATA_JINJA_REF_DIR keeps the reference's input and output there for inspection.
+  const char* keep_dir = std::getenv("STRATA_JINJA_REF_DIR");
+  fs::path tmp = keep_dir ? fs::path(keep_dir) : fs::temp_directory_path() / ("strata_jinja_ref_" + std::to_string(::getpid()));
   fs::create_directories(tmp);
   { std::ofstream(tmp / "in.json") << spec.dump(); }
   std::string cmd = "/usr/bin/python3 '" + (source_dir() / "testdata" / "jinja_reference.py").string() + "' '" +
                     (tmp / "in.json").string() + "' '" + (tmp / "out.json").string() + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   json expected = json::parse(read_file(tmp / "out.json"));
-  fs::remove_all(tmp);
+  if (!keep_dir) fs::remove_all(tmp);
   ASSERT_EQ(expected.size(), cases.size());
 
   std::map<std::string, std::pair<int, int>> per_template;  // passed, total
