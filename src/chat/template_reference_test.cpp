@@ -96,7 +96,7 @@ json simple_tools_json() {
       "parameters": {"type": "object", "properties": {
         "path": {"type": "string", "description": "File path"},
         "max_lines": {"type": "integer", "description": "Line limit"},
-        "mode": {"type": "string", "enum": ["text", "hex"]}},
+        "mode": {"type": "string", "enum": ["text", "hex"], "description": "How to show bytes"}},
         "required": ["path"]}}}
   ])");
 }
@@ -235,10 +235,23 @@ TEST(TemplateReference, EveryTemplateMatchesJinja2) {
       }
     } else {
       ++reference_errors[c.template_name];
+      const std::string why = want["error"].get<std::string>();
       ok = !got.is_ok();
       if (!ok) {
-        ADD_FAILURE() << c.template_name << " [" << c.label << "]: reference failed ("
-                      << want["error"].get<std::string>() << ") but strata rendered";
+        ADD_FAILURE() << c.template_name << " [" << c.label << "]: reference failed (" << why
+                      << ") but strata rendered";
+      } else if (why.rfind("TemplateError: ", 0) == 0) {
+        // raise_exception(msg): Strata must fail for the same reason, with the same message.
+        std::string msg = why.substr(15);
+        ok = got.status().message().find(msg) != std::string::npos;
+        if (!ok) {
+          ADD_FAILURE() << c.template_name << " [" << c.label << "]: reference raised '" << msg
+                        << "' but strata failed with: " << got.status().to_string();
+        }
+      }
+      if (std::getenv("STRATA_JINJA_SHOW_ERRORS")) {
+        std::printf("%s [%s]\n  reference: %s\n  strata:    %s\n", c.template_name.c_str(), c.label.c_str(),
+                    why.c_str(), got.status().to_string().c_str());
       }
     }
     auto& [p, t] = per_template[c.template_name];
