@@ -141,6 +141,28 @@ std::vector<ChatCase> chat_cases() {
       {{"role", "user"}, {"content", "Is 91 prime?"}},
       {{"role", "assistant"}, {"content", "<think>\n91 = 7 * 13.\n</think>\n\nNo, 91 = 7 × 13."}},
       {{"role", "user"}, {"content", "And 97?"}}})});
+  cases.push_back({"reasoning_with_tools", json::array({
+      {{"role", "user"}, {"content", "Open README.md and summarize."}},
+      {{"role", "assistant"}, {"content", ""}, {"reasoning_content", "I should read the file first."},
+       {"tool_calls", json::array({{{"id", "Xy12Zw34q"}, {"type", "function"},
+                                    {"function", {{"name", "read_file"}, {"arguments", {{"path", "README.md"}}}}}}})}},
+      {{"role", "tool"}, {"tool_call_id", "Xy12Zw34q"}, {"name", "read_file"}, {"content", "Strata: a local server."}},
+      {{"role", "assistant"}, {"content", "It describes a local server."}, {"reasoning_content", "The file is short."}}}),
+      simple_tools_json()});
+  cases.push_back({"assistant_last", json::array({
+      {{"role", "system"}, {"content", "Answer in one word."}},
+      {{"role", "user"}, {"content", "Capital of France?"}},
+      {{"role", "assistant"}, {"content", "Paris"}}})});
+  // Template-specific kwargs several templates read (reasoning effort, Llama builtin tools, ...).
+  cases.push_back({"kwargs_variety", json::array({
+      {{"role", "system"}, {"content", "You are a careful agent."}},
+      {{"role", "user"}, {"content", "Plan a refactor."}},
+      {{"role", "assistant"}, {"content", "Step 1: tests."}, {"reasoning_content", "Tests first."}},
+      {{"role", "user"}, {"content", "Go on."}}}),
+      simple_tools_json(),
+      {{"reasoning_effort", "high"}, {"thinking", true}, {"builtin_tools", json::array({"wolfram_alpha", "brave_search"})},
+       {"tools_in_user_message", false}, {"keep_past_thinking", true}, {"preserve_thinking", true},
+       {"model_identity", "You are Strata-test."}, {"date_string", "01 Jan 2026"}, {"add_vision_id", true}}});
   cases.push_back({"content_parts", json::array({
       {{"role", "system"}, {"content", json::array({{{"type", "text"}, {"text", "You are terse."}}})}},
       {{"role", "user"}, {"content", json::array({{{"type", "text"}, {"text", "First part."}},
