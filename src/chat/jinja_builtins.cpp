@@ -605,6 +605,13 @@ void install_globals(Scope& scope) {
   scope.set("dict", native("dict", g_dict));
   scope.set("raise_exception", native("raise_exception", g_raise_exception));
   scope.set("strftime_now", native("strftime_now", g_strftime_now));
+  // jinja2's other default globals: named, so using one is a clear kUnsupported error.
+  for (const char* name : {"lipsum", "cycler", "joiner"}) {
+    std::string n = name;
+    scope.set(n, native(n, [n](Interpreter&, CallArgs& args) -> Result<Value> {
+      return template_error(ErrorCode::kUnsupported, args.line, "the global function '" + n + "' is not supported");
+    }));
+  }
 }
 
 }  // namespace strata::chat::jinja

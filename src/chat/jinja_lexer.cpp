@@ -3,6 +3,8 @@
 // comment tag that starts its line; trim_blocks drops one newline after a block or comment.
 #include "chat/jinja_lexer.h"
 
+#include "chat/jinja_strings.h"
+
 #include <cctype>
 #include <cstdint>
 
@@ -109,16 +111,13 @@ class Lexer {
       bool line_starting = pos_ == 0 || src_[pos_ - 1] == '\n';
       int data_newlines = count_newlines(data);
       if (sign == '-') {
-        size_t end = data.size();
-        while (end > 0 && is_space(data[end - 1])) --end;
-        data.resize(end);
+        data = py_strip(data, nullptr, false, true);  // Python's str.rstrip()
       } else if (sign != '+' && options_.lstrip_blocks && kind != '{') {
         size_t l_pos = data.rfind('\n');
         l_pos = l_pos == std::string::npos ? 0 : l_pos + 1;
-        if ((l_pos > 0 || line_starting) && l_pos < data.size()) {
-          bool all_space = true;
-          for (size_t i = l_pos; i < data.size(); ++i) all_space = all_space && is_space(data[i]);
-          if (all_space) data.resize(l_pos);
+        if ((l_pos > 0 || line_starting) && l_pos < data.size() &&
+            py_strip(std::string_view(data).substr(l_pos), nullptr, true, false).empty()) {
+          data.resize(l_pos);  // only whitespace between the line start and the tag
         }
       }
       emit_data(std::move(data));
@@ -151,11 +150,10 @@ class Lexer {
 
   // After a tag's closing delimiter: '-' eats all whitespace, trim_blocks one newline.
   void after_tag_end(char sign, bool block_like) {
-    if (sign == '-') {
-      while (pos_ < src_.size() && is_space(src_[pos_])) {
-        line_ += src_[pos_] == '\n';
-        ++pos_;
-      }
+    if (sign == '-') {  // jinja2's "-%}\s*": Unicode whitespace, as Python's re sees it
+      size_t skipped = py_space_prefix(std::string_view(src_).substr(pos_));
+      line_ += count_newlines(std::string_view(src_).substr(pos_, skipped));
+      pos_ += skipped;
     } else if (sign != '+' && block_like && options_.trim_blocks && pos_ < src_.size() && src_[pos_] == '\n') {
       ++line_;
       ++pos_;

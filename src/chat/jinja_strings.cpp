@@ -88,6 +88,16 @@ bool py_isspace(uint32_t cp) {
          cp == 0x3000;
 }
 
+size_t py_space_prefix(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t next = i;
+    if (!py_isspace(decode(s, next))) break;
+    i = next;
+  }
+  return i;
+}
+
 std::string py_strip(std::string_view s, const std::string* chars, bool left, bool right) {
   std::vector<Cp> cps = code_points(s);
   std::vector<uint32_t> set;

@@ -27,5 +27,7 @@ std::string jinja_title(std::string_view s);
 std::optional<int64_t> py_parse_int(std::string_view s);
 std::optional<double> py_parse_float(std::string_view s);
 bool py_isspace(uint32_t cp);
+// Bytes of Python whitespace at the start of s.
+size_t py_space_prefix(std::string_view s);
 
 }  // namespace strata::chat::jinja
