@@ -1,0 +1,195 @@
+// strata serve: load a model, start the engine, serve the OpenAI and Anthropic APIs until
+// SIGINT/SIGTERM, then drain the requests in flight and shut the engine down.
+#include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "backend/cpu/cpu_backend.h"
+#include "cli/commands.h"
+#include "cli/model_loading.h"
+#include "cli/serial_engine.h"
+#include "engine/generator.h"
+#include "server/server.h"
+
+namespace strata::cli {
+namespace {
+
+struct ServeArgs {
+  std::string model;
+  std::string alias;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string api_key;
+  int ctx = 0;
+  int parallel = 4;
+  uint64_t cache_ram = 0;
+  uint64_t cache_disk = 0;
+  std::string cache_dir;
+  int threads = 0;
+  std::string chat_template_file;
+  std::string parser;
+  bool keep_billing_header = false;
+  bool any_model = false;
+  uint64_t max_body = 16u << 20;
+  int max_tokens = 0;
+  double keepalive = 5.0;
+  std::string script;  // testing: replies from a JSON file instead of the model
+};
+
+int fail(const Status& st) {
+  std::fprintf(stderr, "strata serve: %s\n", st.to_string().c_str());
+  return st.code() == ErrorCode::kInvalidArgument ? 2 : 1;
+}
+
+Result<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return error(ErrorCode::kNotFound, fmt::format("cannot open '{}'", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string default_alias(const std::string& path) {
+  std::string base = path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
+  if (base.size() > 5 && base.ends_with(".gguf")) base.resize(base.size() - 5);
+  return base;
+}
+
+// Script mode: each request gets the next reply of a JSON array of strings, token by token.
+SerialEngine::Producer script_producer(const tokenizer::Tokenizer& tok, std::vector<std::string> replies) {
+  auto next = std::make_shared<std::atomic<size_t>>(0);
+  return [&tok, replies = std::move(replies), next](const engine::GenerateRequest&, const std::function<bool(int32_t)>& on_token) {
+    const std::string& text = replies[next->fetch_add(1) % replies.size()];
+    for (int32_t t : tok.encode(text, false, true)) {
+      if (!on_token(t)) return Status::ok();
+    }
+    for (int32_t t : tok.eog_ids()) {
+      on_token(t);
+      break;
+    }
+    return Status::ok();
+  };
+}
+
+SerialEngine::Producer model_producer(model::Model& m, const tokenizer::Tokenizer& tok, int64_t ctx) {
+  auto gen = std::make_shared<engine::Generator>(m, ctx);
+  std::vector<int32_t> eog(tok.eog_ids().begin(), tok.eog_ids().end());
+  return [gen, eog](const engine::GenerateRequest& req, const std::function<bool(int32_t)>& on_token) -> Status {
+    engine::GenerateOptions opts;
+    opts.max_tokens = req.max_tokens + 1;  // the engine loop stops at max_tokens itself
+    opts.sampling = req.sampling;
+    opts.eog_tokens = eog;
+    opts.stop_at_eog = !req.ignore_eos;
+    auto out = gen->generate(req.prompt, opts, [&](const engine::SampleResult& r) { return on_token(r.token); });
+    return out.is_ok() ? Status::ok() : out.status();
+  };
+}
+
+int run_serve(const ServeArgs& a) {
+  // Signals go to one waiting thread, so every other thread (engine, HTTP pool) is spared.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  backend::CpuBackend be(a.threads);
+  auto loaded = load_model(a.model, be, false);
+  if (!loaded.is_ok()) return fail(loaded.status());
+  if (!loaded->tokenizer) return fail(error(ErrorCode::kInvalidArgument, "the model has no vocabulary; strata serve needs one"));
+  model::Model& m = *loaded->model;
+  const tokenizer::Tokenizer& tok = *loaded->tokenizer;
+  const int64_t ctx = a.ctx > 0 ? std::min<int64_t>(a.ctx, m.hparams().context_length) : m.hparams().context_length;
+  if (a.cache_ram || a.cache_disk || !a.cache_dir.empty() || a.parallel != 4) {
+    std::fprintf(stderr, "strata serve: note: this build serves one request at a time without the tiered cache; "
+                         "--parallel and --cache-* take effect with the scheduler engine\n");
+  }
+  SerialEngine::Producer producer;
+  if (!a.script.empty()) {
+    auto text = read_file(a.script);
+    if (!text.is_ok()) return fail(text.status());
+    auto j = nlohmann::json::parse(*text, nullptr, false);
+    if (!j.is_array() || j.empty()) return fail(error(ErrorCode::kInvalidArgument, "--script must be a JSON array of reply strings"));
+    producer = script_producer(tok, j.get<std::vector<std::string>>());
+  } else {
+    producer = model_producer(m, tok, ctx);
+  }
+  SerialEngine engine(tok, ctx, std::move(producer));
+
+  server::ServerOptions opts;
+  opts.host = a.host;
+  opts.port = a.port;
+  opts.api_key = a.api_key;
+  opts.model_name = a.alias.empty() ? default_alias(a.model) : a.alias;
+  opts.model_path = a.model;
+  opts.architecture = m.hparams().arch;
+  opts.parser_family = a.parser;
+  opts.keep_billing_header = a.keep_billing_header;
+  opts.any_model = a.any_model;
+  opts.max_body_bytes = a.max_body;
+  opts.max_output_tokens = a.max_tokens;
+  opts.keepalive_seconds = a.keepalive;
+  opts.num_http_threads = std::max(16, a.parallel * 4);
+  if (!a.chat_template_file.empty()) {
+    auto t = read_file(a.chat_template_file);
+    if (!t.is_ok()) return fail(t.status());
+    opts.chat_template = *t;
+  }
+  auto srv = server::Server::create(opts, engine, tok);
+  if (!srv.is_ok()) return fail(srv.status());
+  server::Server& server = **srv;
+  if (Status st = server.bind(); !st.is_ok()) return fail(st);
+  std::printf("strata serve: listening on http://%s:%d (model '%s', context %lld tokens)\n", a.host.c_str(), server.port(),
+              opts.model_name.c_str(), static_cast<long long>(ctx));
+  std::fflush(stdout);
+
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    std::fprintf(stderr, "strata serve: %s, finishing the requests in flight\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server.stop();
+  });
+  Status st = server.serve();
+  if (!st.is_ok()) {
+    kill(getpid(), SIGTERM);  // release the waiter
+  }
+  waiter.join();
+  engine.shutdown(/*drain=*/true);
+  std::fprintf(stderr, "strata serve: stopped\n");
+  return st.is_ok() ? 0 : fail(st);
+}
+
+}  // namespace
+
+void register_serve(CLI::App& app) {
+  auto a = std::make_shared<ServeArgs>();
+  auto* cmd = app.add_subcommand("serve", "Serve the OpenAI and Anthropic APIs over HTTP");
+  cmd->add_option("-m,--model", a->model, "GGUF model")->required();
+  cmd->add_option("--alias", a->alias, "Model name clients use (default: the file name)");
+  cmd->add_option("--host", a->host, "Address to bind (loopback by default)")->capture_default_str();
+  cmd->add_option("--port", a->port, "Port (0: any free port)")->capture_default_str();
+  cmd->add_option("--api-key", a->api_key, "Require this key (x-api-key or Authorization: Bearer)");
+  cmd->add_option("--ctx", a->ctx, "Context length (default: the model's)");
+  cmd->add_option("--parallel", a->parallel, "Requests run at once")->capture_default_str();
+  cmd->add_option("--cache-ram", a->cache_ram, "Host-RAM cache tier budget, bytes");
+  cmd->add_option("--cache-disk", a->cache_disk, "SSD cache tier budget, bytes");
+  cmd->add_option("--cache-dir", a->cache_dir, "SSD cache directory");
+  cmd->add_option("--threads", a->threads, "CPU threads (0 = all)");
+  cmd->add_option("--chat-template", a->chat_template_file, "Chat template file (Jinja) instead of the model's");
+  cmd->add_option("--parser", a->parser, "Output parser family (qwen3, hermes, llama3, mistral, deepseek, gpt-oss, none)");
+  cmd->add_flag("--keep-billing-header", a->keep_billing_header, "Keep Claude Code's per-request billing line in the system prompt");
+  cmd->add_flag("--any-model", a->any_model, "Serve requests whatever model they name");
+  cmd->add_option("--max-body", a->max_body, "Largest request body, bytes")->capture_default_str();
+  cmd->add_option("--max-tokens", a->max_tokens, "Clamp for max_tokens (0: the context)");
+  cmd->add_option("--keepalive", a->keepalive, "Seconds between SSE keep-alive comments")->capture_default_str();
+  cmd->add_option("--script", a->script, "Testing: reply with the strings of this JSON array instead of the model")->group("");
+  cmd->callback([a] { set_exit_code(run_serve(*a)); });
+}
+
+}  // namespace strata::cli
