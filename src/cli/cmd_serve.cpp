@@ -39,6 +39,7 @@ struct ServeArgs {
   uint64_t max_body = 16u << 20;
   int max_tokens = 0;
   double keepalive = 5.0;
+  int max_waiting = 64;
   std::string script;  // testing: replies from a JSON file instead of the model
 };
 
@@ -61,18 +62,43 @@ std::string default_alias(const std::string& path) {
   return base;
 }
 
-// Script mode: each request gets the next reply of a JSON array of strings, token by token.
-SerialEngine::Producer script_producer(const tokenizer::Tokenizer& tok, std::vector<std::string> replies) {
-  auto next = std::make_shared<std::atomic<size_t>>(0);
-  return [&tok, replies = std::move(replies), next](const engine::GenerateRequest&, const std::function<bool(int32_t)>& on_token) {
-    const std::string& text = replies[next->fetch_add(1) % replies.size()];
-    for (int32_t t : tok.encode(text, false, true)) {
+// Script mode, for protocol tests: the reply is the first script entry whose "when" occurs in
+// the prompt text (an entry without "when" always matches), streamed token by token.
+struct ScriptEntry {
+  std::string when;
+  std::string reply;
+};
+
+Result<std::vector<ScriptEntry>> read_script(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_array() || j.empty()) return error(ErrorCode::kInvalidArgument, "--script must be a JSON array of {when, reply}");
+  std::vector<ScriptEntry> out;
+  for (const auto& e : j) {
+    if (e.is_string()) {
+      out.push_back({"", e.get<std::string>()});
+    } else if (e.is_object() && e.contains("reply") && e["reply"].is_string()) {
+      out.push_back({e.value("when", ""), e["reply"].get<std::string>()});
+    } else {
+      return error(ErrorCode::kInvalidArgument, "--script entries must be strings or {when, reply}");
+    }
+  }
+  return out;
+}
+
+SerialEngine::Producer script_producer(const tokenizer::Tokenizer& tok, std::vector<ScriptEntry> script) {
+  return [&tok, script = std::move(script)](const engine::GenerateRequest& req, const std::function<bool(int32_t)>& on_token) {
+    const std::string prompt = tok.decode(req.prompt);
+    const ScriptEntry* hit = &script.back();
+    for (const ScriptEntry& e : script) {
+      if (e.when.empty() || prompt.find(e.when) != std::string::npos) {
+        hit = &e;
+        break;
+      }
+    }
+    for (int32_t t : tok.encode(hit->reply, false, true)) {
       if (!on_token(t)) return Status::ok();
     }
-    for (int32_t t : tok.eog_ids()) {
-      on_token(t);
-      break;
-    }
+    if (!tok.eog_ids().empty()) on_token(*tok.eog_ids().begin());
     return Status::ok();
   };
 }
@@ -114,9 +140,9 @@ int run_serve(const ServeArgs& a) {
   if (!a.script.empty()) {
     auto text = read_file(a.script);
     if (!text.is_ok()) return fail(text.status());
-    auto j = nlohmann::json::parse(*text, nullptr, false);
-    if (!j.is_array() || j.empty()) return fail(error(ErrorCode::kInvalidArgument, "--script must be a JSON array of reply strings"));
-    producer = script_producer(tok, j.get<std::vector<std::string>>());
+    auto script = read_script(*text);
+    if (!script.is_ok()) return fail(script.status());
+    producer = script_producer(tok, std::move(*script));
   } else {
     producer = model_producer(m, tok, ctx);
   }
@@ -135,6 +161,8 @@ int run_serve(const ServeArgs& a) {
   opts.max_body_bytes = a.max_body;
   opts.max_output_tokens = a.max_tokens;
   opts.keepalive_seconds = a.keepalive;
+  opts.max_waiting = a.max_waiting;
+  opts.engine_name = a.script.empty() ? "serial" : "script";
   opts.num_http_threads = std::max(16, a.parallel * 4);
   if (!a.chat_template_file.empty()) {
     auto t = read_file(a.chat_template_file);
@@ -188,6 +216,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-body", a->max_body, "Largest request body, bytes")->capture_default_str();
   cmd->add_option("--max-tokens", a->max_tokens, "Clamp for max_tokens (0: the context)");
   cmd->add_option("--keepalive", a->keepalive, "Seconds between SSE keep-alive comments")->capture_default_str();
+  cmd->add_option("--max-waiting", a->max_waiting, "Queued requests beyond which new ones get 429")->capture_default_str();
   cmd->add_option("--script", a->script, "Testing: reply with the strings of this JSON array instead of the model")->group("");
   cmd->callback([a] { set_exit_code(run_serve(*a)); });
 }

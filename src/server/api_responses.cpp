@@ -199,7 +199,8 @@ class ResponsesStreamWriter {
 
   std::string start() {
     Json r = response_object(id_, created_, req_, "in_progress");
-    return event("response.created", {{"response", r}}) + event("response.in_progress", {{"response", r}});
+    std::string out = event("response.created", {{"response", r}});
+    return out + event("response.in_progress", {{"response", r}});
   }
 
   std::string events(const std::vector<chat::ParseEvent>& events) {

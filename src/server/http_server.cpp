@@ -154,7 +154,7 @@ class HttpServer : public Server {
     http_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
       const engine::EngineStats s = ctx_.engine.stats();
       Json body{{"status", ctx_.stopping ? "stopping" : "ok"}, {"model", ctx_.options.model_name},
-                {"running", s.running}, {"waiting", s.waiting}};
+                {"engine", ctx_.options.engine_name}, {"context_length", ctx_.engine.context_length()}, {"running", s.running}, {"waiting", s.waiting}};
       res.status = ctx_.stopping ? 503 : 200;
       res.set_content(dump(body), "application/json");
     });

@@ -30,6 +30,7 @@ struct ServerOptions {
   int max_waiting = 64;                  // queue depth beyond which requests get 429/503
   bool keep_billing_header = false;      // keep Claude Code's per-request billing line
   size_t max_stored_responses = 1024;    // /v1/responses store (LRU)
+  std::string engine_name;               // reported by /health
 };
 
 class Server {
