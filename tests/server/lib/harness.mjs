@@ -14,11 +14,11 @@ export const testdata = process.env.STRATA_TESTDATA || path.resolve(repoRoot, '.
 export const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-server-test-'));
 
 // A tiny random-weight qwen3 model carrying the Qwen3 chat template (tools, <think>).
-export function synthModel(name = 'tiny-qwen3') {
+export function synthModel(name = 'tiny-qwen3', extraArgs = []) {
   const out = path.join(workDir, `${name}.gguf`);
   if (!fs.existsSync(out)) {
     execFileSync(strataBin, ['synth', '--preset', 'tiny', '--chat-template',
-      path.join(testdata, 'templates/Qwen-Qwen3-0.6B.jinja'), '-o', out], { stdio: 'pipe' });
+      path.join(testdata, 'templates/Qwen-Qwen3-0.6B.jinja'), ...extraArgs, '-o', out], { stdio: 'pipe' });
   }
   return out;
 }
@@ -29,8 +29,8 @@ export function writeScript(entries) {
   return file;
 }
 
-export async function startServer(args = [], { alias = 'tiny' } = {}) {
-  const model = synthModel();
+export async function startServer(args = [], { alias = 'tiny', model: modelName, synthArgs = [] } = {}) {
+  const model = synthModel(modelName, synthArgs);
   const proc = spawn(strataBin, ['serve', '-m', model, '--alias', alias, '--port', '0', '--keepalive', '0.5', ...args],
     { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
