@@ -48,7 +48,7 @@ function diff(before, after) {
   return d;
 }
 
-async function agentTurn(name, cmd, args, env) {
+async function agentTurn(name, cmd, args, env, expect = REPLY) {
   await test(name, async () => {
     if (!fs.existsSync(cmd)) { check(false, `${name}: ${cmd} is installed (npm install in tests/server/agents)`); return; }
     const before = await statusCounts();
@@ -56,7 +56,7 @@ async function agentTurn(name, cmd, args, env) {
     const requests = diff(before, await statusCounts());
     const bad = Object.keys(requests).filter((k) => !k.endsWith(' 200'));
     const sent = Object.values(requests).reduce((a, b) => a + b, 0);
-    check(r.code === 0 && sent > 0 && bad.length === 0 && r.out.includes(REPLY), `${name} completes a turn`,
+    check(r.code === 0 && sent > 0 && bad.length === 0 && r.out.includes(expect), `${name} completes a turn`,
       { code: r.code, requests, out: r.out.slice(-600), err: r.err.slice(-1500) });
   });
 }
@@ -104,4 +104,30 @@ for (const p of ['local', 'localant', 'localresp']) {
   await agentTurn(`opencode run (${p})`, bin('opencode'), ['run', '-m', `${p}/${MODEL}`, 'Say hi'], ocEnv);
 }
 
-await finish([srv]);
+// Tool round trips: the script answers a trigger phrase with a shell tool call in the
+// client's own tool name, and the tool's output with a final text. The agent must run the
+// tool and send its output back.
+const DONE = 'Done: hi-from-42';
+const call = (name, args) => `<tool_call>\n${JSON.stringify({ name, arguments: args })}\n</tool_call>`;
+const cmd = 'echo hi-from-$((40+2))';
+const tools = await startServer(['--any-model', '--ctx', '262144', '--script', writeScript([
+  { when: 'hi-from-42', reply: DONE },
+  { when: 'ZQX-codex', reply: call('exec_command', { cmd }) },
+  { when: 'ZQX-claude', reply: call('Bash', { command: cmd, description: 'Print text' }) },
+  { when: 'ZQX-opencode', reply: call('bash', { command: cmd, description: 'Print text' }) },
+  { reply: REPLY }])], { alias: MODEL, model: 'tiny-qwen3-long', synthArgs: ['--ctx', '262144'] });
+const toolsBase = tools.base;
+fs.writeFileSync(path.join(codexHome, 'config.toml'),
+  fs.readFileSync(path.join(codexHome, 'config.toml'), 'utf8').replace(srv.base, toolsBase));
+const srvBase = srv.base;
+srv.base = toolsBase;  // statusCounts() reads this server's metrics now
+await agentTurn('codex exec tool round trip', bin('codex'),
+  ['exec', '--skip-git-repo-check', '--dangerously-bypass-approvals-and-sandbox', 'ZQX-codex: run the echo'],
+  { CODEX_HOME: codexHome, LOCAL_API_KEY: key, HOME: home('codex-user') }, DONE);
+await agentTurn('claude -p tool round trip', bin('claude'), ['-p', 'ZQX-claude: run the echo', '--model', MODEL, '--allowedTools', 'Bash'],
+  { CLAUDE_CONFIG_DIR: home('claude-home'), HOME: home('claude-user'), ANTHROPIC_BASE_URL: toolsBase, ANTHROPIC_API_KEY: key,
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1' }, DONE);
+fs.writeFileSync(ocConfig, fs.readFileSync(ocConfig, 'utf8').replaceAll(srvBase, toolsBase));
+await agentTurn('opencode run tool round trip', bin('opencode'), ['run', '-m', `local/${MODEL}`, 'ZQX-opencode: run the echo'], ocEnv, DONE);
+
+await finish([srv, tools]);
