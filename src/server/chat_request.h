@@ -27,6 +27,7 @@ struct ChatRequest {
   std::optional<int> max_tokens;   // unset: as many as the context leaves (capped)
   std::vector<std::string> stop;
   bool stream = false;
+  bool ignore_eos = false;         // extension (llama.cpp, vLLM): generate through end-of-text
 };
 
 // Typed reads of request fields: a wrong type is an invalid_request_error naming the field.

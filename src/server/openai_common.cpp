@@ -52,6 +52,7 @@ std::optional<ApiError> read_openai_common(const Json& body, ChatRequest* req) {
   if (auto e = read_sampling(body, &req->sampling)) return e;
   if (auto e = read_stop(body, "stop", &req->stop)) return e;
   if (auto e = read_bool(body, "stream", &req->stream)) return e;
+  if (auto e = read_bool(body, "ignore_eos", &req->ignore_eos)) return e;
   auto effort = body.find("reasoning_effort");
   if (effort != body.end() && effort->is_string()) req->enable_thinking = *effort != "none";
   auto reasoning = body.find("reasoning");

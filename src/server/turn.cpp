@@ -34,6 +34,7 @@ ApiResult<std::shared_ptr<Turn>> Turn::start(ServerContext& ctx, const ChatReque
   if (ctx.options.max_output_tokens > 0) max_tokens = std::min(max_tokens, ctx.options.max_output_tokens);
   gen.max_tokens = std::clamp(max_tokens, 1, room);
   gen.stop = request.stop;
+  gen.ignore_eos = request.ignore_eos;
 
   std::shared_ptr<Turn> turn(new Turn(ctx));
   turn->parser_ = ctx.format->make_parser(request, *rendered);

@@ -247,13 +247,30 @@ async function cacheSuite(srv) {
   check(m.usage.cache_read_input_tokens > 0, 'repeated messages request reports cache_read_input_tokens', m.usage);
 }
 
+// While one request holds the only slot, a streaming request that waits behind it receives
+// SSE keep-alive comments (the harness sets --keepalive 0.5), as during a long prefill.
+async function keepAliveSuite(srv) {
+  const busy = fetch(`${srv.base}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: srv.alias, prompt: 'Hello', max_tokens: 3000, temperature: 1, ignore_eos: true }) });
+  await new Promise((r) => setTimeout(r, 100));
+  const t0 = Date.now();
+  const res = await fetch(`${srv.base}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: srv.alias, max_tokens: 4, stream: true, messages: [{ role: 'user', content: 'Hi' }] }) });
+  const { events, comments } = await readSse(res);
+  const waited = Date.now() - t0;
+  await busy;
+  check(waited < 1000 || comments > 0, 'keep-alive comments while waiting', { waited, comments });
+  check(events[0]?.event === 'message_start' && events.at(-1)?.event === 'message_stop', 'the waiting stream completes', events.map((e) => e.event));
+}
+
 const scripted = await startServer(['--script', writeScript(SCRIPT)]);
-const real = await startServer([]);
+const real = await startServer(['--parallel', '1']);
 await openaiSuite(scripted, true);
 await anthropicSuite(scripted, true);
 await openaiSuite(real, false);
 await anthropicSuite(real, false);
 await cacheSuite(real);
+await test('keep-alive', () => keepAliveSuite(real));
 await test('SIGTERM exits cleanly', async () => {
   const code = await real.stop();
   check(code === 0, 'strata serve exits 0 on SIGTERM', code);
