@@ -251,7 +251,7 @@ async function cacheSuite(srv) {
 // SSE keep-alive comments (the harness sets --keepalive 0.5), as during a long prefill.
 async function keepAliveSuite(srv) {
   const busy = fetch(`${srv.base}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: srv.alias, prompt: 'Hello', max_tokens: 3000, temperature: 1, ignore_eos: true }) });
+    body: JSON.stringify({ model: srv.alias, prompt: 'Hello', max_tokens: 600, temperature: 1, ignore_eos: true }) });
   await new Promise((r) => setTimeout(r, 100));
   const t0 = Date.now();
   const res = await fetch(`${srv.base}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' },
@@ -259,7 +259,8 @@ async function keepAliveSuite(srv) {
   const { events, comments } = await readSse(res);
   const waited = Date.now() - t0;
   await busy;
-  check(waited < 1000 || comments > 0, 'keep-alive comments while waiting', { waited, comments });
+  console.log(`keep-alive: waited ${waited} ms, ${comments} comments`);
+  check(waited > 700 && comments > 0, 'keep-alive comments while waiting', { waited, comments });
   check(events[0]?.event === 'message_start' && events.at(-1)?.event === 'message_stop', 'the waiting stream completes', events.map((e) => e.event));
 }
 
@@ -271,8 +272,15 @@ await openaiSuite(real, false);
 await anthropicSuite(real, false);
 await cacheSuite(real);
 await test('keep-alive', () => keepAliveSuite(real));
-await test('SIGTERM exits cleanly', async () => {
-  const code = await real.stop();
+await test('SIGTERM drains and exits cleanly', async () => {
+  const res = await fetch(`${real.base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: real.alias, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 200, ignore_eos: true, stream: true }) });
+  const reader = res.body.getReader();
+  let text = new TextDecoder().decode((await reader.read()).value);
+  const exited = real.stop();
+  for (;;) { const { value, done } = await reader.read(); if (done) break; text += new TextDecoder().decode(value); }
+  check(text.trimEnd().endsWith('data: [DONE]'), 'the request in flight at SIGTERM finishes', text.slice(-200));
+  const code = await exited;
   check(code === 0, 'strata serve exits 0 on SIGTERM', code);
 });
 await finish([scripted, real]);
