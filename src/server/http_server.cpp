@@ -65,6 +65,8 @@ class HttpServer : public Server {
     http_.set_read_timeout(600, 0);
     http_.set_write_timeout(600, 0);
     http_.set_keep_alive_max_count(1000);
+    // Token-sized SSE writes: without this, Nagle + delayed ACK hold each one ~40 ms.
+    http_.set_tcp_nodelay(true);
     routes();
   }
 

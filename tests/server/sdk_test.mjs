@@ -250,15 +250,15 @@ async function cacheSuite(srv) {
 // While one request holds the only slot, a streaming request that waits behind it receives
 // SSE keep-alive comments (the harness sets --keepalive 0.5), as during a long prefill.
 async function keepAliveSuite(srv) {
-  const busy = fetch(`${srv.base}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: srv.alias, prompt: 'Hello', max_tokens: 600, temperature: 1, ignore_eos: true }) });
-  await new Promise((r) => setTimeout(r, 100));
+  const busy = await fetch(`${srv.base}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: srv.alias, prompt: 'Hello', max_tokens: 2500, temperature: 1, ignore_eos: true, stream: true }) });
+  const busyText = busy.text();  // headers arrived: the busy request holds the slot
   const t0 = Date.now();
   const res = await fetch(`${srv.base}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ model: srv.alias, max_tokens: 4, stream: true, messages: [{ role: 'user', content: 'Hi' }] }) });
   const { events, comments } = await readSse(res);
   const waited = Date.now() - t0;
-  await busy;
+  await busyText;
   console.log(`keep-alive: waited ${waited} ms, ${comments} comments`);
   check(waited > 700 && comments > 0, 'keep-alive comments while waiting', { waited, comments });
   check(events[0]?.event === 'message_start' && events.at(-1)?.event === 'message_stop', 'the waiting stream completes', events.map((e) => e.event));
