@@ -199,8 +199,9 @@ class KvCache {
   std::vector<BlockKey> host_key_;    // key of each cached host slot
   std::unordered_map<int64_t, Sequence> seqs_;
   std::unordered_map<uint64_t, PendingRead> pending_;
-  std::vector<int32_t> io_pins_;        // per device block: SSD writes reading it
-  std::deque<BlockKey> write_backlog_;  // full blocks to write behind, oldest first
+  std::vector<int32_t> io_pins_;  // per device block: SSD writes reading it, reads filling it
+  std::unordered_map<uint64_t, BlockId> orphan_reads_;  // reads nobody waits for any more
+  std::deque<BlockKey> write_backlog_;                  // full blocks to write behind, oldest first
   int32_t writes_in_flight_ = 0;
   int64_t next_seq_ = 1;
   uint64_t tick_ = 1;
