@@ -142,9 +142,11 @@ class KvCache {
   int32_t num_tokens(SeqId seq) const;
   int32_t num_cached_tokens(SeqId seq) const;
   std::span<const BlockId> block_table(SeqId seq) const;
-  // Room for num_new_tokens more tokens: all the blocks or none.
+  // Room for num_new_tokens more tokens: all the blocks or none. Blocks pinned by SSD reads or
+  // writes in flight are not free, so kNoRoom can pass by itself after poll().
   [[nodiscard]] Alloc allocate(SeqId seq, int32_t num_new_tokens);
-  // KV (and, for a block it fills, the state blob) of these next tokens is written.
+  // The caller has written K/V of these next tokens into the block table (and, with a state
+  // layout, the state as of the last token of each block they reach, at state_ptr()).
   // Full blocks enter the prefix index and are written behind to SSD.
   void commit(SeqId seq, std::span<const int32_t> tokens);
   // Finish: the partial tail block stays findable while resident; blocks join the free list.
