@@ -145,7 +145,7 @@ std::vector<int32_t> tokens(size_t n, int32_t seed) {
 
 struct BlockRun {
   double commit_s, write_gbs, reindex_s, restore_gbs, restore_warm_gbs, resident_after_drop,
-      raw_gbs, of_raw;
+      raw_gbs, raw_after_gbs, of_raw;
 };
 
 // Write `mib` of KV through the SSD tier as one request, drop the page cache, restart the
