@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   const std::string path = argv[1];
   const double mb = argc > 2 ? std::atof(argv[2]) : 8.0;
   Result<std::unique_ptr<tokenizer::Tokenizer>> tok = Status(ErrorCode::kInternal, "unset");
+  const auto load_start = std::chrono::steady_clock::now();
   std::unique_ptr<gguf::File> file;
   if (path.size() > 5 && path.substr(path.size() - 5) == ".json") {
     std::ifstream f(path, std::ios::binary);
@@ -65,6 +66,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", tok.status().to_string().c_str());
     return 1;
   }
+  std::printf("load: %.3f s (%d tokens)\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count(),
+              (*tok)->vocab_size());
   const std::string text = make_text(static_cast<size_t>(mb * 1e6));
   using clock = std::chrono::steady_clock;
   (void)(*tok)->encode(text.substr(0, 100000), false, false);  // warm up

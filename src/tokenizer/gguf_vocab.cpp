@@ -82,6 +82,16 @@ Result<Vocab> vocab_from_gguf(const gguf::File& file) {
     v.add_space_prefix = false;
   }
   v.chat_template = file.get_string("tokenizer.chat_template").value_or("");
+  if (arch == "phi3") {
+    // Phi-3's tokenizer.json gives its chat tokens rstrip (the newline after <|user|> is
+    // eaten); GGUF has no field for it, so restore it by name as llama.cpp does.
+    v.strip_flags.assign(n, 0);
+    for (size_t i = 0; i < n && i < v.types.size(); ++i) {
+      const std::string& t = v.tokens[i];
+      const bool special = v.types[i] == TokenType::kControl || v.types[i] == TokenType::kUserDefined;
+      if (special && t != "<unk>" && t != "<s>" && t != "<|endoftext|>") v.strip_flags[i] = 2;
+    }
+  }
   return v;
 }
 

@@ -59,6 +59,10 @@ Status read_pre_tokenizer(const json& pre, Vocab& v) {
         v.pre_regexes.push_back(escape_regex(pat["String"].get<std::string>()));
       }
     } else if (type == "ByteLevel") {
+      if (p.value("add_prefix_space", false)) {
+        st = error(ErrorCode::kUnsupported, "tokenizer.json ByteLevel pre-tokenizer with add_prefix_space is not supported");
+        return;
+      }
       if (p.value("use_regex", true)) v.pre_regexes.push_back(kGpt2Regex);
     } else if (type == "Digits") {
       v.pre_regexes.push_back(p.value("individual_digits", false) ? "\\p{N}" : "\\p{N}+");

@@ -19,6 +19,8 @@ namespace strata::tokenizer {
 
 class PreTokenizer;
 
+// Immutable once built: encode and decode are const and safe to call from many threads
+// (the word cache lives in each encode call).
 class Tokenizer {
  public:
   static Result<std::unique_ptr<Tokenizer>> from_vocab(Vocab vocab);

