@@ -112,15 +112,17 @@ std::vector<gguf::KeyValue> to_gguf_metadata(const Vocab& v) {
     kv.push_back({"tokenizer.ggml.scores", Value::f32_array(v.scores)});
   } else if (spm) {
     // Readers that merge by score (llama.cpp) get scores that order tokens like the merges:
-    // a token made by merge r scores -r; base pieces score 0.
-    std::vector<float> scores(v.tokens.size(), 0.0f);
+    // a token made by merge r scores -(r + 1); tokens no merge makes score below them all,
+    // so such a reader forms them last (HF never forms them; our reader uses the merges).
+    const float unmerged = -static_cast<float>(v.merges.size() + 1);
+    std::vector<float> scores(v.tokens.size(), unmerged);
     std::unordered_map<std::string, size_t> ids;
     for (size_t i = 0; i < v.tokens.size(); ++i) ids.emplace(v.tokens[i], i);
     for (size_t r = 0; r < v.merges.size(); ++r) {
       const size_t sp = v.merges[r].find(' ', 1);
       if (sp == std::string::npos) continue;
       const auto it = ids.find(v.merges[r].substr(0, sp) + v.merges[r].substr(sp + 1));
-      if (it != ids.end() && scores[it->second] == 0.0f) scores[it->second] = -static_cast<float>(r + 1);
+      if (it != ids.end() && scores[it->second] == unmerged) scores[it->second] = -static_cast<float>(r + 1);
     }
     kv.push_back({"tokenizer.ggml.scores", Value::f32_array(scores)});
   }

@@ -44,6 +44,50 @@ TEST(Tokenizer, ByteLevelMergesByRank) {
   EXPECT_EQ((*tok)->decode(ids), "hello wo");
 }
 
+// A pre-tokenizer no family knows travels through GGUF in tokenizer.strata.* keys.
+TEST(Tokenizer, CustomPreTokenizerSurvivesGgufMetadata) {
+  Vocab v = tiny_byte_level();
+  v.pre = "custom";
+  v.pre_regexes = {"\\p{N}", kGpt2Regex};
+  v.normalize_nfc = true;
+  v.chat_template = "{{ messages }}";
+  gguf::Writer w;
+  for (auto& kv : to_gguf_metadata(v)) w.set(kv.key, kv.value);
+  const auto bytes = w.write_to_buffer();
+  auto file = gguf::File::parse(bytes);
+  ASSERT_TRUE(file.is_ok()) << file.status().to_string();
+  auto back = vocab_from_gguf(**file);
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(back->pre_regexes, v.pre_regexes);
+  EXPECT_TRUE(back->normalize_nfc);
+  EXPECT_EQ(back->tokens, v.tokens);
+  EXPECT_EQ(back->types, v.types);
+  EXPECT_EQ(back->merges, v.merges);
+  EXPECT_EQ(back->eos_id, v.eos_id);
+  EXPECT_EQ(back->chat_template, v.chat_template);
+  // A known family needs no extra keys.
+  v.pre = "gpt-2";
+  v.pre_regexes = {kGpt2Regex};
+  v.normalize_nfc = false;
+  for (const auto& kv : to_gguf_metadata(v)) EXPECT_EQ(kv.key.find("tokenizer.strata."), std::string::npos);
+}
+
+TEST(Tokenizer, UnknownPreTokenizerIsAnError) {
+  gguf::Writer w;
+  Vocab v = tiny_byte_level();
+  v.pre = "no-such-family";
+  for (auto& kv : to_gguf_metadata(v)) {
+    if (kv.key.rfind("tokenizer.strata.", 0) != 0) w.set(kv.key, kv.value);
+  }
+  const auto bytes = w.write_to_buffer();
+  auto file = gguf::File::parse(bytes);
+  ASSERT_TRUE(file.is_ok());
+  auto tok = Tokenizer::from_gguf(**file);
+  ASSERT_FALSE(tok.is_ok());
+  EXPECT_EQ(tok.status().code(), ErrorCode::kUnsupported);
+  EXPECT_NE(tok.status().message().find("no-such-family"), std::string::npos);
+}
+
 TEST(Tokenizer, ControlTokensOnlyWithParseSpecial) {
   auto tok = std::move(Tokenizer::from_vocab(tiny_byte_level())).value();
   const int32_t end = tok->token_id("<|end|>");

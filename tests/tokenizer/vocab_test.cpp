@@ -127,6 +127,20 @@ TEST_P(GgufFamily, MatchesReferenceIds) {
   for (const auto& c : cases) {
     if (is_valid_utf8(c.text)) check_round_trip(**tok, c.text, GetParam());
   }
+  // Random bytes (mostly broken UTF-8): encoding never fails, and decoding gives the
+  // repaired text back where the family keeps text as is.
+  std::mt19937 rng(42);
+  const bool exact = !(*tok)->vocab().normalize_nfc;
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string bytes(rng() % 48, '\0');
+    for (char& b : bytes) b = static_cast<char>(rng() % 3 == 0 ? 0x80 + rng() % 128 : 0x20 + rng() % 96);
+    const std::string repaired = sanitize_utf8(bytes);
+    const auto ids = (*tok)->encode(bytes, false, false);
+    for (int32_t id : ids) ASSERT_TRUE(id >= 0 && id < (*tok)->vocab_size());
+    if (exact && repaired.find("\xE2\x96\x81") == std::string::npos) {
+      EXPECT_EQ((*tok)->decode(ids), repaired) << GetParam();
+    }
+  }
   // Every token alone through the streaming decoder: valid UTF-8, and the bytes of the
   // piece whenever the piece is itself valid.
   for (int32_t id = 0; id < (*tok)->vocab_size(); ++id) {
