@@ -184,24 +184,56 @@ Status Tokenizer::build_merges() {
 
 void Tokenizer::build_specials() {
   specials_.clear();
+  // Build with per-node maps, then flatten into sorted edge ranges.
+  std::vector<std::map<uint8_t, uint32_t>> children(1);
+  std::vector<int32_t> ends(1, -1);
   for (size_t id = 0; id < vocab_.tokens.size(); ++id) {
     const TokenType type = vocab_.types[id];
-    if (!is_special_type(type) || vocab_.tokens[id].empty()) continue;
-    const uint8_t flags = id < vocab_.strip_flags.size() ? vocab_.strip_flags[id] : 0;
     const std::string_view text = vocab_.tokens[id];
-    if (special_index_.count(text)) continue;
-    special_index_.emplace(text, static_cast<uint32_t>(specials_.size()));
+    if (!is_special_type(type) || text.empty()) continue;
+    uint32_t node = 0;
+    for (char c : text) {
+      const auto b = static_cast<uint8_t>(c);
+      auto it = children[node].find(b);
+      if (it == children[node].end()) {
+        it = children[node].emplace(b, static_cast<uint32_t>(children.size())).first;
+        children.emplace_back();
+        ends.push_back(-1);
+      }
+      node = it->second;
+    }
+    if (ends[node] >= 0) continue;  // the same text twice: the lower id wins
+    const uint8_t flags = id < vocab_.strip_flags.size() ? vocab_.strip_flags[id] : 0;
+    ends[node] = static_cast<int32_t>(specials_.size());
     specials_.push_back({text, static_cast<int32_t>(id), type == TokenType::kControl,
                          (flags & 1) != 0, (flags & 2) != 0});
   }
-  // Per first byte: the distinct lengths of the specials starting with it, longest first.
-  specials_by_byte_.assign(256, {});
-  for (const auto& s : specials_) {
-    auto& lengths = specials_by_byte_[static_cast<uint8_t>(s.text[0])];
-    const auto len = static_cast<uint32_t>(s.text.size());
-    if (std::find(lengths.begin(), lengths.end(), len) == lengths.end()) lengths.push_back(len);
+  trie_.assign(children.size(), {});
+  trie_edges_.clear();
+  for (size_t node = 0; node < children.size(); ++node) {
+    trie_[node].edges_begin = static_cast<uint32_t>(trie_edges_.size());
+    for (const auto& [b, child] : children[node]) trie_edges_.emplace_back(b, child);
+    trie_[node].edges_end = static_cast<uint32_t>(trie_edges_.size());
+    trie_[node].special_idx = ends[node];
   }
-  for (auto& lengths : specials_by_byte_) std::sort(lengths.begin(), lengths.end(), std::greater<>());
+}
+
+const Tokenizer::SpecialToken* Tokenizer::match_special(std::string_view text, bool parse_special) const {
+  const SpecialToken* best = nullptr;
+  uint32_t node = 0;
+  for (char c : text) {
+    const auto b = static_cast<uint8_t>(c);
+    const auto* first = trie_edges_.data() + trie_[node].edges_begin;
+    const auto* last = trie_edges_.data() + trie_[node].edges_end;
+    const auto* edge = std::lower_bound(first, last, b, [](const auto& e, uint8_t v) { return e.first < v; });
+    if (edge == last || edge->first != b) break;
+    node = edge->second;
+    const int32_t idx = trie_[node].special_idx;
+    if (idx >= 0 && (parse_special || !specials_[static_cast<size_t>(idx)].control)) {
+      best = &specials_[static_cast<size_t>(idx)];
+    }
+  }
+  return best;
 }
 
 void Tokenizer::build_eog() {
@@ -265,17 +297,7 @@ void Tokenizer::split_special(std::string_view text, bool parse_special,
       strip_next = false;
       if (i >= text.size()) break;
     }
-    const auto& lengths = specials_by_byte_[static_cast<uint8_t>(text[i])];
-    const SpecialToken* hit = nullptr;
-    for (uint32_t len : lengths) {
-      if (len > text.size() - i) continue;
-      const auto it = special_index_.find(text.substr(i, len));
-      if (it == special_index_.end()) continue;
-      const SpecialToken& s = specials_[it->second];
-      if (s.control && !parse_special) continue;
-      hit = &s;
-      break;
-    }
+    const SpecialToken* hit = match_special(text.substr(i), parse_special);
     if (!hit) {
       ++i;
       continue;

@@ -2,6 +2,8 @@
 // byte fallback, UTF-8 helpers and the incremental decoder's hold-back.
 #include <gtest/gtest.h>
 
+#include <utf8proc.h>
+
 #include <random>
 
 #include "tokenizer/pre_tokenizer.h"
@@ -164,6 +166,34 @@ TEST(Unicode, EmittablePrefixHoldsBackIncompleteSequences) {
   EXPECT_EQ(utf8_emittable_prefix("a\xED\xA0"), 3u);      // a surrogate can never complete
   EXPECT_TRUE(is_valid_utf8("\xF0\x9F\x99\x82"));
   EXPECT_FALSE(is_valid_utf8("\xC0\x80"));
+}
+
+// The NFC fast path: an inert code point has combining class 0, is its own NFC, and is
+// never the second half of a canonical decomposition (so it never composes).
+TEST(Unicode, NfcInertRangesAreInert) {
+  std::vector<bool> second(0x110000, false);
+  for (int32_t cp = 0; cp < 0x110000; ++cp) {
+    utf8proc_int32_t out[4];
+    int last_boundclass = 0;
+    const auto n = utf8proc_decompose_char(cp, out, 4, UTF8PROC_DECOMPOSE, &last_boundclass);
+    if (n == 2) second[static_cast<size_t>(out[1])] = true;
+  }
+  int checked = 0;
+  for (uint32_t cp = 0x80; cp < 0x110000; ++cp) {
+    if (!nfc_inert(cp)) continue;
+    ++checked;
+    ASSERT_EQ(utf8proc_get_property(static_cast<utf8proc_int32_t>(cp))->combining_class, 0) << cp;
+    ASSERT_FALSE(second[cp]) << cp;
+    std::string s;
+    append_utf8(s, cp);
+    utf8proc_uint8_t* out = nullptr;
+    const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), static_cast<utf8proc_ssize_t>(s.size()),
+                                &out, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+    ASSERT_EQ(std::string(reinterpret_cast<char*>(out), static_cast<size_t>(n)), s) << cp;
+    std::free(out);
+  }
+  EXPECT_GT(checked, 30000);
+  EXPECT_EQ(nfc("e\xCC\x81"), "\xC3\xA9");  // composed by utf8proc
 }
 
 TEST(IncrementalDecoder, ByteTokensNeverEmitBrokenUtf8) {
