@@ -14,6 +14,27 @@ int32_t get_id(const gguf::File& f, std::string_view key) {
   return v ? static_cast<int32_t>(*v) : -1;
 }
 
+// The byte-level pre-tokenizer: regexes written by to_gguf_metadata for a family no table
+// knows, else the family tokenizer.ggml.pre names.
+Status read_pre_tokenizer(const gguf::File& file, Vocab& v) {
+  if (const gguf::Value* re = file.find("tokenizer.strata.pre_regexes")) {
+    v.pre_regexes = re->strings;
+    v.ignore_merges = file.get_bool("tokenizer.strata.ignore_merges").value_or(false);
+    v.normalize_nfc = file.get_bool("tokenizer.strata.normalize_nfc").value_or(false);
+    return Status::ok();
+  }
+  const PreFamily* family = find_pre_family(v.pre);
+  if (!family) {
+    return error(ErrorCode::kUnsupported,
+                 "tokenizer.ggml.pre '" + v.pre + "' is not a known pre-tokenizer; add its regexes to "
+                 "src/tokenizer/pre_tokenizer.cpp");
+  }
+  v.pre_regexes = family->regexes;
+  v.ignore_merges = family->ignore_merges;
+  v.normalize_nfc = family->normalize_nfc;
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<Vocab> vocab_from_gguf(const gguf::File& file) {
@@ -47,22 +68,7 @@ Result<Vocab> vocab_from_gguf(const gguf::File& file) {
   if (const gguf::Value* merges = file.find("tokenizer.ggml.merges")) v.merges = merges->strings;
 
   v.pre = file.get_string("tokenizer.ggml.pre").value_or("default");
-  if (v.algorithm == Algorithm::kByteLevelBpe) {
-    if (const gguf::Value* re = file.find("tokenizer.strata.pre_regexes")) {
-      // A pre-tokenizer no family table knows, written by to_gguf_metadata.
-      v.pre_regexes = re->strings;
-      v.ignore_merges = file.get_bool("tokenizer.strata.ignore_merges").value_or(false);
-      v.normalize_nfc = file.get_bool("tokenizer.strata.normalize_nfc").value_or(false);
-    } else if (const PreFamily* family = find_pre_family(v.pre)) {
-      v.pre_regexes = family->regexes;
-      v.ignore_merges = family->ignore_merges;
-      v.normalize_nfc = family->normalize_nfc;
-    } else {
-      return error(ErrorCode::kUnsupported,
-                   "tokenizer.ggml.pre '" + v.pre + "' is not a known pre-tokenizer; add its regexes to "
-                   "src/tokenizer/pre_tokenizer.cpp");
-    }
-  }
+  if (v.algorithm == Algorithm::kByteLevelBpe) STRATA_RETURN_IF_ERROR(read_pre_tokenizer(file, v));
 
   v.bos_id = get_id(file, "tokenizer.ggml.bos_token_id");
   v.eos_id = get_id(file, "tokenizer.ggml.eos_token_id");

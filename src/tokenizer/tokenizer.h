@@ -85,6 +85,8 @@ class Tokenizer {
 
   explicit Tokenizer(Vocab vocab);
   Status build();
+  void build_pieces();
+  void build_word_cuts();
   Status build_merges();
   void build_specials();
   void build_eog();
