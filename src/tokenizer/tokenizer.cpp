@@ -95,20 +95,18 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, 
   std::vector<Fragment> fragments;
   split_special(text, parse_special, fragments);
   std::unordered_map<std::string, std::vector<int32_t>> cache;
-  bool first = true;
   for (const Fragment& f : fragments) {
     if (f.id >= 0) {
       out.push_back(f.id);
     } else {
-      encode_fragment(f.text, first, out, cache);
+      encode_fragment(f.text, out, cache);
     }
-    first = false;
   }
   if (add_special && vocab_.add_eos && vocab_.eos_id >= 0) out.push_back(vocab_.eos_id);
   return out;
 }
 
-void Tokenizer::encode_fragment(std::string_view text, bool first, std::vector<int32_t>& out,
+void Tokenizer::encode_fragment(std::string_view text, std::vector<int32_t>& out,
                                 std::unordered_map<std::string, std::vector<int32_t>>& cache) const {
   std::string normalized;
   if (vocab_.normalize_nfc) {
@@ -118,7 +116,7 @@ void Tokenizer::encode_fragment(std::string_view text, bool first, std::vector<i
   if (vocab_.algorithm == Algorithm::kByteLevelBpe) {
     encode_byte_level(text, out, cache);
   } else {
-    encode_sentencepiece(text, first, out, cache);
+    encode_sentencepiece(text, out, cache);
   }
 }
 
@@ -155,9 +153,10 @@ void Tokenizer::encode_byte_level(std::string_view text, std::vector<int32_t>& o
   }
 }
 
-void Tokenizer::encode_sentencepiece(std::string_view text, bool first, std::vector<int32_t>& out,
+void Tokenizer::encode_sentencepiece(std::string_view text, std::vector<int32_t>& out,
                                      std::unordered_map<std::string, std::vector<int32_t>>& cache) const {
-  (void)first;  // every text fragment gets the prefix, as HF's per-segment normalizer does
+  // Every text fragment gets the prefix (also after a special token), as HF's normalizer,
+  // which runs per segment between added tokens, does.
   if (text.empty()) return;
   std::string norm;
   if (vocab_.add_space_prefix) norm = kSpmSpace;

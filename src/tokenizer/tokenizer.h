@@ -93,11 +93,11 @@ class Tokenizer {
   void build_eog();
 
   void split_special(std::string_view text, bool parse_special, std::vector<Fragment>& out) const;
-  void encode_fragment(std::string_view text, bool first, std::vector<int32_t>& out,
+  void encode_fragment(std::string_view text, std::vector<int32_t>& out,
                        std::unordered_map<std::string, std::vector<int32_t>>& cache) const;
   void encode_byte_level(std::string_view text, std::vector<int32_t>& out,
                          std::unordered_map<std::string, std::vector<int32_t>>& cache) const;
-  void encode_sentencepiece(std::string_view text, bool first, std::vector<int32_t>& out,
+  void encode_sentencepiece(std::string_view text, std::vector<int32_t>& out,
                             std::unordered_map<std::string, std::vector<int32_t>>& cache) const;
   void encode_sentencepiece_word(std::string_view word, std::vector<int32_t>& out) const;
   // Merges the initial symbols of one word (their ids; -1 = no token) in rank order.
