@@ -5,7 +5,7 @@
 
 namespace strata::tokenizer {
 
-std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
+std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special) const {
   std::string out;
   for (int32_t id : ids) {
     if (id < 0 || id >= vocab_size()) continue;

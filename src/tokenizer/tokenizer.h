@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -41,7 +40,7 @@ class Tokenizer {
   // The bytes of all tokens, concatenated (may be invalid UTF-8 where ids split a character).
   // SentencePiece vocabularies with a space prefix drop the first leading space.
   // skip_special leaves out control tokens.
-  std::string decode(std::span<const int32_t> ids, bool skip_special = false) const;
+  std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const;
   // The bytes one token stands for (byte-level alphabet undone, U+2581 -> ' ', <0xNN> -> byte).
   const std::string& token_to_piece(int32_t id) const;
   // The token's text as stored in the vocabulary.

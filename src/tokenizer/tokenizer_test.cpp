@@ -102,7 +102,7 @@ TEST(Tokenizer, ControlTokensOnlyWithParseSpecial) {
   // User-defined tokens are matched whole either way.
   EXPECT_EQ(tok->encode("<tool>", false, false), std::vector<int32_t>{tool});
   EXPECT_TRUE(tok->is_eog(end));
-  EXPECT_EQ(tok->decode(std::vector<int32_t>{end}, /*skip_special=*/true), "");
+  EXPECT_EQ(tok->decode({end}, /*skip_special=*/true), "");
 }
 
 TEST(Tokenizer, InvalidUtf8IsRepaired) {
