@@ -546,14 +546,16 @@ Result<Value> g_range(Interpreter&, CallArgs& args) {
   return Value::list(std::move(out));
 }
 
-Result<Value> g_namespace(Interpreter&, CallArgs& args) {
+Result<Value> g_namespace(Interpreter& in, CallArgs& args) {
   ValueDict attrs;
   for (const auto& p : args.positional) {
     if (!p.is_dict()) return bad(args, "namespace() positional argument must be a mapping");
     for (const auto& [k, v] : p.as_dict().items) attrs.set(k, v);
   }
   for (const auto& [k, v] : args.keyword) attrs.set(k, v);
-  return Value::make_namespace(std::move(attrs));
+  Value ns = Value::make_namespace(std::move(attrs));
+  in.track_namespace(ns);
+  return ns;
 }
 
 Result<Value> g_dict(Interpreter&, CallArgs& args) {

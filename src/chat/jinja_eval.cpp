@@ -8,7 +8,7 @@
 namespace strata::chat::jinja {
 
 namespace {
-constexpr int kMaxCallDepth = 200;  // recursive macros beyond this are a template bug
+constexpr int kMaxCallDepth = 100;  // recursive macros beyond this are a template bug
 
 Status undefined_error(const Value& v, int line) {
   return template_error(v.undefined_unsafe() ? ErrorCode::kUnsupported : ErrorCode::kInvalidArgument, line,
@@ -51,6 +51,14 @@ void Scope::set(const std::string& name, Value value) {
   vars.emplace_back(name, std::move(value));
 }
 
+Interpreter::~Interpreter() {
+  for (auto& scope : macro_scopes_) {
+    scope->vars.clear();
+    scope->parent.reset();
+  }
+  for (auto& ns : namespaces_) ns.mutable_namespace().items.clear();
+}
+
 Status Interpreter::exec_body(const Body& body, const ScopePtr& scope, std::string& out, Flow& flow) {
   for (const auto& stmt : body) {
     STRATA_RETURN_IF_ERROR(exec_stmt(*stmt, scope, out, flow));
@@ -81,6 +89,7 @@ Status Interpreter::exec_stmt(const Stmt& stmt, const ScopePtr& scope, std::stri
       fn->name = stmt.macro->name;
       fn->macro = stmt.macro.get();
       fn->closure = scope;
+      macro_scopes_.push_back(scope);
       scope->set(stmt.macro->name, Value::callable(std::move(fn)));
       return Status::ok();
     }

@@ -7,6 +7,10 @@
 namespace strata::chat::jinja {
 namespace {
 
+// Nesting deeper than this (parentheses, blocks, unary chains) is refused rather than
+// risking the stack on a hostile template.
+constexpr int kMaxNesting = 256;
+
 class Parser {
  public:
   explicit Parser(std::vector<Token> tokens) : toks_(std::move(tokens)) {}
@@ -110,7 +114,20 @@ class Parser {
     return Status::ok();
   }
 
+  // Counts nesting while in scope; check() fails past kMaxNesting.
+  struct DepthGuard {
+    int& depth;
+    explicit DepthGuard(int& d) : depth(++d) {}
+    ~DepthGuard() { --depth; }
+  };
+  Status check_depth() const {
+    if (depth_ > kMaxNesting) return fail_unsupported("nesting deeper than " + std::to_string(kMaxNesting) + " levels");
+    return Status::ok();
+  }
+
   Status parse_statement(Body& body) {
+    DepthGuard guard(depth_);
+    STRATA_RETURN_IF_ERROR(check_depth());
     std::string tag = cur().text;
     int line = cur().line;
     auto s = std::make_unique<Stmt>();
@@ -256,6 +273,8 @@ class Parser {
   }
 
   Result<ExprPtr> parse_expression(bool with_condexpr) {
+    DepthGuard guard(depth_);
+    STRATA_RETURN_IF_ERROR(check_depth());
     if (!with_condexpr) return parse_or();
     STRATA_ASSIGN_OR_RETURN(ExprPtr expr, parse_or());
     while (is_name("if")) {
@@ -299,6 +318,8 @@ class Parser {
   }
 
   Result<ExprPtr> parse_not() {
+    DepthGuard guard(depth_);
+    STRATA_RETURN_IF_ERROR(check_depth());
     if (is_name("not")) {
       int line = cur().line;
       advance();
@@ -373,6 +394,8 @@ class Parser {
   Result<ExprPtr> parse_unary_filtered() { return parse_unary(true); }
 
   Result<ExprPtr> parse_unary(bool with_filter) {
+    DepthGuard guard(depth_);
+    STRATA_RETURN_IF_ERROR(check_depth());
     ExprPtr expr;
     if (is_op("-") || is_op("+")) {
       auto n = node(ExprKind::kUnary, cur().line);
@@ -608,6 +631,7 @@ class Parser {
 
   std::vector<Token> toks_;
   size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace
