@@ -52,7 +52,10 @@ json tools_json() {
       "description": "Search files in the repository.",
       "parameters": {"type": "object", "properties": {
         "query": {"type": "string", "description": "Regular expression"},
-        "max_results": {"type": "integer", "description": "Limit", "default": 10},
+        "max_results": {"type": "integer", "description": "Limit", "default": 10, "minimum": 1},
+        "threshold": {"type": "number", "description": "Score cut-off", "default": 0.25, "maximum": 1e-6},
+        "include_hidden": {"type": "boolean", "description": "Dotfiles too", "default": false},
+        "glob": {"type": ["string", "null"], "description": "Optional glob", "default": null},
         "paths": {"type": "array", "items": {"type": "string"}, "description": "Folders to search"},
         "options": {"type": "object", "properties": {"case_sensitive": {"type": "boolean"}}}},
         "required": ["query"]}}},
