@@ -57,10 +57,13 @@ Result<Value> f_length(Interpreter&, const Value& v, CallArgs& args) {
   switch (v.kind()) {
     case Kind::kUndefined: return Value::integer(0);
     case Kind::kString: return Value::integer(static_cast<int64_t>(utf8_length(v.as_string())));
-    case Kind::kList: return Value::integer(static_cast<int64_t>(v.as_list().size()));
+    case Kind::kList:
+      if (v.is_generator()) break;
+      return Value::integer(static_cast<int64_t>(v.as_list().size()));
     case Kind::kDict: return Value::integer(static_cast<int64_t>(v.as_dict().items.size()));
-    default: return bad(args, std::string("object of type '") + v.type_name() + "' has no len()");
+    default: break;
   }
+  return bad(args, std::string("object of type '") + v.type_name() + "' has no len()");
 }
 
 Result<Value> f_string(Interpreter&, const Value& v, CallArgs&) {
@@ -88,11 +91,11 @@ Result<Value> f_title(Interpreter&, const Value& v, CallArgs&) { return Value::s
 Result<Value> f_safe(Interpreter&, const Value& v, CallArgs&) { return Value::markup(py_str(v)); }
 
 Result<Value> f_items(Interpreter&, const Value& v, CallArgs& args) {
-  if (v.is_undefined()) return Value::list({});
+  if (v.is_undefined()) return Value::generator({});
   if (!v.is_dict()) return bad(args, "can only get item pairs from a mapping");
   ValueList pairs;
   for (const auto& [k, val] : v.as_dict().items) pairs.push_back(Value::list({Value::string(k), val}, true));
-  return Value::list(std::move(pairs));
+  return Value::generator(std::move(pairs));
 }
 
 Result<Value> f_list(Interpreter& in, const Value& v, CallArgs& args) {
@@ -135,9 +138,11 @@ Result<Value> f_reverse(Interpreter& in, const Value& v, CallArgs& args) {
     for (auto it = chars.rbegin(); it != chars.rend(); ++it) out += *it;
     return Value::string(std::move(out));
   }
+  bool was_generator = v.is_generator();
   STRATA_ASSIGN_OR_RETURN(ValueList items, in.iterate(v, args.line));
   std::reverse(items.begin(), items.end());
-  return Value::list(std::move(items));
+  // reversed() gives an iterator; a generator is not reversible, so jinja2 builds a list.
+  return was_generator ? Value::list(std::move(items)) : Value::generator(std::move(items));
 }
 
 Result<Value> f_replace(Interpreter&, const Value& v, CallArgs& args) {
@@ -314,12 +319,12 @@ Result<Value> f_unique(Interpreter& in, const Value& v, CallArgs& args) {
     seen.push_back(k);
     out.push_back(item);
   }
-  return Value::list(std::move(out));
+  return Value::generator(std::move(out));
 }
 
 // select/reject/selectattr/rejectattr: jinja2's select_or_reject.
 Result<Value> select_or_reject(Interpreter& in, const Value& v, CallArgs& args, bool by_attr, bool select) {
-  if (!v.truthy()) return Value::list({});  // jinja2 guards with `if value:`
+  if (!v.truthy()) return Value::generator({});  // jinja2 guards with `if value:`
   STRATA_ASSIGN_OR_RETURN(ValueList items, in.iterate(v, args.line));
   size_t next = 0;
   std::string attribute;
@@ -345,7 +350,7 @@ Result<Value> select_or_reject(Interpreter& in, const Value& v, CallArgs& args, 
     }
     if (pass == select) out.push_back(item);
   }
-  return Value::list(std::move(out));
+  return Value::generator(std::move(out));
 }
 Result<Value> f_select(Interpreter& in, const Value& v, CallArgs& a) { return select_or_reject(in, v, a, false, true); }
 Result<Value> f_reject(Interpreter& in, const Value& v, CallArgs& a) { return select_or_reject(in, v, a, false, false); }
@@ -353,7 +358,7 @@ Result<Value> f_selectattr(Interpreter& in, const Value& v, CallArgs& a) { retur
 Result<Value> f_rejectattr(Interpreter& in, const Value& v, CallArgs& a) { return select_or_reject(in, v, a, true, false); }
 
 Result<Value> f_map(Interpreter& in, const Value& v, CallArgs& args) {
-  if (!v.truthy()) return Value::list({});  // jinja2 guards with `if value:`
+  if (!v.truthy()) return Value::generator({});  // jinja2 guards with `if value:`
   STRATA_ASSIGN_OR_RETURN(ValueList items, in.iterate(v, args.line));
   ValueList out;
   if (const Value* attribute = args.kwarg("attribute")) {
@@ -362,7 +367,7 @@ Result<Value> f_map(Interpreter& in, const Value& v, CallArgs& args) {
       STRATA_ASSIGN_OR_RETURN(Value x, attribute_of(in, item, py_str(*attribute), args.line));
       out.push_back(x.is_undefined() && def ? *def : x);
     }
-    return Value::list(std::move(out));
+    return Value::generator(std::move(out));
   }
   if (args.positional.empty()) return bad(args, "map() needs a filter name or attribute=");
   std::string filter = py_str(args.positional[0]);
@@ -374,7 +379,7 @@ Result<Value> f_map(Interpreter& in, const Value& v, CallArgs& args) {
     STRATA_ASSIGN_OR_RETURN(Value x, apply_filter(in, filter, item, filter_args));
     out.push_back(std::move(x));
   }
-  return Value::list(std::move(out));
+  return Value::generator(std::move(out));
 }
 
 Result<Value> f_batch(Interpreter& in, const Value& v, CallArgs& args) {
@@ -395,7 +400,7 @@ Result<Value> f_batch(Interpreter& in, const Value& v, CallArgs& args) {
     while (fill && !fill->is_none() && static_cast<int64_t>(cur.size()) < n->as_int()) cur.push_back(*fill);
     out.push_back(Value::list(std::move(cur)));
   }
-  return Value::list(std::move(out));
+  return Value::generator(std::move(out));
 }
 
 const std::unordered_map<std::string, FilterFn>& filters() {
@@ -428,7 +433,7 @@ Result<bool> t_iterable(Interpreter&, const Value& v, CallArgs&) {
   return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict();
 }
 Result<bool> t_sequence(Interpreter&, const Value& v, CallArgs&) {
-  return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict();
+  return v.is_undefined() || v.is_string() || (v.is_list() && !v.is_generator()) || v.is_dict();
 }
 Result<bool> t_number(Interpreter&, const Value& v, CallArgs&) { return v.is_number(); }
 Result<bool> t_integer(Interpreter&, const Value& v, CallArgs&) { return v.is_int(); }

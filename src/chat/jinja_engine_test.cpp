@@ -51,6 +51,10 @@ const Snippet kSnippets[] = {
     {"string_literals", "{{ 'it\\'s' }}{{ \"tab\\tnew\\nline\" }}{{ '\\u00e9\\x41' }}{{ 'a' 'b' }}{{ '{{ not a tag }}' }}", "it'stab\tnew\nlineéAab{{ not a tag }}"},
     {"undefined", "[{{ undef }}][{{ undef|length }}][{% for x in undef %}x{% endfor %}][{{ undef ~ 'a' }}][{{ n.attr }}][{{ 'str'.nope }}][{{ messages[9] }}][{{ undef == undef }}]", "[][0][][a][][][][True]"},
     {"markup", "{{ 'a'|safe + '<b>' }}|{{ '<b>' + 'a'|safe }}|{{ ('x'|safe + '\"q\"') ~ '<' }}", "a&lt;b&gt;|&lt;b&gt;a|x&#34;q&#34;<"},
+    {"generators", "{{ 'T' if [1]|select('even') else 'F' }}{{ 'T' if []|map('upper') else 'F' }}[{{ ([1,2]|select('odd'))[0] }}]{{ [1,2]|select('odd') is sequence }}{{ [1,2]|select('odd') is iterable }}{% set g = [1,2,3]|select('odd') %}{% for x in g %}{{ x }}{% endfor %}{% for x in g %}{{ x }}{% endfor %}{{ [1,2,3]|reverse|list }}{{ 'T' if []|reverse else 'F' }}{{ 'x' in ['y','x']|map('lower') }}", "TT[]FalseTrue13[3, 2, 1]TTrue"},
+    {"ws_unicode", "a  {%- if true %}b{% endif -%}　\nc", "abc"},
+    {"loop_cycle_nested", "{% for a in [1,2] %}{% for b in 'xy' %}{{ loop.cycle('o', 'e') }}{{ a }}{{ b }}{{ loop.index }}{% endfor %}{{ loop.index }};{% endfor %}", "o1x1e1y21;o2x1e2y22;"},
+    {"attr_filters", "{{ messages|join(', ', attribute='role') }}|{{ messages|sort(attribute='role', reverse=true)|map(attribute='content')|join }}|{{ [{'k':'B'},{'k':'a'},{'k':'b'}]|unique(attribute='k')|map(attribute='k')|join }}|{{ d|dictsort(reverse=true) }}|{{ d|dictsort(by='value') if false else '' }}", "user, assistant|hiyo|Ba|[('c', [1, 2]), ('b', 2), ('a', 1)]|"},
     {"strftime", "{{ strftime_now('%Y-%m-%d %H:%M') }}", "2026-01-01 13:00"},
 };
 

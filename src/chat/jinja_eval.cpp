@@ -112,7 +112,9 @@ Status Interpreter::exec_stmt(const Stmt& stmt, const ScopePtr& scope, std::stri
 Result<ValueList> Interpreter::iterate(const Value& v, int line) {
   switch (v.kind()) {
     case Kind::kUndefined: return ValueList{};
-    case Kind::kList: return v.as_list();
+    case Kind::kList:
+      if (v.is_generator()) return v.take_generator_items();
+      return v.as_list();
     case Kind::kDict: {
       ValueList keys;
       for (const auto& kv : v.as_dict().items) keys.push_back(Value::string(kv.first));
@@ -366,12 +368,14 @@ Result<Value> Interpreter::eval_binary(const Expr& expr, const Value& a, const V
     }
     return Value::string(a.as_string() + b.as_string());
   }
-  if (op == "+" && a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+  if (op == "+" && a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple() && !a.is_generator() &&
+      !b.is_generator()) {
     ValueList items = a.as_list();
     items.insert(items.end(), b.as_list().begin(), b.as_list().end());
     return Value::list(std::move(items), a.is_tuple());
   }
-  if (op == "*" && (a.is_string() || a.is_list() || b.is_string() || b.is_list())) {
+  if (op == "*" && !a.is_generator() && !b.is_generator() &&
+      (a.is_string() || a.is_list() || b.is_string() || b.is_list())) {
     const Value& seq = (a.is_string() || a.is_list()) ? a : b;
     const Value& count = (a.is_string() || a.is_list()) ? b : a;
     if (count.is_int() || count.is_bool()) {
@@ -410,9 +414,8 @@ Result<Value> Interpreter::eval_compare(const Expr& expr, const ScopePtr& scope)
       } else if (right.is_dict()) {
         r = left.is_string() && right.as_dict().find(left.as_string()) != nullptr;
       } else if (right.is_list() || right.is_undefined()) {
-        if (right.is_list()) {
-          for (const auto& item : right.as_list()) r = r || py_equal(left, item);
-        }
+        STRATA_ASSIGN_OR_RETURN(ValueList items, iterate(right, expr.line));
+        for (const auto& item : items) r = r || py_equal(left, item);
       } else {
         return template_error(ErrorCode::kInvalidArgument, expr.line,
                               std::string("argument of type '") + right.type_name() + "' is not iterable");
@@ -450,6 +453,8 @@ Result<Value> Interpreter::eval_slice(const Expr& expr, const ScopePtr& scope) {
   if (obj.is_string()) {
     chars = utf8_chars(obj.as_string());
     len = static_cast<int64_t>(chars.size());
+  } else if (obj.is_generator()) {
+    return Value::undefined("'generator object' has no attribute 'slice'");
   } else if (obj.is_list()) {
     len = static_cast<int64_t>(obj.as_list().size());
   } else {
@@ -496,7 +501,7 @@ Result<Value> Interpreter::getitem(const Value& obj, const Value& key, int line)
     const Value* v = obj.as_dict().find(key.as_string());
     if (v) return *v;
   }
-  if ((obj.is_list() || obj.is_string()) && (key.is_int() || key.is_bool())) {
+  if (((obj.is_list() && !obj.is_generator()) || obj.is_string()) && (key.is_int() || key.is_bool())) {
     int64_t idx = key.as_int();
     if (obj.is_list()) {
       int64_t n = static_cast<int64_t>(obj.as_list().size());

@@ -79,6 +79,11 @@ Value Value::list(ValueList items, bool is_tuple) {
   v.list_ = std::make_shared<ValueList>(std::move(items));
   return v;
 }
+Value Value::generator(ValueList items) {
+  Value v = list(std::move(items));
+  v.generator_ = true;
+  return v;
+}
 Value Value::dict(ValueDict d) {
   Value v;
   v.kind_ = Kind::kDict;
@@ -131,7 +136,7 @@ bool Value::truthy() const {
     case Kind::kInt: return i_ != 0;
     case Kind::kFloat: return f_ != 0.0;
     case Kind::kString: return !s_.empty();
-    case Kind::kList: return !list_->empty();
+    case Kind::kList: return generator_ || !list_->empty();
     case Kind::kDict: return !dict_->items.empty();
     case Kind::kNamespace:
     case Kind::kCallable: return true;
@@ -147,7 +152,7 @@ const char* Value::type_name() const {
     case Kind::kInt: return "int";
     case Kind::kFloat: return "float";
     case Kind::kString: return "str";
-    case Kind::kList: return is_tuple_ ? "tuple" : "list";
+    case Kind::kList: return generator_ ? "generator" : is_tuple_ ? "tuple" : "list";
     case Kind::kDict: return "dict";
     case Kind::kNamespace: return "Namespace";
     case Kind::kCallable: return "function";
@@ -243,6 +248,10 @@ void repr_dict_into(const ValueDict& d, std::string& out) {
 }
 
 void repr_into(const Value& v, std::string& out) {
+  if (v.is_generator()) {
+    out += "<generator object>";
+    return;
+  }
   switch (v.kind()) {
     case Kind::kString: out += py_string_repr(v.as_string()); return;
     case Kind::kList: repr_list_into(v.as_list(), v.is_tuple(), out); return;
@@ -332,6 +341,7 @@ bool py_equal(const Value& a, const Value& b) {
     case Kind::kNone: return true;
     case Kind::kString: return a.as_string() == b.as_string();
     case Kind::kList: {
+      if (a.is_generator() || b.is_generator()) return &a.as_list() == &b.as_list();
       if (a.is_tuple() != b.is_tuple()) return false;
       const auto& x = a.as_list();
       const auto& y = b.as_list();
@@ -363,7 +373,7 @@ Result<bool> py_less(const Value& a, const Value& b) {
     return a.as_int() < b.as_int();
   }
   if (a.is_string() && b.is_string()) return a.as_string() < b.as_string();  // UTF-8 keeps code point order
-  if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+  if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple() && !a.is_generator() && !b.is_generator()) {
     const auto& x = a.as_list();
     const auto& y = b.as_list();
     for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
@@ -430,12 +440,14 @@ struct JsonWriter {
         return Status::ok();
       }
       case Kind::kString: json_string_into(v.as_string(), options.ensure_ascii, out); return Status::ok();
-      case Kind::kList: return write_list(v.as_list(), depth);
+      case Kind::kList:
+        if (v.is_generator()) break;
+        return write_list(v.as_list(), depth);
       case Kind::kDict: return write_dict(v.as_dict(), depth);
-      default:
-        return error(ErrorCode::kInvalidArgument,
-                     std::string("Object of type ") + v.type_name() + " is not JSON serializable");
+      default: break;
     }
+    return error(ErrorCode::kInvalidArgument,
+                 std::string("Object of type ") + v.type_name() + " is not JSON serializable");
   }
 
   void newline(int depth) {

@@ -64,6 +64,9 @@ class Value {
   // markupsafe.Markup: what |safe and |escape return; `+` with a plain str escapes the str.
   static Value markup(std::string s);
   static Value list(ValueList items, bool is_tuple = false);
+  // A Python generator (what select/map/unique/items/batch/reverse return): iterable once,
+  // always true, no len(), not subscriptable, not JSON.
+  static Value generator(ValueList items);
   static Value dict(ValueDict d = {});
   static Value make_namespace(ValueDict attrs);
   static Value callable(std::shared_ptr<Callable> fn);
@@ -80,6 +83,7 @@ class Value {
   bool is_markup() const { return kind_ == Kind::kString && is_tuple_; }
   bool is_list() const { return kind_ == Kind::kList; }
   bool is_tuple() const { return kind_ == Kind::kList && is_tuple_; }
+  bool is_generator() const { return kind_ == Kind::kList && generator_; }
   bool is_dict() const { return kind_ == Kind::kDict; }
   bool is_namespace() const { return kind_ == Kind::kNamespace; }
   bool is_callable() const { return kind_ == Kind::kCallable; }
@@ -92,6 +96,8 @@ class Value {
   const std::string& undefined_hint() const { return s_; }
   bool undefined_unsafe() const { return b_; }
   const ValueList& as_list() const { return *list_; }
+  // Iterating a generator empties it for every holder, as in Python.
+  ValueList take_generator_items() const { return std::move(*list_); }
   const ValueDict& as_dict() const { return *dict_; }
   ValueDict& mutable_namespace() const { return *dict_; }
   const std::shared_ptr<Callable>& as_callable() const { return fn_; }
@@ -105,6 +111,7 @@ class Value {
   Kind kind_ = Kind::kUndefined;
   bool b_ = false;
   bool is_tuple_ = false;  // lists: a tuple; strings: a Markup
+  bool generator_ = false;
   int64_t i_ = 0;
   double f_ = 0;
   std::string s_;
