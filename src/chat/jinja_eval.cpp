@@ -72,7 +72,7 @@ Status Interpreter::exec_stmt(const Stmt& stmt, const ScopePtr& scope, std::stri
     case StmtKind::kText: out += stmt.text; return Status::ok();
     case StmtKind::kOutput: {
       STRATA_ASSIGN_OR_RETURN(Value v, eval(*stmt.expr, scope));
-      out += py_str(v);
+      append_py_str(v, out);
       return Status::ok();
     }
     case StmtKind::kIf:
@@ -199,7 +199,55 @@ Status Interpreter::exec_for(const Stmt& stmt, const ScopePtr& scope, std::strin
   return Status::ok();
 }
 
+// `{% set ns.text = ns.text ~ a ~ b %}` (or `+` with strings): templates build whole prompts
+// this way, one message at a time. Appending in place when nothing else holds the old string
+// keeps that linear; the result is the value the plain path computes, operands evaluated in
+// the same left-to-right order.
+Result<bool> Interpreter::try_append_in_place(const Stmt& stmt, const ScopePtr& scope) {
+  std::vector<const Expr*> chain;  // right operands, rightmost first
+  const Expr* e = stmt.expr.get();
+  while (e->kind == ExprKind::kBinary && (e->name == "~" || e->name == "+")) {
+    chain.push_back(e);
+    e = e->args[0].get();
+  }
+  if (chain.empty() || e->kind != ExprKind::kGetattr || e->name != stmt.attr ||
+      e->args[0]->kind != ExprKind::kName || e->args[0]->name != stmt.targets[0]) {
+    return false;
+  }
+  const Value* target = scope->lookup(stmt.targets[0]);
+  if (!target || !target->is_namespace()) return false;
+  STRATA_ASSIGN_OR_RETURN(Value acc, eval(*e, scope));
+  std::vector<Value> rights;
+  bool appendable = acc.is_string() && !acc.is_markup();
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    STRATA_ASSIGN_OR_RETURN(Value r, eval(*(*it)->args[1], scope));
+    if ((*it)->name == "+" && !(r.is_string() && !r.is_markup())) appendable = false;
+    rights.push_back(std::move(r));
+  }
+  ValueDict& attrs = target->mutable_namespace();
+  Value* slot = nullptr;
+  for (auto& [k, v] : attrs.items) {
+    if (k == stmt.attr) slot = &v;
+  }
+  if (slot && appendable && slot->same_text(acc)) {
+    std::string extra;
+    for (const Value& r : rights) append_py_str(r, extra);
+    acc = Value();  // drop our reference: the namespace may now be the only holder
+    if (slot->append_if_unique(extra)) return true;
+    acc = *slot;  // shared elsewhere: unchanged, take the plain path
+  }
+  for (size_t i = 0; i < rights.size(); ++i) {
+    STRATA_ASSIGN_OR_RETURN(acc, eval_binary(*chain[chain.size() - 1 - i], acc, rights[i]));
+  }
+  attrs.set(stmt.attr, std::move(acc));
+  return true;
+}
+
 Status Interpreter::exec_set(const Stmt& stmt, const ScopePtr& scope, std::string& out) {
+  if (stmt.kind == StmtKind::kSet && !stmt.attr.empty()) {
+    STRATA_ASSIGN_OR_RETURN(bool done, try_append_in_place(stmt, scope));
+    if (done) return Status::ok();
+  }
   Value value;
   if (stmt.kind == StmtKind::kSetBlock) {
     std::string captured;
@@ -330,7 +378,13 @@ Result<Value> Interpreter::eval(const Expr& expr, const ScopePtr& scope) {
 
 Result<Value> Interpreter::eval_binary(const Expr& expr, const Value& a, const Value& b) {
   const std::string& op = expr.name;
-  if (op == "~") return Value::string(py_str(a) + py_str(b));
+  if (op == "~") {
+    std::string s;
+    s.reserve((a.is_string() ? a.as_string().size() : 16) + (b.is_string() ? b.as_string().size() : 16));
+    append_py_str(a, s);
+    append_py_str(b, s);
+    return Value::string(std::move(s));
+  }
   if (a.is_undefined()) return undefined_error(a, expr.line);
   if (b.is_undefined()) return undefined_error(b, expr.line);
   if (a.is_number() && b.is_number()) {
@@ -366,7 +420,11 @@ Result<Value> Interpreter::eval_binary(const Expr& expr, const Value& a, const V
       return Value::markup((a.is_markup() ? a.as_string() : html_escape(a.as_string())) +
                            (b.is_markup() ? b.as_string() : html_escape(b.as_string())));
     }
-    return Value::string(a.as_string() + b.as_string());
+    std::string s;
+    s.reserve(a.as_string().size() + b.as_string().size());
+    s += a.as_string();
+    s += b.as_string();
+    return Value::string(std::move(s));
   }
   if (op == "+" && a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple() && !a.is_generator() &&
       !b.is_generator()) {

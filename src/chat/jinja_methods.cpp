@@ -42,17 +42,19 @@ Result<std::optional<std::string>> opt_string(const CallArgs& args, size_t idx, 
 
 int64_t cp_index(const std::string& s, size_t byte_pos) { return static_cast<int64_t>(utf8_length(s.substr(0, byte_pos))); }
 
-std::optional<Value> string_method(const std::string& s, const std::string& name) {
+std::optional<Value> string_method(const Value& obj, const std::string& name) {
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
     bool left = name != "rstrip", right = name != "lstrip";
-    return make_method(name, [s, left, right](Interpreter&, CallArgs& a) -> Result<Value> {
+    return make_method(name, [v = obj, left, right](Interpreter&, CallArgs& a) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       STRATA_ASSIGN_OR_RETURN(auto chars, opt_string(a, 0, "chars"));
       return Value::string(py_strip(s, chars ? &*chars : nullptr, left, right));
     });
   }
   if (name == "split" || name == "rsplit") {
     bool reverse = name == "rsplit";
-    return make_method(name, [s, reverse](Interpreter&, CallArgs& a) -> Result<Value> {
+    return make_method(name, [v = obj, reverse](Interpreter&, CallArgs& a) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       STRATA_ASSIGN_OR_RETURN(auto sep, opt_string(a, 0, "sep"));
       if (sep && sep->empty()) return bad(a, "empty separator");
       const Value* m = arg(a, 1, "maxsplit");
@@ -62,14 +64,16 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
     });
   }
   if (name == "splitlines") {
-    return make_method(name, [s](Interpreter&, CallArgs& a) -> Result<Value> {
+    return make_method(name, [v = obj](Interpreter&, CallArgs& a) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       const Value* keep = arg(a, 0, "keepends");
       return string_list(py_splitlines(s, keep && keep->truthy()));
     });
   }
   if (name == "startswith" || name == "endswith") {
     bool starts = name == "startswith";
-    return make_method(name, [s, starts](Interpreter&, CallArgs& a) -> Result<Value> {
+    return make_method(name, [v = obj, starts](Interpreter&, CallArgs& a) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       const Value* p = arg(a, 0, "prefix");
       if (!p) return bad(a, "startswith/endswith need an argument");
       std::vector<std::string> options;
@@ -91,7 +95,8 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
     });
   }
   if (name == "replace") {
-    return make_method(name, [s](Interpreter&, CallArgs& a) -> Result<Value> {
+    return make_method(name, [v = obj](Interpreter&, CallArgs& a) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       const Value* o = arg(a, 0, "old");
       const Value* n = arg(a, 1, "new");
       const Value* c = arg(a, 2, "count");
@@ -100,7 +105,8 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
     });
   }
   if (name == "upper" || name == "lower" || name == "title" || name == "capitalize" || name == "casefold") {
-    return make_method(name, [s, name](Interpreter&, CallArgs&) -> Result<Value> {
+    return make_method(name, [v = obj, name](Interpreter&, CallArgs&) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       if (name == "upper") return Value::string(py_upper(s));
       if (name == "title") return Value::string(py_title(s));
       if (name == "capitalize") return Value::string(py_capitalize(s));
@@ -108,7 +114,8 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
     });
   }
   if (name == "find" || name == "rfind" || name == "index" || name == "rindex" || name == "count") {
-    return make_method(name, [s, name](Interpreter&, CallArgs& a) -> Result<Value> {
+    return make_method(name, [v = obj, name](Interpreter&, CallArgs& a) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       const Value* sub = arg(a, 0, "sub");
       if (!sub || !sub->is_string()) return bad(a, name + "() needs a string");
       if (a.positional.size() > 1) return template_error(ErrorCode::kUnsupported, a.line, "start/end arguments of str." + name + " are not supported");
@@ -128,7 +135,8 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
     });
   }
   if (name == "join") {
-    return make_method(name, [s](Interpreter& in, CallArgs& a) -> Result<Value> {
+    return make_method(name, [v = obj](Interpreter& in, CallArgs& a) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       if (a.positional.empty()) return bad(a, "join() needs an iterable");
       STRATA_ASSIGN_OR_RETURN(ValueList items, in.iterate(a.positional[0], a.line));
       std::string out;
@@ -141,7 +149,8 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
     });
   }
   if (name == "isdigit" || name == "isalpha" || name == "isspace" || name == "isalnum") {
-    return make_method(name, [s, name](Interpreter&, CallArgs&) -> Result<Value> {
+    return make_method(name, [v = obj, name](Interpreter&, CallArgs&) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       if (s.empty()) return Value::boolean(false);
       bool ok = true;
       for (unsigned char c : s) {
@@ -221,7 +230,7 @@ std::optional<Value> list_method(const Value& l, const std::string& name) {
 }  // namespace
 
 std::optional<Value> bound_method(const Value& obj, const std::string& name) {
-  if (obj.is_string()) return string_method(obj.as_string(), name);
+  if (obj.is_string()) return string_method(obj, name);
   if (obj.is_dict()) return dict_method(obj, name);
   if (obj.is_list()) return list_method(obj, name);
   return std::nullopt;

@@ -34,7 +34,7 @@ const Value* CallArgs::kwarg(std::string_view name) const {
 
 Value Value::undefined(std::string hint, bool unsafe) {
   Value v;
-  v.s_ = std::move(hint);
+  v.s_ = std::make_shared<std::string>(std::move(hint));
   v.b_ = unsafe;
   return v;
 }
@@ -64,7 +64,7 @@ Value Value::floating(double f) {
 Value Value::string(std::string s) {
   Value v;
   v.kind_ = Kind::kString;
-  v.s_ = std::move(s);
+  v.s_ = std::make_shared<std::string>(std::move(s));
   return v;
 }
 Value Value::markup(std::string s) {
@@ -135,7 +135,7 @@ bool Value::truthy() const {
     case Kind::kBool: return b_;
     case Kind::kInt: return i_ != 0;
     case Kind::kFloat: return f_ != 0.0;
-    case Kind::kString: return !s_.empty();
+    case Kind::kString: return !as_string().empty();
     case Kind::kList: return generator_ || !list_->empty();
     case Kind::kDict: return !dict_->items.empty();
     case Kind::kNamespace:
@@ -305,6 +305,25 @@ std::string html_escape(std::string_view s) {
     }
   }
   return out;
+}
+
+bool Value::append_if_unique(std::string_view extra) {
+  if (kind_ != Kind::kString || is_tuple_ || !s_ || s_.use_count() != 1) return false;
+  s_->append(extra);
+  return true;
+}
+
+const std::string& Value::empty_string() {
+  static const std::string kEmpty;
+  return kEmpty;
+}
+
+void append_py_str(const Value& v, std::string& out) {
+  if (v.is_string()) {
+    out += v.as_string();
+  } else if (!v.is_undefined()) {
+    out += py_str(v);
+  }
 }
 
 std::string py_str(const Value& v) {

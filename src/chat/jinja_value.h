@@ -81,6 +81,9 @@ class Value {
   bool is_number() const { return kind_ == Kind::kInt || kind_ == Kind::kFloat || kind_ == Kind::kBool; }
   bool is_string() const { return kind_ == Kind::kString; }
   bool is_markup() const { return kind_ == Kind::kString && is_tuple_; }
+  // Appends to a plain string in place when this value is its only holder (see exec_set).
+  bool append_if_unique(std::string_view extra);
+  bool same_text(const Value& other) const { return s_ && s_ == other.s_; }
   bool is_list() const { return kind_ == Kind::kList; }
   bool is_tuple() const { return kind_ == Kind::kList && is_tuple_; }
   bool is_generator() const { return kind_ == Kind::kList && generator_; }
@@ -91,9 +94,9 @@ class Value {
   bool as_bool() const { return b_; }
   int64_t as_int() const { return kind_ == Kind::kBool ? (b_ ? 1 : 0) : i_; }
   double as_double() const { return kind_ == Kind::kFloat ? f_ : static_cast<double>(as_int()); }
-  const std::string& as_string() const { return s_; }
+  const std::string& as_string() const { return s_ ? *s_ : empty_string(); }
   // Undefined: the jinja2-style message used when it is misused ("'x' is undefined").
-  const std::string& undefined_hint() const { return s_; }
+  const std::string& undefined_hint() const { return as_string(); }
   bool undefined_unsafe() const { return b_; }
   const ValueList& as_list() const { return *list_; }
   // Iterating a generator empties it for every holder, as in Python.
@@ -114,7 +117,10 @@ class Value {
   bool generator_ = false;
   int64_t i_ = 0;
   double f_ = 0;
-  std::string s_;
+  // Shared so that copying a value (every variable read) never copies text; templates that
+  // grow a namespace string message by message stay linear in copies per step.
+  std::shared_ptr<std::string> s_;
+  static const std::string& empty_string();
   std::shared_ptr<ValueList> list_;
   std::shared_ptr<ValueDict> dict_;
   std::shared_ptr<Callable> fn_;
@@ -122,6 +128,9 @@ class Value {
 
 // markupsafe.escape of a plain string: & < > ' " as HTML entities.
 std::string html_escape(std::string_view s);
+
+// Appends str(x) to out without a temporary for strings.
+void append_py_str(const Value& v, std::string& out);
 
 // Python str(x) (what {{ x }} prints); Undefined prints as "".
 std::string py_str(const Value& v);
