@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 #include <ctime>
+#include <thread>
+#include <vector>
 
 #include "chat/template_chat.h"
 #include "chat/template_engine.h"
@@ -157,6 +159,27 @@ TEST_F(JinjaEngine, RenderChatPassesHuggingFaceVariables) {
   Result<std::string> out = render_chat(*t, o);
   ASSERT_TRUE(out.is_ok()) << out.status().to_string();
   EXPECT_EQ(*out, "<s><user>hi[no tools]<assistant>False");
+}
+
+TEST_F(JinjaEngine, OneTemplateRendersConcurrently) {
+  // A parsed Template is immutable; renders share only its syntax tree and literals.
+  Result<Template> t = Template::parse(
+      "{% set ns = namespace(out='') %}{% for m in messages %}{% set ns.out = ns.out ~ m.role ~ ':' ~ m.content ~ ';' %}"
+      "{% endfor %}{% macro f(x) %}[{{ x }}]{% endmacro %}{{ ns.out }}{{ f(messages|length) }}");
+  ASSERT_TRUE(t.is_ok());
+  const std::string expected = "user:hi;assistant:yo;[2]";
+  std::vector<std::thread> threads;
+  std::vector<int> good(4, 0);
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      for (int k = 0; k < 200; ++k) {
+        Result<std::string> out = t->render(feature_context(), kNow);
+        good[i] += out.is_ok() && *out == expected;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int g : good) EXPECT_EQ(g, 200);
 }
 
 }  // namespace
