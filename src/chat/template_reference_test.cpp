@@ -129,6 +129,7 @@ std::vector<ChatCase> chat_cases() {
   cases.push_back({"tools_defined", json::array({
       {{"role", "system"}, {"content", "You can call tools."}},
       {{"role", "user"}, {"content", "Find TODOs in src/."}}}), tools_json()});
+  cases.push_back({"empty_tools", json::array({{{"role", "user"}, {"content", "No tools today."}}}), json::array()});
   cases.push_back({"tool_calls_object_args", tool_call_turns(false), tools_json()});
   cases.push_back({"tool_calls_string_args", tool_call_turns(true), tools_json()});
   cases.push_back({"single_tool_call", single_tool_call_turns(), simple_tools_json()});
