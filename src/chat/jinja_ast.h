@@ -67,6 +67,9 @@ struct MacroDef {
   std::string name;
   std::vector<std::pair<std::string, ExprPtr>> params;  // default may be null
   Body body;
+  // jinja2 lets a macro take extra arguments only if its body names `varargs` / `kwargs`.
+  bool catch_varargs = false;
+  bool catch_kwargs = false;
 };
 
 struct Stmt {

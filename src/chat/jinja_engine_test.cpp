@@ -58,6 +58,7 @@ const Snippet kSnippets[] = {
     {"loop_cycle_nested", "{% for a in [1,2] %}{% for b in 'xy' %}{{ loop.cycle('o', 'e') }}{{ a }}{{ b }}{{ loop.index }}{% endfor %}{{ loop.index }};{% endfor %}", "o1x1e1y21;o2x1e2y22;"},
     {"attr_filters", "{{ messages|join(', ', attribute='role') }}|{{ messages|sort(attribute='role', reverse=true)|map(attribute='content')|join }}|{{ [{'k':'B'},{'k':'a'},{'k':'b'}]|unique(attribute='k')|map(attribute='k')|join }}|{{ d|dictsort(reverse=true) }}|{{ d|dictsort(by='value') if false else '' }}", "user, assistant|hiyo|Ba|[('c', [1, 2]), ('b', 2), ('a', 1)]|"},
     {"namespace_append", "{% set ns = namespace(t='a', m='x'|safe, n=none) %}{% set keep = ns.t %}{% set ns.t = ns.t ~ 'b' ~ 1 ~ none %}{% set ns.t = ns.t + 'c' + 'd' %}{% for i in range(3) %}{% set ns.t = ns.t ~ i %}{% endfor %}{% set ns.m = ns.m + '<' %}{% set ns.n = ns.n ~ 'z' %}{{ keep }}|{{ ns.t }}|{{ ns.m }}|{{ ns.n }}", "a|ab1Nonecd012|x&lt;|Nonez"},
+    {"macro_varargs_kwargs", "{% macro m(a) %}{{ a }}{{ varargs }}{{ kwargs }}{% endmacro %}{{ m(1, 2, 3, x=4) }}|{{ m(1) }}", "1(2, 3){'x': 4}|1(){}"},
     {"strftime", "{{ strftime_now('%Y-%m-%d %H:%M') }}", "2026-01-01 13:00"},
 };
 
@@ -137,6 +138,8 @@ TEST_F(JinjaEngine, RuntimeErrorsLikeJinja2) {
   Result<std::string> raised = render("{{ raise_exception('Roles must alternate') }}");
   ASSERT_FALSE(raised.is_ok());
   EXPECT_NE(raised.status().message().find("Roles must alternate"), std::string::npos);
+  EXPECT_FALSE(render("{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1, 2) }}").is_ok());  // no varargs
+  EXPECT_FALSE(render("{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1, b=2) }}").is_ok());  // no kwargs
   EXPECT_FALSE(render("{% set ns = namespace(t='a') %}{% set ns.t = ns.t + 1 %}").is_ok());  // str + int
   // The immutable sandbox refuses list.append.
   Result<std::string> append = render("{% set ns = namespace(l=[]) %}{% set _ = ns.l.append(1) %}");

@@ -589,20 +589,29 @@ Result<Value> Interpreter::call(const Value& callee, CallArgs& args) {
 
 Result<Value> Interpreter::call_macro(const Callable& fn, CallArgs& args) {
   const MacroDef& def = *fn.macro;
-  if (args.positional.size() > def.params.size()) {
+  if (args.positional.size() > def.params.size() && !def.catch_varargs) {
     return template_error(ErrorCode::kInvalidArgument, args.line,
                           "macro '" + def.name + "' takes not more than " + std::to_string(def.params.size()) +
                               " argument(s)");
   }
   auto scope = std::make_shared<Scope>();
   scope->parent = fn.closure;
+  ValueDict extra_kwargs;
   for (const auto& [k, v] : args.keyword) {
     bool known = false;
     for (const auto& p : def.params) known = known || p.first == k;
-    if (!known) {
+    if (known) continue;
+    if (!def.catch_kwargs) {
       return template_error(ErrorCode::kInvalidArgument, args.line,
                             "macro '" + def.name + "' takes no keyword argument '" + k + "'");
     }
+    extra_kwargs.set(k, v);
+  }
+  if (def.catch_kwargs) scope->set("kwargs", Value::dict(std::move(extra_kwargs)));
+  if (def.catch_varargs) {
+    ValueList extra;
+    for (size_t i = def.params.size(); i < args.positional.size(); ++i) extra.push_back(args.positional[i]);
+    scope->set("varargs", Value::list(std::move(extra), true));
   }
   for (size_t i = 0; i < def.params.size(); ++i) {
     const auto& [pname, pdefault] = def.params[i];

@@ -247,7 +247,14 @@ class Parser {
     }
     advance();
     STRATA_RETURN_IF_ERROR(expect_block_end());
-    return subparse({"endmacro"}, s.macro->body, end);
+    size_t body_start = pos_;
+    STRATA_RETURN_IF_ERROR(subparse({"endmacro"}, s.macro->body, end));
+    for (size_t i = body_start; i < pos_; ++i) {
+      if (toks_[i].type != TokenType::kName) continue;
+      s.macro->catch_varargs = s.macro->catch_varargs || toks_[i].text == "varargs";
+      s.macro->catch_kwargs = s.macro->catch_kwargs || toks_[i].text == "kwargs";
+    }
+    return Status::ok();
   }
 
   // parse_tuple: comma-separated expressions; a tuple if a comma appears.

@@ -17,7 +17,7 @@
 // expression grammar of jinja2; jinja2's filters and tests that templates use (tojson as
 // transformers defines it); str/dict methods; Undefined, Markup and generator semantics.
 // Not supported (a kUnsupported error naming construct and line): include/import/extends/
-// block/call/with/raw tags, recursive loops, *args/**kwargs, str.format and '%' formatting,
+// block/call/with/raw tags, recursive loops, *args/**kwargs in calls, str.format, "%" formatting,
 // filters/tests outside the list in jinja_builtins.cpp.
 namespace strata::chat {
 
