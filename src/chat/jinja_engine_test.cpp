@@ -23,6 +23,7 @@ struct Snippet {
 };
 
 // Expected outputs rendered by jinja2 with the context in feature_context() and TZ=UTC.
+// clang-format off
 const Snippet kSnippets[] = {
     {"ws_dash", "a  {%- if true -%}  b  {%- endif -%}  c\n{{- ' d ' -}}\n e", "abc d e"},
     {"ws_trim_lstrip", "x\n    {% if true %}\n    y\n    {% endif %}\nz\n", "x\n    y\nz"},
@@ -61,9 +62,11 @@ const Snippet kSnippets[] = {
     {"macro_varargs_kwargs", "{% macro m(a) %}{{ a }}{{ varargs }}{{ kwargs }}{% endmacro %}{{ m(1, 2, 3, x=4) }}|{{ m(1) }}", "1(2, 3){'x': 4}|1(){}"},
     {"strftime", "{{ strftime_now('%Y-%m-%d %H:%M') }}", "2026-01-01 13:00"},
 };
+// clang-format on
 
 json feature_context() {
-  return json::parse(R"({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+  return json::parse(
+      R"({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
     "d": {"b": 2, "a": 1, "c": [1, 2]}, "s": "  Hello, Wörld!  ", "n": null,
     "e": "é😀<&>'\""})");
 }
@@ -95,16 +98,19 @@ TEST_F(JinjaEngine, TrailingNewlineDroppedLikeJinja2) {
 }
 
 TEST_F(JinjaEngine, UnsupportedTagNamesConstructAndLine) {
-  Result<Template> t = Template::parse("line one\n{% if true %}\n{% include 'other.jinja' %}\n{% endif %}");
+  Result<Template> t =
+      Template::parse("line one\n{% if true %}\n{% include 'other.jinja' %}\n{% endif %}");
   ASSERT_FALSE(t.is_ok());
   EXPECT_EQ(t.status().code(), ErrorCode::kUnsupported);
   EXPECT_NE(t.status().message().find("'include'"), std::string::npos) << t.status().message();
   EXPECT_NE(t.status().message().find("line 3"), std::string::npos) << t.status().message();
 
-  Result<Template> call_block = Template::parse("{% macro m() %}{{ caller() }}{% endmacro %}\n\n{% call m() %}x{% endcall %}");
+  Result<Template> call_block = Template::parse(
+      "{% macro m() %}{{ caller() }}{% endmacro %}\n\n{% call m() %}x{% endcall %}");
   ASSERT_FALSE(call_block.is_ok());
   EXPECT_EQ(call_block.status().code(), ErrorCode::kUnsupported);
-  EXPECT_NE(call_block.status().message().find("line 3"), std::string::npos) << call_block.status().message();
+  EXPECT_NE(call_block.status().message().find("line 3"), std::string::npos)
+      << call_block.status().message();
 }
 
 TEST_F(JinjaEngine, UnsupportedFilterFailsWhenReachedNamingLine) {
@@ -129,18 +135,22 @@ TEST_F(JinjaEngine, SyntaxErrorNamesLine) {
 }
 
 TEST_F(JinjaEngine, RuntimeErrorsLikeJinja2) {
-  auto render = [](const char* src) { return Template::parse(src)->render(json{{"n", nullptr}}, kNow); };
-  EXPECT_FALSE(render("{{ undef.attr }}").is_ok());         // attribute of Undefined
-  EXPECT_FALSE(render("{{ undef + 'a' }}").is_ok());        // arithmetic on Undefined
-  EXPECT_FALSE(render("{{ 'a' + 1 }}").is_ok());            // str + int
+  auto render = [](const char* src) {
+    return Template::parse(src)->render(json{{"n", nullptr}}, kNow);
+  };
+  EXPECT_FALSE(render("{{ undef.attr }}").is_ok());              // attribute of Undefined
+  EXPECT_FALSE(render("{{ undef + 'a' }}").is_ok());             // arithmetic on Undefined
+  EXPECT_FALSE(render("{{ 'a' + 1 }}").is_ok());                 // str + int
   EXPECT_FALSE(render("{% for x in n %}{% endfor %}").is_ok());  // None is not iterable
-  EXPECT_FALSE(render("{{ n.a.b }}").is_ok());              // None.a is Undefined, .b fails
+  EXPECT_FALSE(render("{{ n.a.b }}").is_ok());                   // None.a is Undefined, .b fails
   Result<std::string> raised = render("{{ raise_exception('Roles must alternate') }}");
   ASSERT_FALSE(raised.is_ok());
   EXPECT_NE(raised.status().message().find("Roles must alternate"), std::string::npos);
   EXPECT_FALSE(render("{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1, 2) }}").is_ok());  // no varargs
-  EXPECT_FALSE(render("{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1, b=2) }}").is_ok());  // no kwargs
-  EXPECT_FALSE(render("{% set ns = namespace(t='a') %}{% set ns.t = ns.t + 1 %}").is_ok());  // str + int
+  EXPECT_FALSE(
+      render("{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1, b=2) }}").is_ok());  // no kwargs
+  EXPECT_FALSE(
+      render("{% set ns = namespace(t='a') %}{% set ns.t = ns.t + 1 %}").is_ok());  // str + int
   // The immutable sandbox refuses list.append.
   Result<std::string> append = render("{% set ns = namespace(l=[]) %}{% set _ = ns.l.append(1) %}");
   ASSERT_FALSE(append.is_ok());
@@ -167,7 +177,8 @@ TEST_F(JinjaEngine, RenderChatPassesHuggingFaceVariables) {
 TEST_F(JinjaEngine, OneTemplateRendersConcurrently) {
   // A parsed Template is immutable; renders share only its syntax tree and literals.
   Result<Template> t = Template::parse(
-      "{% set ns = namespace(out='') %}{% for m in messages %}{% set ns.out = ns.out ~ m.role ~ ':' ~ m.content ~ ';' %}"
+      "{% set ns = namespace(out='') %}{% for m in messages %}{% set ns.out = ns.out ~ m.role ~ "
+      "':' ~ m.content ~ ';' %}"
       "{% endfor %}{% macro f(x) %}[{{ x }}]{% endmacro %}{{ ns.out }}{{ f(messages|length) }}");
   ASSERT_TRUE(t.is_ok());
   const std::string expected = "user:hi;assistant:yo;[2]";

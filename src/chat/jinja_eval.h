@@ -57,7 +57,8 @@ class Interpreter {
   Status exec_for(const Stmt& stmt, const ScopePtr& scope, std::string& out);
   Status exec_set(const Stmt& stmt, const ScopePtr& scope, std::string& out);
   Result<bool> try_append_in_place(const Stmt& stmt, const ScopePtr& scope);
-  Status assign_targets(const std::vector<std::string>& targets, const Value& value, Scope& scope, int line);
+  Status assign_targets(const std::vector<std::string>& targets, const Value& value, Scope& scope,
+                        int line);
   Result<Value> call_macro(const Callable& fn, CallArgs& args);
   Result<Value> eval_binary(const Expr& expr, const Value& a, const Value& b);
   Result<Value> eval_compare(const Expr& expr, const ScopePtr& scope);

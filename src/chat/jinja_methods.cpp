@@ -33,14 +33,18 @@ Value string_list(std::vector<std::string> parts) {
 }
 
 // Optional string argument (None counts as absent), or an error for another type.
-Result<std::optional<std::string>> opt_string(const CallArgs& args, size_t idx, std::string_view name) {
+Result<std::optional<std::string>> opt_string(const CallArgs& args, size_t idx,
+                                              std::string_view name) {
   const Value* v = arg(args, idx, name);
   if (!v || v->is_none()) return std::optional<std::string>{};
-  if (!v->is_string()) return bad(args, std::string("expected a string argument, got ") + v->type_name());
+  if (!v->is_string())
+    return bad(args, std::string("expected a string argument, got ") + v->type_name());
   return std::optional<std::string>{v->as_string()};
 }
 
-int64_t cp_index(const std::string& s, size_t byte_pos) { return static_cast<int64_t>(utf8_length(s.substr(0, byte_pos))); }
+int64_t cp_index(const std::string& s, size_t byte_pos) {
+  return static_cast<int64_t>(utf8_length(s.substr(0, byte_pos)));
+}
 
 std::optional<Value> string_method(const Value& obj, const std::string& name) {
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
@@ -77,7 +81,8 @@ std::optional<Value> string_method(const Value& obj, const std::string& name) {
       const Value* p = arg(a, 0, "prefix");
       if (!p) return bad(a, "startswith/endswith need an argument");
       std::vector<std::string> options;
-      if (p->is_string()) options.push_back(p->as_string());
+      if (p->is_string())
+        options.push_back(p->as_string());
       else if (p->is_list()) {
         for (const auto& x : p->as_list()) {
           if (!x.is_string()) return bad(a, "tuple for startswith/endswith must only contain str");
@@ -86,9 +91,12 @@ std::optional<Value> string_method(const Value& obj, const std::string& name) {
       } else {
         return bad(a, "startswith/endswith first arg must be str or a tuple of str");
       }
-      if (arg(a, 1, "start")) return template_error(ErrorCode::kUnsupported, a.line, "start/end arguments of startswith/endswith are not supported");
+      if (arg(a, 1, "start"))
+        return template_error(ErrorCode::kUnsupported, a.line,
+                              "start/end arguments of startswith/endswith are not supported");
       for (const auto& o : options) {
-        if (starts ? s.rfind(o, 0) == 0 : (s.size() >= o.size() && s.compare(s.size() - o.size(), o.size(), o) == 0))
+        if (starts ? s.rfind(o, 0) == 0
+                   : (s.size() >= o.size() && s.compare(s.size() - o.size(), o.size(), o) == 0))
           return Value::boolean(true);
       }
       return Value::boolean(false);
@@ -100,11 +108,13 @@ std::optional<Value> string_method(const Value& obj, const std::string& name) {
       const Value* o = arg(a, 0, "old");
       const Value* n = arg(a, 1, "new");
       const Value* c = arg(a, 2, "count");
-      if (!o || !n || !o->is_string() || !n->is_string()) return bad(a, "replace() needs two strings");
+      if (!o || !n || !o->is_string() || !n->is_string())
+        return bad(a, "replace() needs two strings");
       return Value::string(py_replace(s, o->as_string(), n->as_string(), c ? c->as_int() : -1));
     });
   }
-  if (name == "upper" || name == "lower" || name == "title" || name == "capitalize" || name == "casefold") {
+  if (name == "upper" || name == "lower" || name == "title" || name == "capitalize" ||
+      name == "casefold") {
     return make_method(name, [v = obj, name](Interpreter&, CallArgs&) -> Result<Value> {
       const std::string& s = v.as_string();  // shared, not copied
       if (name == "upper") return Value::string(py_upper(s));
@@ -118,7 +128,9 @@ std::optional<Value> string_method(const Value& obj, const std::string& name) {
       const std::string& s = v.as_string();  // shared, not copied
       const Value* sub = arg(a, 0, "sub");
       if (!sub || !sub->is_string()) return bad(a, name + "() needs a string");
-      if (a.positional.size() > 1) return template_error(ErrorCode::kUnsupported, a.line, "start/end arguments of str." + name + " are not supported");
+      if (a.positional.size() > 1)
+        return template_error(ErrorCode::kUnsupported, a.line,
+                              "start/end arguments of str." + name + " are not supported");
       const std::string& t = sub->as_string();
       if (name == "count") {
         if (t.empty()) return Value::integer(static_cast<int64_t>(utf8_length(s)) + 1);
@@ -154,10 +166,14 @@ std::optional<Value> string_method(const Value& obj, const std::string& name) {
       if (s.empty()) return Value::boolean(false);
       bool ok = true;
       for (unsigned char c : s) {
-        if (name == "isdigit") ok = ok && std::isdigit(c);
-        else if (name == "isalpha") ok = ok && std::isalpha(c);
-        else if (name == "isalnum") ok = ok && std::isalnum(c);
-        else ok = ok && py_isspace(c);
+        if (name == "isdigit")
+          ok = ok && std::isdigit(c);
+        else if (name == "isalpha")
+          ok = ok && std::isalpha(c);
+        else if (name == "isalnum")
+          ok = ok && std::isalnum(c);
+        else
+          ok = ok && py_isspace(c);
       }
       return Value::boolean(ok);
     });
@@ -185,18 +201,23 @@ std::optional<Value> dict_method(const Value& d, const std::string& name) {
     return make_method(name, [d, name](Interpreter&, CallArgs&) -> Result<Value> {
       ValueList out;
       for (const auto& [k, v] : d.as_dict().items) {
-        if (name == "items") out.push_back(Value::list({Value::string(k), v}, true));
-        else out.push_back(name == "keys" ? Value::string(k) : v);
+        if (name == "items")
+          out.push_back(Value::list({Value::string(k), v}, true));
+        else
+          out.push_back(name == "keys" ? Value::string(k) : v);
       }
       return Value::list(std::move(out));
     });
   }
   if (name == "copy") {
-    return make_method(name, [d](Interpreter&, CallArgs&) -> Result<Value> { return Value::dict(d.as_dict()); });
+    return make_method(
+        name, [d](Interpreter&, CallArgs&) -> Result<Value> { return Value::dict(d.as_dict()); });
   }
   static const char* kMutating[] = {"pop", "popitem", "update", "setdefault", "clear"};
   for (const char* m : kMutating) {
-    if (name == m) return Value::undefined("access to attribute '" + name + "' of 'dict' object is unsafe.", true);
+    if (name == m)
+      return Value::undefined("access to attribute '" + name + "' of 'dict' object is unsafe.",
+                              true);
   }
   return std::nullopt;
 }
@@ -216,11 +237,12 @@ std::optional<Value> list_method(const Value& l, const std::string& name) {
       return Value::integer(n);
     });
   }
-  static const char* kMutating[] = {"append", "pop", "extend", "insert", "remove", "clear", "sort", "reverse"};
+  static const char* kMutating[] = {"append", "pop",   "extend", "insert",
+                                    "remove", "clear", "sort",   "reverse"};
   for (const char* m : kMutating) {
     if (name == m) {
-      return Value::undefined(std::string("access to attribute '") + name + "' of '" + l.type_name() +
-                                  "' object is unsafe.",
+      return Value::undefined(std::string("access to attribute '") + name + "' of '" +
+                                  l.type_name() + "' object is unsafe.",
                               true);
     }
   }

@@ -6,12 +6,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/status.h"
 
@@ -45,12 +44,23 @@ struct Scope;     // jinja_eval.h
 // Something callable: a builtin (global function or bound method) or a template macro.
 struct Callable {
   std::string name;
-  NativeFn native;                       // set for builtins
-  const MacroDef* macro = nullptr;       // set for macros (owned by the Template)
-  std::shared_ptr<Scope> closure;        // the scope a macro was defined in
+  NativeFn native;                  // set for builtins
+  const MacroDef* macro = nullptr;  // set for macros (owned by the Template)
+  std::shared_ptr<Scope> closure;   // the scope a macro was defined in
 };
 
-enum class Kind { kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kNamespace, kCallable };
+enum class Kind {
+  kUndefined,
+  kNone,
+  kBool,
+  kInt,
+  kFloat,
+  kString,
+  kList,
+  kDict,
+  kNamespace,
+  kCallable
+};
 
 class Value {
  public:
@@ -78,7 +88,9 @@ class Value {
   bool is_bool() const { return kind_ == Kind::kBool; }
   bool is_int() const { return kind_ == Kind::kInt; }
   bool is_float() const { return kind_ == Kind::kFloat; }
-  bool is_number() const { return kind_ == Kind::kInt || kind_ == Kind::kFloat || kind_ == Kind::kBool; }
+  bool is_number() const {
+    return kind_ == Kind::kInt || kind_ == Kind::kFloat || kind_ == Kind::kBool;
+  }
   bool is_string() const { return kind_ == Kind::kString; }
   bool is_markup() const { return kind_ == Kind::kString && is_tuple_; }
   // Appends to a plain string in place when this value is its only holder (see exec_set).
