@@ -16,7 +16,7 @@ Result<bool> apply_test(Interpreter& interp, const std::string& name, const Valu
                         CallArgs& args);
 // A bound method of a str, dict or list (`"a b".split`), or nullopt if the type has none.
 std::optional<Value> bound_method(const Value& obj, const std::string& name);
-// range, namespace, dict, raise_exception, strftime_now.
+// range, namespace, dict, raise_exception, strftime_now (jinja_globals.cpp).
 void install_globals(Scope& scope);
 
 }  // namespace strata::chat::jinja

@@ -17,7 +17,7 @@
 // transformers defines it); str/dict methods; Undefined, Markup and generator semantics.
 // Not supported (a kUnsupported error naming construct and line): include/import/extends/
 // block/call/with/raw tags, recursive loops, *args/**kwargs in calls, str.format, "%" formatting,
-// filters/tests outside the list in jinja_builtins.cpp.
+// filters/tests not in jinja_builtins.cpp / jinja_globals.cpp.
 namespace strata::chat {
 
 class Template {
