@@ -1,10 +1,14 @@
-// AVX2/FMA dot kernels: one weight row against a tile of NT activation rows (see
-// dot_kernels.h). Integer kernels: weights as unsigned (or sign-folded) bytes times the int8
-// activations with maddubs, int16 pairs widened by madd against the group scale.
-// Scalar twin: ref::matmul (dequantize + double dot); tests bound the activation-quant error.
+// AVX2/FMA dot kernels (variant 2; variant 1 is in bench/cpu/variants): a register block of
+// NR weight rows against a tile of NT activation rows (see dot_kernels.h). Integer kernels:
+// weights as unsigned (or sign-folded) bytes times the int8 activations with maddubs, int16
+// pairs widened by madd against the group scale. Scalar twin: ref::matmul (dequantize +
+// double dot); tests bound the activation-quantization error.
 #include "backend/cpu/dot_kernels.h"
 
 #include <immintrin.h>
+
+#include <cstring>
+#include <type_traits>
 
 #include "backend/cpu/blocks.h"
 #include "backend/cpu/simd.h"
@@ -13,10 +17,21 @@ namespace strata::backend::cpu {
 namespace {
 
 template <typename T>
-inline const T* row_of(const void* x, size_t x_row_bytes, int t) {
-  return reinterpret_cast<const T*>(static_cast<const uint8_t*>(x) + t * x_row_bytes);
+inline const T* row_of(const void* p, size_t row_bytes, int i) {
+  return reinterpret_cast<const T*>(static_cast<const uint8_t*>(p) + i * row_bytes);
 }
 inline __m256i loadu(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// Everything a kernel needs besides its template arguments.
+struct Args {
+  const void* w;
+  size_t ws;
+  const void* x;
+  size_t xs;
+  int64_t cols;
+  float* y;
+  int64_t ys;
+};
 
 // ---- float weights (F32, F16, BF16) against f32 activations ----
 
@@ -33,51 +48,58 @@ struct LoadF16 {
 struct LoadBF16 {
   using T = uint16_t;
   static __m256 load(const uint16_t* p) { return simd::load_bf16(p); }
-  static float one(const uint16_t* p) { return _mm_cvtss_f32(_mm_castsi128_ps(_mm_cvtsi32_si128(static_cast<int>(*p) << 16))); }
+  static float one(const uint16_t* p) {
+    const uint32_t u = static_cast<uint32_t>(*p) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
 };
 
-// Two accumulators per token (four when NT == 1) hide the FMA latency.
-template <typename L, int NT>
-void dot_float(const void* wv, const void* x, size_t xs, int64_t cols, float* y, int64_t ys) {
-  constexpr int U = NT == 1 ? 4 : 2;
-  const typename L::T* w = static_cast<const typename L::T*>(wv);
-  __m256 acc[NT][U];
-  for (int t = 0; t < NT; ++t)
-    for (int u = 0; u < U; ++u) acc[t][u] = _mm256_setzero_ps();
+// NR x NT accumulators; U-fold unrolled so at least 8 FMA chains hide the FMA latency.
+template <typename L, int NR, int NT>
+void dot_float(const Args& a) {
+  constexpr int U = NR * NT >= 8 ? 1 : 8 / (NR * NT);
+  using T = typename L::T;
+  __m256 acc[U][NR][NT];
+  for (auto& u : acc)
+    for (auto& r : u)
+      for (auto& v : r) v = _mm256_setzero_ps();
   int64_t i = 0;
-  for (; i + 8 * U <= cols; i += 8 * U) {
+  for (; i + 8 * U <= a.cols; i += 8 * U) {
     for (int u = 0; u < U; ++u) {
-      const __m256 wv8 = L::load(w + i + 8 * u);
-      for (int t = 0; t < NT; ++t) {
-        acc[t][u] = _mm256_fmadd_ps(wv8, _mm256_loadu_ps(row_of<float>(x, xs, t) + i + 8 * u), acc[t][u]);
+      __m256 xv[NT];
+      for (int t = 0; t < NT; ++t) xv[t] = _mm256_loadu_ps(row_of<float>(a.x, a.xs, t) + i + 8 * u);
+      for (int r = 0; r < NR; ++r) {
+        const __m256 wv = L::load(row_of<T>(a.w, a.ws, r) + i + 8 * u);
+        for (int t = 0; t < NT; ++t) acc[u][r][t] = _mm256_fmadd_ps(wv, xv[t], acc[u][r][t]);
       }
     }
   }
-  for (; i + 8 <= cols; i += 8) {
-    const __m256 wv8 = L::load(w + i);
-    for (int t = 0; t < NT; ++t) acc[t][0] = _mm256_fmadd_ps(wv8, _mm256_loadu_ps(row_of<float>(x, xs, t) + i), acc[t][0]);
+  for (; i + 8 <= a.cols; i += 8) {
+    for (int r = 0; r < NR; ++r) {
+      const __m256 wv = L::load(row_of<T>(a.w, a.ws, r) + i);
+      for (int t = 0; t < NT; ++t) acc[0][r][t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(row_of<float>(a.x, a.xs, t) + i), acc[0][r][t]);
+    }
   }
-  for (int t = 0; t < NT; ++t) {
-    for (int u = 1; u < U; ++u) acc[t][0] = _mm256_add_ps(acc[t][0], acc[t][u]);
-    float s = simd::hsum(acc[t][0]);
-    for (int64_t j = i; j < cols; ++j) s += L::one(w + j) * row_of<float>(x, xs, t)[j];
-    y[t * ys] = s;
+  for (int r = 0; r < NR; ++r) {
+    for (int t = 0; t < NT; ++t) {
+      for (int u = 1; u < U; ++u) acc[0][r][t] = _mm256_add_ps(acc[0][r][t], acc[u][r][t]);
+      float s = simd::hsum(acc[0][r][t]);
+      for (int64_t j = i; j < a.cols; ++j) s += L::one(row_of<T>(a.w, a.ws, r) + j) * row_of<float>(a.x, a.xs, t)[j];
+      a.y[t * a.ys + r] = s;
+    }
   }
 }
 
 // ---- 32-element formats against ActQ8_0 ----
 
-// Signed weights wq (32 int8) . activations xq: sign folded into x so maddubs sees |w|.
-inline __m256i dot_i8(__m256i aw, __m256i wq, __m256i xq) {
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xq, wq)), _mm256_set1_epi16(1));
-}
-
 struct DecodeQ8_0 {
-  using B = WQ8_0;
+  using B = BlockQ8_0;
   static __m256i q(const B& b) { return loadu(b.qs); }
 };
 struct DecodeQ4_0 {
-  using B = WQ4_0;
+  using B = BlockQ4_0;
   static __m256i q(const B& b) {
     const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
     const __m256i n = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
@@ -85,163 +107,222 @@ struct DecodeQ4_0 {
   }
 };
 
-template <typename D, int NT>
-void dot_q32(const void* wv, const void* x, size_t xs, int64_t cols, float* y, int64_t ys) {
-  constexpr int U = NT == 1 ? 2 : 1;
-  const typename D::B* w = static_cast<const typename D::B*>(wv);
-  const int64_t nb = cols / kQK;
-  __m256 acc[NT][U];
-  for (int t = 0; t < NT; ++t)
-    for (int u = 0; u < U; ++u) acc[t][u] = _mm256_setzero_ps();
-  int64_t b = 0;
-  for (; b + U <= nb; b += U) {
-    for (int u = 0; u < U; ++u) {
-      const __m256i wq = D::q(w[b + u]);
+// sum_b dw_b * dx_b * (wq_b . xq_b); the sign of w folded into x so maddubs sees |w|.
+template <typename D, int NR, int NT>
+void dot_q32(const Args& a) {
+  using B = typename D::B;
+  const int64_t nb = a.cols / kQK;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[NR][NT];
+  for (auto& r : acc)
+    for (auto& v : r) v = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i xq[NT];
+    float dx[NT];
+    for (int t = 0; t < NT; ++t) {
+      const ActQ8_0& xb = row_of<ActQ8_0>(a.x, a.xs, t)[b];
+      xq[t] = loadu(xb.qs);
+      dx[t] = xb.d;
+    }
+    for (int r = 0; r < NR; ++r) {
+      const B& wb = row_of<B>(a.w, a.ws, r)[b];
+      const __m256i wq = D::q(wb);
       const __m256i aw = _mm256_sign_epi8(wq, wq);
-      const float dw = simd::f16_to_f32(w[b + u].d);
+      const float dw = simd::f16_to_f32(wb.d);
       for (int t = 0; t < NT; ++t) {
-        const ActQ8_0& xb = row_of<ActQ8_0>(x, xs, t)[b + u];
-        const __m256 p = _mm256_cvtepi32_ps(dot_i8(aw, wq, loadu(xb.qs)));
-        acc[t][u] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * xb.d), acc[t][u]);
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xq[t], wq)), ones);
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * dx[t]), acc[r][t]);
       }
     }
   }
-  for (; b < nb; ++b) {
-    const __m256i wq = D::q(w[b]);
-    const __m256i aw = _mm256_sign_epi8(wq, wq);
-    const float dw = simd::f16_to_f32(w[b].d);
-    for (int t = 0; t < NT; ++t) {
-      const ActQ8_0& xb = row_of<ActQ8_0>(x, xs, t)[b];
-      const __m256 p = _mm256_cvtepi32_ps(dot_i8(aw, wq, loadu(xb.qs)));
-      acc[t][0] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * xb.d), acc[t][0]);
-    }
-  }
-  for (int t = 0; t < NT; ++t) {
-    for (int u = 1; u < U; ++u) acc[t][0] = _mm256_add_ps(acc[t][0], acc[t][u]);
-    y[t * ys] = simd::hsum(acc[t][0]);
-  }
+  for (int r = 0; r < NR; ++r)
+    for (int t = 0; t < NT; ++t) a.y[t * a.ys + r] = simd::hsum(acc[r][t]);
 }
 
 // ---- K-quants against ActQ8K ----
 
+// Q4_K/Q5_K 6-bit scales and mins of one super-block, unpacked with 32-bit masks:
+// returns bytes sc0..sc7, m0..m7.
+inline __m128i k4_scales_mins(const uint8_t* s) {
+  uint32_t u[3];
+  std::memcpy(u, s, 12);
+  const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
+  const uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u);
+  const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u);
+  return _mm_set_epi32(static_cast<int>(m_hi), static_cast<int>(m_lo), static_cast<int>(sc_hi), static_cast<int>(sc_lo));
+}
+
+// int16 lane pair (2j, 2j+1) of each 128-bit half, broadcast across the half: group j's scale.
+inline __m256i bcast_scale(__m256i scales16, int j) {
+  return _mm256_shuffle_epi8(scales16, _mm256_set1_epi16(static_cast<int16_t>((2 * j + 1) << 8 | 2 * j)));
+}
+
 // Q4_K / Q5_K: sum_g d*sc_g*(q . x)_g - dmin * sum_g m_g * bsum_g; Q5_K adds the fifth bit.
-template <bool kFive, int NT>
-void dot_q45k(const void* wv, const void* x, size_t xs, int64_t cols, float* y, int64_t ys) {
-  using B = std::conditional_t<kFive, WQ5_K, WQ4_K>;
-  const B* w = static_cast<const B*>(wv);
-  const int64_t nb = cols / kQKK;
+template <bool kFive, int NR, int NT>
+void dot_q45k(const Args& a) {
+  using B = std::conditional_t<kFive, BlockQ5_K, BlockQ4_K>;
+  const int64_t nb = a.cols / kQKK;
   const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m256 acc[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const B& wb = w[b];
-    uint8_t sc[8], mn[8];
-    unpack_k4_scales(wb.scales, sc, mn);
-    const float d = simd::f16_to_f32(wb.d), dmin = simd::f16_to_f32(wb.dmin);
-    __m256i iacc[NT];
-    for (int t = 0; t < NT; ++t) iacc[t] = _mm256_setzero_si256();
-    __m256i qh;
-    if constexpr (kFive) qh = loadu(wb.qh);
-    for (int c = 0; c < 4; ++c) {
-      const __m256i q = loadu(wb.qs + 32 * c);
-      __m256i lo = _mm256_and_si256(q, m4);
-      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-      if constexpr (kFive) {
-        const __m256i b0 = _mm256_set1_epi8(static_cast<char>(1 << (2 * c)));
-        const __m256i b1 = _mm256_set1_epi8(static_cast<char>(1 << (2 * c + 1)));
-        const __m256i h16 = _mm256_set1_epi8(16);
-        lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), h16));
-        hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), h16));
-      }
-      const __m256i s0 = _mm256_set1_epi16(sc[2 * c]), s1 = _mm256_set1_epi16(sc[2 * c + 1]);
-      for (int t = 0; t < NT; ++t) {
-        const int8_t* xq = row_of<ActQ8K>(x, xs, t)[b].qs + 64 * c;
-        const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu(xq)), s0);
-        const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, loadu(xq + 32)), s1);
-        iacc[t] = _mm256_add_epi32(iacc[t], _mm256_add_epi32(p0, p1));
-      }
-    }
-    const __m128i m8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn));
-    const __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));  // m_j for bsums 2j, 2j+1
+  __m256 acc[NR][NT];
+  __m128 accm[NR][NT];  // min terms, 4 lanes
+  for (int r = 0; r < NR; ++r)
     for (int t = 0; t < NT; ++t) {
-      const ActQ8K& xb = row_of<ActQ8K>(x, xs, t)[b];
-      const __m256i mins = _mm256_madd_epi16(m16, loadu(xb.bsums));
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[t]), _mm256_set1_ps(d * xb.d), acc[t]);
-      acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin * xb.d), acc[t]);
+      acc[r][t] = _mm256_setzero_ps();
+      accm[r][t] = _mm_setzero_ps();
+    }
+  for (int64_t b = 0; b < nb; ++b) {
+    __m128i bsum_pairs[NT];  // 8 int16: bsums 2j + 2j+1
+    for (int t = 0; t < NT; ++t) {
+      const __m256i bs = loadu(row_of<ActQ8K>(a.x, a.xs, t)[b].bsums);
+      bsum_pairs[t] = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    }
+    for (int r = 0; r < NR; ++r) {
+      const B& wb = row_of<B>(a.w, a.ws, r)[b];
+      const __m128i scm = k4_scales_mins(wb.scales);
+      const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scm));
+      const __m128i m16 = _mm_cvtepu8_epi16(_mm_srli_si128(scm, 8));
+      __m256i iacc[NT];
+      for (int t = 0; t < NT; ++t) iacc[t] = _mm256_setzero_si256();
+      __m256i qh;
+      if constexpr (kFive) qh = loadu(wb.qh);
+      for (int c = 0; c < 4; ++c) {
+        const __m256i q = loadu(wb.qs + 32 * c);
+        __m256i lo = _mm256_and_si256(q, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if constexpr (kFive) {
+          const __m256i b0 = _mm256_set1_epi8(static_cast<char>(1 << (2 * c)));
+          const __m256i b1 = _mm256_set1_epi8(static_cast<char>(1 << (2 * c + 1)));
+          const __m256i h16 = _mm256_set1_epi8(16);
+          lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), h16));
+          hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), h16));
+        }
+        const __m256i s0 = bcast_scale(sc16, 2 * c), s1 = bcast_scale(sc16, 2 * c + 1);
+        for (int t = 0; t < NT; ++t) {
+          const int8_t* xq = row_of<ActQ8K>(a.x, a.xs, t)[b].qs + 64 * c;
+          const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu(xq)), s0);
+          const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, loadu(xq + 32)), s1);
+          iacc[t] = _mm256_add_epi32(iacc[t], _mm256_add_epi32(p0, p1));
+        }
+      }
+      const float d = simd::f16_to_f32(wb.d), dmin = simd::f16_to_f32(wb.dmin);
+      for (int t = 0; t < NT; ++t) {
+        const float dx = row_of<ActQ8K>(a.x, a.xs, t)[b].d;
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[t]), _mm256_set1_ps(d * dx), acc[r][t]);
+        const __m128i mins = _mm_madd_epi16(m16, bsum_pairs[t]);
+        accm[r][t] = _mm_fmadd_ps(_mm_cvtepi32_ps(mins), _mm_set1_ps(dmin * dx), accm[r][t]);
+      }
     }
   }
-  for (int t = 0; t < NT; ++t) y[t * ys] = simd::hsum(acc[t]);
+  for (int r = 0; r < NR; ++r) {
+    for (int t = 0; t < NT; ++t) {
+      a.y[t * a.ys + r] = simd::hsum(acc[r][t]) - simd::hsum(accm[r][t]);
+    }
+  }
 }
 
 // Q6_K: d * sum_g sc_g * (q . x)_g - 32 d * sum_g sc_g * bsum_g, q in 0..63.
-template <int NT>
-void dot_q6k(const void* wv, const void* x, size_t xs, int64_t cols, float* y, int64_t ys) {
-  const WQ6_K* w = static_cast<const WQ6_K*>(wv);
-  const int64_t nb = cols / kQKK;
+template <int NR, int NT>
+void dot_q6k(const Args& a) {
+  const int64_t nb = a.cols / kQKK;
   const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
-  __m256 acc[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  __m256 acc[NR][NT];
+  for (auto& r : acc)
+    for (auto& v : r) v = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const WQ6_K& wb = w[b];
-    __m256i iacc[NT];
-    for (int t = 0; t < NT; ++t) iacc[t] = _mm256_setzero_si256();
-    for (int h = 0; h < 2; ++h) {
-      const __m256i ql0 = loadu(wb.ql + 64 * h), ql1 = loadu(wb.ql + 64 * h + 32);
-      const __m256i qhv = loadu(wb.qh + 32 * h);
-      __m256i q[4];
-      q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 4), m30));
-      q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 2), m30));
-      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qhv, m30));
-      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                             _mm256_and_si256(_mm256_srli_epi16(qhv, 2), m30));
-      for (int s = 0; s < 4; ++s) {
-        const int g = 8 * h + 2 * s;
-        const __m256i sv = _mm256_set_m128i(_mm_set1_epi16(wb.scales[g + 1]), _mm_set1_epi16(wb.scales[g]));
-        for (int t = 0; t < NT; ++t) {
-          const int8_t* xq = row_of<ActQ8K>(x, xs, t)[b].qs + 128 * h + 32 * s;
-          iacc[t] = _mm256_add_epi32(iacc[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[s], loadu(xq)), sv));
+    for (int r = 0; r < NR; ++r) {
+      const BlockQ6_K& wb = row_of<BlockQ6_K>(a.w, a.ws, r)[b];
+      // scales as int16, both 128-bit halves holding groups 0-7 resp. 8-15 in turn
+      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
+      __m256i iacc[NT];
+      for (int t = 0; t < NT; ++t) iacc[t] = _mm256_setzero_si256();
+      for (int h = 0; h < 2; ++h) {
+        const __m256i ql0 = loadu(wb.ql + 64 * h), ql1 = loadu(wb.ql + 64 * h + 32);
+        const __m256i qhv = loadu(wb.qh + 32 * h);
+        // the 8 scales of this half in both 128-bit lanes
+        const __m256i sch = h == 0 ? _mm256_permute2x128_si256(sc16, sc16, 0x00) : _mm256_permute2x128_si256(sc16, sc16, 0x11);
+        __m256i q[4];
+        q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 4), m30));
+        q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 2), m30));
+        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qhv, m30));
+        q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                               _mm256_and_si256(_mm256_srli_epi16(qhv, 2), m30));
+        for (int s = 0; s < 4; ++s) {
+          // low 16 elements: group 2s of the half, high 16: group 2s + 1
+          const __m256i sv = _mm256_shuffle_epi8(
+              sch, _mm256_setr_epi8(4 * s, 4 * s + 1, 4 * s, 4 * s + 1, 4 * s, 4 * s + 1, 4 * s, 4 * s + 1,
+                                    4 * s, 4 * s + 1, 4 * s, 4 * s + 1, 4 * s, 4 * s + 1, 4 * s, 4 * s + 1,
+                                    4 * s + 2, 4 * s + 3, 4 * s + 2, 4 * s + 3, 4 * s + 2, 4 * s + 3, 4 * s + 2,
+                                    4 * s + 3, 4 * s + 2, 4 * s + 3, 4 * s + 2, 4 * s + 3, 4 * s + 2, 4 * s + 3,
+                                    4 * s + 2, 4 * s + 3));
+          for (int t = 0; t < NT; ++t) {
+            const int8_t* xq = row_of<ActQ8K>(a.x, a.xs, t)[b].qs + 128 * h + 32 * s;
+            iacc[t] = _mm256_add_epi32(iacc[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[s], loadu(xq)), sv));
+          }
         }
       }
-    }
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
-    const float d = simd::f16_to_f32(wb.d);
-    for (int t = 0; t < NT; ++t) {
-      const ActQ8K& xb = row_of<ActQ8K>(x, xs, t)[b];
-      const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, loadu(xb.bsums)), 5);
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(iacc[t], corr)),
-                               _mm256_set1_ps(d * xb.d), acc[t]);
+      const float d = simd::f16_to_f32(wb.d);
+      for (int t = 0; t < NT; ++t) {
+        const ActQ8K& xb = row_of<ActQ8K>(a.x, a.xs, t)[b];
+        const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, loadu(xb.bsums)), 5);
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(iacc[t], corr)),
+                                    _mm256_set1_ps(d * xb.d), acc[r][t]);
+      }
     }
   }
-  for (int t = 0; t < NT; ++t) y[t * ys] = simd::hsum(acc[t]);
+  for (int r = 0; r < NR; ++r)
+    for (int t = 0; t < NT; ++t) a.y[t * a.ys + r] = simd::hsum(acc[r][t]);
 }
 
-// nt (run-time) -> NT (compile-time) for each kernel family.
-template <template <int> class K>
-void tile(const void* w, const void* x, size_t xs, int nt, int64_t cols, float* y, int64_t ys) {
+// Run-time (nr, nt) -> compile-time register blocks: one token: 4 rows at a time; a tile of
+// tokens: kTileRows rows at a time (the weight block then serves NT tokens).
+constexpr int kTileRows = 1;
+
+template <template <int, int> class K, int NR>
+void rows_of(Args a, int nt) {
   switch (nt) {
-    case 1: K<1>::run(w, x, xs, cols, y, ys); return;
-    case 2: K<2>::run(w, x, xs, cols, y, ys); return;
-    case 3: K<3>::run(w, x, xs, cols, y, ys); return;
-    default: K<4>::run(w, x, xs, cols, y, ys); return;
+    case 1: K<NR, 1>::run(a); return;
+    case 2: K<NR, 2>::run(a); return;
+    case 3: K<NR, 3>::run(a); return;
+    default: K<NR, 4>::run(a); return;
+  }
+}
+
+template <template <int, int> class K>
+void tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt, int64_t cols, float* y,
+          int64_t ys) {
+  Args a{w, ws, x, xs, cols, y, ys};
+  const int block = nt == 1 ? 4 : kTileRows;
+  int r = 0;
+  for (; r + block <= nr; r += block) {
+    a.w = static_cast<const uint8_t*>(w) + r * ws;
+    a.y = y + r;
+    if (nt == 1) {
+      K<4, 1>::run(a);
+    } else {
+      rows_of<K, kTileRows>(a, nt);
+    }
+  }
+  for (; r < nr; ++r) {
+    a.w = static_cast<const uint8_t*>(w) + r * ws;
+    a.y = y + r;
+    rows_of<K, 1>(a, nt);
   }
 }
 static_assert(kMaxTile == 4);
 
-#define STRATA_KERNEL(name, expr)                                                       \
-  template <int NT>                                                                     \
-  struct name {                                                                         \
-    static void run(const void* w, const void* x, size_t xs, int64_t c, float* y, int64_t ys) { \
-      expr(w, x, xs, c, y, ys);                                                         \
-    }                                                                                   \
+#define STRATA_KERNEL(name, expr)              \
+  template <int NR, int NT>                    \
+  struct name {                                \
+    static void run(const Args& a) { expr(a); } \
   };
-STRATA_KERNEL(KF32, (dot_float<LoadF32, NT>))
-STRATA_KERNEL(KF16, (dot_float<LoadF16, NT>))
-STRATA_KERNEL(KBF16, (dot_float<LoadBF16, NT>))
-STRATA_KERNEL(KQ8_0, (dot_q32<DecodeQ8_0, NT>))
-STRATA_KERNEL(KQ4_0, (dot_q32<DecodeQ4_0, NT>))
-STRATA_KERNEL(KQ4_K, (dot_q45k<false, NT>))
-STRATA_KERNEL(KQ5_K, (dot_q45k<true, NT>))
-STRATA_KERNEL(KQ6_K, dot_q6k<NT>)
+STRATA_KERNEL(KF32, (dot_float<LoadF32, NR, NT>))
+STRATA_KERNEL(KF16, (dot_float<LoadF16, NR, NT>))
+STRATA_KERNEL(KBF16, (dot_float<LoadBF16, NR, NT>))
+STRATA_KERNEL(KQ8_0, (dot_q32<DecodeQ8_0, NR, NT>))
+STRATA_KERNEL(KQ4_0, (dot_q32<DecodeQ4_0, NR, NT>))
+STRATA_KERNEL(KQ4_K, (dot_q45k<false, NR, NT>))
+STRATA_KERNEL(KQ5_K, (dot_q45k<true, NR, NT>))
+STRATA_KERNEL(KQ6_K, (dot_q6k<NR, NT>))
 #undef STRATA_KERNEL
 
 }  // namespace
