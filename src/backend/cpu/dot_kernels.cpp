@@ -273,8 +273,10 @@ void dot_q6k(const Args& a) {
     for (int t = 0; t < NT; ++t) a.y[t * a.ys + r] = simd::hsum(acc[r][t]);
 }
 
-// Run-time (nr, nt) -> compile-time register blocks: one token: 4 rows at a time; a tile of
-// tokens: kTileRows rows at a time (the weight block then serves NT tokens).
+// Run-time (nr, nt) -> compile-time register blocks of kTileRows rows. One token (decode):
+// one row at a time, so the weights are read as one sequential stream: interleaving 4 rows
+// (4 streams 34 bytes a step) drops DRAM throughput from ~30 to ~12 GB/s on one Zen 5 core
+// (bench/cpu/NOTES.md).
 constexpr int kTileRows = 1;
 
 template <template <int, int> class K, int NR>
@@ -291,16 +293,11 @@ template <template <int, int> class K>
 void tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt, int64_t cols, float* y,
           int64_t ys) {
   Args a{w, ws, x, xs, cols, y, ys};
-  const int block = nt == 1 ? 4 : kTileRows;
   int r = 0;
-  for (; r + block <= nr; r += block) {
+  for (; r + kTileRows <= nr; r += kTileRows) {
     a.w = static_cast<const uint8_t*>(w) + r * ws;
     a.y = y + r;
-    if (nt == 1) {
-      K<4, 1>::run(a);
-    } else {
-      rows_of<K, kTileRows>(a, nt);
-    }
+    rows_of<K, kTileRows>(a, nt);
   }
   for (; r < nr; ++r) {
     a.w = static_cast<const uint8_t*>(w) + r * ws;
