@@ -141,7 +141,8 @@ std::vector<TensorDecl> declare_tensors(const Hparams& hp) {
   // the residual stream grows slowly; the output projection gives logits of std ~3.
   auto std_in = [](int64_t fan_in) { return 1.0f / std::sqrt(static_cast<float>(fan_in)); };
   const float resid = 1.0f / std::sqrt(2.0f * static_cast<float>(hp.num_layers));
-  t.push_back({"token_embd.weight", {hp.dim, hp.vocab_size}, Init::kNormal, 1.0f});
+  // Tied models read logits through the embedding, so it gets the output projection's scale.
+  t.push_back({"token_embd.weight", {hp.dim, hp.vocab_size}, Init::kNormal, hp.tied_embeddings ? 3.0f * std_in(hp.dim) : 1.0f});
   for (int64_t l = 0; l < hp.num_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     t.push_back({p + "attn_norm.weight", {hp.dim}, Init::kNorm});
