@@ -1,4 +1,6 @@
-// Fast paged attention and KV store (see attention.h).
+// Fast paged attention (variant 2; variant 1 in bench/cpu/variants) and KV store (see
+// attention.h). Per KV block: decode K and V to f32, transpose K, scores for 4 rows x 16 keys
+// per register block, online softmax per row, then O += P V for 4 rows x 16 dims per block.
 #include "backend/cpu/attention.h"
 
 #include <immintrin.h>
@@ -17,33 +19,80 @@
 namespace strata::backend::cpu {
 namespace {
 
-constexpr int kQueryTile = 8;  // queries of one sequence per work item (prefill)
+constexpr int kQueryTile = 16;  // queries of one sequence per work item (prefill)
 
-float dot(const float* a, const float* b, int n) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+// Scores S[r][j] = q_r . k_j for a block of RB rows x 16 keys: kT is the key block transposed,
+// [head_dim][kt_stride] f32, so each step broadcasts one q element against 16 keys.
+template <int RB>
+void scores_block(const float* q, int hd, const float* kT, int kt_stride, int j0, float* s, int s_stride) {
+  __m256 acc[RB][2];
+  for (int r = 0; r < RB; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int d = 0; d < hd; ++d) {
+    const __m256 k0 = _mm256_loadu_ps(kT + d * kt_stride + j0), k1 = _mm256_loadu_ps(kT + d * kt_stride + j0 + 8);
+    for (int r = 0; r < RB; ++r) {
+      const __m256 qv = _mm256_broadcast_ss(q + r * hd + d);
+      acc[r][0] = _mm256_fmadd_ps(qv, k0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(qv, k1, acc[r][1]);
+    }
   }
-  for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-  float s = simd::hsum(_mm256_add_ps(acc0, acc1));
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
+  for (int r = 0; r < RB; ++r) {
+    _mm256_storeu_ps(s + r * s_stride + j0, acc[r][0]);
+    _mm256_storeu_ps(s + r * s_stride + j0 + 8, acc[r][1]);
+  }
 }
 
-// y = y * c + sum_j p[j] * v[j], v rows hd apart
-void scale_accumulate(float* y, float c, const float* p, const float* v, int nj, int hd) {
-  int i = 0;
-  for (; i + 8 <= hd; i += 8) {
-    __m256 a = _mm256_mul_ps(_mm256_loadu_ps(y + i), _mm256_set1_ps(c));
-    for (int j = 0; j < nj; ++j) a = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(v + j * hd + i), a);
-    _mm256_storeu_ps(y + i, a);
+// O[r][d0..d0+16) = O * corr[r] + sum_j P[r][j] V[j][d0..d0+16) for RB rows.
+template <int RB>
+void pv_block(const float* p, int p_stride, const float* v, int hd, int nj, int d0, const float* corr, float* o) {
+  __m256 acc[RB][2];
+  for (int r = 0; r < RB; ++r) {
+    const __m256 c = _mm256_set1_ps(corr[r]);
+    acc[r][0] = _mm256_mul_ps(_mm256_loadu_ps(o + r * hd + d0), c);
+    acc[r][1] = _mm256_mul_ps(_mm256_loadu_ps(o + r * hd + d0 + 8), c);
   }
-  for (; i < hd; ++i) {
-    float a = y[i] * c;
-    for (int j = 0; j < nj; ++j) a += p[j] * v[j * hd + i];
-    y[i] = a;
+  for (int j = 0; j < nj; ++j) {
+    const __m256 v0 = _mm256_loadu_ps(v + j * hd + d0), v1 = _mm256_loadu_ps(v + j * hd + d0 + 8);
+    for (int r = 0; r < RB; ++r) {
+      const __m256 pv = _mm256_broadcast_ss(p + r * p_stride + j);
+      acc[r][0] = _mm256_fmadd_ps(pv, v0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(pv, v1, acc[r][1]);
+    }
+  }
+  for (int r = 0; r < RB; ++r) {
+    _mm256_storeu_ps(o + r * hd + d0, acc[r][0]);
+    _mm256_storeu_ps(o + r * hd + d0 + 8, acc[r][1]);
+  }
+}
+
+// Few rows (decode): s[j] = q . k_j straight from the row-major K block, no transpose.
+void scores_direct(const float* q, int hd, const float* k, int nj, float* s) {
+  for (int j = 0; j < nj; ++j) {
+    const float* kr = k + j * hd;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int d = 0;
+    for (; d + 16 <= hd; d += 16) {
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(kr + d), a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8), _mm256_loadu_ps(kr + d + 8), a1);
+    }
+    float a = simd::hsum(_mm256_add_ps(a0, a1));
+    for (; d < hd; ++d) a += q[d] * kr[d];
+    s[j] = a;
+  }
+}
+
+// Scalar fallbacks for head_dim not a multiple of 16.
+void scores_scalar(const float* q, int hd, const float* kT, int kt_stride, int nj, float* s) {
+  for (int j = 0; j < nj; ++j) {
+    float a = 0;
+    for (int d = 0; d < hd; ++d) a += q[d] * kT[d * kt_stride + j];
+    s[j] = a;
+  }
+}
+void pv_scalar(const float* p, const float* v, int hd, int nj, float corr, float* o) {
+  for (int d = 0; d < hd; ++d) {
+    float a = o[d] * corr;
+    for (int j = 0; j < nj; ++j) a += p[j] * v[j * hd + d];
+    o[d] = a;
   }
 }
 
@@ -54,22 +103,34 @@ struct Item {
 };
 
 struct ItemScratch {
-  std::vector<float> qs, acc, m, l, kt, vt, p;
+  std::vector<float> qs, acc, m, l, corr, kt, ktmp, vt, p;
 };
+
+// K block rows [nj, hd] -> kT [hd, kt_stride], keys nj..kt_stride zero.
+void transpose_keys(const float* k, int nj, int hd, float* kT, int kt_stride) {
+  for (int d = 0; d < hd; ++d) {
+    float* dst = kT + d * kt_stride;
+    for (int j = 0; j < nj; ++j) dst[j] = k[j * hd + d];
+    for (int j = nj; j < kt_stride; ++j) dst[j] = 0.0f;
+  }
+}
 
 void run_item(const Item& it, const float* q, int num_heads, const PagedKv& kv,
               const SeqAttention& s, float scale, float* out, ItemScratch& sc) {
   const int group = num_heads / kv.num_kv_heads, hd = kv.head_dim, bt = kv.block_tokens;
   const int nq = static_cast<int>(it.q1 - it.q0), rows = nq * group;
-  const int bt_pad = (bt + 7) & ~7;
+  const int bt_pad = (bt + 15) & ~15;  // keys per block, padded for the 16-key score blocks
+  const bool vec = hd % 16 == 0;
   const size_t rb = row_bytes(kv.type, hd);
   sc.qs.resize(static_cast<size_t>(rows) * hd);
   sc.acc.assign(static_cast<size_t>(rows) * hd, 0.0f);
   sc.m.assign(rows, -INFINITY);
   sc.l.assign(rows, 0.0f);
-  sc.kt.resize(static_cast<size_t>(bt) * hd);
+  sc.corr.resize(rows);
+  sc.ktmp.resize(static_cast<size_t>(bt) * hd);
+  sc.kt.resize(static_cast<size_t>(bt_pad) * hd);
   sc.vt.resize(static_cast<size_t>(bt) * hd);
-  sc.p.resize(bt_pad);
+  sc.p.resize(static_cast<size_t>(rows) * bt_pad);
   // row r = query i * group + head-in-group; q pre-scaled
   for (int i = 0; i < nq; ++i) {
     for (int gh = 0; gh < group; ++gh) {
@@ -82,29 +143,46 @@ void run_item(const Item& it, const float* q, int num_heads, const PagedKv& kv,
   const int64_t last = pos0 + nq - 1;                 // last visible key of the tile
   for (int64_t p0 = 0; p0 <= last; p0 += bt) {
     const int nj = static_cast<int>(std::min<int64_t>(bt, last + 1 - p0));
+    const int nj16 = (nj + 15) & ~15;
     const int64_t block = s.block_table[p0 / bt];
     const uint8_t* kb = static_cast<const uint8_t*>(kv.k) + static_cast<size_t>(block) * kv.block_stride_bytes;
     const uint8_t* vb = static_cast<const uint8_t*>(kv.v) + static_cast<size_t>(block) * kv.block_stride_bytes;
     for (int j = 0; j < nj; ++j) {
       const size_t at = (static_cast<size_t>(j) * kv.num_kv_heads + it.kv_head) * rb;
-      kv_decode_row_fast(kv.type, kb + at, sc.kt.data() + j * hd, hd);
+      kv_decode_row_fast(kv.type, kb + at, sc.ktmp.data() + j * hd, hd);
       kv_decode_row_fast(kv.type, vb + at, sc.vt.data() + j * hd, hd);
     }
-    for (int r = 0; r < rows; ++r) {
+    // scores of all rows of the item against the block
+    float* const P = sc.p.data();
+    int r = 0;
+    if (rows < 4) {  // decode: a transpose would cost more than it saves
+      for (; r < rows; ++r) scores_direct(sc.qs.data() + r * hd, hd, sc.ktmp.data(), nj, P + r * bt_pad);
+    } else if (vec) {
+      transpose_keys(sc.ktmp.data(), nj, hd, sc.kt.data(), bt_pad);
+      for (; r + 4 <= rows; r += 4)
+        for (int j0 = 0; j0 < nj; j0 += 16) scores_block<4>(sc.qs.data() + r * hd, hd, sc.kt.data(), bt_pad, j0, P + r * bt_pad, bt_pad);
+      for (; r < rows; ++r)
+        for (int j0 = 0; j0 < nj; j0 += 16) scores_block<1>(sc.qs.data() + r * hd, hd, sc.kt.data(), bt_pad, j0, P + r * bt_pad, bt_pad);
+    } else {
+      transpose_keys(sc.ktmp.data(), nj, hd, sc.kt.data(), bt_pad);
+      for (; r < rows; ++r) scores_scalar(sc.qs.data() + r * hd, hd, sc.kt.data(), bt_pad, nj, P + r * bt_pad);
+    }
+    // causal mask, online softmax: p <- exp(s - m_new), running sum, rescale factor
+    for (r = 0; r < rows; ++r) {
       const int64_t qpos = pos0 + r / group;
       const int vis = static_cast<int>(std::clamp<int64_t>(qpos + 1 - p0, 0, nj));  // keys j < vis
-      if (vis == 0) continue;
-      float* p = sc.p.data();
-      const float* qr = sc.qs.data() + r * hd;
-      float mx = sc.m[r];
-      for (int j = 0; j < vis; ++j) {
-        p[j] = dot(qr, sc.kt.data() + j * hd, hd);
-        mx = std::max(mx, p[j]);
+      float* p = P + r * bt_pad;
+      if (vis == 0) {
+        for (int j = 0; j < nj16; ++j) p[j] = 0.0f;
+        sc.corr[r] = 1.0f;
+        continue;
       }
-      for (int j = vis; j < bt_pad; ++j) p[j] = -INFINITY;
+      float mx = sc.m[r];
+      for (int j = 0; j < vis; ++j) mx = std::max(mx, p[j]);
+      for (int j = vis; j < nj16; ++j) p[j] = -INFINITY;
       const __m256 mv = _mm256_set1_ps(mx);
       __m256 sum = _mm256_setzero_ps();
-      for (int j = 0; j < vis; j += 8) {
+      for (int j = 0; j < nj16; j += 8) {
         const __m256 e = simd::exp(_mm256_sub_ps(_mm256_loadu_ps(p + j), mv));
         _mm256_storeu_ps(p + j, e);
         sum = _mm256_add_ps(sum, e);
@@ -112,7 +190,17 @@ void run_item(const Item& it, const float* q, int num_heads, const PagedKv& kv,
       const float corr = sc.m[r] == -INFINITY ? 0.0f : std::exp(sc.m[r] - mx);
       sc.l[r] = sc.l[r] * corr + simd::hsum(sum);
       sc.m[r] = mx;
-      scale_accumulate(sc.acc.data() + r * hd, corr, p, sc.vt.data(), vis, hd);
+      sc.corr[r] = corr;
+    }
+    // O = O * corr + P V
+    r = 0;
+    if (vec) {
+      for (; r + 4 <= rows; r += 4)
+        for (int d0 = 0; d0 < hd; d0 += 16) pv_block<4>(P + r * bt_pad, bt_pad, sc.vt.data(), hd, nj, d0, sc.corr.data() + r, sc.acc.data() + r * hd);
+      for (; r < rows; ++r)
+        for (int d0 = 0; d0 < hd; d0 += 16) pv_block<1>(P + r * bt_pad, bt_pad, sc.vt.data(), hd, nj, d0, sc.corr.data() + r, sc.acc.data() + r * hd);
+    } else {
+      for (; r < rows; ++r) pv_scalar(P + r * bt_pad, sc.vt.data(), hd, nj, sc.corr[r], sc.acc.data() + r * hd);
     }
   }
   for (int r = 0; r < rows; ++r) {
