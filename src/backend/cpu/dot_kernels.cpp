@@ -141,15 +141,16 @@ void dot_q32(const Args& a) {
 
 // ---- K-quants against ActQ8K ----
 
-// Q4_K/Q5_K 6-bit scales and mins of one super-block, unpacked with 32-bit masks:
-// returns bytes sc0..sc7, m0..m7.
+// Q4_K/Q5_K 6-bit scales and mins of one super-block, unpacked in SSE registers (the 16-byte
+// load reads 4 bytes past the 12 scale bytes, into the block's own qh/qs): bytes sc0..7, m0..7.
 inline __m128i k4_scales_mins(const uint8_t* s) {
-  uint32_t u[3];
-  std::memcpy(u, s, 12);
-  const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
-  const uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u);
-  const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u);
-  return _mm_set_epi32(static_cast<int>(m_hi), static_cast<int>(m_lo), static_cast<int>(sc_hi), static_cast<int>(sc_lo));
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));     // u0 u1 u2 -
+  const __m128i lo = _mm_and_si128(v, _mm_set1_epi8(0x3f));                   // sc_lo m_lo
+  const __m128i u2 = _mm_shuffle_epi32(v, 0xAA);                              // u2 u2
+  const __m128i nib = _mm_and_si128(_mm_srlv_epi32(u2, _mm_setr_epi32(0, 4, 0, 4)), _mm_set1_epi8(0x0f));
+  const __m128i top = _mm_and_si128(_mm_srli_epi32(v, 2), _mm_set1_epi8(0x30));  // bits 6-7 -> 4-5
+  const __m128i hi = _mm_or_si128(nib, top);                                  // sc_hi m_hi
+  return _mm_unpacklo_epi32(lo, hi);                                          // sc_lo sc_hi m_lo m_hi
 }
 
 // int16 lane pair (2j, 2j+1) of each 128-bit half, broadcast across the half: group j's scale.
@@ -164,23 +165,15 @@ void dot_q45k(const Args& a) {
   const int64_t nb = a.cols / kQKK;
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   __m256 acc[NR][NT];
-  __m128 accm[NR][NT];  // min terms, 4 lanes
-  for (int r = 0; r < NR; ++r)
-    for (int t = 0; t < NT; ++t) {
-      acc[r][t] = _mm256_setzero_ps();
-      accm[r][t] = _mm_setzero_ps();
-    }
+  for (auto& r : acc)
+    for (auto& v : r) v = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    __m128i bsum_pairs[NT];  // 8 int16: bsums 2j + 2j+1
-    for (int t = 0; t < NT; ++t) {
-      const __m256i bs = loadu(row_of<ActQ8K>(a.x, a.xs, t)[b].bsums);
-      bsum_pairs[t] = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    }
     for (int r = 0; r < NR; ++r) {
       const B& wb = row_of<B>(a.w, a.ws, r)[b];
       const __m128i scm = k4_scales_mins(wb.scales);
       const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scm));
-      const __m128i m16 = _mm_cvtepu8_epi16(_mm_srli_si128(scm, 8));
+      const __m128i m8 = _mm_srli_si128(scm, 8);
+      const __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));  // m_j for bsums 2j, 2j+1
       __m256i iacc[NT];
       for (int t = 0; t < NT; ++t) iacc[t] = _mm256_setzero_si256();
       __m256i qh;
@@ -206,18 +199,15 @@ void dot_q45k(const Args& a) {
       }
       const float d = simd::f16_to_f32(wb.d), dmin = simd::f16_to_f32(wb.dmin);
       for (int t = 0; t < NT; ++t) {
-        const float dx = row_of<ActQ8K>(a.x, a.xs, t)[b].d;
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[t]), _mm256_set1_ps(d * dx), acc[r][t]);
-        const __m128i mins = _mm_madd_epi16(m16, bsum_pairs[t]);
-        accm[r][t] = _mm_fmadd_ps(_mm_cvtepi32_ps(mins), _mm_set1_ps(dmin * dx), accm[r][t]);
+        const ActQ8K& xb = row_of<ActQ8K>(a.x, a.xs, t)[b];
+        const __m256i mins = _mm256_madd_epi16(m16, loadu(xb.bsums));
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[t]), _mm256_set1_ps(d * xb.d), acc[r][t]);
+        acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin * xb.d), acc[r][t]);
       }
     }
   }
-  for (int r = 0; r < NR; ++r) {
-    for (int t = 0; t < NT; ++t) {
-      a.y[t * a.ys + r] = simd::hsum(acc[r][t]) - simd::hsum(accm[r][t]);
-    }
-  }
+  for (int r = 0; r < NR; ++r)
+    for (int t = 0; t < NT; ++t) a.y[t * a.ys + r] = simd::hsum(acc[r][t]);
 }
 
 // Q6_K: d * sum_g sc_g * (q . x)_g - 32 d * sum_g sc_g * bsum_g, q in 0..63.
