@@ -27,6 +27,12 @@ struct DotKernel {
 
 DotKernel dot_kernel(DType weight_type);
 
+// The integer kernels come in an AVX2 build and an AVX-VNNI build (vpdpbusd/vpdpwssd), used
+// when the CPU has avx_vnni. Tests and benches switch to compare the two.
+bool vnni_kernels_available();
+bool vnni_kernels_enabled();
+void set_vnni_kernels(bool on);  // on: only takes effect where available
+
 // Activation quantization of one row of `cols` f32 (a multiple of 32, resp. 256):
 // d = amax / 127, q = round-to-nearest-even(x / d). AVX2 and their scalar twins.
 size_t act_row_bytes(ActFormat act, int64_t cols);

@@ -78,7 +78,19 @@ void check_matmul(DType type, const Case& c, uint64_t seed) {
   }
 }
 
-TEST(CpuMatmul, EveryTypeMatchesReference) {
+// Both builds of the integer kernels (AVX2, and AVX-VNNI where the CPU has it).
+class CpuMatmulIsa : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    if (GetParam() && !vnni_kernels_available()) GTEST_SKIP() << "no avx_vnni on this CPU";
+    saved_ = vnni_kernels_enabled();
+    set_vnni_kernels(GetParam());
+  }
+  void TearDown() override { set_vnni_kernels(saved_); }
+  bool saved_ = false;
+};
+
+TEST_P(CpuMatmulIsa, EveryTypeMatchesReference) {
   const Case cases[] = {{1, 1, 1}, {13, 3, 3}, {67, 3, 7}, {37, 5, 33}, {9, 1, 5}};
   int tested = 0;
   uint64_t seed = 100;
@@ -90,9 +102,11 @@ TEST(CpuMatmul, EveryTypeMatchesReference) {
   EXPECT_GE(tested, 3);
 }
 
+INSTANTIATE_TEST_SUITE_P(Builds, CpuMatmulIsa, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "Vnni" : "Avx2"; });
+
 // Q8_0 rows of raw random bytes (including -128, which quantizers never write).
-TEST(CpuMatmul, Q8_0RawBytes) {
-  if (!can_dequantize(DType::kQ8_0)) GTEST_SKIP() << "Q8_0 not in core yet";
+TEST_P(CpuMatmulIsa, Q8_0RawBytes) {
   Rng rng(7);
   const int64_t rows = 19, cols = 32 * 7, n = 6;
   std::vector<WQ8_0> blocks(static_cast<size_t>(rows * cols / 32));
