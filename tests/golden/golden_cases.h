@@ -3,6 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <fmt/format.h>
+#include <xxhash.h>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -18,6 +21,10 @@ struct Case {
   model::SynthOptions synth;
   std::vector<std::vector<int32_t>> prompts;
 };
+
+// XXH3-64 of a synthesized model's tensor data (metadata such as the vocabulary may change
+// without touching the golden logits).
+inline std::string weights_hash(const std::vector<uint8_t>& gguf_bytes);
 
 inline std::vector<Case> load_cases(const std::string& path) {
   std::ifstream f(path);
@@ -67,6 +74,13 @@ inline std::vector<Case> load_cases(const std::string& path) {
     out.push_back(std::move(gc));
   }
   return out;
+}
+
+inline std::string weights_hash(const std::vector<uint8_t>& gguf_bytes) {
+  auto f = gguf::File::parse(gguf_bytes);
+  if (!f.is_ok()) return "unreadable";
+  const uint64_t off = (*f)->data_offset();
+  return fmt::format("{:016x}", XXH3_64bits(gguf_bytes.data() + off, gguf_bytes.size() - off));
 }
 
 }  // namespace strata::golden

@@ -1,20 +1,34 @@
 // golden_tool OUT_DIR: synthesizes every case of tests/golden/cases.json, exports each as a
 // Hugging Face checkpoint (OUT_DIR/<case>/) and writes OUT_DIR/prompts.json, the input of
 // scripts/golden/hf_golden.py.
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+
+#include <xxhash.h>
 
 #include "golden_cases.h"
 #include "model/export_hf.h"
 
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: golden_tool OUT_DIR (run from the repository root)\n");
+    std::fprintf(stderr, "usage: golden_tool OUT_DIR | --hashes (run from the repository root)\n");
     return 2;
   }
   const std::string out = argv[1];
   strata::ThreadPool pool(0);
+  if (out == "--hashes") {
+    // XXH3-64 of each synthesized model: the golden test checks synthesis did not change.
+    nlohmann::ordered_json h;
+    for (const auto& c : strata::golden::load_cases("tests/golden/cases.json")) {
+      const auto bytes = strata::model::synthesize(c.synth, pool)->write_to_buffer();
+      h[c.name] = strata::golden::weights_hash(bytes);
+    }
+    std::printf("%s\n", h.dump(1).c_str());
+    return 0;
+  }
   nlohmann::json prompts;
   for (const auto& c : strata::golden::load_cases("tests/golden/cases.json")) {
     auto w = strata::model::synthesize(c.synth, pool);

@@ -1,0 +1,297 @@
+// strata run: stream a completion from a model; strata bench: prefill and decode speed as a
+// fraction of this machine's measured limits; strata tokenize: text -> ids.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_probe.h"
+#include "cli/commands.h"
+#include "cli/model_loading.h"
+#include "core/rng.h"
+#include "engine/generator.h"
+
+namespace strata::cli {
+namespace {
+
+struct RunArgs {
+  std::string model;
+  std::string prompt;
+  bool prompt_ids = false;
+  int n = 128;
+  float temp = 0.0f;
+  float top_p = 1.0f;
+  int top_k = 0;
+  float min_p = 0.0f;
+  uint64_t seed = 0;
+  int threads = 0;
+  int ctx = 4096;
+  bool json = false;
+  std::string kv_type = "F16";
+};
+
+Result<std::vector<int32_t>> parse_ids(const std::string& s) {
+  std::vector<int32_t> ids;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      ids.push_back(static_cast<int32_t>(std::stol(item)));
+    } catch (...) {
+      return error(ErrorCode::kInvalidArgument, fmt::format("'{}' is not a token id", item));
+    }
+  }
+  return ids;
+}
+
+int fail(const char* cmd, const Status& st) {
+  std::fprintf(stderr, "strata %s: %s\n", cmd, st.to_string().c_str());
+  return st.code() == ErrorCode::kInvalidArgument ? 2 : 1;
+}
+
+int run_run(const RunArgs& a) {
+  auto kv_type = dtype_from_name(a.kv_type);
+  if (!kv_type || (*kv_type != DType::kF16 && *kv_type != DType::kBF16 && *kv_type != DType::kF32 && *kv_type != DType::kQ8_0)) {
+    return fail("run", error(ErrorCode::kInvalidArgument, "--kv-type must be F16, BF16, F32 or Q8_0"));
+  }
+  backend::CpuBackend be(a.threads);
+  auto loaded = load_model(a.model, be, !a.json);
+  if (!loaded.is_ok()) return fail("run", loaded.status());
+  model::Model& m = *loaded->model;
+  const tokenizer::Tokenizer* tok = loaded->tokenizer.get();
+  std::vector<int32_t> prompt;
+  if (a.prompt_ids || tok == nullptr) {
+    auto ids = parse_ids(a.prompt);
+    if (!ids.is_ok()) return fail("run", error(ErrorCode::kInvalidArgument, ids.status().message() + " (the model has no vocabulary, or --ids was given: pass comma-separated ids)"));
+    prompt = *ids;
+  } else {
+    prompt = tok->encode(a.prompt, /*add_special=*/true, /*parse_special=*/true);
+  }
+  const int64_t ctx = std::min<int64_t>(a.ctx, m.hparams().context_length);
+  engine::Generator gen(m, ctx, *kv_type);
+  engine::GenerateOptions opts;
+  opts.max_tokens = a.n;
+  opts.sampling.temperature = a.temp;
+  opts.sampling.top_p = a.top_p;
+  opts.sampling.top_k = a.top_k;
+  opts.sampling.min_p = a.min_p;
+  opts.sampling.seed = a.seed;
+  if (tok) opts.eog_tokens.assign(tok->eog_ids().begin(), tok->eog_ids().end());
+  std::unique_ptr<tokenizer::IncrementalDecoder> dec;
+  if (tok) dec = std::make_unique<tokenizer::IncrementalDecoder>(*tok);
+  std::string text;
+  engine::GenerateStats stats;
+  auto out = gen.generate(prompt, opts, [&](const engine::SampleResult& r) {
+    std::string piece = dec ? dec->add(r.token) : fmt::format("{} ", r.token);
+    text += piece;
+    if (!a.json) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    }
+    return true;
+  }, &stats);
+  if (!out.is_ok()) return fail("run", out.status());
+  if (dec) {
+    std::string rest = dec->flush();
+    text += rest;
+    if (!a.json) std::fwrite(rest.data(), 1, rest.size(), stdout);
+  }
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["prompt_ids"] = prompt;
+    j["ids"] = *out;
+    j["text"] = text;
+    j["prompt_tokens_per_s"] = stats.prompt_tokens / std::max(1e-9, stats.prefill_seconds);
+    j["decode_tokens_per_s"] = (stats.generated_tokens - 1) / std::max(1e-9, stats.decode_seconds);
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::fprintf(stderr, "\n[%d prompt tokens at %.1f tok/s, %d generated at %.1f tok/s]\n", stats.prompt_tokens,
+                 stats.prompt_tokens / std::max(1e-9, stats.prefill_seconds), stats.generated_tokens,
+                 (stats.generated_tokens - 1) / std::max(1e-9, stats.decode_seconds));
+  }
+  return 0;
+}
+
+struct BenchArgs {
+  std::string model;
+  int p = 512;
+  int n = 128;
+  int threads = 0;
+  bool json = false;
+  int reps = 2;
+};
+
+// Bytes of weights one decode token reads and matrix FLOPs one token costs.
+struct TokenCost {
+  double weight_bytes = 0;
+  double matrix_flops = 0;
+};
+
+TokenCost token_cost(const model::Model& m) {
+  const auto& hp = m.hparams();
+  TokenCost c;
+  for (const auto& t : m.file().tensors()) {
+    if (t.shape.size() < 2) {
+      c.weight_bytes += static_cast<double>(t.num_bytes);
+      continue;
+    }
+    double frac = 1.0;
+    if (t.name == "token_embd.weight") {
+      frac = hp.tied_embeddings ? 1.0 : 1.0 / static_cast<double>(t.shape[1]);  // one row, or the whole head
+      if (!hp.tied_embeddings) {
+        c.weight_bytes += static_cast<double>(t.num_bytes) * frac;
+        continue;
+      }
+    }
+    if (t.shape.size() == 3) frac = static_cast<double>(hp.num_experts_used) / static_cast<double>(t.shape[2]);
+    c.weight_bytes += static_cast<double>(t.num_bytes) * frac;
+    c.matrix_flops += 2.0 * static_cast<double>(t.num_elements()) * frac;
+  }
+  return c;
+}
+
+int run_bench(const BenchArgs& a) {
+  backend::CpuBackend be(a.threads);
+  auto loaded = load_model(a.model, be, !a.json);
+  if (!loaded.is_ok()) return fail("bench", loaded.status());
+  model::Model& m = *loaded->model;
+  const auto& hp = m.hparams();
+  if (!a.json) std::fprintf(stderr, "measuring memory bandwidth and FMA peak...\n");
+  const double bw = backend::cpu::measure_memory_bandwidth_gbs(be.pool());
+  const double peak = backend::cpu::measure_fma_peak_gflops(be.pool());
+  const TokenCost cost = token_cost(m);
+  Rng rng(1);
+  std::vector<int32_t> prompt(static_cast<size_t>(a.p));
+  for (auto& t : prompt) t = static_cast<int32_t>(rng.below(static_cast<uint32_t>(hp.vocab_size)));
+  const int64_t ctx = a.p + a.n + 8;
+  engine::Generator gen(m, ctx, DType::kF16);
+  m.set_max_batch_tokens(a.p);
+  engine::GenerateOptions opts;
+  opts.prefill_chunk = a.p;
+  opts.stop_at_eog = false;
+  // Prefill: p tokens in one batch; best of reps.
+  double best_prefill = 1e30;
+  opts.max_tokens = 1;
+  for (int r = 0; r < a.reps; ++r) {
+    engine::GenerateStats st;
+    auto out = gen.generate(prompt, opts, nullptr, &st);
+    if (!out.is_ok()) return fail("bench", out.status());
+    best_prefill = std::min(best_prefill, st.prefill_seconds);
+  }
+  // Decode: n tokens after a 1-token prompt (as tg128 measures); best of reps.
+  double best_decode = 1e30;
+  opts.max_tokens = a.n + 1;
+  for (int r = 0; r < a.reps; ++r) {
+    engine::GenerateStats st;
+    auto out = gen.generate(std::span<const int32_t>(prompt.data(), 1), opts, nullptr, &st);
+    if (!out.is_ok()) return fail("bench", out.status());
+    best_decode = std::min(best_decode, st.decode_seconds / std::max(1, st.generated_tokens - 1));
+  }
+  const double pp = a.p / best_prefill, tg = 1.0 / best_decode;
+  // Decode roofline: weights read once per token plus the K/V read at the mean context.
+  const double kv_bytes_token = 2.0 * hp.num_layers * hp.num_kv_heads * hp.head_dim * 2 /*f16*/ * (a.n / 2.0);
+  const double bytes_per_token = cost.weight_bytes + kv_bytes_token;
+  const double roofline_tg = bw * 1e9 / bytes_per_token;
+  // Prefill: model FLOPs = matrix FLOPs + attention (QK^T and PV over the causal half).
+  const double attn_flops = 4.0 * hp.num_layers * hp.num_heads * hp.head_dim * (a.p / 2.0);
+  const double flops_token = cost.matrix_flops + attn_flops;
+  const double pp_gflops = pp * flops_token / 1e9;
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["model"] = a.model;
+    j["arch"] = hp.arch;
+    j["threads"] = be.num_threads();
+    j["memory_bandwidth_gbs"] = bw;
+    j["fma_peak_gflops"] = peak;
+    j["prefill_tokens"] = a.p;
+    j["prefill_tokens_per_s"] = pp;
+    j["prefill_gflops"] = pp_gflops;
+    j["prefill_fraction_of_peak"] = pp_gflops / peak;
+    j["decode_tokens"] = a.n;
+    j["decode_tokens_per_s"] = tg;
+    j["decode_bytes_per_token"] = bytes_per_token;
+    j["decode_roofline_tokens_per_s"] = roofline_tg;
+    j["decode_fraction_of_roofline"] = tg / roofline_tg;
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("model: %s (%s), %d threads\n", a.model.c_str(), hp.arch.c_str(), be.num_threads());
+    std::printf("machine: memory bandwidth %.1f GB/s, FMA peak %.1f GFLOP/s\n", bw, peak);
+    std::printf("prefill %4d tokens: %8.1f tok/s  %7.1f GFLOP/s  = %5.1f%% of FMA peak\n", a.p, pp, pp_gflops,
+                100 * pp_gflops / peak);
+    std::printf("decode  %4d tokens: %8.2f tok/s  %7.3f GB/token  = %5.1f%% of bandwidth roofline (%.2f tok/s)\n", a.n,
+                tg, bytes_per_token / 1e9, 100 * tg / roofline_tg, roofline_tg);
+  }
+  return 0;
+}
+
+int run_tokenize(const std::string& model, const std::string& text, bool ids_only) {
+  auto f = gguf::File::open(model);
+  if (!f.is_ok()) return fail("tokenize", f.status());
+  auto tok = tokenizer::Tokenizer::from_gguf(**f);
+  if (!tok.is_ok()) return fail("tokenize", tok.status());
+  const auto ids = (*tok)->encode(text, true, true);
+  if (ids_only) {
+    for (size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? "," : "", ids[i]);
+    std::printf("\n");
+  } else {
+    for (int32_t id : ids) std::printf("%6d  %s\n", id, nlohmann::json((*tok)->decode({id})).dump().c_str());
+    std::printf("%zu tokens\n", ids.size());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void register_run(CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  auto* cmd = app.add_subcommand("run", "Generate text from a model, streaming");
+  cmd->add_option("-m,--model", a->model, "GGUF model")->required();
+  cmd->add_option("-p,--prompt", a->prompt, "Prompt text (or comma-separated ids with --ids)")->required();
+  cmd->add_flag("--ids", a->prompt_ids, "The prompt is comma-separated token ids");
+  cmd->add_option("-n,--max-tokens", a->n, "Tokens to generate")->capture_default_str();
+  cmd->add_option("--temp", a->temp, "Temperature (0 = greedy)")->capture_default_str();
+  cmd->add_option("--top-p", a->top_p, "Top-p");
+  cmd->add_option("--top-k", a->top_k, "Top-k");
+  cmd->add_option("--min-p", a->min_p, "Min-p");
+  cmd->add_option("--seed", a->seed, "Sampling seed")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "Threads (0 = all cores)");
+  cmd->add_option("--ctx", a->ctx, "Context length")->capture_default_str();
+  cmd->add_option("--kv-type", a->kv_type, "KV cache type: F16, BF16, F32, Q8_0")->capture_default_str();
+  cmd->add_flag("--json", a->json, "Print one JSON object with ids and text");
+  cmd->callback([a] { set_exit_code(run_run(*a)); });
+}
+
+void register_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  auto* cmd = app.add_subcommand("bench", "Prefill and decode speed against the machine's limits");
+  cmd->add_option("-m,--model", a->model, "GGUF model")->required();
+  cmd->add_option("-p", a->p, "Prefill tokens")->capture_default_str();
+  cmd->add_option("-n", a->n, "Decode tokens")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "Threads (0 = all cores)");
+  cmd->add_option("--reps", a->reps, "Repetitions (best is reported)")->capture_default_str();
+  cmd->add_flag("--json", a->json, "Print JSON");
+  cmd->callback([a] { set_exit_code(run_bench(*a)); });
+}
+
+void register_tokenize(CLI::App& app) {
+  auto model = std::make_shared<std::string>(), text = std::make_shared<std::string>();
+  auto ids = std::make_shared<bool>(false);
+  auto* cmd = app.add_subcommand("tokenize", "Text to token ids with a model's (or vocabulary file's) tokenizer");
+  auto* m = cmd->add_option("-m,--model", *model, "GGUF model");
+  cmd->add_option("--vocab", *model, "Vocabulary GGUF")->excludes(m);
+  cmd->add_option("text", *text, "Text")->required();
+  cmd->add_flag("--ids", *ids, "Print only the ids, comma-separated");
+  cmd->callback([=] {
+    if (model->empty()) {
+      std::fprintf(stderr, "strata tokenize: give -m MODEL or --vocab FILE\n");
+      set_exit_code(2);
+      return;
+    }
+    set_exit_code(run_tokenize(*model, *text, *ids));
+  });
+}
+
+}  // namespace strata::cli
