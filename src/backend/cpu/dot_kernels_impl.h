@@ -104,16 +104,58 @@ void dot_float(const Args& a) {
 
 // ---- 32-element formats against ActQ8_0 ----
 
+// Each 32-element format: q(b) = the 32 weights as signed int8 (in order), scale(b) = d.
+inline __m256i nibbles32(const uint8_t* qs) {  // low nibbles = elements 0..15, high = 16..31
+  const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+}
+inline float fp16_scale(uint16_t d) { return simd::f16_to_f32(d); }
+
 struct DecodeQ8_0 {
   using B = BlockQ8_0;
   static __m256i q(const B& b) { return loadu(b.qs); }
+  static float scale(const B& b) { return fp16_scale(b.d); }
 };
 struct DecodeQ4_0 {
   using B = BlockQ4_0;
+  static __m256i q(const B& b) { return _mm256_sub_epi8(nibbles32(b.qs), _mm256_set1_epi8(8)); }
+  static float scale(const B& b) { return fp16_scale(b.d); }
+};
+// q = nibble + 16 * bit i of qh - 16: subtract 16 where the bit is clear.
+struct DecodeQ5_0 {
+  using B = BlockQ5_0;
   static __m256i q(const B& b) {
-    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
-    const __m256i n = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
-    return _mm256_sub_epi8(n, _mm256_set1_epi8(8));
+    uint32_t h;
+    std::memcpy(&h, b.qh, 4);
+    // byte i <- byte i/8 of h, then all-ones iff bit i%8 of it is set
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(h)),
+                                               _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                                                 0x0101010101010101, 0x0000000000000000));
+    const __m256i bits = _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
+                                           _mm256_set1_epi64x(-1));
+    return _mm256_sub_epi8(nibbles32(b.qs), _mm256_andnot_si256(bits, _mm256_set1_epi8(16)));
+  }
+  static float scale(const B& b) { return fp16_scale(b.d); }
+};
+// Non-linear 4-bit grids through a byte shuffle: IQ4_NL (values up to |127|) and MXFP4 (E2M1
+// doubled, the half folded into the E8M0 scale).
+inline __m256i lookup16(const int8_t* table, __m256i idx) {
+  const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(table));
+  return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(t), idx);
+}
+struct DecodeIQ4_NL {
+  using B = BlockIQ4_NL;
+  static __m256i q(const B& b) { return lookup16(kIq4nlValues, nibbles32(b.qs)); }
+  static float scale(const B& b) { return fp16_scale(b.d); }
+};
+struct DecodeMXFP4 {
+  using B = BlockMXFP4;
+  static __m256i q(const B& b) { return lookup16(kMxfp4Values, nibbles32(b.qs)); }
+  static float scale(const B& b) {
+    const uint32_t u = e8m0_to_f32_half_bits(b.e);
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
   }
 };
 
@@ -137,7 +179,7 @@ void dot_q32(const Args& a) {
       const B& wb = row_of<B>(a.w, a.ws, r)[b];
       const __m256i wq = D::q(wb);
       const __m256i aw = _mm256_sign_epi8(wq, wq);
-      const float dw = simd::f16_to_f32(wb.d);
+      const float dw = D::scale(wb);
       for (int t = 0; t < NT; ++t) {
         const __m256i p = Isa::dot_u8i8(aw, _mm256_sign_epi8(xq[t], wq));
         acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * dx[t]), acc[r][t]);
@@ -315,6 +357,9 @@ STRATA_KERNEL(KF16, (dot_float<LoadF16, NR, NT>))
 STRATA_KERNEL(KBF16, (dot_float<LoadBF16, NR, NT>))
 STRATA_KERNEL(KQ8_0, (dot_q32<ISA, DecodeQ8_0, NR, NT>))
 STRATA_KERNEL(KQ4_0, (dot_q32<ISA, DecodeQ4_0, NR, NT>))
+STRATA_KERNEL(KQ5_0, (dot_q32<ISA, DecodeQ5_0, NR, NT>))
+STRATA_KERNEL(KIQ4_NL, (dot_q32<ISA, DecodeIQ4_NL, NR, NT>))
+STRATA_KERNEL(KMXFP4, (dot_q32<ISA, DecodeMXFP4, NR, NT>))
 STRATA_KERNEL(KQ4_K, (dot_q45k<ISA, false, NR, NT>))
 STRATA_KERNEL(KQ5_K, (dot_q45k<ISA, true, NR, NT>))
 STRATA_KERNEL(KQ6_K, (dot_q6k<ISA, NR, NT>))
@@ -328,6 +373,9 @@ DotKernel make_dot_kernel(DType type) {
     case DType::kBF16: return {ActFormat::kF32, tile<KBF16>};
     case DType::kQ8_0: return {ActFormat::kQ8_0, tile<KQ8_0>};
     case DType::kQ4_0: return {ActFormat::kQ8_0, tile<KQ4_0>};
+    case DType::kQ5_0: return {ActFormat::kQ8_0, tile<KQ5_0>};
+    case DType::kIQ4_NL: return {ActFormat::kQ8_0, tile<KIQ4_NL>};
+    case DType::kMXFP4: return {ActFormat::kQ8_0, tile<KMXFP4>};
     case DType::kQ4_K: return {ActFormat::kQ8K, tile<KQ4_K>};
     case DType::kQ5_K: return {ActFormat::kQ8K, tile<KQ5_K>};
     case DType::kQ6_K: return {ActFormat::kQ8K, tile<KQ6_K>};
