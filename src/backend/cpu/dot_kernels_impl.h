@@ -313,6 +313,39 @@ void dot_q6k(const Args& a) {
     for (int t = 0; t < NT; ++t) a.y[t * a.ys + r] = simd::hsum(acc[r][t]);
 }
 
+// IQ4_XS: d * sum_g (ls_g - 32) * (grid[q] . x)_g over 8 groups of 32; grid values signed, so
+// the sign is folded into x as for Q8_0.
+template <class Isa, int NR, int NT>
+void dot_iq4xs(const Args& a) {
+  const int64_t nb = a.cols / kQKK;
+  __m256 acc[NR][NT];
+  for (auto& r : acc)
+    for (auto& v : r) v = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int r = 0; r < NR; ++r) {
+      const BlockIQ4_XS& wb = row_of<BlockIQ4_XS>(a.w, a.ws, r)[b];
+      __m256i iacc[NT];
+      for (int t = 0; t < NT; ++t) iacc[t] = _mm256_setzero_si256();
+      for (int g = 0; g < 8; ++g) {
+        const __m256i q = lookup16(kIq4nlValues, nibbles32(wb.qs + 16 * g));
+        const __m256i aq = _mm256_sign_epi8(q, q);
+        const __m256i sc = _mm256_set1_epi16(static_cast<int16_t>(iq4_xs_scale(g, wb)));
+        for (int t = 0; t < NT; ++t) {
+          const __m256i xq = loadu(row_of<ActQ8K>(a.x, a.xs, t)[b].qs + 32 * g);
+          iacc[t] = Isa::madd_acc(iacc[t], _mm256_maddubs_epi16(aq, _mm256_sign_epi8(xq, q)), sc);
+        }
+      }
+      const float d = fp16_scale(wb.d);
+      for (int t = 0; t < NT; ++t) {
+        const float dx = row_of<ActQ8K>(a.x, a.xs, t)[b].d;
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[t]), _mm256_set1_ps(d * dx), acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < NR; ++r)
+    for (int t = 0; t < NT; ++t) a.y[t * a.ys + r] = simd::hsum(acc[r][t]);
+}
+
 // Run-time (nr, nt) -> compile-time register blocks of kTileRows rows. One token (decode):
 // one row at a time, so the weights are read as one sequential stream: interleaving 4 rows
 // (4 streams 34 bytes a step) drops DRAM throughput from ~30 to ~12 GB/s on one Zen 5 core
@@ -363,6 +396,7 @@ STRATA_KERNEL(KMXFP4, (dot_q32<ISA, DecodeMXFP4, NR, NT>))
 STRATA_KERNEL(KQ4_K, (dot_q45k<ISA, false, NR, NT>))
 STRATA_KERNEL(KQ5_K, (dot_q45k<ISA, true, NR, NT>))
 STRATA_KERNEL(KQ6_K, (dot_q6k<ISA, NR, NT>))
+STRATA_KERNEL(KIQ4_XS, (dot_iq4xs<ISA, NR, NT>))
 #undef STRATA_KERNEL
 
 // The fast kernel of each weight type for this TU's ISA (float types do not depend on it).
@@ -379,6 +413,7 @@ DotKernel make_dot_kernel(DType type) {
     case DType::kQ4_K: return {ActFormat::kQ8K, tile<KQ4_K>};
     case DType::kQ5_K: return {ActFormat::kQ8K, tile<KQ5_K>};
     case DType::kQ6_K: return {ActFormat::kQ8K, tile<KQ6_K>};
+    case DType::kIQ4_XS: return {ActFormat::kQ8K, tile<KIQ4_XS>};
     default: return {};
   }
 }
