@@ -245,6 +245,116 @@ void run_item(const Item& it, const float* q, int num_heads, const PagedKv& kv,
   }
 }
 
+// Decode with F16 K/V (at most 4 query rows per item): no f32 copies of the blocks; each K
+// row is converted once and dotted with every row's q, each V row converted once per 16-dim
+// slice and accumulated into every row's output in registers. head_dim % 16 == 0.
+template <int R>
+void run_item_f16_small(const Item& it, const float* q, int num_heads, const PagedKv& kv,
+                        const SeqAttention& s, float scale, float* out, ItemScratch& sc) {
+  const int group = num_heads / kv.num_kv_heads, hd = kv.head_dim, bt = kv.block_tokens;
+  const int bt_pad = (bt + 15) & ~15;
+  const size_t rb = row_bytes(kv.type, hd), key_stride = rb * kv.num_kv_heads;
+  sc.qs.resize(static_cast<size_t>(R) * hd);
+  sc.acc.assign(static_cast<size_t>(R) * hd, 0.0f);
+  sc.p.resize(static_cast<size_t>(R) * bt_pad);
+  float m[R], l[R], corr[R];
+  for (int r = 0; r < R; ++r) {
+    const int i = r / group, gh = r % group;
+    const float* src = q + ((s.q_begin + it.q0 + i) * num_heads + it.kv_head * group + gh) * hd;
+    for (int d = 0; d < hd; ++d) sc.qs[r * hd + d] = src[d] * scale;
+    m[r] = -INFINITY;
+    l[r] = 0.0f;
+  }
+  const float* qs = sc.qs.data();
+  float* P = sc.p.data();
+  const int64_t pos0 = s.kv_len - s.q_count + it.q0;
+  const int64_t last = pos0 + (R - 1) / group;
+  for (int64_t p0 = 0; p0 <= last; p0 += bt) {
+    const int nj = static_cast<int>(std::min<int64_t>(bt, last + 1 - p0));
+    const int nj16 = (nj + 15) & ~15;
+    const int64_t block = s.block_table[p0 / bt];
+    const size_t head_off = static_cast<size_t>(block) * kv.block_stride_bytes + it.kv_head * rb;
+    const uint8_t* kb = static_cast<const uint8_t*>(kv.k) + head_off;
+    const uint8_t* vb = static_cast<const uint8_t*>(kv.v) + head_off;
+    for (int j = 0; j < nj; ++j) {
+      const uint16_t* kr = reinterpret_cast<const uint16_t*>(kb + j * key_stride);
+      __m256 a[R][2];
+      for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = _mm256_setzero_ps();
+      for (int d = 0; d < hd; d += 16) {
+        const __m256 k0 = simd::load_f16(kr + d), k1 = simd::load_f16(kr + d + 8);
+        for (int r = 0; r < R; ++r) {
+          a[r][0] = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qs + r * hd + d), a[r][0]);
+          a[r][1] = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qs + r * hd + d + 8), a[r][1]);
+        }
+      }
+      for (int r = 0; r < R; ++r) P[r * bt_pad + j] = simd::hsum(_mm256_add_ps(a[r][0], a[r][1]));
+    }
+    for (int r = 0; r < R; ++r) {
+      const int vis = static_cast<int>(std::clamp<int64_t>(pos0 + r / group + 1 - p0, 0, nj));
+      float* p = P + r * bt_pad;
+      if (vis == 0) {
+        for (int j = 0; j < nj16; ++j) p[j] = 0.0f;
+        corr[r] = 1.0f;
+        continue;
+      }
+      for (int j = vis; j < nj16; ++j) p[j] = -INFINITY;
+      __m256 mx8 = _mm256_set1_ps(m[r]);
+      for (int j = 0; j < nj16; j += 8) mx8 = _mm256_max_ps(mx8, _mm256_loadu_ps(p + j));
+      const float mx = simd::hmax(mx8);
+      const __m256 mv = _mm256_set1_ps(mx);
+      __m256 sum = _mm256_setzero_ps();
+      for (int j = 0; j < nj16; j += 8) {
+        const __m256 e = simd::exp(_mm256_sub_ps(_mm256_loadu_ps(p + j), mv));
+        _mm256_storeu_ps(p + j, e);
+        sum = _mm256_add_ps(sum, e);
+      }
+      corr[r] = m[r] == -INFINITY ? 0.0f : std::exp(m[r] - mx);
+      l[r] = l[r] * corr[r] + simd::hsum(sum);
+      m[r] = mx;
+    }
+    for (int d0 = 0; d0 < hd; d0 += 16) {
+      __m256 o[R][2];
+      for (int r = 0; r < R; ++r) {
+        const __m256 c = _mm256_set1_ps(corr[r]);
+        o[r][0] = _mm256_mul_ps(_mm256_loadu_ps(sc.acc.data() + r * hd + d0), c);
+        o[r][1] = _mm256_mul_ps(_mm256_loadu_ps(sc.acc.data() + r * hd + d0 + 8), c);
+      }
+      for (int j = 0; j < nj; ++j) {
+        const uint16_t* vr = reinterpret_cast<const uint16_t*>(vb + j * key_stride);
+        const __m256 v0 = simd::load_f16(vr + d0), v1 = simd::load_f16(vr + d0 + 8);
+        for (int r = 0; r < R; ++r) {
+          const __m256 pv = _mm256_broadcast_ss(P + r * bt_pad + j);
+          o[r][0] = _mm256_fmadd_ps(pv, v0, o[r][0]);
+          o[r][1] = _mm256_fmadd_ps(pv, v1, o[r][1]);
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        _mm256_storeu_ps(sc.acc.data() + r * hd + d0, o[r][0]);
+        _mm256_storeu_ps(sc.acc.data() + r * hd + d0 + 8, o[r][1]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    const int i = r / group, gh = r % group;
+    float* dst = out + ((s.q_begin + it.q0 + i) * num_heads + it.kv_head * group + gh) * hd;
+    const float inv = 1.0f / l[r];
+    for (int d = 0; d < hd; ++d) dst[d] = sc.acc[r * hd + d] * inv;
+  }
+}
+
+// The fused F16 path where it applies; false: use run_item.
+bool run_item_fused(const Item& it, const float* q, int num_heads, const PagedKv& kv,
+                    const SeqAttention& s, float scale, float* out, ItemScratch& sc) {
+  const int rows = static_cast<int>(it.q1 - it.q0) * (num_heads / kv.num_kv_heads);
+  if (kv.type != DType::kF16 || kv.head_dim % 16 != 0 || rows > 4) return false;
+  switch (rows) {
+    case 1: run_item_f16_small<1>(it, q, num_heads, kv, s, scale, out, sc); return true;
+    case 2: run_item_f16_small<2>(it, q, num_heads, kv, s, scale, out, sc); return true;
+    case 3: run_item_f16_small<3>(it, q, num_heads, kv, s, scale, out, sc); return true;
+    default: run_item_f16_small<4>(it, q, num_heads, kv, s, scale, out, sc); return true;
+  }
+}
+
 }  // namespace
 
 void kv_decode_row_fast(DType type, const void* src, float* dst, int64_t n) {
@@ -353,7 +463,10 @@ void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& k
   pool.run_on_all([&](int) {
     thread_local ItemScratch scratch;
     for (size_t i = next.fetch_add(1); i < items.size(); i = next.fetch_add(1)) {
-      run_item(items[i], q, num_heads, kv, seqs[items[i].seq], scale, out, scratch);
+      const SeqAttention& sq = seqs[items[i].seq];
+      if (!run_item_fused(items[i], q, num_heads, kv, sq, scale, out, scratch)) {
+        run_item(items[i], q, num_heads, kv, sq, scale, out, scratch);
+      }
     }
   });
 }
