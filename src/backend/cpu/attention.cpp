@@ -245,10 +245,18 @@ void run_item(const Item& it, const float* q, int num_heads, const PagedKv& kv,
   }
 }
 
-// Decode with F16 K/V (at most 4 query rows per item): no f32 copies of the blocks; each K
-// row is converted once and dotted with every row's q, each V row converted once per 16-dim
+// 8 K/V elements of a 16-bit type to f32.
+struct LoadF16x8 {
+  static __m256 load(const uint16_t* p) { return simd::load_f16(p); }
+};
+struct LoadBF16x8 {
+  static __m256 load(const uint16_t* p) { return simd::load_bf16(p); }
+};
+
+// Decode with F16/BF16 K/V (at most 4 query rows per item): no f32 copies of the blocks; each
+// K row is converted once and dotted with every row's q, each V row converted once per 16-dim
 // slice and accumulated into every row's output in registers. head_dim % 16 == 0.
-template <int R>
+template <class L, int R>
 void run_item_f16_small(const Item& it, const float* q, int num_heads, const PagedKv& kv,
                         const SeqAttention& s, float scale, float* out, ItemScratch& sc) {
   const int group = num_heads / kv.num_kv_heads, hd = kv.head_dim, bt = kv.block_tokens;
@@ -281,7 +289,7 @@ void run_item_f16_small(const Item& it, const float* q, int num_heads, const Pag
       __m256 a[R][2];
       for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = _mm256_setzero_ps();
       for (int d = 0; d < hd; d += 16) {
-        const __m256 k0 = simd::load_f16(kr + d), k1 = simd::load_f16(kr + d + 8);
+        const __m256 k0 = L::load(kr + d), k1 = L::load(kr + d + 8);
         for (int r = 0; r < R; ++r) {
           a[r][0] = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qs + r * hd + d), a[r][0]);
           a[r][1] = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qs + r * hd + d + 8), a[r][1]);
@@ -321,7 +329,7 @@ void run_item_f16_small(const Item& it, const float* q, int num_heads, const Pag
       }
       for (int j = 0; j < nj; ++j) {
         const uint16_t* vr = reinterpret_cast<const uint16_t*>(vb + j * key_stride);
-        const __m256 v0 = simd::load_f16(vr + d0), v1 = simd::load_f16(vr + d0 + 8);
+        const __m256 v0 = L::load(vr + d0), v1 = L::load(vr + d0 + 8);
         for (int r = 0; r < R; ++r) {
           const __m256 pv = _mm256_broadcast_ss(P + r * bt_pad + j);
           o[r][0] = _mm256_fmadd_ps(pv, v0, o[r][0]);
@@ -342,17 +350,31 @@ void run_item_f16_small(const Item& it, const float* q, int num_heads, const Pag
   }
 }
 
-// The fused F16 path where it applies; false: use run_item.
+template <class L>
+void run_item_small(int rows, const Item& it, const float* q, int num_heads, const PagedKv& kv,
+                    const SeqAttention& s, float scale, float* out, ItemScratch& sc) {
+  switch (rows) {
+    case 1: run_item_f16_small<L, 1>(it, q, num_heads, kv, s, scale, out, sc); return;
+    case 2: run_item_f16_small<L, 2>(it, q, num_heads, kv, s, scale, out, sc); return;
+    case 3: run_item_f16_small<L, 3>(it, q, num_heads, kv, s, scale, out, sc); return;
+    default: run_item_f16_small<L, 4>(it, q, num_heads, kv, s, scale, out, sc); return;
+  }
+}
+
+// The fused 16-bit path where it applies; false: use run_item.
 bool run_item_fused(const Item& it, const float* q, int num_heads, const PagedKv& kv,
                     const SeqAttention& s, float scale, float* out, ItemScratch& sc) {
   const int rows = static_cast<int>(it.q1 - it.q0) * (num_heads / kv.num_kv_heads);
-  if (kv.type != DType::kF16 || kv.head_dim % 16 != 0 || rows > 4) return false;
-  switch (rows) {
-    case 1: run_item_f16_small<1>(it, q, num_heads, kv, s, scale, out, sc); return true;
-    case 2: run_item_f16_small<2>(it, q, num_heads, kv, s, scale, out, sc); return true;
-    case 3: run_item_f16_small<3>(it, q, num_heads, kv, s, scale, out, sc); return true;
-    default: run_item_f16_small<4>(it, q, num_heads, kv, s, scale, out, sc); return true;
+  if (kv.head_dim % 16 != 0 || rows > 4) return false;
+  if (kv.type == DType::kF16) {
+    run_item_small<LoadF16x8>(rows, it, q, num_heads, kv, s, scale, out, sc);
+    return true;
   }
+  if (kv.type == DType::kBF16) {
+    run_item_small<LoadBF16x8>(rows, it, q, num_heads, kv, s, scale, out, sc);
+    return true;
+  }
+  return false;
 }
 
 }  // namespace
