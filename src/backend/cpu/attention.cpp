@@ -444,6 +444,7 @@ void kv_encode_row_fast(DType type, const float* src, void* dst, int64_t n) {
 void kv_store(ThreadPool& pool, const PagedKv& kv, const float* k, const float* v, int64_t n,
               const int32_t* slots) {
   STRATA_CHECK(ref::kv_type_supported(kv.type));
+  STRATA_CHECK(kv.type != DType::kQ8_0 || kv.head_dim % 32 == 0);
   const size_t rb = row_bytes(kv.type, kv.head_dim);
   const auto body = [&](int, int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
@@ -468,6 +469,7 @@ void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& k
                std::span<const SeqAttention> seqs, float scale, float* out) {
   STRATA_CHECK(num_heads % kv.num_kv_heads == 0);
   STRATA_CHECK(ref::kv_type_supported(kv.type));
+  STRATA_CHECK(kv.type != DType::kQ8_0 || kv.head_dim % 32 == 0);
   std::vector<Item> items;
   for (size_t si = 0; si < seqs.size(); ++si) {
     STRATA_CHECK(seqs[si].q_count <= seqs[si].kv_len);
