@@ -1,7 +1,7 @@
 // Paged attention variants side by side (single thread, process CPU time, best of several):
 // variant 1 (bench/cpu/variants/attention_v1.cpp) against the product's (attention.cpp), at
 // Qwen3-0.6B's shape: 16 query heads, 8 KV heads, head_dim 128, F16 KV in blocks of 64.
-// Cases: prefill of 512 tokens (causal) and decode of 1 token after 1024.
+// Cases: prefill of 512 tokens (causal), decode of 1 token after 1024 and after 23.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -30,7 +30,7 @@ int main() {
   const int heads = 16, kvh = 8, hd = 128, bt = 64;
   ThreadPool pool(1);
   for (DType type : {DType::kF16, DType::kQ8_0}) {
-    for (auto [kv_len, q_count] : {std::pair<int64_t, int64_t>{512, 512}, {1025, 1}}) {
+    for (auto [kv_len, q_count] : {std::pair<int64_t, int64_t>{512, 512}, {1025, 1}, {24, 1}}) {
       const int nb = static_cast<int>((kv_len + bt - 1) / bt);
       PagedKv kv;
       kv.type = type;
