@@ -89,7 +89,6 @@ int main(int argc, char** argv) {
       quick = true;
     } else if (a == "--cpu-time") {
       g_cpu_time = true;
-      strata::backend::cpu::set_probe_cpu_time(true);
     } else if (a == "--probe") {
       probe_only = true;
     } else if (a == "--types" && i + 1 < argc) {
@@ -114,8 +113,8 @@ int main(int argc, char** argv) {
   CpuBackend be(threads);
   std::printf("machine: %s, %d threads; commit %s (at configure time); timing: %s\n", cpu_model().c_str(),
               be.num_threads(), STRATA_BENCH_COMMIT, g_cpu_time ? "process CPU time" : "wall clock");
-  const double bw = strata::backend::cpu::measure_memory_bandwidth_gbs(be.pool());
-  const double peak = strata::backend::cpu::measure_fma_peak_gflops(be.pool());
+  const double bw = strata::backend::cpu::measure_memory_bandwidth_gbs(be.pool(), 0, g_cpu_time);
+  const double peak = strata::backend::cpu::measure_fma_peak_gflops(be.pool(), g_cpu_time);
   std::printf("memory bandwidth (streaming read): %.1f GB/s;  FMA peak (f32 AVX2): %.1f GFLOP/s\n\n", bw, peak);
   if (probe_only) return 0;
 

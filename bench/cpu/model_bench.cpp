@@ -157,9 +157,8 @@ int main(int argc, char** argv) {
     params += static_cast<uint64_t>(ne);
     weight_bytes += row_bytes(t.type, ne);
   }
-  backend::cpu::set_probe_cpu_time(g_cpu_time);
-  const double bw = backend::cpu::measure_memory_bandwidth_gbs(cpu.pool());
-  const double peak = backend::cpu::measure_fma_peak_gflops(cpu.pool());
+  const double bw = backend::cpu::measure_memory_bandwidth_gbs(cpu.pool(), 0, g_cpu_time);
+  const double peak = backend::cpu::measure_fma_peak_gflops(cpu.pool(), g_cpu_time);
   std::printf("qwen3-0.6b %s: %.1f M params, %.1f MB weights; %d threads; bandwidth %.1f GB/s, FMA peak %.1f GFLOP/s\n",
               recipe_name.c_str(), params / 1e6, weight_bytes / 1e6, cpu.num_threads(), bw, peak);
 

@@ -16,8 +16,6 @@
 namespace strata::backend::cpu {
 namespace {
 
-bool g_cpu_time = false;
-double now_s() { return probe_clock_s(g_cpu_time); }
 
 std::atomic<float> g_sink{0};  // keeps the sums alive
 
@@ -43,9 +41,8 @@ double probe_clock_s(bool cpu_time) {
   }
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
-void set_probe_cpu_time(bool cpu_time) { g_cpu_time = cpu_time; }
 
-double measure_memory_bandwidth_gbs(ThreadPool& pool, size_t buffer_bytes) {
+double measure_memory_bandwidth_gbs(ThreadPool& pool, size_t buffer_bytes, bool cpu_time) {
   if (buffer_bytes == 0) buffer_bytes = size_t{512} << 20;
   buffer_bytes &= ~size_t{4095};
   float* buf = static_cast<float*>(std::aligned_alloc(4096, buffer_bytes));
@@ -57,23 +54,23 @@ double measure_memory_bandwidth_gbs(ThreadPool& pool, size_t buffer_bytes) {
   });
   double best = 0;
   for (int pass = 0; pass < 5; ++pass) {
-    const double t0 = now_s();
+    const double t0 = probe_clock_s(cpu_time);
     pool.parallel_for(static_cast<int64_t>(n), 1024, [&](int, int64_t b, int64_t e) {
       g_sink.store(stream_sum(buf + b, static_cast<size_t>(e - b)), std::memory_order_relaxed);
     });
-    const double dt = now_s() - t0;
+    const double dt = probe_clock_s(cpu_time) - t0;
     best = std::max(best, static_cast<double>(buffer_bytes) / dt / 1e9);
   }
   std::free(buf);
   return best;
 }
 
-double measure_fma_peak_gflops(ThreadPool& pool) {
+double measure_fma_peak_gflops(ThreadPool& pool, bool cpu_time) {
   constexpr int kAcc = 12;  // independent chains: > FMA latency x FMA ports
   constexpr int64_t kIters = 20'000'000;
   double best = 0;
   for (int run = 0; run < 3; ++run) {
-    const double t0 = now_s();
+    const double t0 = probe_clock_s(cpu_time);
     pool.run_on_all([&](int ti) {
       // twelve named chains (an array ends up in memory); the empty asm keeps them opaque
       const float f = static_cast<float>(ti);
@@ -104,7 +101,7 @@ double measure_fma_peak_gflops(ThreadPool& pool) {
           _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
       g_sink.store(simd::hsum(s), std::memory_order_relaxed);
     });
-    const double dt = now_s() - t0;
+    const double dt = probe_clock_s(cpu_time) - t0;
     const double flops = static_cast<double>(pool.num_threads()) * kIters * kAcc * 8 * 2;
     best = std::max(best, flops / dt / 1e9);
   }
