@@ -121,19 +121,23 @@ struct DecodeQ4_0 {
   static __m256i q(const B& b) { return _mm256_sub_epi8(nibbles32(b.qs), _mm256_set1_epi8(8)); }
   static float scale(const B& b) { return fp16_scale(b.d); }
 };
-// q = nibble + 16 * bit i of qh - 16: subtract 16 where the bit is clear.
+// Q5_0 / Q5_1 fifth bits: 0x10 in byte i iff bit i of qh (little-endian 32 bits). Each byte
+// gets the qh byte holding its bit; OR-ing every other bit to 1 leaves all-ones iff it is set.
+inline __m256i q5_high_bits(const uint8_t* qh) {
+  uint32_t h;
+  std::memcpy(&h, qh, 4);
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(h)),
+                                             _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                                               0x0101010101010101, 0x0000000000000000));
+  const __m256i bits = _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
+                                         _mm256_set1_epi64x(-1));
+  return _mm256_and_si256(bits, _mm256_set1_epi8(16));
+}
+// q = nibble + 16 * bit i of qh - 16.
 struct DecodeQ5_0 {
   using B = BlockQ5_0;
   static __m256i q(const B& b) {
-    uint32_t h;
-    std::memcpy(&h, b.qh, 4);
-    // byte i <- byte i/8 of h, then all-ones iff bit i%8 of it is set
-    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(h)),
-                                               _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
-                                                                 0x0101010101010101, 0x0000000000000000));
-    const __m256i bits = _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
-                                           _mm256_set1_epi64x(-1));
-    return _mm256_sub_epi8(nibbles32(b.qs), _mm256_andnot_si256(bits, _mm256_set1_epi8(16)));
+    return _mm256_sub_epi8(_mm256_or_si256(nibbles32(b.qs), q5_high_bits(b.qh)), _mm256_set1_epi8(16));
   }
   static float scale(const B& b) { return fp16_scale(b.d); }
 };
@@ -183,6 +187,54 @@ void dot_q32(const Args& a) {
       for (int t = 0; t < NT; ++t) {
         const __m256i p = Isa::dot_u8i8(aw, _mm256_sign_epi8(xq[t], wq));
         acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * dx[t]), acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < NR; ++r)
+    for (int t = 0; t < NT; ++t) a.y[t * a.ys + r] = simd::hsum(acc[r][t]);
+}
+
+// Q4_1 / Q5_1: x = d * q + m with q unsigned (0..15 / 0..31), so maddubs takes q as is:
+// sum_b dx_b * (d_b * (q . xq)_b + m_b * sum(xq)_b).
+struct DecodeQ4_1 {
+  using B = BlockQ4_1;
+  static __m256i q(const B& b) { return nibbles32(b.qs); }
+  static float scale(const B& b) { return fp16_scale(b.d); }
+  static float min(const B& b) { return fp16_scale(b.m); }
+};
+struct DecodeQ5_1 {
+  using B = BlockQ5_1;
+  static __m256i q(const B& b) { return _mm256_or_si256(nibbles32(b.qs), q5_high_bits(b.qh)); }
+  static float scale(const B& b) { return fp16_scale(b.d); }
+  static float min(const B& b) { return fp16_scale(b.m); }
+};
+
+template <class Isa, typename D, int NR, int NT>
+void dot_q32_min(const Args& a) {
+  using B = typename D::B;
+  const int64_t nb = a.cols / kQK;
+  const __m256i ones8 = _mm256_set1_epi8(1);
+  __m256 acc[NR][NT];
+  for (auto& r : acc)
+    for (auto& v : r) v = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i xq[NT];
+    __m256 sx[NT];  // sum of the block's int8 activations, as float lanes
+    float dx[NT];
+    for (int t = 0; t < NT; ++t) {
+      const ActQ8_0& xb = row_of<ActQ8_0>(a.x, a.xs, t)[b];
+      xq[t] = loadu(xb.qs);
+      sx[t] = _mm256_cvtepi32_ps(Isa::dot_u8i8(ones8, xq[t]));
+      dx[t] = xb.d;
+    }
+    for (int r = 0; r < NR; ++r) {
+      const B& wb = row_of<B>(a.w, a.ws, r)[b];
+      const __m256i wq = D::q(wb);
+      const float dw = D::scale(wb), mw = D::min(wb);
+      for (int t = 0; t < NT; ++t) {
+        const __m256 p = _mm256_cvtepi32_ps(Isa::dot_u8i8(wq, xq[t]));
+        acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * dx[t]), acc[r][t]);
+        acc[r][t] = _mm256_fmadd_ps(sx[t], _mm256_set1_ps(mw * dx[t]), acc[r][t]);
       }
     }
   }
@@ -391,6 +443,8 @@ STRATA_KERNEL(KBF16, (dot_float<LoadBF16, NR, NT>))
 STRATA_KERNEL(KQ8_0, (dot_q32<ISA, DecodeQ8_0, NR, NT>))
 STRATA_KERNEL(KQ4_0, (dot_q32<ISA, DecodeQ4_0, NR, NT>))
 STRATA_KERNEL(KQ5_0, (dot_q32<ISA, DecodeQ5_0, NR, NT>))
+STRATA_KERNEL(KQ4_1, (dot_q32_min<ISA, DecodeQ4_1, NR, NT>))
+STRATA_KERNEL(KQ5_1, (dot_q32_min<ISA, DecodeQ5_1, NR, NT>))
 STRATA_KERNEL(KIQ4_NL, (dot_q32<ISA, DecodeIQ4_NL, NR, NT>))
 STRATA_KERNEL(KMXFP4, (dot_q32<ISA, DecodeMXFP4, NR, NT>))
 STRATA_KERNEL(KQ4_K, (dot_q45k<ISA, false, NR, NT>))
@@ -408,6 +462,8 @@ DotKernel make_dot_kernel(DType type) {
     case DType::kQ8_0: return {ActFormat::kQ8_0, tile<KQ8_0>};
     case DType::kQ4_0: return {ActFormat::kQ8_0, tile<KQ4_0>};
     case DType::kQ5_0: return {ActFormat::kQ8_0, tile<KQ5_0>};
+    case DType::kQ4_1: return {ActFormat::kQ8_0, tile<KQ4_1>};
+    case DType::kQ5_1: return {ActFormat::kQ8_0, tile<KQ5_1>};
     case DType::kIQ4_NL: return {ActFormat::kQ8_0, tile<KIQ4_NL>};
     case DType::kMXFP4: return {ActFormat::kQ8_0, tile<KMXFP4>};
     case DType::kQ4_K: return {ActFormat::kQ8K, tile<KQ4_K>};
