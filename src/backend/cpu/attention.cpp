@@ -1,6 +1,7 @@
 // Fast paged attention (variant 2; variant 1 in bench/cpu/variants) and KV store (see
-// attention.h). Per KV block: decode K and V to f32, transpose K, scores for 4 rows x 16 keys
-// per register block, online softmax per row, then O += P V for 4 rows x 16 dims per block.
+// attention.h). Prefill: per KV block, decode K and V to f32, transpose K, scores for 4 rows x
+// 16 keys per register block, online softmax per row, then O += P V for 4 rows x 16 dims.
+// Decode (<= 4 query rows per item): K/V read in their stored type, no f32 block copies.
 #include "backend/cpu/attention.h"
 
 #include <immintrin.h>
@@ -245,15 +246,24 @@ void run_item(const Item& it, const float* q, int num_heads, const PagedKv& kv,
   }
 }
 
-// 8 K/V elements of a 16-bit type to f32.
+// Elements d..d+8 of one K/V row (d a multiple of 8) to f32, for each stored type.
 struct LoadF16x8 {
-  static __m256 load(const uint16_t* p) { return simd::load_f16(p); }
+  static __m256 load(const uint8_t* row, int d) { return simd::load_f16(reinterpret_cast<const uint16_t*>(row) + d); }
 };
 struct LoadBF16x8 {
-  static __m256 load(const uint16_t* p) { return simd::load_bf16(p); }
+  static __m256 load(const uint8_t* row, int d) { return simd::load_bf16(reinterpret_cast<const uint16_t*>(row) + d); }
+};
+struct LoadQ8_0x8 {  // blocks of 34 bytes: fp16 d, 32 int8
+  static __m256 load(const uint8_t* row, int d) {
+    const uint8_t* blk = row + (d / 32) * 34;
+    uint16_t h;
+    std::memcpy(&h, blk, 2);
+    const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 2 + d % 32)));
+    return _mm256_mul_ps(_mm256_set1_ps(simd::f16_to_f32(h)), _mm256_cvtepi32_ps(q));
+  }
 };
 
-// Decode with F16/BF16 K/V (at most 4 query rows per item): no f32 copies of the blocks; each
+// Decode (at most 4 query rows per item): no f32 copies of the blocks; each
 // K row is converted once and dotted with every row's q, each V row converted once per 16-dim
 // slice and accumulated into every row's output in registers. head_dim % 16 == 0.
 template <class L, int R>
@@ -285,11 +295,11 @@ void run_item_f16_small(const Item& it, const float* q, int num_heads, const Pag
     const uint8_t* kb = static_cast<const uint8_t*>(kv.k) + head_off;
     const uint8_t* vb = static_cast<const uint8_t*>(kv.v) + head_off;
     for (int j = 0; j < nj; ++j) {
-      const uint16_t* kr = reinterpret_cast<const uint16_t*>(kb + j * key_stride);
+      const uint8_t* kr = kb + j * key_stride;
       __m256 a[R][2];
       for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = _mm256_setzero_ps();
       for (int d = 0; d < hd; d += 16) {
-        const __m256 k0 = L::load(kr + d), k1 = L::load(kr + d + 8);
+        const __m256 k0 = L::load(kr, d), k1 = L::load(kr, d + 8);
         for (int r = 0; r < R; ++r) {
           a[r][0] = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qs + r * hd + d), a[r][0]);
           a[r][1] = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qs + r * hd + d + 8), a[r][1]);
@@ -328,8 +338,8 @@ void run_item_f16_small(const Item& it, const float* q, int num_heads, const Pag
         o[r][1] = _mm256_mul_ps(_mm256_loadu_ps(sc.acc.data() + r * hd + d0 + 8), c);
       }
       for (int j = 0; j < nj; ++j) {
-        const uint16_t* vr = reinterpret_cast<const uint16_t*>(vb + j * key_stride);
-        const __m256 v0 = L::load(vr + d0), v1 = L::load(vr + d0 + 8);
+        const uint8_t* vr = vb + j * key_stride;
+        const __m256 v0 = L::load(vr, d0), v1 = L::load(vr, d0 + 8);
         for (int r = 0; r < R; ++r) {
           const __m256 pv = _mm256_broadcast_ss(P + r * bt_pad + j);
           o[r][0] = _mm256_fmadd_ps(pv, v0, o[r][0]);
@@ -361,7 +371,8 @@ void run_item_small(int rows, const Item& it, const float* q, int num_heads, con
   }
 }
 
-// The fused 16-bit path where it applies; false: use run_item.
+// The fused decode path where it applies (not F32 K/V: its blocks need no conversion);
+// false: use run_item.
 bool run_item_fused(const Item& it, const float* q, int num_heads, const PagedKv& kv,
                     const SeqAttention& s, float scale, float* out, ItemScratch& sc) {
   const int rows = static_cast<int>(it.q1 - it.q0) * (num_heads / kv.num_kv_heads);
@@ -372,6 +383,10 @@ bool run_item_fused(const Item& it, const float* q, int num_heads, const PagedKv
   }
   if (kv.type == DType::kBF16) {
     run_item_small<LoadBF16x8>(rows, it, q, num_heads, kv, s, scale, out, sc);
+    return true;
+  }
+  if (kv.type == DType::kQ8_0) {
+    run_item_small<LoadQ8_0x8>(rows, it, q, num_heads, kv, s, scale, out, sc);
     return true;
   }
   return false;
