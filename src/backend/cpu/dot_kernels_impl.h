@@ -365,6 +365,75 @@ void dot_q6k(const Args& a) {
     for (int t = 0; t < NT; ++t) a.y[t * a.ys + r] = simd::hsum(acc[r][t]);
 }
 
+// Q2_K / Q3_K: 16 groups of 16, 2-bit q (bits 2s..2s+1 of qs[32h + l] for element
+// 128h + 32s + l, group 8h + 2s + l/16). Q2_K: x = d*sc*q - dmin*m (4-bit sc, m); Q3_K:
+// x = d*sc*(u - 4) with u = q + 4 * (bit 4h + s of hmask[l]) and 6-bit signed sc.
+// Sum: d * sum_g sc_g (u . x)_g - [dmin * sum_g m_g bsum_g  |  4 d * sum_g sc_g bsum_g].
+template <class Isa, bool kThree, int NR, int NT>
+void dot_q23k(const Args& a) {
+  using B = std::conditional_t<kThree, BlockQ3_K, BlockQ2_K>;
+  const int64_t nb = a.cols / kQKK;
+  const __m256i m3 = _mm256_set1_epi8(3);
+  __m256 acc[NR][NT];
+  for (auto& r : acc)
+    for (auto& v : r) v = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int r = 0; r < NR; ++r) {
+      const B& wb = row_of<B>(a.w, a.ws, r)[b];
+      __m256i sc16, m16;  // 16 int16: group scales; Q2_K: group mins
+      if constexpr (kThree) {
+        alignas(16) int8_t sc[16];
+        for (int g = 0; g < 16; ++g) sc[g] = static_cast<int8_t>(q3_k_scale(g, wb.scales));
+        sc16 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(sc)));
+      } else {
+        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales));
+        sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, _mm_set1_epi8(0x0F)));
+        m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F)));
+      }
+      __m256i iacc[NT];
+      for (int t = 0; t < NT; ++t) iacc[t] = _mm256_setzero_si256();
+      __m256i hm;
+      if constexpr (kThree) hm = loadu(wb.hmask);
+      for (int h = 0; h < 2; ++h) {
+        const __m256i qv = loadu(wb.qs + 32 * h);
+        const __m256i sch = h == 0 ? _mm256_permute2x128_si256(sc16, sc16, 0x00) : _mm256_permute2x128_si256(sc16, sc16, 0x11);
+        for (int s = 0; s < 4; ++s) {
+          __m256i u = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * s), m3);
+          if constexpr (kThree) {
+            const __m256i bit = _mm256_set1_epi8(static_cast<char>(1 << (4 * h + s)));
+            u = _mm256_or_si256(u, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), _mm256_set1_epi8(4)));
+          }
+          const __m256i sv = _mm256_shuffle_epi8(
+              sch, _mm256_setr_epi8(4 * s, 4 * s + 1, 4 * s, 4 * s + 1, 4 * s, 4 * s + 1, 4 * s, 4 * s + 1,
+                                    4 * s, 4 * s + 1, 4 * s, 4 * s + 1, 4 * s, 4 * s + 1, 4 * s, 4 * s + 1,
+                                    4 * s + 2, 4 * s + 3, 4 * s + 2, 4 * s + 3, 4 * s + 2, 4 * s + 3, 4 * s + 2,
+                                    4 * s + 3, 4 * s + 2, 4 * s + 3, 4 * s + 2, 4 * s + 3, 4 * s + 2, 4 * s + 3,
+                                    4 * s + 2, 4 * s + 3));
+          for (int t = 0; t < NT; ++t) {
+            const int8_t* xq = row_of<ActQ8K>(a.x, a.xs, t)[b].qs + 128 * h + 32 * s;
+            iacc[t] = Isa::madd_acc(iacc[t], _mm256_maddubs_epi16(u, loadu(xq)), sv);
+          }
+        }
+      }
+      const float d = fp16_scale(wb.d);
+      for (int t = 0; t < NT; ++t) {
+        const ActQ8K& xb = row_of<ActQ8K>(a.x, a.xs, t)[b];
+        if constexpr (kThree) {
+          const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, loadu(xb.bsums)), 2);
+          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(iacc[t], corr)), _mm256_set1_ps(d * xb.d),
+                                      acc[r][t]);
+        } else {
+          const __m256i mins = _mm256_madd_epi16(m16, loadu(xb.bsums));
+          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[t]), _mm256_set1_ps(d * xb.d), acc[r][t]);
+          acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(fp16_scale(wb.dmin) * xb.d), acc[r][t]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < NR; ++r)
+    for (int t = 0; t < NT; ++t) a.y[t * a.ys + r] = simd::hsum(acc[r][t]);
+}
+
 // IQ4_XS: d * sum_g (ls_g - 32) * (grid[q] . x)_g over 8 groups of 32; grid values signed, so
 // the sign is folded into x as for Q8_0.
 template <class Isa, int NR, int NT>
@@ -451,6 +520,8 @@ STRATA_KERNEL(KQ4_K, (dot_q45k<ISA, false, NR, NT>))
 STRATA_KERNEL(KQ5_K, (dot_q45k<ISA, true, NR, NT>))
 STRATA_KERNEL(KQ6_K, (dot_q6k<ISA, NR, NT>))
 STRATA_KERNEL(KIQ4_XS, (dot_iq4xs<ISA, NR, NT>))
+STRATA_KERNEL(KQ2_K, (dot_q23k<ISA, false, NR, NT>))
+STRATA_KERNEL(KQ3_K, (dot_q23k<ISA, true, NR, NT>))
 #undef STRATA_KERNEL
 
 // The fast kernel of each weight type for this TU's ISA (float types do not depend on it).
@@ -470,6 +541,8 @@ DotKernel make_dot_kernel(DType type) {
     case DType::kQ5_K: return {ActFormat::kQ8K, tile<KQ5_K>};
     case DType::kQ6_K: return {ActFormat::kQ8K, tile<KQ6_K>};
     case DType::kIQ4_XS: return {ActFormat::kQ8K, tile<KIQ4_XS>};
+    case DType::kQ2_K: return {ActFormat::kQ8K, tile<KQ2_K>};
+    case DType::kQ3_K: return {ActFormat::kQ8K, tile<KQ3_K>};
     default: return {};
   }
 }
