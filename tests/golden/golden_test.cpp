@@ -130,8 +130,8 @@ TEST_P(GoldenTest, LogitsMatchTransformers) {
     // max 2e-4.
     // Fast mode, f32 activations (F32/F16/BF16 weights and types without an int8 kernel): the
     // K/V cache in F16 (2^-11 relative per element) is the main difference: rms 0.5%, max 2%.
-    // Fast mode, int8 activations (the types whose CPU kernel quantizes activations: Q8_0,
-    // Q4_0, Q5_0, IQ4_NL, MXFP4, Q4_K, Q5_K, Q6_K, IQ4_XS; see dot_kernels.h): each activation
+    // Fast mode, int8 activations (the types whose CPU kernel quantizes activations: every
+    // block-quantized type; backend/cpu/dot_kernels.h): each activation
     // block is rounded to 8 bits (step amax/127, error rms ~ 2.2 sigma / 127 / sqrt(12) ~ 0.5%
     // of the activations' rms; a single matmul measures 0.55-0.7%). Nine matmuls per layer
     // and the head compound that, and these random-weight models amplify it: rms 5%, with
