@@ -289,6 +289,8 @@ void CudaBackend::weighted_sum(const float* x, const float* weights, int64_t n, 
   cuda::weighted_sum(x, weights, n, k, dim, out, impl_->stream);
 }
 
+void* CudaBackend::stream() const { return impl_->stream; }
+
 void CudaBackend::synchronize() { STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream)); }
 
 }  // namespace strata::backend::cuda

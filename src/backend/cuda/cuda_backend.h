@@ -56,6 +56,9 @@ class CudaBackend final : public Backend {
                     float* out) override;
   void synchronize() override;
 
+  // The backend's CUDA stream (a cudaStream_t), for graph capture and timing by benchmarks.
+  void* stream() const;
+
   // Batches of more than this many tokens go to cuBLAS; fewer to the matrix-vector kernels.
   static constexpr int64_t kGemvMaxTokens = 8;
 

@@ -316,7 +316,9 @@ void check_model(const std::string& preset, const std::string& recipe_name, bool
     logits[b] = *l;
   }
   EXPECT_EQ(toks[1].size(), 24u);
-  if (expect_same_tokens) EXPECT_EQ(toks[1], toks[0]) << preset << " " << recipe_name;
+  if (expect_same_tokens) {
+    EXPECT_EQ(toks[1], toks[0]) << preset << " " << recipe_name;
+  }
   EXPECT_LT(rel_err(logits[1], logits[0]), expect_same_tokens ? 1e-4 : 3e-2) << preset << " " << recipe_name;
 }
 
