@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/kernels.h"
 #include "core/quant.h"
 #include "core/rng.h"
 #include "model/recipe.h"
@@ -329,6 +330,36 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
   });
   fmt::print("prefill {} tokens, one layer's matmuls: {:.3f} ms = {:.0f} TFLOP/s, {:.1f}% of bf16 peak\n", n,
              t_mm * 1e3, layer_flops / t_mm / 1e12, 100.0 * layer_flops / t_mm / peak);
+  {
+    // Where the prefill time goes: dequantizing ffn_up to bf16, and cuBLAS alone on it.
+    __nv_bfloat16 *wb, *xb;
+    float* yb;
+    CK(cudaMalloc(&wb, static_cast<size_t>(S.ffn * S.dim) * 2));
+    CK(cudaMalloc(&xb, static_cast<size_t>(n * S.dim) * 2));
+    CK(cudaMalloc(&yb, static_cast<size_t>(n * S.ffn) * 4));
+    int lj = 0;
+    const double t_deq = time_it(s, 2, 10, [&] { backend::cuda::dequantize_bf16(L[static_cast<size_t>(lj++ % nl)].up, wb, s); });
+    backend::cuda::f32_to_bf16(h, static_cast<size_t>(n * S.dim), xb, s);
+    cublasHandle_t hd;
+    cublasCreate(&hd);
+    cublasSetStream(hd, s);
+    const float one = 1, zero = 0;
+    const int m = static_cast<int>(S.ffn), nn = static_cast<int>(n), kk = static_cast<int>(S.dim);
+    const double t_gemm = time_it(s, 2, 10, [&] {
+      cublasGemmEx(hd, CUBLAS_OP_T, CUBLAS_OP_N, m, nn, kk, &one, wb, CUDA_R_16BF, kk, xb, CUDA_R_16BF, kk, &zero, yb,
+                   CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    });
+    const double fl = 2.0 * n * static_cast<double>(S.ffn) * S.dim;
+    const double deq_bytes = static_cast<double>(L[0].up.expert_bytes) + 2.0 * S.ffn * S.dim;
+    fmt::print("  ffn_up [{} x {}] {}: dequantize to bf16 {:.1f} us ({:.0f} GB/s moved, {:.1f}% of copy bw); cuBLAS "
+               "bf16->f32 {:.1f} us = {:.0f} TFLOP/s ({:.1f}% of peak)\n",
+               S.ffn, S.dim, dtype_name(L[0].up.type), t_deq * 1e6, deq_bytes / t_deq / 1e9, 100.0 * deq_bytes / t_deq / bw,
+               t_gemm * 1e6, fl / t_gemm / 1e12, 100.0 * fl / t_gemm / peak);
+    cublasDestroy(hd);
+    CK(cudaFree(wb));
+    CK(cudaFree(xb));
+    CK(cudaFree(yb));
+  }
   std::vector<int32_t> posn(n), slotn(n);
   for (int64_t i = 0; i < n; ++i) {
     posn[static_cast<size_t>(i)] = static_cast<int32_t>(i);

@@ -133,9 +133,10 @@ __global__ void attn_merge_kernel(AttnArgs a, int hd, int splits) {
 }
 
 Split choose_split(const PagedKv& kv, const AttnArgs& a, size_t partial_floats) {
-  // Enough CTAs to fill the chip twice over (132 SMs on an H100), at least 64 keys a split.
+  // Enough CTAs to fill the chip 8 times over (132 SMs on an H100: each CTA's warps walk
+  // their keys one at a time, latency-bound), at least 64 keys a split.
   const int64_t ctas = a.num_rows * a.num_heads;
-  int64_t splits = std::max<int64_t>(1, (264 + ctas - 1) / ctas);
+  int64_t splits = std::max<int64_t>(1, (1056 + ctas - 1) / ctas);
   splits = std::min<int64_t>(splits, std::max<int64_t>(1, (a.max_keys + 63) / 64));
   const size_t per_split = static_cast<size_t>(ctas) * (kv.head_dim + 2);
   if (partial_floats < per_split * static_cast<size_t>(splits)) splits = 1;

@@ -61,16 +61,40 @@ struct CudaBackend::Impl {
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
   std::vector<void*> weights;  // uploaded weight copies, freed with the backend
-  Scratch stage;               // host index arrays staged for one op
+  // Host index arrays go through a pinned ring and a device ring of the same size: copies
+  // from pinned memory are truly asynchronous (from pageable memory each copy would wait
+  // for the stream), and one stream orders each copy before its kernel and after the kernels
+  // that read that part of the ring last time round; wrapping around waits for the stream.
+  uint8_t* ring_host = nullptr;
+  uint8_t* ring_dev = nullptr;
+  size_t ring_bytes = 0, ring_off = 0;
   Scratch w_bf16, x_bf16;      // prefill: dequantized weight, converted activations
   Scratch partial;             // split-K attention partials
 
+  // Device copy of `bytes` host bytes, valid for kernels queued next on the stream.
+  const void* stage(const void* src, size_t bytes) {
+    const size_t need = (bytes + 255) & ~size_t{255};
+    if (ring_off + need > ring_bytes) {
+      STRATA_CUDA_CHECK(cudaStreamSynchronize(stream));
+      ring_off = 0;
+      if (need > ring_bytes) {
+        if (ring_host != nullptr) STRATA_CUDA_CHECK(cudaFreeHost(ring_host));
+        if (ring_dev != nullptr) STRATA_CUDA_CHECK(cudaFree(ring_dev));
+        ring_bytes = std::max<size_t>(need, size_t{4} << 20);
+        STRATA_CUDA_CHECK(cudaMallocHost(&ring_host, ring_bytes));
+        STRATA_CUDA_CHECK(cudaMalloc(&ring_dev, ring_bytes));
+      }
+    }
+    std::memcpy(ring_host + ring_off, src, bytes);
+    STRATA_CUDA_CHECK(cudaMemcpyAsync(ring_dev + ring_off, ring_host + ring_off, bytes, cudaMemcpyHostToDevice, stream));
+    const void* d = ring_dev + ring_off;
+    ring_off += need;
+    return d;
+  }
   // A device view of n int32 values at p (host or device).
   const int32_t* stage_i32(const int32_t* p, size_t n) {
     if (n == 0 || is_device_pointer(p)) return p;
-    void* d = stage.get(n * sizeof(int32_t));
-    STRATA_CUDA_CHECK(cudaMemcpyAsync(d, p, n * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
-    return static_cast<const int32_t*>(d);
+    return static_cast<const int32_t*>(stage(p, n * sizeof(int32_t)));
   }
 };
 
@@ -96,7 +120,8 @@ CudaBackend::CudaBackend(int device) : impl_(std::make_unique<Impl>()) {
 CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(impl_->stream);
   for (void* p : impl_->weights) cudaFree(p);
-  impl_->stage.release();
+  if (impl_->ring_host != nullptr) cudaFreeHost(impl_->ring_host);
+  if (impl_->ring_dev != nullptr) cudaFree(impl_->ring_dev);
   impl_->w_bf16.release();
   impl_->x_bf16.release();
   impl_->partial.release();
@@ -165,7 +190,9 @@ WeightView CudaBackend::upload_weight(const WeightView& host) {
     w.expert_bytes = expert_bytes;
   }
   void* d = nullptr;
-  STRATA_CUDA_CHECK(cudaMalloc(&d, bytes));
+  // 16 bytes of padding: the 2-byte-aligned formats load whole words past a block's end.
+  STRATA_CUDA_CHECK(cudaMalloc(&d, bytes + 16));
+  STRATA_CUDA_CHECK(cudaMemset(static_cast<uint8_t*>(d) + bytes, 0, 16));
   STRATA_CUDA_CHECK(cudaMemcpy(d, src, bytes, cudaMemcpyHostToDevice));
   impl_->weights.push_back(d);
   w.data = d;
@@ -257,8 +284,7 @@ void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv, st
     off += blocks;
     for (int64_t r = sq.q_begin; r < sq.q_begin + sq.q_count; ++r) h_rows[r] = static_cast<int32_t>(i);
   }
-  auto* dev = static_cast<uint8_t*>(impl_->stage.get(host.size()));
-  STRATA_CUDA_CHECK(cudaMemcpyAsync(dev, host.data(), host.size(), cudaMemcpyHostToDevice, impl_->stream));
+  const auto* dev = static_cast<const uint8_t*>(impl_->stage(host.data(), host.size()));
   AttnArgs a{};
   a.q = q;
   a.num_heads = num_heads;

@@ -227,13 +227,21 @@ void check_attention(Gpu& g, Rng& rng, DType kv_type, int head_dim, int heads, i
   std::iota(perm.begin(), perm.end(), 0);
   for (int i = total_blocks - 1; i > 0; --i) std::swap(perm[i], perm[rng.below(i + 1)]);
   const size_t kv_bytes = kv.block_stride_bytes * total_blocks;
-  std::vector<uint8_t> hk(kv_bytes), hv(kv_bytes);
+  // Both backends start from the same bytes, so slots that no store touches compare too.
+  std::vector<uint8_t> hk((kv_bytes + 3) / 4 * 4), hv((kv_bytes + 3) / 4 * 4);
+  for (auto& b : hk) b = static_cast<uint8_t>(rng.below(256));
+  for (auto& b : hv) b = static_cast<uint8_t>(rng.below(256));
   PagedKv hkv = kv;
   hkv.k = hk.data();
   hkv.v = hv.data();
   PagedKv dkv = kv;
-  dkv.k = g.out((kv_bytes + 3) / 4);
-  dkv.v = g.out((kv_bytes + 3) / 4);
+  auto as_f32 = [](const std::vector<uint8_t>& b) {
+    std::vector<float> f(b.size() / 4);
+    std::memcpy(f.data(), b.data(), b.size());
+    return f;
+  };
+  dkv.k = g.up(as_f32(hk));
+  dkv.v = g.up(as_f32(hv));
   std::vector<std::vector<int32_t>> tables;
   std::vector<SeqAttention> seqs;
   int64_t q_rows = 0, next_block = 0;

@@ -15,15 +15,33 @@ namespace strata::backend::cuda {
 
 __device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ __forceinline__ float bf2f(uint16_t b) { return __uint_as_float(static_cast<uint32_t>(b) << 16); }
-__device__ __forceinline__ uint16_t ld_u16(const uint8_t* p) { return __ldg(reinterpret_cast<const unsigned short*>(p)); }
-__device__ __forceinline__ uint4 ld_u128(const uint8_t* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }
+// Weights are streamed once per token: evict-first loads keep L1/L2 for the activations.
+__device__ __forceinline__ uint16_t ld_u16(const uint8_t* p) { return __ldcs(reinterpret_cast<const unsigned short*>(p)); }
+__device__ __forceinline__ uint32_t ld_u32(const uint8_t* p) { return __ldcs(reinterpret_cast<const unsigned int*>(p)); }
+__device__ __forceinline__ uint4 ld_u128(const uint8_t* p) { return __ldcs(reinterpret_cast<const uint4*>(p)); }
+// 16 bytes from a 2-byte aligned address: five aligned words, funnel-shifted. May read up to
+// 4 bytes past p + 16 (upload_weight pads every weight allocation).
+__device__ __forceinline__ void ld16_u2(const uint8_t* p, uint32_t out[4]) {
+  const auto addr = reinterpret_cast<uintptr_t>(p);
+  const auto* al = reinterpret_cast<const unsigned int*>(addr & ~uintptr_t{3});
+  const unsigned sh = static_cast<unsigned>(addr & 3) * 8;
+  uint32_t w[5];
+#pragma unroll
+  for (int i = 0; i < 5; ++i) w[i] = __ldcs(al + i);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) out[i] = __funnelshift_r(w[i], w[i + 1], sh);
+}
+__device__ __forceinline__ int byte_s8(const uint32_t* w, int j) {
+  return static_cast<int8_t>((w[j / 4] >> (8 * (j % 4))) & 0xFF);
+}
+__device__ __forceinline__ int byte_u8(const uint32_t* w, int j) { return (w[j / 4] >> (8 * (j % 4))) & 0xFF; }
 
 // 4 plain f32 (16 bytes).
 struct DeqF32 {
   static constexpr int kBlockElems = 4, kBlockBytes = 16, kParts = 1, kRuns = 1, kRun = 4;
   __device__ static int run_start(int, int) { return 0; }
   __device__ static void part(const uint8_t* b, int, float* v) {
-    const float4 a = __ldg(reinterpret_cast<const float4*>(b));
+    const float4 a = __ldcs(reinterpret_cast<const float4*>(b));
     v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
   }
 };
@@ -53,13 +71,10 @@ struct DeqQ8_0 {
   __device__ static int run_start(int p, int) { return 16 * p; }
   __device__ static void part(const uint8_t* b, int p, float* v) {
     const float d = h2f(ld_u16(b));
-    const uint8_t* qs = b + 2 + 16 * p;
+    uint32_t w[4];
+    ld16_u2(b + 2 + 16 * p, w);
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint16_t q = ld_u16(qs + 2 * i);
-      v[2 * i] = d * static_cast<float>(static_cast<int8_t>(q & 0xFF));
-      v[2 * i + 1] = d * static_cast<float>(static_cast<int8_t>(q >> 8));
-    }
+    for (int i = 0; i < 16; ++i) v[i] = d * static_cast<float>(byte_s8(w, i));
   }
 };
 
@@ -69,13 +84,13 @@ struct DeqQ4_0 {
   __device__ static int run_start(int, int r) { return 16 * r; }
   __device__ static void part(const uint8_t* b, int, float* v) {
     const float d = h2f(ld_u16(b));
+    uint32_t w[4];
+    ld16_u2(b + 2, w);
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint16_t q = ld_u16(b + 2 + 2 * i);
-      v[2 * i] = d * static_cast<float>(static_cast<int>(q & 0xF) - 8);
-      v[2 * i + 1] = d * static_cast<float>(static_cast<int>((q >> 8) & 0xF) - 8);
-      v[16 + 2 * i] = d * static_cast<float>(static_cast<int>((q >> 4) & 0xF) - 8);
-      v[16 + 2 * i + 1] = d * static_cast<float>(static_cast<int>(q >> 12) - 8);
+    for (int i = 0; i < 16; ++i) {
+      const int q = byte_u8(w, i);
+      v[i] = d * static_cast<float>((q & 0xF) - 8);
+      v[16 + i] = d * static_cast<float>((q >> 4) - 8);
     }
   }
 };
@@ -97,9 +112,9 @@ struct DeqQ4_K {
   }
   __device__ static void part(const uint8_t* b, int p, float* v) {
     const int c = p / 2;
-    const uint32_t dd = __ldg(reinterpret_cast<const unsigned int*>(b));
+    const uint32_t dd = ld_u32(b);
     const float d = h2f(static_cast<uint16_t>(dd & 0xFFFF)), dmin = h2f(static_cast<uint16_t>(dd >> 16));
-    int sc0, m0, sc1, m1;
+    int sc0, m0, sc1, m1;  // scale bytes: L1 hits for the block's other parts
     scale_min(b + 4, 2 * c, &sc0, &m0);
     scale_min(b + 4, 2 * c + 1, &sc1, &m1);
     const float d0 = d * static_cast<float>(sc0), o0 = dmin * static_cast<float>(m0);
@@ -124,15 +139,15 @@ struct DeqQ6_K {
     const int h = g / 8, s = (g % 8) / 2, l0 = 16 * (g % 2);
     const uint8_t* ql = b + 64 * h + 32 * (s & 1) + l0;
     const uint8_t* qh = b + 128 + 32 * h + l0;
-    const float d = h2f(ld_u16(b + 208)) * static_cast<float>(static_cast<int8_t>(b[192 + g]));
+    const float d = h2f(ld_u16(b + 208)) * static_cast<float>(static_cast<int8_t>(__ldcs(reinterpret_cast<const char*>(b) + 192 + g)));
     const int lshift = s >= 2 ? 4 : 0, hshift = 2 * s;
+    uint32_t lw[4], hw[4];
+    ld16_u2(ql, lw);
+    ld16_u2(qh, hw);
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint16_t l = ld_u16(ql + 2 * i), hb = ld_u16(qh + 2 * i);
-      const int q0 = ((l >> lshift) & 0xF) | (((hb >> hshift) & 3) << 4);
-      const int q1 = ((l >> (8 + lshift)) & 0xF) | (((hb >> (8 + hshift)) & 3) << 4);
-      v[2 * i] = d * static_cast<float>(q0 - 32);
-      v[2 * i + 1] = d * static_cast<float>(q1 - 32);
+    for (int i = 0; i < 16; ++i) {
+      const int q = ((byte_u8(lw, i) >> lshift) & 0xF) | (((byte_u8(hw, i) >> hshift) & 3) << 4);
+      v[i] = d * static_cast<float>(q - 32);
     }
   }
 };

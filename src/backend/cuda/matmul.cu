@@ -26,7 +26,7 @@ bool native_type(DType type) { return native_block_elems(type) != 0; }
 
 namespace {
 
-constexpr int kGemvWarps = 4;  // rows per CTA: one warp per output row
+constexpr int kGemvThreads = 128;  // one CTA: R rows, its 4 warps splitting each row's parts
 
 struct GemvArgs {
   const uint8_t* w;
@@ -40,14 +40,16 @@ struct GemvArgs {
   bool x_per_slot;
 };
 
-// One warp per output row; lanes walk the row's parts (consecutive lanes, consecutive bytes).
+// v2 (bench/cuda/NOTES.md): a CTA computes R rows for NT tokens; all 128 threads walk the
+// parts of the rows (consecutive threads, consecutive bytes), each x chunk loaded once and
+// used for R rows; warp shuffles, then shared memory, reduce.
 // blockIdx.y: a group of NT tokens (dense) or one expert slot (ids != nullptr, NT == 1).
-template <class D, int NT>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(GemvArgs a) {
-  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kGemvWarps + warp;
-  if (row >= a.rows) return;
-  const uint8_t* w = a.w + row * a.row_bytes;
+template <class D, int NT, int R>
+__global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvArgs a) {
+  __shared__ float red[kGemvThreads / 32][R * NT];
+  const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
+  const uint8_t* w = a.w + row0 * a.row_bytes;
   const float* x;
   float* y;
   int nt = NT;
@@ -63,18 +65,23 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(GemvArgs a) {
     y = a.y + t0 * a.rows;
     nt = static_cast<int>(min(static_cast<int64_t>(NT), a.n - t0));
   }
+  const int nr = static_cast<int>(min(static_cast<int64_t>(R), a.rows - row0));
   const int num_parts = static_cast<int>(a.cols / D::kBlockElems) * D::kParts;
-  float acc[NT];
+  float acc[R][NT];
 #pragma unroll
-  for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
-#pragma unroll 2
-  for (int i = lane; i < num_parts; i += 32) {
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
+  for (int i = tid; i < num_parts; i += kGemvThreads) {
     const int blk = i / D::kParts, p = i % D::kParts;
-    float v[D::kRuns * D::kRun];
-    D::part(w + static_cast<size_t>(blk) * D::kBlockBytes, p, v);
+    float v[R][D::kRuns * D::kRun];
 #pragma unroll
-    for (int r = 0; r < D::kRuns; ++r) {
-      const int64_t e = static_cast<int64_t>(blk) * D::kBlockElems + D::run_start(p, r);
+    for (int r = 0; r < R; ++r) {
+      if (r < nr) D::part(w + r * a.row_bytes + static_cast<size_t>(blk) * D::kBlockBytes, p, v[r]);
+    }
+#pragma unroll
+    for (int run = 0; run < D::kRuns; ++run) {
+      const int64_t e = static_cast<int64_t>(blk) * D::kBlockElems + D::run_start(p, run);
 #pragma unroll
       for (int t = 0; t < NT; ++t) {
         if (t < nt) {
@@ -82,32 +89,58 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(GemvArgs a) {
 #pragma unroll
           for (int j = 0; j < D::kRun / 4; ++j) {
             const float4 xx = __ldg(xv + j);
-            const float* vv = v + r * D::kRun + 4 * j;
-            acc[t] += vv[0] * xx.x + vv[1] * xx.y + vv[2] * xx.z + vv[3] * xx.w;
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+              const float* vv = v[r] + run * D::kRun + 4 * j;
+              acc[r][t] += vv[0] * xx.x + vv[1] * xx.y + vv[2] * xx.z + vv[3] * xx.w;
+            }
           }
         }
       }
     }
   }
 #pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    float s = acc[t];
+  for (int r = 0; r < R; ++r) {
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    if (lane == 0 && t < nt) y[t * a.rows + row] = s;
+    for (int t = 0; t < NT; ++t) {
+      float s = acc[r][t];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+      if (lane == 0) red[warp][r * NT + t] = s;
+    }
+  }
+  __syncthreads();
+  if (tid < R * NT) {
+    const int r = tid / NT, t = tid % NT;
+    if (r < nr && t < nt) {
+      float s = 0.0f;
+#pragma unroll
+      for (int wi = 0; wi < kGemvThreads / 32; ++wi) s += red[wi][tid];
+      y[t * a.rows + row0 + r] = s;
+    }
   }
 }
 
+template <class D, int NT, int R>
+void launch_gemv_r(const GemvArgs& a, unsigned grid_y, cudaStream_t s) {
+  const dim3 grid(static_cast<unsigned>((a.rows + R - 1) / R), grid_y);
+  gemv_kernel<D, NT, R><<<grid, kGemvThreads, 0, s>>>(a);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+// Rows per CTA: 4 for one token (x reuse), fewer where registers hold NT tokens' sums, and
+// 2 for short matrices so that the grid still fills the chip.
 template <class D>
 void launch_gemv(const GemvArgs& a, unsigned grid_y, int nt, cudaStream_t s) {
-  const dim3 grid(static_cast<unsigned>((a.rows + kGemvWarps - 1) / kGemvWarps), grid_y);
   switch (nt) {
-    case 1: gemv_kernel<D, 1><<<grid, kGemvWarps * 32, 0, s>>>(a); break;
-    case 2: gemv_kernel<D, 2><<<grid, kGemvWarps * 32, 0, s>>>(a); break;
-    case 4: gemv_kernel<D, 4><<<grid, kGemvWarps * 32, 0, s>>>(a); break;
-    default: gemv_kernel<D, 8><<<grid, kGemvWarps * 32, 0, s>>>(a); break;
+    case 1:
+      if (a.rows >= 4096) launch_gemv_r<D, 1, 4>(a, grid_y, s);
+      else launch_gemv_r<D, 1, 2>(a, grid_y, s);
+      break;
+    case 2: launch_gemv_r<D, 2, 2>(a, grid_y, s); break;
+    case 4: launch_gemv_r<D, 4, 1>(a, grid_y, s); break;
+    default: launch_gemv_r<D, 8, 1>(a, grid_y, s); break;
   }
-  STRATA_CUDA_LAUNCH_CHECK();
 }
 
 GemvArgs gemv_args(const WeightView& w, const float* x, int64_t n, float* y) {
@@ -139,12 +172,26 @@ __global__ void dequant_kernel(const uint8_t* w, size_t row_bytes, int64_t rows,
   Out* o = out + r * cols + static_cast<int64_t>(blk) * D::kBlockElems;
 #pragma unroll
   for (int run = 0; run < D::kRuns; ++run) {
+    Out* dst = o + D::run_start(p, run);
+    const float* src = v + run * D::kRun;
+    if constexpr (sizeof(Out) == 2 && D::kRun % 8 == 0) {
+      // 16-byte stores: 8 bf16 at a time (runs start at multiples of 8 elements).
 #pragma unroll
-    for (int j = 0; j < D::kRun; ++j) {
-      if constexpr (sizeof(Out) == 2) {
-        o[D::run_start(p, run) + j] = __float2bfloat16_rn(v[run * D::kRun + j]);
-      } else {
-        o[D::run_start(p, run) + j] = v[run * D::kRun + j];
+      for (int j = 0; j < D::kRun; j += 8) {
+        uint4 u;
+        uint32_t* pu = reinterpret_cast<uint32_t*>(&u);
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const __nv_bfloat162 b2 = __floats2bfloat162_rn(src[j + 2 * q], src[j + 2 * q + 1]);
+          pu[q] = *reinterpret_cast<const uint32_t*>(&b2);
+        }
+        *reinterpret_cast<uint4*>(dst + j) = u;
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < D::kRun; ++j) {
+        if constexpr (sizeof(Out) == 2) dst[j] = __float2bfloat16_rn(src[j]);
+        else dst[j] = src[j];
       }
     }
   }
