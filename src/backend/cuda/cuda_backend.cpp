@@ -70,6 +70,7 @@ struct CudaBackend::Impl {
   size_t ring_bytes = 0, ring_off = 0;
   Scratch w_bf16, x_bf16;      // prefill: dequantized weight, converted activations
   Scratch partial;             // split-K attention partials
+  Scratch act_q8;              // batch-1 int8 activations: xq, xd, xs
 
   // Device copy of `bytes` host bytes, valid for kernels queued next on the stream.
   const void* stage(const void* src, size_t bytes) {
@@ -125,6 +126,7 @@ CudaBackend::~CudaBackend() {
   impl_->w_bf16.release();
   impl_->x_bf16.release();
   impl_->partial.release();
+  impl_->act_q8.release();
   cublasDestroy(impl_->cublas);
   cudaStreamDestroy(impl_->stream);
 }
@@ -207,6 +209,16 @@ void CudaBackend::get_rows(const WeightView& w, const int32_t* ids, int64_t n, f
 void CudaBackend::matmul(const WeightView& w, const float* x, int64_t n, float* y) {
   if (n == 0) return;
   cudaStream_t s = impl_->stream;
+  if (n == 1 && gemv_q8_supported(w.type) && w.cols % 32 == 0) {
+    // [xq: cols int8][xd: cols/32 f32][xs: cols/16 int32]
+    auto* base = static_cast<uint8_t*>(impl_->act_q8.get(static_cast<size_t>(w.cols) * 2 + 64));
+    auto* xq = reinterpret_cast<int8_t*>(base);
+    auto* xd = reinterpret_cast<float*>(base + w.cols);
+    auto* xs = reinterpret_cast<int32_t*>(base + w.cols + w.cols / 8);
+    quantize_act_q8(x, w.cols, xq, xd, xs, s);
+    gemv_q8(w, xq, xd, xs, y, s);
+    return;
+  }
   if (n <= kGemvMaxTokens) {
     gemv(w, x, n, y, s);
     return;

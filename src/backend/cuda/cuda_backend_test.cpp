@@ -89,6 +89,9 @@ double matmul_tol(DType t, int64_t n) {
   const bool native = t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kQ8_0 ||
                       t == DType::kQ4_0 || t == DType::kQ4_K || t == DType::kQ6_K;
   if (n > CudaBackend::kGemvMaxTokens && t != DType::kF32) return 8e-3;
+  // Batch 1 of Q8_0/Q4_0/Q4_K/Q6_K: x rounded to int8 per 32 (step amax/127: ~0.5% rms).
+  const bool int8_act = t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_K || t == DType::kQ6_K;
+  if (n == 1 && int8_act) return 1.5e-2;
   return native ? 1e-5 : 2e-3;
 }
 
@@ -327,7 +330,10 @@ void check_model(const std::string& preset, const std::string& recipe_name, bool
   if (expect_same_tokens) {
     EXPECT_EQ(toks[1], toks[0]) << preset << " " << recipe_name;
   }
-  EXPECT_LT(rel_err(logits[1], logits[0]), expect_same_tokens ? 1e-4 : 3e-2) << preset << " " << recipe_name;
+  // F32: f32 rounding only. Quantized: batch-1 products on int8 activations (0.5% rms per
+  // product), compounded over layers and amplified by random weights, as the CPU fast path
+  // (tests/golden: rms 5%).
+  EXPECT_LT(rel_err(logits[1], logits[0]), expect_same_tokens ? 1e-4 : 0.1) << preset << " " << recipe_name;
 }
 
 TEST(CudaBackend, TinyModelGreedyMatchesCpu) {

@@ -23,6 +23,11 @@ int native_block_elems(DType type);
 // y[n, w.rows] = x[n, w.cols] . w^T, decoding w in registers (n small: each weight byte is
 // read once per group of up to 8 tokens).
 void gemv(const WeightView& w, const float* x, int64_t n, float* y, cudaStream_t s);
+// Batch-1 products on int8 activations (gemv_q8.cuh) for Q8_0, Q4_0, Q4_K, Q6_K: x [cols]
+// is quantized into xq [cols] int8, xd [cols/32] f32, xs [cols/16] int32 first.
+bool gemv_q8_supported(DType type);
+void quantize_act_q8(const float* x, int64_t cols, int8_t* xq, float* xd, int32_t* xs, cudaStream_t s);
+void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32_t* xs, float* y, cudaStream_t s);
 // Expert slots: y[n*k, w.rows], slot j = t*k + s uses expert ids[j] (device) and
 // x row (x_per_slot ? j : t).
 void gemv_experts(const WeightView& w, const float* x, bool x_per_slot, const int32_t* ids,

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "backend/cuda/dequant.cuh"
+#include "backend/cuda/gemv_q8.cuh"
 #include "backend/cuda/kernels.h"
 #include "core/check.h"
 
@@ -211,6 +212,76 @@ void launch_dequant(const WeightView& w, int64_t rows, const int32_t* ids, Out* 
   STRATA_CHECK_MSG(ok, "weight type not uploaded for the CUDA backend");
 }
 
+// v3: R rows per CTA, int8 activations, __dp4a (gemv_q8.cuh).
+template <class D, class Dot, int R>
+__global__ void __launch_bounds__(kGemvThreads) gemv_q8_kernel(const uint8_t* wbase, size_t row_bytes, int64_t rows,
+                                                               int64_t cols, Q8Act x, float* y) {
+  __shared__ float red[kGemvThreads / 32][R];
+  const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
+  const uint8_t* w = wbase + row0 * row_bytes;
+  const int nr = static_cast<int>(min(static_cast<int64_t>(R), rows - row0));
+  const int num_parts = static_cast<int>(cols / D::kBlockElems) * D::kParts;
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  for (int i = tid; i < num_parts; i += kGemvThreads) {
+    const int blk = i / D::kParts, p = i % D::kParts;
+    const int64_t e0 = static_cast<int64_t>(blk) * D::kBlockElems;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      if (r < nr) acc[r] += Dot::dot(w + r * row_bytes + static_cast<size_t>(blk) * D::kBlockBytes, p, x, e0);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    float s = acc[r];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (lane == 0) red[warp][r] = s;
+  }
+  __syncthreads();
+  if (tid < nr) {
+    float s = 0.0f;
+#pragma unroll
+    for (int wi = 0; wi < kGemvThreads / 32; ++wi) s += red[wi][tid];
+    y[row0 + tid] = s;
+  }
+}
+
+// One thread per 32 elements: d = amax / 127, q = round-half-even(x / d), sums of each 16.
+__global__ void quantize_act_q8_kernel(const float* x, int64_t blocks, int8_t* xq, float* xd, int32_t* xs) {
+  const int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (b >= blocks) return;
+  float v[32];
+  const float4* src = reinterpret_cast<const float4*>(x + 32 * b);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const float4 f = src[i];
+    v[4 * i] = f.x; v[4 * i + 1] = f.y; v[4 * i + 2] = f.z; v[4 * i + 3] = f.w;
+  }
+  float amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 32; ++i) amax = fmaxf(amax, fabsf(v[i]));
+  const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  int s0 = 0, s1 = 0;
+  int* out = reinterpret_cast<int*>(xq + 32 * b);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    uint32_t word = 0;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int q = max(-127, min(127, __float2int_rn(v[4 * i + j] * id)));
+      if (i < 4) s0 += q; else s1 += q;
+      word |= (static_cast<uint32_t>(q) & 0xFFu) << (8 * j);
+    }
+    out[i] = static_cast<int>(word);
+  }
+  xd[b] = d;
+  xs[2 * b] = s0;
+  xs[2 * b + 1] = s1;
+}
+
 __global__ void f32_to_bf16_kernel(const float* x, size_t count, __nv_bfloat16* out) {
   const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count) out[i] = __float2bfloat16_rn(x[i]);
@@ -226,6 +297,42 @@ void gemv(const WeightView& w, const float* x, int64_t n, float* y, cudaStream_t
     launch_gemv<D>(a, static_cast<unsigned>((n + nt - 1) / nt), nt, s);
   });
   STRATA_CHECK_MSG(ok, "weight type not uploaded for the CUDA backend");
+}
+
+bool gemv_q8_supported(DType t) {
+  return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_K || t == DType::kQ6_K;
+}
+
+void quantize_act_q8(const float* x, int64_t cols, int8_t* xq, float* xd, int32_t* xs, cudaStream_t s) {
+  STRATA_CHECK(cols % 32 == 0);
+  const int64_t blocks = cols / 32;
+  quantize_act_q8_kernel<<<static_cast<unsigned>((blocks + 127) / 128), 128, 0, s>>>(x, blocks, xq, xd, xs);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+namespace {
+template <class D, class Dot>
+void launch_gemv_q8(const WeightView& w, const Q8Act& x, float* y, cudaStream_t s) {
+  STRATA_CHECK(w.cols % D::kBlockElems == 0);
+  const auto* wb = static_cast<const uint8_t*>(w.data);
+  if (w.rows >= 4096) {
+    gemv_q8_kernel<D, Dot, 4><<<static_cast<unsigned>((w.rows + 3) / 4), kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
+  } else {
+    gemv_q8_kernel<D, Dot, 2><<<static_cast<unsigned>((w.rows + 1) / 2), kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
+  }
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+}  // namespace
+
+void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32_t* xs, float* y, cudaStream_t s) {
+  const Q8Act x{reinterpret_cast<const int*>(xq), xd, xs};
+  switch (w.type) {
+    case DType::kQ8_0: launch_gemv_q8<DeqQ8_0, DotQ8_0>(w, x, y, s); break;
+    case DType::kQ4_0: launch_gemv_q8<DeqQ4_0, DotQ4_0>(w, x, y, s); break;
+    case DType::kQ4_K: launch_gemv_q8<DeqQ4_K, DotQ4_K>(w, x, y, s); break;
+    case DType::kQ6_K: launch_gemv_q8<DeqQ6_K, DotQ6_K>(w, x, y, s); break;
+    default: STRATA_CHECK_MSG(false, "gemv_q8: unsupported type");
+  }
 }
 
 void gemv_experts(const WeightView& w, const float* x, bool x_per_slot, const int32_t* ids,
