@@ -71,6 +71,11 @@ struct CudaBackend::Impl {
   Scratch w_bf16, x_bf16;      // prefill: dequantized weight, converted activations
   Scratch partial;             // split-K attention partials
   Scratch act_q8;              // batch-1 int8 activations: xq, xd, xs
+  // The activation act_q8 holds (q/k/v and gate/up share one x): valid until any other op
+  // runs or a product writes over it. Every op but the int8 product calls invalidate().
+  const float* q8_src = nullptr;
+  int64_t q8_cols = 0;
+  void invalidate() { q8_src = nullptr; }
 
   // Device copy of `bytes` host bytes, valid for kernels queued next on the stream.
   const void* stage(const void* src, size_t bytes) {
@@ -132,6 +137,7 @@ CudaBackend::~CudaBackend() {
 }
 
 float* CudaBackend::alloc_f32(size_t count) {
+  impl_->invalidate();
   void* p = nullptr;
   if (count == 0) return nullptr;
   STRATA_CUDA_CHECK(cudaMalloc(&p, count * sizeof(float)));
@@ -139,6 +145,7 @@ float* CudaBackend::alloc_f32(size_t count) {
 }
 
 void CudaBackend::free(void* p) {
+  impl_->invalidate();
   if (p == nullptr) return;
   STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
   STRATA_CUDA_CHECK(cudaFree(p));
@@ -150,11 +157,13 @@ void CudaBackend::copy_to_host(const float* src, size_t count, float* dst) {
 }
 
 void CudaBackend::copy_from_host(const float* src, size_t count, float* dst) {
+  impl_->invalidate();
   STRATA_CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyHostToDevice, impl_->stream));
   STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
 }
 
 WeightView CudaBackend::upload_weight(const WeightView& host) {
+  impl_->invalidate();
   if (host.data == nullptr) return host;
   WeightView w = host;
   const int64_t experts = std::max<int64_t>(1, host.num_experts);
@@ -202,6 +211,7 @@ WeightView CudaBackend::upload_weight(const WeightView& host) {
 }
 
 void CudaBackend::get_rows(const WeightView& w, const int32_t* ids, int64_t n, float* out) {
+  impl_->invalidate();
   if (n == 0) return;
   cuda::get_rows(w, impl_->stage_i32(ids, static_cast<size_t>(n)), n, out, impl_->stream);
 }
@@ -215,10 +225,14 @@ void CudaBackend::matmul(const WeightView& w, const float* x, int64_t n, float* 
     auto* xq = reinterpret_cast<int8_t*>(base);
     auto* xd = reinterpret_cast<float*>(base + w.cols);
     auto* xs = reinterpret_cast<int32_t*>(base + w.cols + w.cols / 8);
-    quantize_act_q8(x, w.cols, xq, xd, xs, s);
+    if (impl_->q8_src != x || impl_->q8_cols != w.cols) quantize_act_q8(x, w.cols, xq, xd, xs, s);
+    impl_->q8_src = x;
+    impl_->q8_cols = w.cols;
     gemv_q8(w, xq, xd, xs, y, s);
+    if (y < x + w.cols && x < y + w.rows) impl_->invalidate();  // wrote over its own input
     return;
   }
+  impl_->invalidate();
   if (n <= kGemvMaxTokens) {
     gemv(w, x, n, y, s);
     return;
@@ -243,17 +257,20 @@ void CudaBackend::matmul(const WeightView& w, const float* x, int64_t n, float* 
 
 void CudaBackend::matmul_experts(const WeightView& w, const float* x, bool x_per_slot, const int32_t* ids,
                                  int64_t n, int k, float* y) {
+  impl_->invalidate();
   if (n == 0) return;
   const int32_t* d_ids = impl_->stage_i32(ids, static_cast<size_t>(n * k));
   gemv_experts(w, x, x_per_slot, d_ids, n, k, y, impl_->stream);
 }
 
 void CudaBackend::rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps, float* out) {
+  impl_->invalidate();
   cuda::rms_norm(x, weight, n, dim, eps, out, impl_->stream);
 }
 
 void CudaBackend::rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
                        const RopeTable& table) {
+  impl_->invalidate();
   STRATA_CHECK(table.n_rot <= head_dim && table.n_rot % 2 == 0);
   RopeArgs a{};
   a.half = table.n_rot / 2;
@@ -266,12 +283,14 @@ void CudaBackend::rope(float* x, int64_t n, int num_heads, int head_dim, const i
 }
 
 void CudaBackend::kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n, const int32_t* slots) {
+  impl_->invalidate();
   if (n == 0) return;
   cuda::kv_store(kv, k, v, n, impl_->stage_i32(slots, static_cast<size_t>(n)), impl_->stream);
 }
 
 void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv, std::span<const SeqAttention> seqs,
                             float scale, float* out) {
+  impl_->invalidate();
   // Pack [seqs][row_seq][tables] into one host buffer, then one copy to the device.
   int64_t rows = 0, max_keys = 0, table_len = 0;
   for (const SeqAttention& sq : seqs) {
@@ -313,17 +332,23 @@ void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv, st
 }
 
 void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, int64_t dim, float* out) {
+  impl_->invalidate();
   cuda::swiglu(gate, up, n * dim, out, impl_->stream);
 }
 
-void CudaBackend::add(float* y, const float* x, int64_t count) { cuda::add(y, x, count, impl_->stream); }
+void CudaBackend::add(float* y, const float* x, int64_t count) {
+  impl_->invalidate();
+  cuda::add(y, x, count, impl_->stream);
+}
 
 void CudaBackend::topk_softmax(const float* logits, int64_t n, int num_experts, int k, bool renormalize,
                                int32_t* ids, float* weights) {
+  impl_->invalidate();
   cuda::topk_softmax(logits, n, num_experts, k, renormalize, ids, weights, impl_->stream);
 }
 
 void CudaBackend::weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim, float* out) {
+  impl_->invalidate();
   cuda::weighted_sum(x, weights, n, k, dim, out, impl_->stream);
 }
 

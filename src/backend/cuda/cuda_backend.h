@@ -57,6 +57,8 @@ class CudaBackend final : public Backend {
   void synchronize() override;
 
   // The backend's CUDA stream (a cudaStream_t), for graph capture and timing by benchmarks.
+  // Note: batch-1 products reuse the int8 copy of their input across consecutive products
+  // of one x; a capture must begin with a product on an x other than the last one used.
   void* stream() const;
 
   // Batches of more than this many tokens go to cuBLAS; fewer to the matrix-vector kernels.

@@ -24,10 +24,11 @@ struct DotQ8_0 {
   __device__ static float dot(const uint8_t* b, int p, const Q8Act& x, int64_t e0) {
     uint32_t w[4];
     ld16_u2(b + 2 + 16 * p, w);
-    const int* xq = x.xq + (e0 + 16 * p) / 4;
+    const int4 xv = __ldg(reinterpret_cast<const int4*>(x.xq + (e0 + 16 * p) / 4));
+    const int xs[4] = {xv.x, xv.y, xv.z, xv.w};
     int s = 0;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) s = dp4a(static_cast<int>(w[i]), __ldg(xq + i), s);
+    for (int i = 0; i < 4; ++i) s = dp4a(static_cast<int>(w[i]), xs[i], s);
     return h2f(ld_u16(b)) * __ldg(x.xd + e0 / 32) * static_cast<float>(s);
   }
 };
@@ -36,12 +37,14 @@ struct DotQ4_0 {
   __device__ static float dot(const uint8_t* b, int, const Q8Act& x, int64_t e0) {
     uint32_t w[4];
     ld16_u2(b + 2, w);
-    const int* xq = x.xq + e0 / 4;
+    const int4 a = __ldg(reinterpret_cast<const int4*>(x.xq + e0 / 4));
+    const int4 c = __ldg(reinterpret_cast<const int4*>(x.xq + e0 / 4 + 4));
+    const int xl[4] = {a.x, a.y, a.z, a.w}, xh[4] = {c.x, c.y, c.z, c.w};
     int s = 0;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      s = dp4a(static_cast<int>(w[i] & 0x0F0F0F0Fu), __ldg(xq + i), s);
-      s = dp4a(static_cast<int>((w[i] >> 4) & 0x0F0F0F0Fu), __ldg(xq + 4 + i), s);
+      s = dp4a(static_cast<int>(w[i] & 0x0F0F0F0Fu), xl[i], s);
+      s = dp4a(static_cast<int>((w[i] >> 4) & 0x0F0F0F0Fu), xh[i], s);
     }
     const int sx = __ldg(x.xs + e0 / 16) + __ldg(x.xs + e0 / 16 + 1);
     return h2f(ld_u16(b)) * __ldg(x.xd + e0 / 32) * static_cast<float>(s - 8 * sx);
@@ -54,13 +57,14 @@ struct DotQ4_K {
     const uint4 u = ld_u128(b + 16 + 32 * c + 16 * hh);
     const uint32_t w[4] = {u.x, u.y, u.z, u.w};
     const int64_t elo = e0 + 64 * c + 16 * hh, ehi = elo + 32;
-    const int* xlo = x.xq + elo / 4;
-    const int* xhi = x.xq + ehi / 4;
+    const int4 a = __ldg(reinterpret_cast<const int4*>(x.xq + elo / 4));
+    const int4 a2 = __ldg(reinterpret_cast<const int4*>(x.xq + ehi / 4));
+    const int xl[4] = {a.x, a.y, a.z, a.w}, xh[4] = {a2.x, a2.y, a2.z, a2.w};
     int slo = 0, shi = 0;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      slo = dp4a(static_cast<int>(w[i] & 0x0F0F0F0Fu), __ldg(xlo + i), slo);
-      shi = dp4a(static_cast<int>((w[i] >> 4) & 0x0F0F0F0Fu), __ldg(xhi + i), shi);
+      slo = dp4a(static_cast<int>(w[i] & 0x0F0F0F0Fu), xl[i], slo);
+      shi = dp4a(static_cast<int>((w[i] >> 4) & 0x0F0F0F0Fu), xh[i], shi);
     }
     const uint32_t dd = ld_u32(b);
     const float d = h2f(static_cast<uint16_t>(dd & 0xFFFF)), dmin = h2f(static_cast<uint16_t>(dd >> 16));
@@ -81,12 +85,13 @@ struct DotQ6_K {
     ld16_u2(b + 128 + 32 * h + l0, hw);
     const int lshift = s >= 2 ? 4 : 0, hshift = 2 * s;
     const int64_t e = e0 + 128 * h + 32 * s + l0;
-    const int* xq = x.xq + e / 4;
+    const int4 a = __ldg(reinterpret_cast<const int4*>(x.xq + e / 4));
+    const int xv[4] = {a.x, a.y, a.z, a.w};
     int acc = 0;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const uint32_t q = ((lw[i] >> lshift) & 0x0F0F0F0Fu) | (((hw[i] >> hshift) & 0x03030303u) << 4);
-      acc = dp4a(static_cast<int>(q), __ldg(xq + i), acc);
+      acc = dp4a(static_cast<int>(q), xv[i], acc);
     }
     const float d = h2f(ld_u16(b + 208)) *
                     static_cast<float>(static_cast<int8_t>(__ldcs(reinterpret_cast<const char*>(b) + 192 + g)));

@@ -249,37 +249,24 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_q8_kernel(const uint8_t* wb
   }
 }
 
-// One thread per 32 elements: d = amax / 127, q = round-half-even(x / d), sums of each 16.
+// One warp per 32 elements (lane = element): d = amax / 127, q = round-half-even(x / d),
+// and the int sums of each 16.
 __global__ void quantize_act_q8_kernel(const float* x, int64_t blocks, int8_t* xq, float* xd, int32_t* xs) {
-  const int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = static_cast<int>(threadIdx.x) % 32;
   if (b >= blocks) return;
-  float v[32];
-  const float4* src = reinterpret_cast<const float4*>(x + 32 * b);
+  const float v = x[32 * b + lane];
+  float amax = fabsf(v);
 #pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    const float4 f = src[i];
-    v[4 * i] = f.x; v[4 * i + 1] = f.y; v[4 * i + 2] = f.z; v[4 * i + 3] = f.w;
-  }
-  float amax = 0.0f;
-#pragma unroll
-  for (int i = 0; i < 32; ++i) amax = fmaxf(amax, fabsf(v[i]));
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
   const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-  int s0 = 0, s1 = 0;
-  int* out = reinterpret_cast<int*>(xq + 32 * b);
+  const int q = max(-127, min(127, __float2int_rn(v * id)));
+  xq[32 * b + lane] = static_cast<int8_t>(q);
+  int s = q;
 #pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    uint32_t word = 0;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int q = max(-127, min(127, __float2int_rn(v[4 * i + j] * id)));
-      if (i < 4) s0 += q; else s1 += q;
-      word |= (static_cast<uint32_t>(q) & 0xFFu) << (8 * j);
-    }
-    out[i] = static_cast<int>(word);
-  }
-  xd[b] = d;
-  xs[2 * b] = s0;
-  xs[2 * b + 1] = s1;
+  for (int o = 8; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);  // sums within each 16
+  if (lane == 0) xd[b] = d;
+  if (lane % 16 == 0) xs[2 * b + lane / 16] = s;
 }
 
 __global__ void f32_to_bf16_kernel(const float* x, size_t count, __nv_bfloat16* out) {
@@ -306,7 +293,7 @@ bool gemv_q8_supported(DType t) {
 void quantize_act_q8(const float* x, int64_t cols, int8_t* xq, float* xd, int32_t* xs, cudaStream_t s) {
   STRATA_CHECK(cols % 32 == 0);
   const int64_t blocks = cols / 32;
-  quantize_act_q8_kernel<<<static_cast<unsigned>((blocks + 127) / 128), 128, 0, s>>>(x, blocks, xq, xd, xs);
+  quantize_act_q8_kernel<<<static_cast<unsigned>((blocks + 3) / 4), 128, 0, s>>>(x, blocks, xq, xd, xs);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 
