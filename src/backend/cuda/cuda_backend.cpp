@@ -291,22 +291,30 @@ void CudaBackend::kv_store(const PagedKv& kv, const float* k, const float* v, in
 void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv, std::span<const SeqAttention> seqs,
                             float scale, float* out) {
   impl_->invalidate();
-  // Pack [seqs][row_seq][tables] into one host buffer, then one copy to the device.
-  int64_t rows = 0, max_keys = 0, table_len = 0;
+  // Pack [seqs][row_seq][tables][tiles] into one host buffer, then one copy to the device.
+  int64_t rows = 0, max_keys = 0, table_len = 0, max_q = 0, num_tiles = 0;
+  const int tile_rows = attention_tile_rows();
   for (const SeqAttention& sq : seqs) {
     rows = std::max(rows, sq.q_begin + sq.q_count);
     max_keys = std::max(max_keys, sq.kv_len);
+    max_q = std::max(max_q, sq.q_count);
     table_len += (sq.kv_len + kv.block_tokens - 1) / kv.block_tokens;
+    num_tiles += (sq.q_count + tile_rows - 1) / tile_rows;
   }
   if (rows == 0) return;
+  const bool tiled = attention_uses_tiles(kv, max_q);
+  if (!tiled) num_tiles = 0;
   const size_t seq_bytes = seqs.size() * sizeof(AttnSeq);
-  const size_t row_bytes_ = static_cast<size_t>(rows) * 4;
-  std::vector<uint8_t> host(seq_bytes + row_bytes_ + static_cast<size_t>(table_len) * 4);
+  const size_t rows_bytes = static_cast<size_t>(rows) * 4;
+  const size_t tables_bytes = static_cast<size_t>(table_len) * 4;
+  const size_t tiles_off = (seq_bytes + rows_bytes + tables_bytes + 7) & ~size_t{7};
+  std::vector<uint8_t> host(tiles_off + static_cast<size_t>(num_tiles) * sizeof(int2));
   auto* h_seqs = reinterpret_cast<AttnSeq*>(host.data());
   auto* h_rows = reinterpret_cast<int32_t*>(host.data() + seq_bytes);
-  auto* h_tables = reinterpret_cast<int32_t*>(host.data() + seq_bytes + row_bytes_);
+  auto* h_tables = reinterpret_cast<int32_t*>(host.data() + seq_bytes + rows_bytes);
+  auto* h_tiles = reinterpret_cast<int2*>(host.data() + tiles_off);
   std::fill(h_rows, h_rows + rows, -1);
-  int64_t off = 0;
+  int64_t off = 0, t = 0;
   for (size_t i = 0; i < seqs.size(); ++i) {
     const SeqAttention& sq = seqs[i];
     const int64_t blocks = (sq.kv_len + kv.block_tokens - 1) / kv.block_tokens;
@@ -314,6 +322,9 @@ void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv, st
     if (blocks > 0) std::memcpy(h_tables + off, sq.block_table, static_cast<size_t>(blocks) * 4);
     off += blocks;
     for (int64_t r = sq.q_begin; r < sq.q_begin + sq.q_count; ++r) h_rows[r] = static_cast<int32_t>(i);
+    if (tiled) {
+      for (int64_t r = 0; r < sq.q_count; r += tile_rows) h_tiles[t++] = {static_cast<int>(i), static_cast<int>(sq.q_begin + r)};
+    }
   }
   const auto* dev = static_cast<const uint8_t*>(impl_->stage(host.data(), host.size()));
   AttnArgs a{};
@@ -322,10 +333,16 @@ void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv, st
   a.num_rows = rows;
   a.seqs = reinterpret_cast<const AttnSeq*>(dev);
   a.row_seq = reinterpret_cast<const int32_t*>(dev + seq_bytes);
-  a.tables = reinterpret_cast<const int32_t*>(dev + seq_bytes + row_bytes_);
+  a.tables = reinterpret_cast<const int32_t*>(dev + seq_bytes + rows_bytes);
   a.scale = scale;
   a.max_keys = max_keys;
   a.out = out;
+  a.tiles = reinterpret_cast<const int2*>(dev + tiles_off);
+  a.num_tiles = num_tiles;
+  if (tiled) {
+    attention_prefill(kv, a, impl_->stream);
+    return;
+  }
   a.partial_floats = attention_partial_floats(kv, a);
   a.partial = a.partial_floats > 0 ? static_cast<float*>(impl_->partial.get(a.partial_floats * 4)) : nullptr;
   cuda::attention(kv, a, impl_->stream);

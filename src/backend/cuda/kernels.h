@@ -76,9 +76,16 @@ struct AttnArgs {
   float* out;            // [rows, num_heads, head_dim]
   float* partial;        // scratch for split-K: [splits, rows, heads, head_dim + 2]
   size_t partial_floats;
+  const int2* tiles;     // tiled prefill: (sequence, first row) of each 64-row tile
+  int64_t num_tiles;
 };
 // Split-K: the keys of each query are cut into splits merged by a second kernel.
 size_t attention_partial_floats(const PagedKv& kv, const AttnArgs& a);
 void attention(const PagedKv& kv, const AttnArgs& a, cudaStream_t s);
+// Prefill (attention_prefill.cu): tensor-core tiles of attention_tile_rows() query rows, used
+// when some sequence brings at least 16 queries (F16/BF16/Q8_0 K/V, head_dim 64 or 128).
+int attention_tile_rows();
+bool attention_uses_tiles(const PagedKv& kv, int64_t max_q_count);
+void attention_prefill(const PagedKv& kv, const AttnArgs& a, cudaStream_t s);
 
 }  // namespace strata::backend::cuda
