@@ -81,18 +81,47 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(PagedKv kv, Attn
 
   for (int64_t k0 = 0; k0 < kend; k0 += kTK) {
     __syncthreads();
-    for (int e = tid; e < kTK * HD; e += kThreads) {
-      const int j = e / HD, d = e % HD;
-      const int64_t key = k0 + j;
-      float kx = 0.0f, vx = 0.0f;
-      if (key < kend) {
-        const size_t base = static_cast<size_t>(table[key / kv.block_tokens]) * kv.block_stride_bytes +
-                            (static_cast<size_t>(key % kv.block_tokens) * kv.num_kv_heads + kvh) * row_bytes;
-        kx = kv_value<T>(static_cast<const uint8_t*>(kv.k) + base, d);
-        vx = kv_value<T>(static_cast<const uint8_t*>(kv.v) + base, d);
+    if constexpr (T == DType::kF16 || T == DType::kBF16) {
+      // 8 elements (16 bytes) a thread at a time.
+      for (int e = tid * 8; e < kTK * HD; e += kThreads * 8) {
+        const int j = e / HD, d = e % HD;
+        const int64_t key = k0 + j;
+        uint4 ku = make_uint4(0, 0, 0, 0), vu = make_uint4(0, 0, 0, 0);
+        if (key < kend) {
+          const size_t base = static_cast<size_t>(table[key / kv.block_tokens]) * kv.block_stride_bytes +
+                              (static_cast<size_t>(key % kv.block_tokens) * kv.num_kv_heads + kvh) * row_bytes + 2 * d;
+          ku = *reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(kv.k) + base);
+          vu = *reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(kv.v) + base);
+        }
+        if constexpr (T == DType::kF16) {
+          uint32_t* kw = reinterpret_cast<uint32_t*>(&ku);
+          uint32_t* vw = reinterpret_cast<uint32_t*>(&vu);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            const float2 kf = __half22float2(*reinterpret_cast<const __half2*>(&kw[i]));
+            const float2 vf = __half22float2(*reinterpret_cast<const __half2*>(&vw[i]));
+            const __nv_bfloat162 kb = __floats2bfloat162_rn(kf.x, kf.y), vb = __floats2bfloat162_rn(vf.x, vf.y);
+            kw[i] = *reinterpret_cast<const uint32_t*>(&kb);
+            vw[i] = *reinterpret_cast<const uint32_t*>(&vb);
+          }
+        }
+        *reinterpret_cast<uint4*>(sk + j * L::kLdh + d) = ku;
+        *reinterpret_cast<uint4*>(sv + j * L::kLdh + d) = vu;
       }
-      sk[j * L::kLdh + d] = __float2bfloat16_rn(kx);
-      sv[j * L::kLdh + d] = __float2bfloat16_rn(vx);
+    } else {
+      for (int e = tid; e < kTK * HD; e += kThreads) {
+        const int j = e / HD, d = e % HD;
+        const int64_t key = k0 + j;
+        float kx = 0.0f, vx = 0.0f;
+        if (key < kend) {
+          const size_t base = static_cast<size_t>(table[key / kv.block_tokens]) * kv.block_stride_bytes +
+                              (static_cast<size_t>(key % kv.block_tokens) * kv.num_kv_heads + kvh) * row_bytes;
+          kx = kv_value<T>(static_cast<const uint8_t*>(kv.k) + base, d);
+          vx = kv_value<T>(static_cast<const uint8_t*>(kv.v) + base, d);
+        }
+        sk[j * L::kLdh + d] = __float2bfloat16_rn(kx);
+        sv[j * L::kLdh + d] = __float2bfloat16_rn(vx);
+      }
     }
     __syncthreads();
     // S [16 rows, 64 keys] = Q_w . K^T

@@ -51,6 +51,20 @@ struct DotQ4_0 {
   }
 };
 
+// k4_scale_min (core/quant_blocks.h) on the scale bytes held as words w0 = s[0..3],
+// w1 = s[4..7], w2 = s[8..11].
+__device__ __forceinline__ void scale_min_words(uint32_t w0, uint32_t w1, uint32_t w2, int j, int* sc, int* m) {
+  if (j < 4) {
+    *sc = (w0 >> (8 * j)) & 63;
+    *m = (w1 >> (8 * j)) & 63;
+  } else {
+    const int sh = 8 * (j - 4);
+    const uint32_t b2 = (w2 >> sh) & 0xFF, b0 = (w0 >> sh) & 0xFF, b1 = (w1 >> sh) & 0xFF;
+    *sc = static_cast<int>((b2 & 0xF) | ((b0 >> 6) << 4));
+    *m = static_cast<int>((b2 >> 4) | ((b1 >> 6) << 4));
+  }
+}
+
 struct DotQ4_K {
   __device__ static float dot(const uint8_t* b, int p, const Q8Act& x, int64_t e0) {
     const int c = p / 2, hh = p % 2;
@@ -66,11 +80,13 @@ struct DotQ4_K {
       slo = dp4a(static_cast<int>(w[i] & 0x0F0F0F0Fu), xl[i], slo);
       shi = dp4a(static_cast<int>((w[i] >> 4) & 0x0F0F0F0Fu), xh[i], shi);
     }
-    const uint32_t dd = ld_u32(b);
-    const float d = h2f(static_cast<uint16_t>(dd & 0xFFFF)), dmin = h2f(static_cast<uint16_t>(dd >> 16));
+    // d, dmin and the 12 scale bytes in one 16-byte load; scales unpacked with shifts
+    // (a run-time index into a byte array would go to local memory).
+    const uint4 hd = ld_u128(b);
+    const float d = h2f(static_cast<uint16_t>(hd.x & 0xFFFF)), dmin = h2f(static_cast<uint16_t>(hd.x >> 16));
     int sc0, m0, sc1, m1;
-    DeqQ4_K::scale_min(b + 4, 2 * c, &sc0, &m0);
-    DeqQ4_K::scale_min(b + 4, 2 * c + 1, &sc1, &m1);
+    scale_min_words(hd.y, hd.z, hd.w, 2 * c, &sc0, &m0);
+    scale_min_words(hd.y, hd.z, hd.w, 2 * c + 1, &sc1, &m1);
     const float lo = __ldg(x.xd + elo / 32) * (d * sc0 * slo - dmin * m0 * __ldg(x.xs + elo / 16));
     const float hi = __ldg(x.xd + ehi / 32) * (d * sc1 * shi - dmin * m1 * __ldg(x.xs + ehi / 16));
     return lo + hi;
