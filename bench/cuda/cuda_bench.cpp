@@ -28,13 +28,13 @@ using backend::WeightView;
 
 namespace {
 
-#define CK(x)                                                                                 \
-  do {                                                                                        \
-    cudaError_t e_ = (x);                                                                     \
-    if (e_ != cudaSuccess) {                                                                  \
+#define CK(x)                                                                                  \
+  do {                                                                                         \
+    cudaError_t e_ = (x);                                                                      \
+    if (e_ != cudaSuccess) {                                                                   \
       std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                           \
-    }                                                                                         \
+      std::exit(1);                                                                            \
+    }                                                                                          \
   } while (0)
 
 double median(std::vector<double> v) {
@@ -71,7 +71,8 @@ double copy_bandwidth(cudaStream_t s) {
   CK(cudaMalloc(&src, bytes));
   CK(cudaMalloc(&dst, bytes));
   CK(cudaMemset(src, 0x5a, bytes));
-  const double t = time_it(s, 3, 15, [&] { CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s)); });
+  const double t =
+      time_it(s, 3, 15, [&] { CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s)); });
   CK(cudaFree(src));
   CK(cudaFree(dst));
   return 2.0 * static_cast<double>(bytes) / t;
@@ -95,8 +96,9 @@ double bf16_peak(cudaStream_t s) {
   cublasSetStream(hd, s);
   const float one = 1, zero = 0;
   const double t = time_it(s, 3, 10, [&] {
-    if (cublasGemmEx(hd, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &one, a, CUDA_R_16BF, n, b, CUDA_R_16BF, n, &zero, c,
-                     CUDA_R_16BF, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS) {
+    if (cublasGemmEx(hd, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &one, a, CUDA_R_16BF, n, b, CUDA_R_16BF,
+                     n, &zero, c, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F,
+                     CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS) {
       std::fprintf(stderr, "cublasGemmEx failed\n");
       std::exit(1);
     }
@@ -109,7 +111,8 @@ double bf16_peak(cudaStream_t s) {
 }
 
 struct Shape {
-  int64_t dim = 4096, heads = 32, kv_heads = 8, head_dim = 128, ffn = 12288, vocab = 151936, layers = 36;
+  int64_t dim = 4096, heads = 32, kv_heads = 8, head_dim = 128, ffn = 12288, vocab = 151936,
+          layers = 36;
 };
 
 struct Layer {
@@ -132,7 +135,8 @@ class HostWeights {
       quantize_row(t, src.data(), p.data() + rb * r, cols);
     }
     std::vector<uint8_t> m(rb * static_cast<size_t>(rows));
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(m.data() + rb * r, p.data() + rb * (r % pool), rb);
+    for (int64_t r = 0; r < rows; ++r)
+      std::memcpy(m.data() + rb * r, p.data() + rb * (r % pool), rb);
     return cache_[key] = std::move(m);
   }
 
@@ -141,8 +145,8 @@ class HostWeights {
   std::map<std::tuple<int, int64_t, int64_t>, std::vector<uint8_t>> cache_;
 };
 
-WeightView upload(backend::CudaBackend& be, HostWeights& hw, const model::Recipe& recipe, const std::string& name,
-                  int64_t rows, int64_t cols, int layers, size_t* bytes) {
+WeightView upload(backend::CudaBackend& be, HostWeights& hw, const model::Recipe& recipe,
+                  const std::string& name, int64_t rows, int64_t cols, int layers, size_t* bytes) {
   const DType t = model::tensor_type(recipe, name, {cols, rows}, layers);
   const auto& m = hw.get(t, rows, cols);
   WeightView w;
@@ -189,10 +193,11 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
     y.up = upload(be, hw, *recipe, p + "ffn_up.weight", S.ffn, S.dim, nl, &weight_bytes);
     y.down = upload(be, hw, *recipe, p + "ffn_down.weight", S.dim, S.ffn, nl, &weight_bytes);
   }
-  const WeightView out_w = upload(be, hw, *recipe, "output.weight", S.vocab, S.dim, nl, &weight_bytes);
-  fmt::print("\n== {}: weights {:.3f} GB (output {} {:.3f} GB, ffn_down[0] {}, attn_q {})\n", recipe_name,
-             weight_bytes / 1e9, dtype_name(out_w.type), out_w.expert_bytes / 1e9, dtype_name(L[0].down.type),
-             dtype_name(L[0].q.type));
+  const WeightView out_w =
+      upload(be, hw, *recipe, "output.weight", S.vocab, S.dim, nl, &weight_bytes);
+  fmt::print("\n== {}: weights {:.3f} GB (output {} {:.3f} GB, ffn_down[0] {}, attn_q {})\n",
+             recipe_name, weight_bytes / 1e9, dtype_name(out_w.type), out_w.expert_bytes / 1e9,
+             dtype_name(L[0].down.type), dtype_name(L[0].q.type));
 
   Rng rng(3);
   const int64_t nmax = 2048;
@@ -228,15 +233,21 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
   CK(cudaStreamEndCapture(s, &graph));
   CK(cudaGraphInstantiate(&exec, graph, 0));
   const double t_gemv = time_it(s, 3, 20, [&] { CK(cudaGraphLaunch(exec, s)); });
-  fmt::print("decode GEMVs (graph, n=1): {:.3f} ms/token, {:.0f} GB/s = {:.1f}% of copy bandwidth -> {:.0f} tok/s "
-             "(roofline {:.0f} tok/s)\n",
-             t_gemv * 1e3, weight_bytes / t_gemv / 1e9, 100.0 * weight_bytes / t_gemv / bw, 1.0 / t_gemv,
-             bw / weight_bytes);
+  fmt::print(
+      "decode GEMVs (graph, n=1): {:.3f} ms/token, {:.0f} GB/s = {:.1f}% of copy bandwidth -> "
+      "{:.0f} tok/s "
+      "(roofline {:.0f} tok/s)\n",
+      t_gemv * 1e3, weight_bytes / t_gemv / 1e9, 100.0 * weight_bytes / t_gemv / bw, 1.0 / t_gemv,
+      bw / weight_bytes);
   // Per-shape: which GEMV falls short.
   struct One {
     const char* name;
     WeightView w;
-  } ones[] = {{"attn_q", L[0].q}, {"attn_k", L[0].k}, {"ffn_up", L[0].up}, {"ffn_down", L[0].down}, {"output", out_w}};
+  } ones[] = {{"attn_q", L[0].q},
+              {"attn_k", L[0].k},
+              {"ffn_up", L[0].up},
+              {"ffn_down", L[0].down},
+              {"output", out_w}};
   for (const One& o : ones) {
     // Rotate over the 36 layers' copies so L2 (50 MB) does not serve repeats.
     int li = 0;
@@ -245,13 +256,16 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
       WeightView w = o.w;
       if (per_layer) {
         const Layer& y = L[static_cast<size_t>(li++ % nl)];
-        w = std::string(o.name) == "attn_q" ? y.q : std::string(o.name) == "attn_k" ? y.k
-            : std::string(o.name) == "ffn_up" ? y.up : y.down;
+        w = std::string(o.name) == "attn_q"   ? y.q
+            : std::string(o.name) == "attn_k" ? y.k
+            : std::string(o.name) == "ffn_up" ? y.up
+                                              : y.down;
       }
       be.matmul(w, std::string(o.name) == "ffn_down" ? f1 : x, 1, f2);
     });
-    fmt::print("  gemv {:<8} {} [{} x {}]: {:.1f} us, {:.0f} GB/s ({:.1f}%)\n", o.name, dtype_name(o.w.type), o.w.rows,
-               o.w.cols, t * 1e6, o.w.expert_bytes / t / 1e9, 100.0 * o.w.expert_bytes / t / bw);
+    fmt::print("  gemv {:<8} {} [{} x {}]: {:.1f} us, {:.0f} GB/s ({:.1f}%)\n", o.name,
+               dtype_name(o.w.type), o.w.rows, o.w.cols, t * 1e6, o.w.expert_bytes / t / 1e9,
+               100.0 * o.w.expert_bytes / t / bw);
   }
   CK(cudaGraphExecDestroy(exec));
   CK(cudaGraphDestroy(graph));
@@ -281,9 +295,11 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
   backend::RopeTable rope;
   rope.mode = backend::RopeTable::Mode::kNeox;
   rope.n_rot = static_cast<int>(S.head_dim);
-  for (int i = 0; i < rope.n_rot / 2; ++i) rope.freqs.push_back(std::pow(1e6f, -2.0f * i / rope.n_rot));
+  for (int i = 0; i < rope.n_rot / 2; ++i)
+    rope.freqs.push_back(std::pow(1e6f, -2.0f * i / rope.n_rot));
   const float scale = 1.0f / std::sqrt(static_cast<float>(S.head_dim));
-  auto layer_step = [&](int l, int64_t n, const int32_t* pos, const int32_t* slots, const backend::SeqAttention& seq) {
+  auto layer_step = [&](int l, int64_t n, const int32_t* pos, const int32_t* slots,
+                        const backend::SeqAttention& seq) {
     const Layer& y = L[static_cast<size_t>(l)];
     be.rms_norm(x, norm_w, n, S.dim, 1e-6f, h);
     be.matmul(y.q, h, n, q);
@@ -312,9 +328,11 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
   });
   const double kv_bytes = 2.0 * ctx * kvd * 2 * nl;
   const double step_bytes = weight_bytes + kv_bytes;
-  fmt::print("decode step (eager, ctx {}, F16 K/V): {:.3f} ms/token = {:.0f} tok/s, {:.1f}% of roofline ({:.3f} GB "
-             "weights+K/V per token)\n",
-             ctx, t_step * 1e3, 1.0 / t_step, 100.0 * step_bytes / t_step / bw, step_bytes / 1e9);
+  fmt::print(
+      "decode step (eager, ctx {}, F16 K/V): {:.3f} ms/token = {:.0f} tok/s, {:.1f}% of roofline "
+      "({:.3f} GB "
+      "weights+K/V per token)\n",
+      ctx, t_step * 1e3, 1.0 / t_step, 100.0 * step_bytes / t_step / bw, step_bytes / 1e9);
 
   // 3. Prefill of 2048 tokens: matmuls (dequantize to bf16 + cuBLAS) and one whole layer.
   const int64_t n = 2048;
@@ -330,8 +348,9 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
     be.matmul(y.up, h, n, f2);
     be.matmul(y.down, f1, n, h);
   });
-  fmt::print("prefill {} tokens, one layer's matmuls: {:.3f} ms = {:.0f} TFLOP/s, {:.1f}% of bf16 peak\n", n,
-             t_mm * 1e3, layer_flops / t_mm / 1e12, 100.0 * layer_flops / t_mm / peak);
+  fmt::print(
+      "prefill {} tokens, one layer's matmuls: {:.3f} ms = {:.0f} TFLOP/s, {:.1f}% of bf16 peak\n",
+      n, t_mm * 1e3, layer_flops / t_mm / 1e12, 100.0 * layer_flops / t_mm / peak);
   {
     // Where the prefill time goes: dequantizing ffn_up to bf16, and cuBLAS alone on it.
     __nv_bfloat16 *wb, *xb;
@@ -340,7 +359,9 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
     CK(cudaMalloc(&xb, static_cast<size_t>(n * S.dim) * 2));
     CK(cudaMalloc(&yb, static_cast<size_t>(n * S.ffn) * 4));
     int lj = 0;
-    const double t_deq = time_it(s, 2, 10, [&] { backend::cuda::dequantize_bf16(L[static_cast<size_t>(lj++ % nl)].up, wb, s); });
+    const double t_deq = time_it(s, 2, 10, [&] {
+      backend::cuda::dequantize_bf16(L[static_cast<size_t>(lj++ % nl)].up, wb, s);
+    });
     backend::cuda::f32_to_bf16(h, static_cast<size_t>(n * S.dim), xb, s);
     cublasHandle_t hd;
     cublasCreate(&hd);
@@ -348,15 +369,19 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
     const float one = 1, zero = 0;
     const int m = static_cast<int>(S.ffn), nn = static_cast<int>(n), kk = static_cast<int>(S.dim);
     const double t_gemm = time_it(s, 2, 10, [&] {
-      cublasGemmEx(hd, CUBLAS_OP_T, CUBLAS_OP_N, m, nn, kk, &one, wb, CUDA_R_16BF, kk, xb, CUDA_R_16BF, kk, &zero, yb,
-                   CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+      cublasGemmEx(hd, CUBLAS_OP_T, CUBLAS_OP_N, m, nn, kk, &one, wb, CUDA_R_16BF, kk, xb,
+                   CUDA_R_16BF, kk, &zero, yb, CUDA_R_32F, m, CUBLAS_COMPUTE_32F,
+                   CUBLAS_GEMM_DEFAULT);
     });
     const double fl = 2.0 * n * static_cast<double>(S.ffn) * S.dim;
     const double deq_bytes = static_cast<double>(L[0].up.expert_bytes) + 2.0 * S.ffn * S.dim;
-    fmt::print("  ffn_up [{} x {}] {}: dequantize to bf16 {:.1f} us ({:.0f} GB/s moved, {:.1f}% of copy bw); cuBLAS "
-               "bf16->f32 {:.1f} us = {:.0f} TFLOP/s ({:.1f}% of peak)\n",
-               S.ffn, S.dim, dtype_name(L[0].up.type), t_deq * 1e6, deq_bytes / t_deq / 1e9, 100.0 * deq_bytes / t_deq / bw,
-               t_gemm * 1e6, fl / t_gemm / 1e12, 100.0 * fl / t_gemm / peak);
+    fmt::print(
+        "  ffn_up [{} x {}] {}: dequantize to bf16 {:.1f} us ({:.0f} GB/s moved, {:.1f}% of copy "
+        "bw); cuBLAS "
+        "bf16->f32 {:.1f} us = {:.0f} TFLOP/s ({:.1f}% of peak)\n",
+        S.ffn, S.dim, dtype_name(L[0].up.type), t_deq * 1e6, deq_bytes / t_deq / 1e9,
+        100.0 * deq_bytes / t_deq / bw, t_gemm * 1e6, fl / t_gemm / 1e12,
+        100.0 * fl / t_gemm / peak);
     cublasDestroy(hd);
     CK(cudaFree(wb));
     CK(cudaFree(xb));
@@ -365,15 +390,19 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
   std::vector<int32_t> posn(n), slotn(n);
   for (int64_t i = 0; i < n; ++i) {
     posn[static_cast<size_t>(i)] = static_cast<int32_t>(i);
-    slotn[static_cast<size_t>(i)] = table[static_cast<size_t>(i / bt)] * bt + static_cast<int32_t>(i % bt);
+    slotn[static_cast<size_t>(i)] =
+        table[static_cast<size_t>(i / bt)] * bt + static_cast<int32_t>(i % bt);
   }
   const backend::SeqAttention seqn{0, n, n, table.data()};
-  const double t_layer = time_it(s, 1, 5, [&] { layer_step(0, n, posn.data(), slotn.data(), seqn); });
+  const double t_layer =
+      time_it(s, 1, 5, [&] { layer_step(0, n, posn.data(), slotn.data(), seqn); });
   const double attn_flops = 4.0 * S.heads * S.head_dim * (static_cast<double>(n) * (n + 1) / 2);
-  fmt::print("prefill {} tokens, one whole layer: {:.3f} ms = {:.0f} TFLOP/s incl. attention ({:.1f}% of peak); "
-             "model estimate {:.0f} tok/s\n",
-             n, t_layer * 1e3, (layer_flops + attn_flops) / t_layer / 1e12,
-             100.0 * (layer_flops + attn_flops) / t_layer / peak, n / (t_layer * nl));
+  fmt::print(
+      "prefill {} tokens, one whole layer: {:.3f} ms = {:.0f} TFLOP/s incl. attention ({:.1f}% of "
+      "peak); "
+      "model estimate {:.0f} tok/s\n",
+      n, t_layer * 1e3, (layer_flops + attn_flops) / t_layer / 1e12,
+      100.0 * (layer_flops + attn_flops) / t_layer / peak, n / (t_layer * nl));
   be.synchronize();
   for (auto& p : kvs) {
     be.free(p.k);
@@ -395,8 +424,10 @@ int main(int argc, char** argv) {
   CK(cudaStreamCreate(&s));
   const double bw = copy_bandwidth(s);
   const double peak = bf16_peak(s);
-  fmt::print("device: {} ({} SMs, {:.0f} MB L2)\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize / 1e6);
-  fmt::print("roofs: device copy {:.0f} GB/s (read+write), bf16 cuBLAS 8192^3 {:.0f} TFLOP/s\n", bw / 1e9, peak / 1e12);
+  fmt::print("device: {} ({} SMs, {:.0f} MB L2)\n", prop.name, prop.multiProcessorCount,
+             prop.l2CacheSize / 1e6);
+  fmt::print("roofs: device copy {:.0f} GB/s (read+write), bf16 cuBLAS 8192^3 {:.0f} TFLOP/s\n",
+             bw / 1e9, peak / 1e12);
   CK(cudaStreamDestroy(s));
   std::vector<std::string> recipes;
   for (int i = 1; i < argc; ++i) recipes.emplace_back(argv[i]);

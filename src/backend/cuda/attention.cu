@@ -21,7 +21,8 @@ __device__ __forceinline__ float kv_elem(const uint8_t* row, int d) {
   if constexpr (T == DType::kBF16) return bf2f(reinterpret_cast<const uint16_t*>(row)[d]);
   if constexpr (T == DType::kQ8_0) {
     const uint8_t* b = row + 34 * (d / 32);
-    return h2f(*reinterpret_cast<const uint16_t*>(b)) * static_cast<float>(static_cast<int8_t>(b[2 + d % 32]));
+    return h2f(*reinterpret_cast<const uint16_t*>(b)) *
+           static_cast<float>(static_cast<int8_t>(b[2 + d % 32]));
   }
   return 0.0f;
 }
@@ -33,7 +34,8 @@ struct Split {
 
 // Element d = 32 j + lane of the head vector lives in lane `lane`, register j.
 template <DType T, int EPL>
-__global__ void __launch_bounds__(kAttnWarps * 32) attn_kernel(PagedKv kv, AttnArgs a, size_t row_bytes, Split sp) {
+__global__ void __launch_bounds__(kAttnWarps * 32)
+    attn_kernel(PagedKv kv, AttnArgs a, size_t row_bytes, Split sp) {
   __shared__ float s_m[kAttnWarps], s_l[kAttnWarps];
   __shared__ float s_acc[kAttnWarps][EPL * 32];
   const int64_t row = blockIdx.x;
@@ -57,8 +59,9 @@ __global__ void __launch_bounds__(kAttnWarps * 32) attn_kernel(PagedKv kv, AttnA
   float m = -INFINITY, l = 0.0f;
   const int32_t* table = a.tables + sq.table_offset;
   for (int64_t key = k0 + warp; key < k1; key += kAttnWarps) {
-    const size_t base = static_cast<size_t>(table[key / kv.block_tokens]) * kv.block_stride_bytes +
-                        (static_cast<size_t>(key % kv.block_tokens) * kv.num_kv_heads + kvh) * row_bytes;
+    const size_t base =
+        static_cast<size_t>(table[key / kv.block_tokens]) * kv.block_stride_bytes +
+        (static_cast<size_t>(key % kv.block_tokens) * kv.num_kv_heads + kvh) * row_bytes;
     const uint8_t* kr = static_cast<const uint8_t*>(kv.k) + base;
     const uint8_t* vr = static_cast<const uint8_t*>(kv.v) + base;
     float s = 0.0f;
@@ -114,7 +117,9 @@ __global__ void attn_merge_kernel(AttnArgs a, int hd, int splits) {
   const int64_t row = blockIdx.x;
   const int head = static_cast<int>(blockIdx.y);
   if (a.row_seq[row] < 0) return;
-  auto part = [&](int s) { return a.partial + ((s * a.num_rows + row) * a.num_heads + head) * (hd + 2); };
+  auto part = [&](int s) {
+    return a.partial + ((s * a.num_rows + row) * a.num_heads + head) * (hd + 2);
+  };
   float mx = -INFINITY;
   for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part(s)[hd]);
   float total = 0.0f;
@@ -146,13 +151,18 @@ Split choose_split(const PagedKv& kv, const AttnArgs& a, size_t partial_floats) 
 
 template <DType T>
 void launch_attn(const PagedKv& kv, const AttnArgs& a, Split sp, cudaStream_t s) {
-  const dim3 grid(static_cast<unsigned>(a.num_rows), static_cast<unsigned>(a.num_heads), static_cast<unsigned>(sp.splits));
+  const dim3 grid(static_cast<unsigned>(a.num_rows), static_cast<unsigned>(a.num_heads),
+                  static_cast<unsigned>(sp.splits));
   const size_t rb = row_bytes(kv.type, kv.head_dim);
   const int epl = (kv.head_dim + 31) / 32;
-  if (epl <= 1) attn_kernel<T, 1><<<grid, kAttnWarps * 32, 0, s>>>(kv, a, rb, sp);
-  else if (epl <= 2) attn_kernel<T, 2><<<grid, kAttnWarps * 32, 0, s>>>(kv, a, rb, sp);
-  else if (epl <= 4) attn_kernel<T, 4><<<grid, kAttnWarps * 32, 0, s>>>(kv, a, rb, sp);
-  else attn_kernel<T, 8><<<grid, kAttnWarps * 32, 0, s>>>(kv, a, rb, sp);
+  if (epl <= 1)
+    attn_kernel<T, 1><<<grid, kAttnWarps * 32, 0, s>>>(kv, a, rb, sp);
+  else if (epl <= 2)
+    attn_kernel<T, 2><<<grid, kAttnWarps * 32, 0, s>>>(kv, a, rb, sp);
+  else if (epl <= 4)
+    attn_kernel<T, 4><<<grid, kAttnWarps * 32, 0, s>>>(kv, a, rb, sp);
+  else
+    attn_kernel<T, 8><<<grid, kAttnWarps * 32, 0, s>>>(kv, a, rb, sp);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 
@@ -160,7 +170,9 @@ void launch_attn(const PagedKv& kv, const AttnArgs& a, Split sp, cudaStream_t s)
 
 size_t attention_partial_floats(const PagedKv& kv, const AttnArgs& a) {
   const Split sp = choose_split(kv, a, SIZE_MAX);
-  return sp.splits == 1 ? 0 : static_cast<size_t>(sp.splits) * a.num_rows * a.num_heads * (kv.head_dim + 2);
+  return sp.splits == 1
+             ? 0
+             : static_cast<size_t>(sp.splits) * a.num_rows * a.num_heads * (kv.head_dim + 2);
 }
 
 void attention(const PagedKv& kv, const AttnArgs& a, cudaStream_t s) {
@@ -168,18 +180,25 @@ void attention(const PagedKv& kv, const AttnArgs& a, cudaStream_t s) {
   if (a.num_rows == 0 || a.max_keys == 0) return;
   const Split sp = choose_split(kv, a, a.partial_floats);
   switch (kv.type) {
-    case DType::kF32: launch_attn<DType::kF32>(kv, a, sp, s); break;
-    case DType::kF16: launch_attn<DType::kF16>(kv, a, sp, s); break;
-    case DType::kBF16: launch_attn<DType::kBF16>(kv, a, sp, s); break;
+    case DType::kF32:
+      launch_attn<DType::kF32>(kv, a, sp, s);
+      break;
+    case DType::kF16:
+      launch_attn<DType::kF16>(kv, a, sp, s);
+      break;
+    case DType::kBF16:
+      launch_attn<DType::kBF16>(kv, a, sp, s);
+      break;
     case DType::kQ8_0:
       STRATA_CHECK(kv.head_dim % 32 == 0);
       launch_attn<DType::kQ8_0>(kv, a, sp, s);
       break;
-    default: STRATA_CHECK_MSG(false, "K/V type not supported by the CUDA backend");
+    default:
+      STRATA_CHECK_MSG(false, "K/V type not supported by the CUDA backend");
   }
   if (sp.splits > 1) {
-    attn_merge_kernel<<<dim3(static_cast<unsigned>(a.num_rows), static_cast<unsigned>(a.num_heads)), 128, 0, s>>>(
-        a, kv.head_dim, sp.splits);
+    attn_merge_kernel<<<dim3(static_cast<unsigned>(a.num_rows), static_cast<unsigned>(a.num_heads)),
+                        128, 0, s>>>(a, kv.head_dim, sp.splits);
     STRATA_CUDA_LAUNCH_CHECK();
   }
 }

@@ -22,26 +22,28 @@ __device__ __forceinline__ float kv_value(const uint8_t* row, int d) {
   if constexpr (T == DType::kF16) return h2f(reinterpret_cast<const uint16_t*>(row)[d]);
   if constexpr (T == DType::kBF16) return bf2f(reinterpret_cast<const uint16_t*>(row)[d]);
   const uint8_t* b = row + 34 * (d / 32);  // Q8_0
-  return h2f(*reinterpret_cast<const uint16_t*>(b)) * static_cast<float>(static_cast<int8_t>(b[2 + d % 32]));
+  return h2f(*reinterpret_cast<const uint16_t*>(b)) *
+         static_cast<float>(static_cast<int8_t>(b[2 + d % 32]));
 }
 
 template <int HD>
 struct Smem {
-  static constexpr int kLdh = HD + 8;            // bf16 rows of Q, K, V
-  static constexpr int kLdo = HD + 4;            // f32 output rows and warp scratch
-  static constexpr int kLdp = kTK + 8;           // bf16 P rows
+  static constexpr int kLdh = HD + 8;   // bf16 rows of Q, K, V
+  static constexpr int kLdo = HD + 4;   // f32 output rows and warp scratch
+  static constexpr int kLdp = kTK + 8;  // bf16 P rows
   static constexpr size_t kQ = 0;
   static constexpr size_t kK = kQ + sizeof(__nv_bfloat16) * kTQ * kLdh;
   static constexpr size_t kV = kK + sizeof(__nv_bfloat16) * kTK * kLdh;
   static constexpr size_t kO = kV + sizeof(__nv_bfloat16) * kTK * kLdh;
-  static constexpr size_t kS = kO + sizeof(float) * kTQ * kLdo;   // per warp [16][kLdo] f32
-  static constexpr size_t kP = kS + sizeof(float) * kTQ * kLdo;   // per warp [16][kLdp] bf16
+  static constexpr size_t kS = kO + sizeof(float) * kTQ * kLdo;  // per warp [16][kLdo] f32
+  static constexpr size_t kP = kS + sizeof(float) * kTQ * kLdo;  // per warp [16][kLdp] bf16
   static constexpr size_t kRow = kP + sizeof(__nv_bfloat16) * kTQ * kLdp;  // m, l, corr [64] each
   static constexpr size_t kBytes = kRow + sizeof(float) * 3 * kTQ;
 };
 
 template <DType T, int HD>
-__global__ void __launch_bounds__(kThreads) attn_prefill_kernel(PagedKv kv, AttnArgs a, size_t row_bytes) {
+__global__ void __launch_bounds__(kThreads)
+    attn_prefill_kernel(PagedKv kv, AttnArgs a, size_t row_bytes) {
   using L = Smem<HD>;
   extern __shared__ __align__(128) uint8_t smem[];
   auto* sq = reinterpret_cast<__nv_bfloat16*>(smem + L::kQ);
@@ -88,8 +90,10 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(PagedKv kv, Attn
         const int64_t key = k0 + j;
         uint4 ku = make_uint4(0, 0, 0, 0), vu = make_uint4(0, 0, 0, 0);
         if (key < kend) {
-          const size_t base = static_cast<size_t>(table[key / kv.block_tokens]) * kv.block_stride_bytes +
-                              (static_cast<size_t>(key % kv.block_tokens) * kv.num_kv_heads + kvh) * row_bytes + 2 * d;
+          const size_t base =
+              static_cast<size_t>(table[key / kv.block_tokens]) * kv.block_stride_bytes +
+              (static_cast<size_t>(key % kv.block_tokens) * kv.num_kv_heads + kvh) * row_bytes +
+              2 * d;
           ku = *reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(kv.k) + base);
           vu = *reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(kv.v) + base);
         }
@@ -100,7 +104,8 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(PagedKv kv, Attn
           for (int i = 0; i < 4; ++i) {
             const float2 kf = __half22float2(*reinterpret_cast<const __half2*>(&kw[i]));
             const float2 vf = __half22float2(*reinterpret_cast<const __half2*>(&vw[i]));
-            const __nv_bfloat162 kb = __floats2bfloat162_rn(kf.x, kf.y), vb = __floats2bfloat162_rn(vf.x, vf.y);
+            const __nv_bfloat162 kb = __floats2bfloat162_rn(kf.x, kf.y),
+                                 vb = __floats2bfloat162_rn(vf.x, vf.y);
             kw[i] = *reinterpret_cast<const uint32_t*>(&kb);
             vw[i] = *reinterpret_cast<const uint32_t*>(&vb);
           }
@@ -114,8 +119,9 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_kernel(PagedKv kv, Attn
         const int64_t key = k0 + j;
         float kx = 0.0f, vx = 0.0f;
         if (key < kend) {
-          const size_t base = static_cast<size_t>(table[key / kv.block_tokens]) * kv.block_stride_bytes +
-                              (static_cast<size_t>(key % kv.block_tokens) * kv.num_kv_heads + kvh) * row_bytes;
+          const size_t base =
+              static_cast<size_t>(table[key / kv.block_tokens]) * kv.block_stride_bytes +
+              (static_cast<size_t>(key % kv.block_tokens) * kv.num_kv_heads + kvh) * row_bytes;
           kx = kv_value<T>(static_cast<const uint8_t*>(kv.k) + base, d);
           vx = kv_value<T>(static_cast<const uint8_t*>(kv.v) + base, d);
         }
@@ -203,19 +209,23 @@ void launch_prefill(const PagedKv& kv, const AttnArgs& a, cudaStream_t s) {
   using L = Smem<HD>;
   static bool configured = false;
   if (!configured) {
-    STRATA_CUDA_CHECK(cudaFuncSetAttribute(attn_prefill_kernel<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    STRATA_CUDA_CHECK(cudaFuncSetAttribute(attn_prefill_kernel<T, HD>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            static_cast<int>(L::kBytes)));
     configured = true;
   }
   const dim3 grid(static_cast<unsigned>(a.num_tiles), static_cast<unsigned>(a.num_heads));
-  attn_prefill_kernel<T, HD><<<grid, kThreads, L::kBytes, s>>>(kv, a, row_bytes(kv.type, kv.head_dim));
+  attn_prefill_kernel<T, HD>
+      <<<grid, kThreads, L::kBytes, s>>>(kv, a, row_bytes(kv.type, kv.head_dim));
   STRATA_CUDA_LAUNCH_CHECK();
 }
 
 template <DType T>
 void launch_prefill_t(const PagedKv& kv, const AttnArgs& a, cudaStream_t s) {
-  if (kv.head_dim == 64) launch_prefill<T, 64>(kv, a, s);
-  else launch_prefill<T, 128>(kv, a, s);
+  if (kv.head_dim == 64)
+    launch_prefill<T, 64>(kv, a, s);
+  else
+    launch_prefill<T, 128>(kv, a, s);
 }
 
 }  // namespace
@@ -230,10 +240,17 @@ bool attention_uses_tiles(const PagedKv& kv, int64_t max_q_count) {
 void attention_prefill(const PagedKv& kv, const AttnArgs& a, cudaStream_t s) {
   if (a.num_tiles == 0) return;
   switch (kv.type) {
-    case DType::kF16: launch_prefill_t<DType::kF16>(kv, a, s); break;
-    case DType::kBF16: launch_prefill_t<DType::kBF16>(kv, a, s); break;
-    case DType::kQ8_0: launch_prefill_t<DType::kQ8_0>(kv, a, s); break;
-    default: STRATA_CHECK_MSG(false, "tiled attention: unsupported K/V type");
+    case DType::kF16:
+      launch_prefill_t<DType::kF16>(kv, a, s);
+      break;
+    case DType::kBF16:
+      launch_prefill_t<DType::kBF16>(kv, a, s);
+      break;
+    case DType::kQ8_0:
+      launch_prefill_t<DType::kQ8_0>(kv, a, s);
+      break;
+    default:
+      STRATA_CHECK_MSG(false, "tiled attention: unsupported K/V type");
   }
 }
 

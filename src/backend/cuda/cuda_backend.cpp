@@ -68,9 +68,9 @@ struct CudaBackend::Impl {
   uint8_t* ring_host = nullptr;
   uint8_t* ring_dev = nullptr;
   size_t ring_bytes = 0, ring_off = 0;
-  Scratch w_bf16, x_bf16;      // prefill: dequantized weight, converted activations
-  Scratch partial;             // split-K attention partials
-  Scratch act_q8;              // batch-1 int8 activations: xq, xd, xs
+  Scratch w_bf16, x_bf16;  // prefill: dequantized weight, converted activations
+  Scratch partial;         // split-K attention partials
+  Scratch act_q8;          // batch-1 int8 activations: xq, xd, xs
   // The activation act_q8 holds (q/k/v and gate/up share one x): valid until any other op
   // runs or a product writes over it. Every op but the int8 product calls invalidate().
   const float* q8_src = nullptr;
@@ -92,7 +92,8 @@ struct CudaBackend::Impl {
       }
     }
     std::memcpy(ring_host + ring_off, src, bytes);
-    STRATA_CUDA_CHECK(cudaMemcpyAsync(ring_dev + ring_off, ring_host + ring_off, bytes, cudaMemcpyHostToDevice, stream));
+    STRATA_CUDA_CHECK(cudaMemcpyAsync(ring_dev + ring_off, ring_host + ring_off, bytes,
+                                      cudaMemcpyHostToDevice, stream));
     const void* d = ring_dev + ring_off;
     ring_off += need;
     return d;
@@ -152,13 +153,15 @@ void CudaBackend::free(void* p) {
 }
 
 void CudaBackend::copy_to_host(const float* src, size_t count, float* dst) {
-  STRATA_CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToHost, impl_->stream));
+  STRATA_CUDA_CHECK(
+      cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToHost, impl_->stream));
   STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
 }
 
 void CudaBackend::copy_from_host(const float* src, size_t count, float* dst) {
   impl_->invalidate();
-  STRATA_CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyHostToDevice, impl_->stream));
+  STRATA_CUDA_CHECK(
+      cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyHostToDevice, impl_->stream));
   STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
 }
 
@@ -167,7 +170,8 @@ WeightView CudaBackend::upload_weight(const WeightView& host) {
   if (host.data == nullptr) return host;
   WeightView w = host;
   const int64_t experts = std::max<int64_t>(1, host.num_experts);
-  const size_t expert_bytes = host.expert_bytes != 0 ? host.expert_bytes : host.row_bytes * static_cast<size_t>(host.rows);
+  const size_t expert_bytes =
+      host.expert_bytes != 0 ? host.expert_bytes : host.row_bytes * static_cast<size_t>(host.rows);
   std::vector<uint8_t> converted;
   const void* src = host.data;
   size_t bytes = expert_bytes * static_cast<size_t>(experts);
@@ -183,7 +187,8 @@ WeightView CudaBackend::upload_weight(const WeightView& host) {
     std::vector<float> row(static_cast<size_t>(host.cols));
     for (int64_t e = 0; e < experts; ++e) {
       for (int64_t r = 0; r < host.rows; ++r) {
-        const auto* in = static_cast<const uint8_t*>(host.data) + e * expert_bytes + r * host.row_bytes;
+        const auto* in =
+            static_cast<const uint8_t*>(host.data) + e * expert_bytes + r * host.row_bytes;
         dequantize_row(host.type, in, row.data(), host.cols);
         uint8_t* out = converted.data() + e * w.expert_bytes + r * w.row_bytes;
         if (f16) {
@@ -246,24 +251,26 @@ void CudaBackend::matmul(const WeightView& w, const float* x, int64_t n, float* 
                                     static_cast<const float*>(w.data), k, x, k, &zero, y, m));
     return;
   }
-  auto* wb = static_cast<__nv_bfloat16*>(impl_->w_bf16.get(static_cast<size_t>(w.rows * w.cols) * 2));
+  auto* wb =
+      static_cast<__nv_bfloat16*>(impl_->w_bf16.get(static_cast<size_t>(w.rows * w.cols) * 2));
   auto* xb = static_cast<__nv_bfloat16*>(impl_->x_bf16.get(static_cast<size_t>(n * w.cols) * 2));
   dequantize_bf16(w, wb, s);
   f32_to_bf16(x, static_cast<size_t>(n * w.cols), xb, s);
-  STRATA_CUBLAS_CHECK(cublasGemmEx(impl_->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, nn, k, &one, wb, CUDA_R_16BF, k,
-                                   xb, CUDA_R_16BF, k, &zero, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F,
-                                   CUBLAS_GEMM_DEFAULT));
+  STRATA_CUBLAS_CHECK(cublasGemmEx(impl_->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, nn, k, &one, wb,
+                                   CUDA_R_16BF, k, xb, CUDA_R_16BF, k, &zero, y, CUDA_R_32F, m,
+                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-void CudaBackend::matmul_experts(const WeightView& w, const float* x, bool x_per_slot, const int32_t* ids,
-                                 int64_t n, int k, float* y) {
+void CudaBackend::matmul_experts(const WeightView& w, const float* x, bool x_per_slot,
+                                 const int32_t* ids, int64_t n, int k, float* y) {
   impl_->invalidate();
   if (n == 0) return;
   const int32_t* d_ids = impl_->stage_i32(ids, static_cast<size_t>(n * k));
   gemv_experts(w, x, x_per_slot, d_ids, n, k, y, impl_->stream);
 }
 
-void CudaBackend::rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps, float* out) {
+void CudaBackend::rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps,
+                           float* out) {
   impl_->invalidate();
   cuda::rms_norm(x, weight, n, dim, eps, out, impl_->stream);
 }
@@ -279,17 +286,19 @@ void CudaBackend::rope(float* x, int64_t n, int num_heads, int head_dim, const i
   a.mscale = table.mscale;
   std::copy(table.freqs.begin(), table.freqs.begin() + a.half, a.freqs);
   if (n == 0) return;
-  cuda::rope(x, n, num_heads, head_dim, impl_->stage_i32(positions, static_cast<size_t>(n)), a, impl_->stream);
+  cuda::rope(x, n, num_heads, head_dim, impl_->stage_i32(positions, static_cast<size_t>(n)), a,
+             impl_->stream);
 }
 
-void CudaBackend::kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n, const int32_t* slots) {
+void CudaBackend::kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n,
+                           const int32_t* slots) {
   impl_->invalidate();
   if (n == 0) return;
   cuda::kv_store(kv, k, v, n, impl_->stage_i32(slots, static_cast<size_t>(n)), impl_->stream);
 }
 
-void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv, std::span<const SeqAttention> seqs,
-                            float scale, float* out) {
+void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv,
+                            std::span<const SeqAttention> seqs, float scale, float* out) {
   impl_->invalidate();
   // Pack [seqs][row_seq][tables][tiles] into one host buffer, then one copy to the device.
   int64_t rows = 0, max_keys = 0, table_len = 0, max_q = 0, num_tiles = 0;
@@ -321,9 +330,11 @@ void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv, st
     h_seqs[i] = {sq.q_begin, sq.q_count, sq.kv_len, off};
     if (blocks > 0) std::memcpy(h_tables + off, sq.block_table, static_cast<size_t>(blocks) * 4);
     off += blocks;
-    for (int64_t r = sq.q_begin; r < sq.q_begin + sq.q_count; ++r) h_rows[r] = static_cast<int32_t>(i);
+    for (int64_t r = sq.q_begin; r < sq.q_begin + sq.q_count; ++r)
+      h_rows[r] = static_cast<int32_t>(i);
     if (tiled) {
-      for (int64_t r = 0; r < sq.q_count; r += tile_rows) h_tiles[t++] = {static_cast<int>(i), static_cast<int>(sq.q_begin + r)};
+      for (int64_t r = 0; r < sq.q_count; r += tile_rows)
+        h_tiles[t++] = {static_cast<int>(i), static_cast<int>(sq.q_begin + r)};
     }
   }
   const auto* dev = static_cast<const uint8_t*>(impl_->stage(host.data(), host.size()));
@@ -344,7 +355,8 @@ void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv, st
     return;
   }
   a.partial_floats = attention_partial_floats(kv, a);
-  a.partial = a.partial_floats > 0 ? static_cast<float*>(impl_->partial.get(a.partial_floats * 4)) : nullptr;
+  a.partial = a.partial_floats > 0 ? static_cast<float*>(impl_->partial.get(a.partial_floats * 4))
+                                   : nullptr;
   cuda::attention(kv, a, impl_->stream);
 }
 
@@ -358,13 +370,14 @@ void CudaBackend::add(float* y, const float* x, int64_t count) {
   cuda::add(y, x, count, impl_->stream);
 }
 
-void CudaBackend::topk_softmax(const float* logits, int64_t n, int num_experts, int k, bool renormalize,
-                               int32_t* ids, float* weights) {
+void CudaBackend::topk_softmax(const float* logits, int64_t n, int num_experts, int k,
+                               bool renormalize, int32_t* ids, float* weights) {
   impl_->invalidate();
   cuda::topk_softmax(logits, n, num_experts, k, renormalize, ids, weights, impl_->stream);
 }
 
-void CudaBackend::weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim, float* out) {
+void CudaBackend::weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim,
+                               float* out) {
   impl_->invalidate();
   cuda::weighted_sum(x, weights, n, k, dim, out, impl_->stream);
 }

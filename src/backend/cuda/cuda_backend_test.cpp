@@ -1,6 +1,8 @@
 // Every CUDA op against the CPU reference (CpuBackend reference mode) on fresh random inputs,
 // odd sizes included; then a tiny synthesized model's greedy output, CUDA vs CPU. Label gpu:
 // skipped where no CUDA device is present.
+#include "backend/cuda/cuda_backend.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,7 +13,6 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/ref_ops.h"
 #include "backend/cpu/test_util.h"
-#include "backend/cuda/cuda_backend.h"
 #include "core/quant.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
@@ -70,7 +71,8 @@ class Gpu {
   std::vector<void*> bufs_;
 };
 
-WeightView host_view(const std::vector<uint8_t>& bytes, DType t, int64_t rows, int64_t cols, int64_t experts = 1) {
+WeightView host_view(const std::vector<uint8_t>& bytes, DType t, int64_t rows, int64_t cols,
+                     int64_t experts = 1) {
   WeightView w;
   w.data = bytes.data();
   w.type = t;
@@ -86,11 +88,13 @@ WeightView host_view(const std::vector<uint8_t>& bytes, DType t, int64_t rows, i
 // sqrt(cols) relative); the prefill path rounds x and w to bf16 (2^-9 each, random signs).
 // Types without a native kernel are held as F16 (2^-11).
 double matmul_tol(DType t, int64_t n) {
-  const bool native = t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kQ8_0 ||
-                      t == DType::kQ4_0 || t == DType::kQ4_K || t == DType::kQ6_K;
+  const bool native = t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 ||
+                      t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_K ||
+                      t == DType::kQ6_K;
   if (n > CudaBackend::kGemvMaxTokens && t != DType::kF32) return 8e-3;
   // Batch 1 of Q8_0/Q4_0/Q4_K/Q6_K: x rounded to int8 per 32 (step amax/127: ~0.5% rms).
-  const bool int8_act = t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_K || t == DType::kQ6_K;
+  const bool int8_act =
+      t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_K || t == DType::kQ6_K;
   if (n == 1 && int8_act) return 1.5e-2;
   return native ? 1e-5 : 2e-3;
 }
@@ -99,8 +103,9 @@ TEST(CudaBackend, MatmulMatchesReference) {
   REQUIRE_GPU();
   Gpu g;
   Rng rng(11);
-  const DType types[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K,
-                         DType::kQ6_K, DType::kQ5_K, DType::kQ2_K, DType::kQ3_K, DType::kIQ4_XS, DType::kQ5_0};
+  const DType types[] = {DType::kF32,  DType::kF16,  DType::kBF16,   DType::kQ8_0,
+                         DType::kQ4_0, DType::kQ4_K, DType::kQ6_K,   DType::kQ5_K,
+                         DType::kQ2_K, DType::kQ3_K, DType::kIQ4_XS, DType::kQ5_0};
   for (DType t : types) {
     for (int64_t n : {1, 2, 3, 8, 37}) {
       const int64_t rows = 67, cols = 512 + 256;
@@ -140,7 +145,8 @@ TEST(CudaBackend, ExpertsAndRowsMatchReference) {
       cpu::ref::matmul_experts(hw, x.data(), per_slot, ids.data(), n, k, ref.data());
       float* y = g.out(ref.size());
       g.be.matmul_experts(dw, g.up(x), per_slot, g.up_i32(ids), n, k, y);
-      EXPECT_LT(rel_err(g.down(y, ref.size()), ref), t == DType::kQ5_K ? 2e-3 : 1e-5) << dtype_name(t);
+      EXPECT_LT(rel_err(g.down(y, ref.size()), ref), t == DType::kQ5_K ? 2e-3 : 1e-5)
+          << dtype_name(t);
     }
     // Embedding rows (host ids, as the model passes token ids).
     const WeightView h1 = host_view(wb, t, rows, cols);
@@ -150,7 +156,8 @@ TEST(CudaBackend, ExpertsAndRowsMatchReference) {
     cpu::ref::get_rows(h1, rid.data(), static_cast<int64_t>(rid.size()), ref.data());
     float* out = g.out(ref.size());
     g.be.get_rows(d1, rid.data(), static_cast<int64_t>(rid.size()), out);
-    EXPECT_LT(rel_err(g.down(out, ref.size()), ref), t == DType::kQ5_K ? 1e-3 : 1e-7) << dtype_name(t);
+    EXPECT_LT(rel_err(g.down(out, ref.size()), ref), t == DType::kQ5_K ? 1e-3 : 1e-7)
+        << dtype_name(t);
   }
 }
 
@@ -187,7 +194,8 @@ TEST(CudaBackend, ElementwiseOpsMatchReference) {
     table.mode = mode;
     table.n_rot = 96;
     table.mscale = 1.1f;
-    for (int i = 0; i < table.n_rot / 2; ++i) table.freqs.push_back(std::pow(10000.0f, -2.0f * i / table.n_rot));
+    for (int i = 0; i < table.n_rot / 2; ++i)
+      table.freqs.push_back(std::pow(10000.0f, -2.0f * i / table.n_rot));
     const int heads = 3, hd = 128;
     std::vector<int32_t> pos = {0, 7, 4095, 123456, 5};
     auto q = normal(rng, n * heads * hd);
@@ -216,7 +224,8 @@ TEST(CudaBackend, ElementwiseOpsMatchReference) {
 }
 
 // Several sequences (prefill chunks and decode rows) over shuffled block tables.
-void check_attention(Gpu& g, Rng& rng, DType kv_type, int head_dim, int heads, int kv_heads, int block_tokens,
+void check_attention(Gpu& g, Rng& rng, DType kv_type, int head_dim, int heads, int kv_heads,
+                     int block_tokens,
                      const std::vector<std::pair<int, int>>& seq_shapes /* (q_count, kv_len) */) {
   PagedKv kv;
   kv.type = kv_type;
@@ -254,7 +263,8 @@ void check_attention(Gpu& g, Rng& rng, DType kv_type, int head_dim, int heads, i
     next_block += blocks;
     // Store all kl tokens of this sequence (through kv_store on both backends).
     std::vector<int32_t> slots(kl);
-    for (int p = 0; p < kl; ++p) slots[p] = tables.back()[p / block_tokens] * block_tokens + p % block_tokens;
+    for (int p = 0; p < kl; ++p)
+      slots[p] = tables.back()[p / block_tokens] * block_tokens + p % block_tokens;
     const auto k = normal(rng, static_cast<size_t>(kl) * kv_heads * head_dim);
     const auto v = normal(rng, k.size());
     cpu::ref::kv_store(hkv, k.data(), v.data(), kl, slots.data());
@@ -266,7 +276,8 @@ void check_attention(Gpu& g, Rng& rng, DType kv_type, int head_dim, int heads, i
   // The stored bytes must decode to the same values (Q8_0 may differ by one step).
   std::vector<uint8_t> got_k(kv_bytes);
   g.be.synchronize();
-  g.be.copy_to_host(static_cast<const float*>(dkv.k), kv_bytes / 4, reinterpret_cast<float*>(got_k.data()));
+  g.be.copy_to_host(static_cast<const float*>(dkv.k), kv_bytes / 4,
+                    reinterpret_cast<float*>(got_k.data()));
   if (kv_type != DType::kQ8_0) {
     EXPECT_EQ(std::memcmp(got_k.data(), hk.data(), kv_bytes / 4 * 4), 0) << dtype_name(kv_type);
   }
@@ -294,14 +305,16 @@ TEST(CudaBackend, AttentionMatchesReference) {
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0}) {
     check_attention(g, rng, t, 128, 8, 2, 16, {{1, 1}, {5, 37}, {1, 700}, {33, 33}});
     check_attention(g, rng, t, 64, 4, 4, 64, {{1, 3000}});  // split-K decode
-    check_attention(g, rng, t, 64, 8, 2, 16, {{130, 200}, {1, 50}, {64, 64}});  // tiled prefill, mixed
+    check_attention(g, rng, t, 64, 8, 2, 16,
+                    {{130, 200}, {1, 50}, {64, 64}});  // tiled prefill, mixed
     check_attention(g, rng, t, 128, 4, 1, 32, {{200, 333}});
     if (t != DType::kQ8_0) check_attention(g, rng, t, 16, 4, 2, 4, {{3, 9}, {1, 20}});
   }
 }
 
 // A tiny synthesized model in F32: greedy tokens identical to the CPU reference; logits close.
-void check_model(const std::string& preset, const std::string& recipe_name, bool expect_same_tokens) {
+void check_model(const std::string& preset, const std::string& recipe_name,
+                 bool expect_same_tokens) {
   ThreadPool pool(2);
   model::SynthOptions opts;
   opts.hp = *model::preset_hparams(preset);
@@ -318,8 +331,10 @@ void check_model(const std::string& preset, const std::string& recipe_name, bool
   std::vector<float> logits[2];
   for (int b = 0; b < 2; ++b) {
     std::unique_ptr<Backend> be;
-    if (b == 0) be = std::make_unique<CpuBackend>(2, true);
-    else be = std::make_unique<CudaBackend>();
+    if (b == 0)
+      be = std::make_unique<CpuBackend>(2, true);
+    else
+      be = std::make_unique<CudaBackend>();
     auto file = gguf::File::parse(bytes);
     ASSERT_TRUE(file.is_ok());
     auto m = model::Model::from_file(std::move(file).value(), *be);
@@ -340,7 +355,8 @@ void check_model(const std::string& preset, const std::string& recipe_name, bool
   // F32: f32 rounding only. Quantized: batch-1 products on int8 activations (0.5% rms per
   // product), compounded over layers and amplified by random weights, as the CPU fast path
   // (tests/golden: rms 5%).
-  EXPECT_LT(rel_err(logits[1], logits[0]), expect_same_tokens ? 1e-4 : 0.1) << preset << " " << recipe_name;
+  EXPECT_LT(rel_err(logits[1], logits[0]), expect_same_tokens ? 1e-4 : 0.1)
+      << preset << " " << recipe_name;
 }
 
 TEST(CudaBackend, TinyModelGreedyMatchesCpu) {

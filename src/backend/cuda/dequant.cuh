@@ -14,11 +14,19 @@
 namespace strata::backend::cuda {
 
 __device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
-__device__ __forceinline__ float bf2f(uint16_t b) { return __uint_as_float(static_cast<uint32_t>(b) << 16); }
+__device__ __forceinline__ float bf2f(uint16_t b) {
+  return __uint_as_float(static_cast<uint32_t>(b) << 16);
+}
 // Weights are streamed once per token: evict-first loads keep L1/L2 for the activations.
-__device__ __forceinline__ uint16_t ld_u16(const uint8_t* p) { return __ldcs(reinterpret_cast<const unsigned short*>(p)); }
-__device__ __forceinline__ uint32_t ld_u32(const uint8_t* p) { return __ldcs(reinterpret_cast<const unsigned int*>(p)); }
-__device__ __forceinline__ uint4 ld_u128(const uint8_t* p) { return __ldcs(reinterpret_cast<const uint4*>(p)); }
+__device__ __forceinline__ uint16_t ld_u16(const uint8_t* p) {
+  return __ldcs(reinterpret_cast<const unsigned short*>(p));
+}
+__device__ __forceinline__ uint32_t ld_u32(const uint8_t* p) {
+  return __ldcs(reinterpret_cast<const unsigned int*>(p));
+}
+__device__ __forceinline__ uint4 ld_u128(const uint8_t* p) {
+  return __ldcs(reinterpret_cast<const uint4*>(p));
+}
 // 16 bytes from a 2-byte aligned address: five aligned words, funnel-shifted. May read up to
 // 4 bytes past p + 16 (upload_weight pads every weight allocation).
 __device__ __forceinline__ void ld16_u2(const uint8_t* p, uint32_t out[4]) {
@@ -34,7 +42,9 @@ __device__ __forceinline__ void ld16_u2(const uint8_t* p, uint32_t out[4]) {
 __device__ __forceinline__ int byte_s8(const uint32_t* w, int j) {
   return static_cast<int8_t>((w[j / 4] >> (8 * (j % 4))) & 0xFF);
 }
-__device__ __forceinline__ int byte_u8(const uint32_t* w, int j) { return (w[j / 4] >> (8 * (j % 4))) & 0xFF; }
+__device__ __forceinline__ int byte_u8(const uint32_t* w, int j) {
+  return (w[j / 4] >> (8 * (j % 4))) & 0xFF;
+}
 
 // 4 plain f32 (16 bytes).
 struct DeqF32 {
@@ -42,7 +52,10 @@ struct DeqF32 {
   __device__ static int run_start(int, int) { return 0; }
   __device__ static void part(const uint8_t* b, int, float* v) {
     const float4 a = __ldcs(reinterpret_cast<const float4*>(b));
-    v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+    v[0] = a.x;
+    v[1] = a.y;
+    v[2] = a.z;
+    v[3] = a.w;
   }
 };
 
@@ -113,7 +126,8 @@ struct DeqQ4_K {
   __device__ static void part(const uint8_t* b, int p, float* v) {
     const int c = p / 2;
     const uint32_t dd = ld_u32(b);
-    const float d = h2f(static_cast<uint16_t>(dd & 0xFFFF)), dmin = h2f(static_cast<uint16_t>(dd >> 16));
+    const float d = h2f(static_cast<uint16_t>(dd & 0xFFFF)),
+                dmin = h2f(static_cast<uint16_t>(dd >> 16));
     int sc0, m0, sc1, m1;  // scale bytes: L1 hits for the block's other parts
     scale_min(b + 4, 2 * c, &sc0, &m0);
     scale_min(b + 4, 2 * c + 1, &sc1, &m1);
@@ -134,12 +148,16 @@ struct DeqQ4_K {
 // s = (g%8)/2, l0 = 16 (g%2); element 128h + 32s + l0 + i.
 struct DeqQ6_K {
   static constexpr int kBlockElems = 256, kBlockBytes = 210, kParts = 16, kRuns = 1, kRun = 16;
-  __device__ static int run_start(int g, int) { return 128 * (g / 8) + 32 * ((g % 8) / 2) + 16 * (g % 2); }
+  __device__ static int run_start(int g, int) {
+    return 128 * (g / 8) + 32 * ((g % 8) / 2) + 16 * (g % 2);
+  }
   __device__ static void part(const uint8_t* b, int g, float* v) {
     const int h = g / 8, s = (g % 8) / 2, l0 = 16 * (g % 2);
     const uint8_t* ql = b + 64 * h + 32 * (s & 1) + l0;
     const uint8_t* qh = b + 128 + 32 * h + l0;
-    const float d = h2f(ld_u16(b + 208)) * static_cast<float>(static_cast<int8_t>(__ldcs(reinterpret_cast<const char*>(b) + 192 + g)));
+    const float d =
+        h2f(ld_u16(b + 208)) *
+        static_cast<float>(static_cast<int8_t>(__ldcs(reinterpret_cast<const char*>(b) + 192 + g)));
     const int lshift = s >= 2 ? 4 : 0, hshift = 2 * s;
     uint32_t lw[4], hw[4];
     ld16_u2(ql, lw);
@@ -156,14 +174,29 @@ struct DeqQ6_K {
 template <class F>
 bool dispatch_deq(DType t, F&& f) {
   switch (t) {
-    case DType::kF32: f.template operator()<DeqF32>(); return true;
-    case DType::kF16: f.template operator()<DeqF16>(); return true;
-    case DType::kBF16: f.template operator()<DeqBF16>(); return true;
-    case DType::kQ8_0: f.template operator()<DeqQ8_0>(); return true;
-    case DType::kQ4_0: f.template operator()<DeqQ4_0>(); return true;
-    case DType::kQ4_K: f.template operator()<DeqQ4_K>(); return true;
-    case DType::kQ6_K: f.template operator()<DeqQ6_K>(); return true;
-    default: return false;
+    case DType::kF32:
+      f.template operator()<DeqF32>();
+      return true;
+    case DType::kF16:
+      f.template operator()<DeqF16>();
+      return true;
+    case DType::kBF16:
+      f.template operator()<DeqBF16>();
+      return true;
+    case DType::kQ8_0:
+      f.template operator()<DeqQ8_0>();
+      return true;
+    case DType::kQ4_0:
+      f.template operator()<DeqQ4_0>();
+      return true;
+    case DType::kQ4_K:
+      f.template operator()<DeqQ4_K>();
+      return true;
+    case DType::kQ6_K:
+      f.template operator()<DeqQ6_K>();
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -53,7 +53,8 @@ struct DotQ4_0 {
 
 // k4_scale_min (core/quant_blocks.h) on the scale bytes held as words w0 = s[0..3],
 // w1 = s[4..7], w2 = s[8..11].
-__device__ __forceinline__ void scale_min_words(uint32_t w0, uint32_t w1, uint32_t w2, int j, int* sc, int* m) {
+__device__ __forceinline__ void scale_min_words(uint32_t w0, uint32_t w1, uint32_t w2, int j,
+                                                int* sc, int* m) {
   if (j < 4) {
     *sc = (w0 >> (8 * j)) & 63;
     *m = (w1 >> (8 * j)) & 63;
@@ -83,7 +84,8 @@ struct DotQ4_K {
     // d, dmin and the 12 scale bytes in one 16-byte load; scales unpacked with shifts
     // (a run-time index into a byte array would go to local memory).
     const uint4 hd = ld_u128(b);
-    const float d = h2f(static_cast<uint16_t>(hd.x & 0xFFFF)), dmin = h2f(static_cast<uint16_t>(hd.x >> 16));
+    const float d = h2f(static_cast<uint16_t>(hd.x & 0xFFFF)),
+                dmin = h2f(static_cast<uint16_t>(hd.x >> 16));
     int sc0, m0, sc1, m1;
     scale_min_words(hd.y, hd.z, hd.w, 2 * c, &sc0, &m0);
     scale_min_words(hd.y, hd.z, hd.w, 2 * c + 1, &sc1, &m1);
@@ -106,11 +108,13 @@ struct DotQ6_K {
     int acc = 0;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const uint32_t q = ((lw[i] >> lshift) & 0x0F0F0F0Fu) | (((hw[i] >> hshift) & 0x03030303u) << 4);
+      const uint32_t q =
+          ((lw[i] >> lshift) & 0x0F0F0F0Fu) | (((hw[i] >> hshift) & 0x03030303u) << 4);
       acc = dp4a(static_cast<int>(q), xv[i], acc);
     }
-    const float d = h2f(ld_u16(b + 208)) *
-                    static_cast<float>(static_cast<int8_t>(__ldcs(reinterpret_cast<const char*>(b) + 192 + g)));
+    const float d =
+        h2f(ld_u16(b + 208)) *
+        static_cast<float>(static_cast<int8_t>(__ldcs(reinterpret_cast<const char*>(b) + 192 + g)));
     return d * __ldg(x.xd + e / 32) * static_cast<float>(acc - 32 * __ldg(x.xs + e / 16));
   }
 };

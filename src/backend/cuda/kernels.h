@@ -26,8 +26,10 @@ void gemv(const WeightView& w, const float* x, int64_t n, float* y, cudaStream_t
 // Batch-1 products on int8 activations (gemv_q8.cuh) for Q8_0, Q4_0, Q4_K, Q6_K: x [cols]
 // is quantized into xq [cols] int8, xd [cols/32] f32, xs [cols/16] int32 first.
 bool gemv_q8_supported(DType type);
-void quantize_act_q8(const float* x, int64_t cols, int8_t* xq, float* xd, int32_t* xs, cudaStream_t s);
-void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32_t* xs, float* y, cudaStream_t s);
+void quantize_act_q8(const float* x, int64_t cols, int8_t* xq, float* xd, int32_t* xs,
+                     cudaStream_t s);
+void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32_t* xs, float* y,
+             cudaStream_t s);
 // Expert slots: y[n*k, w.rows], slot j = t*k + s uses expert ids[j] (device) and
 // x row (x_per_slot ? j : t).
 void gemv_experts(const WeightView& w, const float* x, bool x_per_slot, const int32_t* ids,
@@ -65,18 +67,18 @@ struct AttnSeq {
   int64_t table_offset;
 };
 struct AttnArgs {
-  const float* q;        // [rows, num_heads, head_dim]
+  const float* q;  // [rows, num_heads, head_dim]
   int num_heads;
-  int64_t num_rows;      // rows of q (and out)
-  const AttnSeq* seqs;   // [num_seqs]
+  int64_t num_rows;        // rows of q (and out)
+  const AttnSeq* seqs;     // [num_seqs]
   const int32_t* row_seq;  // [num_rows] sequence of each row, -1: none
   const int32_t* tables;   // block tables, concatenated
   float scale;
-  int64_t max_keys;      // longest kv_len of the call
-  float* out;            // [rows, num_heads, head_dim]
-  float* partial;        // scratch for split-K: [splits, rows, heads, head_dim + 2]
+  int64_t max_keys;  // longest kv_len of the call
+  float* out;        // [rows, num_heads, head_dim]
+  float* partial;    // scratch for split-K: [splits, rows, heads, head_dim + 2]
   size_t partial_floats;
-  const int2* tiles;     // tiled prefill: (sequence, first row) of each 64-row tile
+  const int2* tiles;  // tiled prefill: (sequence, first row) of each 64-row tile
   int64_t num_tiles;
 };
 // Split-K: the keys of each query are cut into splits merged by a second kernel.

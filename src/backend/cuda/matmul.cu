@@ -135,12 +135,20 @@ template <class D>
 void launch_gemv(const GemvArgs& a, unsigned grid_y, int nt, cudaStream_t s) {
   switch (nt) {
     case 1:
-      if (a.rows >= 4096) launch_gemv_r<D, 1, 4>(a, grid_y, s);
-      else launch_gemv_r<D, 1, 2>(a, grid_y, s);
+      if (a.rows >= 4096)
+        launch_gemv_r<D, 1, 4>(a, grid_y, s);
+      else
+        launch_gemv_r<D, 1, 2>(a, grid_y, s);
       break;
-    case 2: launch_gemv_r<D, 2, 2>(a, grid_y, s); break;
-    case 4: launch_gemv_r<D, 4, 1>(a, grid_y, s); break;
-    default: launch_gemv_r<D, 8, 1>(a, grid_y, s); break;
+    case 2:
+      launch_gemv_r<D, 2, 2>(a, grid_y, s);
+      break;
+    case 4:
+      launch_gemv_r<D, 4, 1>(a, grid_y, s);
+      break;
+    default:
+      launch_gemv_r<D, 8, 1>(a, grid_y, s);
+      break;
   }
 }
 
@@ -191,22 +199,26 @@ __global__ void dequant_kernel(const uint8_t* w, size_t row_bytes, int64_t rows,
     } else {
 #pragma unroll
       for (int j = 0; j < D::kRun; ++j) {
-        if constexpr (sizeof(Out) == 2) dst[j] = __float2bfloat16_rn(src[j]);
-        else dst[j] = src[j];
+        if constexpr (sizeof(Out) == 2)
+          dst[j] = __float2bfloat16_rn(src[j]);
+        else
+          dst[j] = src[j];
       }
     }
   }
 }
 
 template <class Out>
-void launch_dequant(const WeightView& w, int64_t rows, const int32_t* ids, Out* out, cudaStream_t s) {
+void launch_dequant(const WeightView& w, int64_t rows, const int32_t* ids, Out* out,
+                    cudaStream_t s) {
   const bool ok = dispatch_deq(w.type, [&]<class D>() {
     STRATA_CHECK(w.cols % D::kBlockElems == 0);
     const int64_t total = rows * (w.cols / D::kBlockElems) * D::kParts;
     if (total == 0) return;
     const int threads = 256;
-    dequant_kernel<D, Out><<<static_cast<unsigned>((total + threads - 1) / threads), threads, 0, s>>>(
-        static_cast<const uint8_t*>(w.data), w.row_bytes, rows, w.cols, ids, out);
+    dequant_kernel<D, Out>
+        <<<static_cast<unsigned>((total + threads - 1) / threads), threads, 0, s>>>(
+            static_cast<const uint8_t*>(w.data), w.row_bytes, rows, w.cols, ids, out);
     STRATA_CUDA_LAUNCH_CHECK();
   });
   STRATA_CHECK_MSG(ok, "weight type not uploaded for the CUDA backend");
@@ -214,8 +226,9 @@ void launch_dequant(const WeightView& w, int64_t rows, const int32_t* ids, Out* 
 
 // v3: R rows per CTA, int8 activations, __dp4a (gemv_q8.cuh).
 template <class D, class Dot, int R>
-__global__ void __launch_bounds__(kGemvThreads) gemv_q8_kernel(const uint8_t* wbase, size_t row_bytes, int64_t rows,
-                                                               int64_t cols, Q8Act x, float* y) {
+__global__ void __launch_bounds__(kGemvThreads)
+    gemv_q8_kernel(const uint8_t* wbase, size_t row_bytes, int64_t rows, int64_t cols, Q8Act x,
+                   float* y) {
   __shared__ float red[kGemvThreads / 32][R];
   const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
@@ -230,7 +243,8 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_q8_kernel(const uint8_t* wb
     const int64_t e0 = static_cast<int64_t>(blk) * D::kBlockElems;
 #pragma unroll
     for (int r = 0; r < R; ++r) {
-      if (r < nr) acc[r] += Dot::dot(w + r * row_bytes + static_cast<size_t>(blk) * D::kBlockBytes, p, x, e0);
+      if (r < nr)
+        acc[r] += Dot::dot(w + r * row_bytes + static_cast<size_t>(blk) * D::kBlockBytes, p, x, e0);
     }
   }
 #pragma unroll
@@ -251,7 +265,8 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_q8_kernel(const uint8_t* wb
 
 // One warp per 32 elements (lane = element): d = amax / 127, q = round-half-even(x / d),
 // and the int sums of each 16.
-__global__ void quantize_act_q8_kernel(const float* x, int64_t blocks, int8_t* xq, float* xd, int32_t* xs) {
+__global__ void quantize_act_q8_kernel(const float* x, int64_t blocks, int8_t* xq, float* xd,
+                                       int32_t* xs) {
   const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32;
   if (b >= blocks) return;
@@ -290,10 +305,12 @@ bool gemv_q8_supported(DType t) {
   return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_K || t == DType::kQ6_K;
 }
 
-void quantize_act_q8(const float* x, int64_t cols, int8_t* xq, float* xd, int32_t* xs, cudaStream_t s) {
+void quantize_act_q8(const float* x, int64_t cols, int8_t* xq, float* xd, int32_t* xs,
+                     cudaStream_t s) {
   STRATA_CHECK(cols % 32 == 0);
   const int64_t blocks = cols / 32;
-  quantize_act_q8_kernel<<<static_cast<unsigned>((blocks + 3) / 4), 128, 0, s>>>(x, blocks, xq, xd, xs);
+  quantize_act_q8_kernel<<<static_cast<unsigned>((blocks + 3) / 4), 128, 0, s>>>(x, blocks, xq, xd,
+                                                                                 xs);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 
@@ -303,22 +320,34 @@ void launch_gemv_q8(const WeightView& w, const Q8Act& x, float* y, cudaStream_t 
   STRATA_CHECK(w.cols % D::kBlockElems == 0);
   const auto* wb = static_cast<const uint8_t*>(w.data);
   if (w.rows >= 4096) {
-    gemv_q8_kernel<D, Dot, 4><<<static_cast<unsigned>((w.rows + 3) / 4), kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
+    gemv_q8_kernel<D, Dot, 4><<<static_cast<unsigned>((w.rows + 3) / 4), kGemvThreads, 0, s>>>(
+        wb, w.row_bytes, w.rows, w.cols, x, y);
   } else {
-    gemv_q8_kernel<D, Dot, 2><<<static_cast<unsigned>((w.rows + 1) / 2), kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
+    gemv_q8_kernel<D, Dot, 2><<<static_cast<unsigned>((w.rows + 1) / 2), kGemvThreads, 0, s>>>(
+        wb, w.row_bytes, w.rows, w.cols, x, y);
   }
   STRATA_CUDA_LAUNCH_CHECK();
 }
 }  // namespace
 
-void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32_t* xs, float* y, cudaStream_t s) {
+void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32_t* xs, float* y,
+             cudaStream_t s) {
   const Q8Act x{reinterpret_cast<const int*>(xq), xd, xs};
   switch (w.type) {
-    case DType::kQ8_0: launch_gemv_q8<DeqQ8_0, DotQ8_0>(w, x, y, s); break;
-    case DType::kQ4_0: launch_gemv_q8<DeqQ4_0, DotQ4_0>(w, x, y, s); break;
-    case DType::kQ4_K: launch_gemv_q8<DeqQ4_K, DotQ4_K>(w, x, y, s); break;
-    case DType::kQ6_K: launch_gemv_q8<DeqQ6_K, DotQ6_K>(w, x, y, s); break;
-    default: STRATA_CHECK_MSG(false, "gemv_q8: unsupported type");
+    case DType::kQ8_0:
+      launch_gemv_q8<DeqQ8_0, DotQ8_0>(w, x, y, s);
+      break;
+    case DType::kQ4_0:
+      launch_gemv_q8<DeqQ4_0, DotQ4_0>(w, x, y, s);
+      break;
+    case DType::kQ4_K:
+      launch_gemv_q8<DeqQ4_K, DotQ4_K>(w, x, y, s);
+      break;
+    case DType::kQ6_K:
+      launch_gemv_q8<DeqQ6_K, DotQ6_K>(w, x, y, s);
+      break;
+    default:
+      STRATA_CHECK_MSG(false, "gemv_q8: unsupported type");
   }
 }
 

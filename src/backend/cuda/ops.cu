@@ -25,7 +25,8 @@ __device__ float block_sum(float v, float* smem) {
 }
 
 // One CTA per row.
-__global__ void rms_norm_kernel(const float* x, const float* weight, int64_t dim, float eps, float* out) {
+__global__ void rms_norm_kernel(const float* x, const float* weight, int64_t dim, float eps,
+                                float* out) {
   __shared__ float smem[32];
   const float* xr = x + blockIdx.x * dim;
   float ss = 0;
@@ -37,8 +38,8 @@ __global__ void rms_norm_kernel(const float* x, const float* weight, int64_t dim
 }
 
 // One thread per (token, head, pair); angles in double as the reference computes them.
-__global__ void rope_kernel(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
-                            RopeArgs a) {
+__global__ void rope_kernel(float* x, int64_t n, int num_heads, int head_dim,
+                            const int32_t* positions, RopeArgs a) {
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= n * num_heads * a.half) return;
   const int i = static_cast<int>(idx % a.half);
@@ -71,8 +72,8 @@ constexpr int kMaxTopK = 64;
 
 // One thread per token: softmax over experts, then k rounds of "largest not yet taken"
 // (ties to the lower id, as the reference's partial_sort comparator).
-__global__ void topk_kernel(const float* logits, int64_t n, int num_experts, int k, bool renormalize,
-                            int32_t* ids, float* weights) {
+__global__ void topk_kernel(const float* logits, int64_t n, int num_experts, int k,
+                            bool renormalize, int32_t* ids, float* weights) {
   const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t >= n) return;
   const float* l = logits + t * num_experts;
@@ -91,7 +92,10 @@ __global__ void topk_kernel(const float* logits, int64_t n, int num_experts, int
       for (int j = 0; j < s; ++j) taken |= chosen[j] == e;
       if (taken) continue;
       const double pe = exp(static_cast<double>(l[e]) - mx) / sum;
-      if (pe > bp) { bp = pe; best = e; }
+      if (pe > bp) {
+        bp = pe;
+        best = e;
+      }
     }
     chosen[s] = best;
     p[s] = bp;
@@ -103,7 +107,8 @@ __global__ void topk_kernel(const float* logits, int64_t n, int num_experts, int
   }
 }
 
-__global__ void weighted_sum_kernel(const float* x, const float* w, int64_t n, int k, int64_t dim, float* out) {
+__global__ void weighted_sum_kernel(const float* x, const float* w, int64_t n, int k, int64_t dim,
+                                    float* out) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n * dim) return;
   const int64_t t = i / dim, d = i % dim;
@@ -113,14 +118,16 @@ __global__ void weighted_sum_kernel(const float* x, const float* w, int64_t n, i
 }
 
 // One CTA (32 threads) per (token, kv head, K or V): a row of head_dim values.
-__global__ void kv_store_kernel(PagedKv kv, const float* k, const float* v, const int32_t* slots, size_t row_bytes) {
+__global__ void kv_store_kernel(PagedKv kv, const float* k, const float* v, const int32_t* slots,
+                                size_t row_bytes) {
   const int64_t t = blockIdx.x;
   const int head = static_cast<int>(blockIdx.y);
   const bool is_v = blockIdx.z == 1;
   const float* src = (is_v ? v : k) + (t * kv.num_kv_heads + head) * kv.head_dim;
   const int64_t slot = slots[t];
   const int64_t block = slot / kv.block_tokens, off = slot % kv.block_tokens;
-  uint8_t* dst = static_cast<uint8_t*>(is_v ? kv.v : kv.k) + static_cast<size_t>(block) * kv.block_stride_bytes +
+  uint8_t* dst = static_cast<uint8_t*>(is_v ? kv.v : kv.k) +
+                 static_cast<size_t>(block) * kv.block_stride_bytes +
                  (static_cast<size_t>(off) * kv.num_kv_heads + head) * row_bytes;
   const int lane = threadIdx.x;
   switch (kv.type) {
@@ -128,10 +135,12 @@ __global__ void kv_store_kernel(PagedKv kv, const float* k, const float* v, cons
       for (int i = lane; i < kv.head_dim; i += 32) reinterpret_cast<float*>(dst)[i] = src[i];
       break;
     case DType::kF16:
-      for (int i = lane; i < kv.head_dim; i += 32) reinterpret_cast<__half*>(dst)[i] = __float2half_rn(src[i]);
+      for (int i = lane; i < kv.head_dim; i += 32)
+        reinterpret_cast<__half*>(dst)[i] = __float2half_rn(src[i]);
       break;
     case DType::kBF16:
-      for (int i = lane; i < kv.head_dim; i += 32) reinterpret_cast<__nv_bfloat16*>(dst)[i] = __float2bfloat16_rn(src[i]);
+      for (int i = lane; i < kv.head_dim; i += 32)
+        reinterpret_cast<__nv_bfloat16*>(dst)[i] = __float2bfloat16_rn(src[i]);
       break;
     default: {  // Q8_0: d = amax / 127 (fp16), q = round-half-even(x / d), as ref::kv_encode_row
       for (int b = 0; b < kv.head_dim / 32; ++b) {
@@ -150,15 +159,16 @@ __global__ void kv_store_kernel(PagedKv kv, const float* k, const float* v, cons
 
 }  // namespace
 
-void rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps, float* out, cudaStream_t s) {
+void rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps, float* out,
+              cudaStream_t s) {
   if (n == 0) return;
   const int threads = dim >= 1024 ? 512 : dim >= 256 ? 128 : 32;
   rms_norm_kernel<<<static_cast<unsigned>(n), threads, 0, s>>>(x, weight, dim, eps, out);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 
-void rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions, const RopeArgs& args,
-          cudaStream_t s) {
+void rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
+          const RopeArgs& args, cudaStream_t s) {
   const int64_t total = n * num_heads * args.half;
   if (total == 0) return;
   rope_kernel<<<blocks_for(total, 256), 256, 0, s>>>(x, n, num_heads, head_dim, positions, args);
@@ -177,27 +187,30 @@ void add(float* y, const float* x, int64_t count, cudaStream_t s) {
   STRATA_CUDA_LAUNCH_CHECK();
 }
 
-void topk_softmax(const float* logits, int64_t n, int num_experts, int k, bool renormalize, int32_t* ids,
-                  float* weights, cudaStream_t s) {
+void topk_softmax(const float* logits, int64_t n, int num_experts, int k, bool renormalize,
+                  int32_t* ids, float* weights, cudaStream_t s) {
   STRATA_CHECK(k >= 1 && k <= num_experts && k <= kMaxTopK);
   if (n == 0) return;
-  topk_kernel<<<blocks_for(n, 64), 64, 0, s>>>(logits, n, num_experts, k, renormalize, ids, weights);
+  topk_kernel<<<blocks_for(n, 64), 64, 0, s>>>(logits, n, num_experts, k, renormalize, ids,
+                                               weights);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 
-void weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim, float* out, cudaStream_t s) {
+void weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim, float* out,
+                  cudaStream_t s) {
   if (n * dim == 0) return;
   weighted_sum_kernel<<<blocks_for(n * dim, 256), 256, 0, s>>>(x, weights, n, k, dim, out);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 
-void kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n, const int32_t* slots, cudaStream_t s) {
+void kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n, const int32_t* slots,
+              cudaStream_t s) {
   STRATA_CHECK(kv.type == DType::kF32 || kv.type == DType::kF16 || kv.type == DType::kBF16 ||
                (kv.type == DType::kQ8_0 && kv.head_dim % 32 == 0));
   if (n == 0) return;
   const size_t rb = row_bytes(kv.type, kv.head_dim);
-  kv_store_kernel<<<dim3(static_cast<unsigned>(n), static_cast<unsigned>(kv.num_kv_heads), 2), 32, 0, s>>>(
-      kv, k, v, slots, rb);
+  kv_store_kernel<<<dim3(static_cast<unsigned>(n), static_cast<unsigned>(kv.num_kv_heads), 2), 32,
+                    0, s>>>(kv, k, v, slots, rb);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 
