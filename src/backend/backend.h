@@ -75,6 +75,12 @@ class Backend {
   virtual void copy_to_host(const float* src, size_t count, float* dst) = 0;
   virtual void copy_from_host(const float* src, size_t count, float* dst) = 0;
 
+  // A weight the model will pass to the ops, moved into the backend's memory. `host` points
+  // into the mmapped file (or model-owned f32); the result stays valid as long as the backend.
+  // CPU: the identity (weights are read in place). CUDA: a device copy, possibly converted to
+  // a type its kernels compute with (see CudaBackend::upload_weight).
+  virtual WeightView upload_weight(const WeightView& host) { return host; }
+
   // out[n, w.cols] f32 <- rows ids[n] of w (embedding lookup, any weight type)
   virtual void get_rows(const WeightView& w, const int32_t* ids, int64_t n, float* out) = 0;
   // y[n, w.rows] = x[n, w.cols] . w^T

@@ -12,19 +12,19 @@
 namespace strata::chat::jinja {
 
 enum class ExprKind {
-  kLiteral,   // value
-  kName,      // name
-  kList,      // args: items
-  kTuple,     // args: items
-  kDict,      // args: key, value, key, value ...
-  kGetattr,   // args[0] . name
-  kGetitem,   // args[0] [ args[1] ]
-  kSlice,     // args[0] [ args[1] : args[2] : args[3] ] (null parts allowed)
-  kCall,      // args[0] ( args[1..] , kwargs )
-  kFilter,    // args[0] | name ( args[1..] , kwargs )
-  kTest,      // args[0] is [not] name ( args[1..] )
-  kUnary,     // name: "-", "+", "not"; args[0]
-  kBinary,    // name: operator; args[0], args[1]
+  kLiteral,  // value
+  kName,     // name
+  kList,     // args: items
+  kTuple,    // args: items
+  kDict,     // args: key, value, key, value ...
+  kGetattr,  // args[0] . name
+  kGetitem,  // args[0] [ args[1] ]
+  kSlice,    // args[0] [ args[1] : args[2] : args[3] ] (null parts allowed)
+  kCall,     // args[0] ( args[1..] , kwargs )
+  kFilter,   // args[0] | name ( args[1..] , kwargs )
+  kTest,     // args[0] is [not] name ( args[1..] )
+  kUnary,    // name: "-", "+", "not"; args[0]
+  kBinary,   // name: operator; args[0], args[1]
   kAnd,
   kOr,
   kCompare,   // args[0] then (ops[i], args[i+1]) pairs
@@ -46,17 +46,17 @@ struct Expr {
 };
 
 enum class StmtKind {
-  kText,       // text
-  kOutput,     // {{ expr }}
-  kIf,         // branches (cond, body); else_body
-  kFor,        // targets in expr [if cond]; body; else_body
-  kSet,        // targets = expr, or target_object.attr = expr (namespace)
-  kSetBlock,   // {% set name %}body{% endset %}, optional filter in expr
-  kMacro,      // macro definition
-  kFilterBlock,// {% filter f %}body{% endfilter %}; expr: filter applied to a placeholder
+  kText,         // text
+  kOutput,       // {{ expr }}
+  kIf,           // branches (cond, body); else_body
+  kFor,          // targets in expr [if cond]; body; else_body
+  kSet,          // targets = expr, or target_object.attr = expr (namespace)
+  kSetBlock,     // {% set name %}body{% endset %}, optional filter in expr
+  kMacro,        // macro definition
+  kFilterBlock,  // {% filter f %}body{% endfilter %}; expr: filter applied to a placeholder
   kBreak,
   kContinue,
-  kBlock,      // a passthrough body ({% generation %})
+  kBlock,  // a passthrough body ({% generation %})
 };
 
 struct Stmt;
@@ -67,6 +67,9 @@ struct MacroDef {
   std::string name;
   std::vector<std::pair<std::string, ExprPtr>> params;  // default may be null
   Body body;
+  // jinja2 lets a macro take extra arguments only if its body names `varargs` / `kwargs`.
+  bool catch_varargs = false;
+  bool catch_kwargs = false;
 };
 
 struct Stmt {

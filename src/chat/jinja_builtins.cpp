@@ -1,5 +1,5 @@
-// Jinja filters and tests (jinja2/filters.py, jinja2/tests.py semantics) and global functions.
-// String and dict methods live in jinja_methods.cpp.
+// Jinja filters (jinja2/filters.py semantics; tojson as transformers defines it). Tests and
+// globals live in jinja_globals.cpp, str/dict/list methods in jinja_methods.cpp.
 #include "chat/jinja_builtins.h"
 
 #include <algorithm>
@@ -12,7 +12,6 @@ namespace strata::chat::jinja {
 namespace {
 
 using FilterFn = Result<Value> (*)(Interpreter&, const Value&, CallArgs&);
-using TestFn = Result<bool> (*)(Interpreter&, const Value&, CallArgs&);
 
 Status bad(const CallArgs& args, const std::string& msg) {
   return template_error(ErrorCode::kInvalidArgument, args.line, msg);
@@ -42,7 +41,8 @@ Result<Value> f_tojson(Interpreter&, const Value& v, CallArgs& args) {
       o.indent = static_cast<int>(std::max<int64_t>(0, indent->as_int()));
     }
   }
-  if (const Value* sep = arg(args, 2, "separators"); sep && sep->is_list() && sep->as_list().size() == 2) {
+  if (const Value* sep = arg(args, 2, "separators");
+      sep && sep->is_list() && sep->as_list().size() == 2) {
     o.custom_separators = true;
     o.item_separator = py_str(sep->as_list()[0]);
     o.key_separator = py_str(sep->as_list()[1]);
@@ -55,12 +55,19 @@ Result<Value> f_tojson(Interpreter&, const Value& v, CallArgs& args) {
 
 Result<Value> f_length(Interpreter&, const Value& v, CallArgs& args) {
   switch (v.kind()) {
-    case Kind::kUndefined: return Value::integer(0);
-    case Kind::kString: return Value::integer(static_cast<int64_t>(utf8_length(v.as_string())));
-    case Kind::kList: return Value::integer(static_cast<int64_t>(v.as_list().size()));
-    case Kind::kDict: return Value::integer(static_cast<int64_t>(v.as_dict().items.size()));
-    default: return bad(args, std::string("object of type '") + v.type_name() + "' has no len()");
+    case Kind::kUndefined:
+      return Value::integer(0);
+    case Kind::kString:
+      return Value::integer(static_cast<int64_t>(utf8_length(v.as_string())));
+    case Kind::kList:
+      if (v.is_generator()) break;
+      return Value::integer(static_cast<int64_t>(v.as_list().size()));
+    case Kind::kDict:
+      return Value::integer(static_cast<int64_t>(v.as_dict().items.size()));
+    default:
+      break;
   }
+  return bad(args, std::string("object of type '") + v.type_name() + "' has no len()");
 }
 
 Result<Value> f_string(Interpreter&, const Value& v, CallArgs&) {
@@ -69,7 +76,8 @@ Result<Value> f_string(Interpreter&, const Value& v, CallArgs&) {
 
 Result<Value> f_trim(Interpreter&, const Value& v, CallArgs& args) {
   const Value* chars = arg(args, 0, "chars");
-  return Value::string(py_strip(py_str(v), chars && !chars->is_none() ? &chars->as_string() : nullptr, true, true));
+  return Value::string(
+      py_strip(py_str(v), chars && !chars->is_none() ? &chars->as_string() : nullptr, true, true));
 }
 
 Result<Value> f_default(Interpreter&, const Value& v, CallArgs& args) {
@@ -79,20 +87,27 @@ Result<Value> f_default(Interpreter&, const Value& v, CallArgs& args) {
   return v;
 }
 
-Result<Value> f_upper(Interpreter&, const Value& v, CallArgs&) { return Value::string(py_upper(py_str(v))); }
-Result<Value> f_lower(Interpreter&, const Value& v, CallArgs&) { return Value::string(py_lower(py_str(v))); }
+Result<Value> f_upper(Interpreter&, const Value& v, CallArgs&) {
+  return Value::string(py_upper(py_str(v)));
+}
+Result<Value> f_lower(Interpreter&, const Value& v, CallArgs&) {
+  return Value::string(py_lower(py_str(v)));
+}
 Result<Value> f_capitalize(Interpreter&, const Value& v, CallArgs&) {
   return Value::string(py_capitalize(py_str(v)));
 }
-Result<Value> f_title(Interpreter&, const Value& v, CallArgs&) { return Value::string(jinja_title(py_str(v))); }
+Result<Value> f_title(Interpreter&, const Value& v, CallArgs&) {
+  return Value::string(jinja_title(py_str(v)));
+}
 Result<Value> f_safe(Interpreter&, const Value& v, CallArgs&) { return Value::markup(py_str(v)); }
 
 Result<Value> f_items(Interpreter&, const Value& v, CallArgs& args) {
-  if (v.is_undefined()) return Value::list({});
+  if (v.is_undefined()) return Value::generator({});
   if (!v.is_dict()) return bad(args, "can only get item pairs from a mapping");
   ValueList pairs;
-  for (const auto& [k, val] : v.as_dict().items) pairs.push_back(Value::list({Value::string(k), val}, true));
-  return Value::list(std::move(pairs));
+  for (const auto& [k, val] : v.as_dict().items)
+    pairs.push_back(Value::list({Value::string(k), val}, true));
+  return Value::generator(std::move(pairs));
 }
 
 Result<Value> f_list(Interpreter& in, const Value& v, CallArgs& args) {
@@ -135,9 +150,11 @@ Result<Value> f_reverse(Interpreter& in, const Value& v, CallArgs& args) {
     for (auto it = chars.rbegin(); it != chars.rend(); ++it) out += *it;
     return Value::string(std::move(out));
   }
+  bool was_generator = v.is_generator();
   STRATA_ASSIGN_OR_RETURN(ValueList items, in.iterate(v, args.line));
   std::reverse(items.begin(), items.end());
-  return Value::list(std::move(items));
+  // reversed() gives an iterator; a generator is not reversible, so jinja2 builds a list.
+  return was_generator ? Value::list(std::move(items)) : Value::generator(std::move(items));
 }
 
 Result<Value> f_replace(Interpreter&, const Value& v, CallArgs& args) {
@@ -151,8 +168,9 @@ Result<Value> f_replace(Interpreter&, const Value& v, CallArgs& args) {
 
 Result<Value> f_indent(Interpreter&, const Value& v, CallArgs& args) {
   const Value* width = arg(args, 0, "width");
-  std::string indention = width ? (width->is_string() ? width->as_string() : std::string(width->as_int(), ' '))
-                                : std::string(4, ' ');
+  std::string indention =
+      width ? (width->is_string() ? width->as_string() : std::string(width->as_int(), ' '))
+            : std::string(4, ' ');
   bool first = arg_bool(args, 1, "first", false);
   bool blank = arg_bool(args, 2, "blank", false);
   std::vector<std::string> lines = py_splitlines(py_str(v) + "\n");
@@ -161,7 +179,8 @@ Result<Value> f_indent(Interpreter&, const Value& v, CallArgs& args) {
     for (size_t i = 0; i < lines.size(); ++i) rv += (i ? "\n" + indention : "") + lines[i];
   } else {
     rv = lines.empty() ? "" : lines[0];
-    for (size_t i = 1; i < lines.size(); ++i) rv += "\n" + (lines[i].empty() ? "" : indention + lines[i]);
+    for (size_t i = 1; i < lines.size(); ++i)
+      rv += "\n" + (lines[i].empty() ? "" : indention + lines[i]);
   }
   if (first) rv = indention + rv;
   return Value::string(std::move(rv));
@@ -170,7 +189,9 @@ Result<Value> f_indent(Interpreter&, const Value& v, CallArgs& args) {
 Result<Value> f_int(Interpreter&, const Value& v, CallArgs& args) {
   const Value* def = arg(args, 0, "default");
   Value fallback = def ? *def : Value::integer(0);
-  if (v.is_number()) return v.is_float() ? Value::integer(static_cast<int64_t>(v.as_double())) : Value::integer(v.as_int());
+  if (v.is_number())
+    return v.is_float() ? Value::integer(static_cast<int64_t>(v.as_double()))
+                        : Value::integer(v.as_int());
   if (v.is_string()) {
     if (auto i = py_parse_int(v.as_string())) return Value::integer(*i);
     if (auto f = py_parse_float(v.as_string())) return Value::integer(static_cast<int64_t>(*f));
@@ -230,7 +251,8 @@ Value sort_key(const Value& v, bool case_sensitive) {
   return v;
 }
 
-Status sort_values(ValueList& items, const std::vector<Value>& keys, bool reverse, const CallArgs& args) {
+Status sort_values(ValueList& items, const std::vector<Value>& keys, bool reverse,
+                   const CallArgs& args) {
   std::vector<size_t> order(items.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   Status failure;
@@ -249,12 +271,14 @@ Status sort_values(ValueList& items, const std::vector<Value>& keys, bool revers
   return Status::ok();
 }
 
-Result<Value> attribute_of(Interpreter& in, const Value& item, const std::string& attribute, int line) {
+Result<Value> attribute_of(Interpreter& in, const Value& item, const std::string& attribute,
+                           int line) {
   Value cur = item;
   size_t start = 0;
   while (true) {
     size_t dot = attribute.find('.', start);
-    std::string part = attribute.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    std::string part =
+        attribute.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
     STRATA_ASSIGN_OR_RETURN(cur, numeric ? in.getitem(cur, Value::integer(std::stoll(part)), line)
                                          : in.getitem(cur, Value::string(part), line));
@@ -314,12 +338,13 @@ Result<Value> f_unique(Interpreter& in, const Value& v, CallArgs& args) {
     seen.push_back(k);
     out.push_back(item);
   }
-  return Value::list(std::move(out));
+  return Value::generator(std::move(out));
 }
 
 // select/reject/selectattr/rejectattr: jinja2's select_or_reject.
-Result<Value> select_or_reject(Interpreter& in, const Value& v, CallArgs& args, bool by_attr, bool select) {
-  if (!v.truthy()) return Value::list({});  // jinja2 guards with `if value:`
+Result<Value> select_or_reject(Interpreter& in, const Value& v, CallArgs& args, bool by_attr,
+                               bool select) {
+  if (!v.truthy()) return Value::generator({});  // jinja2 guards with `if value:`
   STRATA_ASSIGN_OR_RETURN(ValueList items, in.iterate(v, args.line));
   size_t next = 0;
   std::string attribute;
@@ -345,15 +370,23 @@ Result<Value> select_or_reject(Interpreter& in, const Value& v, CallArgs& args, 
     }
     if (pass == select) out.push_back(item);
   }
-  return Value::list(std::move(out));
+  return Value::generator(std::move(out));
 }
-Result<Value> f_select(Interpreter& in, const Value& v, CallArgs& a) { return select_or_reject(in, v, a, false, true); }
-Result<Value> f_reject(Interpreter& in, const Value& v, CallArgs& a) { return select_or_reject(in, v, a, false, false); }
-Result<Value> f_selectattr(Interpreter& in, const Value& v, CallArgs& a) { return select_or_reject(in, v, a, true, true); }
-Result<Value> f_rejectattr(Interpreter& in, const Value& v, CallArgs& a) { return select_or_reject(in, v, a, true, false); }
+Result<Value> f_select(Interpreter& in, const Value& v, CallArgs& a) {
+  return select_or_reject(in, v, a, false, true);
+}
+Result<Value> f_reject(Interpreter& in, const Value& v, CallArgs& a) {
+  return select_or_reject(in, v, a, false, false);
+}
+Result<Value> f_selectattr(Interpreter& in, const Value& v, CallArgs& a) {
+  return select_or_reject(in, v, a, true, true);
+}
+Result<Value> f_rejectattr(Interpreter& in, const Value& v, CallArgs& a) {
+  return select_or_reject(in, v, a, true, false);
+}
 
 Result<Value> f_map(Interpreter& in, const Value& v, CallArgs& args) {
-  if (!v.truthy()) return Value::list({});  // jinja2 guards with `if value:`
+  if (!v.truthy()) return Value::generator({});  // jinja2 guards with `if value:`
   STRATA_ASSIGN_OR_RETURN(ValueList items, in.iterate(v, args.line));
   ValueList out;
   if (const Value* attribute = args.kwarg("attribute")) {
@@ -362,7 +395,7 @@ Result<Value> f_map(Interpreter& in, const Value& v, CallArgs& args) {
       STRATA_ASSIGN_OR_RETURN(Value x, attribute_of(in, item, py_str(*attribute), args.line));
       out.push_back(x.is_undefined() && def ? *def : x);
     }
-    return Value::list(std::move(out));
+    return Value::generator(std::move(out));
   }
   if (args.positional.empty()) return bad(args, "map() needs a filter name or attribute=");
   std::string filter = py_str(args.positional[0]);
@@ -374,7 +407,7 @@ Result<Value> f_map(Interpreter& in, const Value& v, CallArgs& args) {
     STRATA_ASSIGN_OR_RETURN(Value x, apply_filter(in, filter, item, filter_args));
     out.push_back(std::move(x));
   }
-  return Value::list(std::move(out));
+  return Value::generator(std::move(out));
 }
 
 Result<Value> f_batch(Interpreter& in, const Value& v, CallArgs& args) {
@@ -392,226 +425,65 @@ Result<Value> f_batch(Interpreter& in, const Value& v, CallArgs& args) {
     }
   }
   if (!cur.empty()) {
-    while (fill && !fill->is_none() && static_cast<int64_t>(cur.size()) < n->as_int()) cur.push_back(*fill);
+    while (fill && !fill->is_none() && static_cast<int64_t>(cur.size()) < n->as_int())
+      cur.push_back(*fill);
     out.push_back(Value::list(std::move(cur)));
   }
-  return Value::list(std::move(out));
+  return Value::generator(std::move(out));
 }
 
 const std::unordered_map<std::string, FilterFn>& filters() {
   static const std::unordered_map<std::string, FilterFn> kFilters = {
-      {"tojson", f_tojson},         {"length", f_length},       {"count", f_length},
-      {"string", f_string},         {"trim", f_trim},           {"default", f_default},
-      {"d", f_default},             {"upper", f_upper},         {"lower", f_lower},
-      {"capitalize", f_capitalize}, {"title", f_title},         {"safe", f_safe},
-      {"items", f_items},           {"list", f_list},           {"join", f_join},
-      {"first", f_first},           {"last", f_last},           {"reverse", f_reverse},
-      {"replace", f_replace},       {"indent", f_indent},       {"int", f_int},
-      {"float", f_float},           {"abs", f_abs},             {"round", f_round},
-      {"wordcount", f_wordcount},   {"center", f_center},       {"escape", f_escape},
-      {"e", f_escape},              {"sort", f_sort},           {"dictsort", f_dictsort},
-      {"unique", f_unique},         {"select", f_select},       {"reject", f_reject},
-      {"selectattr", f_selectattr}, {"rejectattr", f_rejectattr}, {"map", f_map},
+      {"tojson", f_tojson},
+      {"length", f_length},
+      {"count", f_length},
+      {"string", f_string},
+      {"trim", f_trim},
+      {"default", f_default},
+      {"d", f_default},
+      {"upper", f_upper},
+      {"lower", f_lower},
+      {"capitalize", f_capitalize},
+      {"title", f_title},
+      {"safe", f_safe},
+      {"items", f_items},
+      {"list", f_list},
+      {"join", f_join},
+      {"first", f_first},
+      {"last", f_last},
+      {"reverse", f_reverse},
+      {"replace", f_replace},
+      {"indent", f_indent},
+      {"int", f_int},
+      {"float", f_float},
+      {"abs", f_abs},
+      {"round", f_round},
+      {"wordcount", f_wordcount},
+      {"center", f_center},
+      {"escape", f_escape},
+      {"e", f_escape},
+      {"sort", f_sort},
+      {"dictsort", f_dictsort},
+      {"unique", f_unique},
+      {"select", f_select},
+      {"reject", f_reject},
+      {"selectattr", f_selectattr},
+      {"rejectattr", f_rejectattr},
+      {"map", f_map},
       {"batch", f_batch},
   };
   return kFilters;
 }
 
-// ---- tests ---------------------------------------------------------------------------
-
-Result<bool> t_defined(Interpreter&, const Value& v, CallArgs&) { return !v.is_undefined(); }
-Result<bool> t_undefined(Interpreter&, const Value& v, CallArgs&) { return v.is_undefined(); }
-Result<bool> t_none(Interpreter&, const Value& v, CallArgs&) { return v.is_none(); }
-Result<bool> t_string(Interpreter&, const Value& v, CallArgs&) { return v.is_string(); }
-Result<bool> t_mapping(Interpreter&, const Value& v, CallArgs&) { return v.is_dict(); }
-Result<bool> t_iterable(Interpreter&, const Value& v, CallArgs&) {
-  return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict();
-}
-Result<bool> t_sequence(Interpreter&, const Value& v, CallArgs&) {
-  return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict();
-}
-Result<bool> t_number(Interpreter&, const Value& v, CallArgs&) { return v.is_number(); }
-Result<bool> t_integer(Interpreter&, const Value& v, CallArgs&) { return v.is_int(); }
-Result<bool> t_float(Interpreter&, const Value& v, CallArgs&) { return v.is_float(); }
-Result<bool> t_boolean(Interpreter&, const Value& v, CallArgs&) { return v.is_bool(); }
-Result<bool> t_true(Interpreter&, const Value& v, CallArgs&) { return v.is_bool() && v.as_bool(); }
-Result<bool> t_false(Interpreter&, const Value& v, CallArgs&) { return v.is_bool() && !v.as_bool(); }
-Result<bool> t_callable(Interpreter&, const Value& v, CallArgs&) { return v.is_callable(); }
-Result<bool> t_odd(Interpreter&, const Value& v, CallArgs& a) {
-  if (!v.is_number()) return bad(a, "odd test needs a number");
-  return (v.as_int() % 2) != 0;
-}
-Result<bool> t_even(Interpreter&, const Value& v, CallArgs& a) {
-  if (!v.is_number()) return bad(a, "even test needs a number");
-  return (v.as_int() % 2) == 0;
-}
-Result<bool> t_divisibleby(Interpreter&, const Value& v, CallArgs& a) {
-  const Value* n = arg(a, 0, "num");
-  if (!n || !v.is_number() || n->as_int() == 0) return bad(a, "divisibleby needs a non-zero number");
-  return v.as_int() % n->as_int() == 0;
-}
-Result<bool> t_eq(Interpreter&, const Value& v, CallArgs& a) {
-  const Value* o = arg(a, 0, "other");
-  return o && py_equal(v, *o);
-}
-Result<bool> t_ne(Interpreter&, const Value& v, CallArgs& a) {
-  const Value* o = arg(a, 0, "other");
-  return !(o && py_equal(v, *o));
-}
-Result<bool> compare_test(const Value& v, CallArgs& a, bool want_less, bool or_equal) {
-  const Value* o = arg(a, 0, "other");
-  if (!o) return bad(a, "comparison test needs an argument");
-  if (or_equal && py_equal(v, *o)) return true;
-  Result<bool> r = want_less ? py_less(v, *o) : py_less(*o, v);
-  if (!r.is_ok()) return bad(a, r.status().message());
-  return *r;
-}
-Result<bool> t_lt(Interpreter&, const Value& v, CallArgs& a) { return compare_test(v, a, true, false); }
-Result<bool> t_le(Interpreter&, const Value& v, CallArgs& a) { return compare_test(v, a, true, true); }
-Result<bool> t_gt(Interpreter&, const Value& v, CallArgs& a) { return compare_test(v, a, false, false); }
-Result<bool> t_ge(Interpreter&, const Value& v, CallArgs& a) { return compare_test(v, a, false, true); }
-Result<bool> t_in(Interpreter&, const Value& v, CallArgs& a) {
-  const Value* seq = arg(a, 0, "seq");
-  if (!seq) return bad(a, "in test needs a sequence");
-  if (seq->is_string()) return v.is_string() && seq->as_string().find(v.as_string()) != std::string::npos;
-  if (seq->is_dict()) return v.is_string() && seq->as_dict().find(v.as_string()) != nullptr;
-  if (seq->is_list()) {
-    for (const auto& item : seq->as_list()) {
-      if (py_equal(item, v)) return true;
-    }
-    return false;
-  }
-  return bad(a, "in test needs a sequence");
-}
-Result<bool> t_sameas(Interpreter&, const Value& v, CallArgs& a) {
-  const Value* o = arg(a, 0, "other");
-  if (!o) return false;
-  if ((v.is_none() && o->is_none()) || (v.is_bool() && o->is_bool() && v.as_bool() == o->as_bool())) return true;
-  return false;
-}
-Result<bool> t_lower(Interpreter&, const Value& v, CallArgs&) {
-  return v.is_string() && py_lower(v.as_string()) == v.as_string();
-}
-Result<bool> t_upper(Interpreter&, const Value& v, CallArgs&) {
-  return v.is_string() && py_upper(v.as_string()) == v.as_string();
-}
-
-const std::unordered_map<std::string, TestFn>& tests() {
-  static const std::unordered_map<std::string, TestFn> kTests = {
-      {"defined", t_defined},   {"undefined", t_undefined}, {"none", t_none},
-      {"string", t_string},     {"mapping", t_mapping},     {"iterable", t_iterable},
-      {"sequence", t_sequence}, {"number", t_number},       {"integer", t_integer},
-      {"float", t_float},       {"boolean", t_boolean},     {"true", t_true},
-      {"false", t_false},       {"callable", t_callable},   {"odd", t_odd},
-      {"even", t_even},         {"divisibleby", t_divisibleby}, {"eq", t_eq},
-      {"equalto", t_eq},        {"==", t_eq},               {"ne", t_ne},
-      {"!=", t_ne},             {"lt", t_lt},               {"lessthan", t_lt},
-      {"<", t_lt},              {"le", t_le},               {"<=", t_le},
-      {"gt", t_gt},             {"greaterthan", t_gt},      {">", t_gt},
-      {"ge", t_ge},             {">=", t_ge},               {"in", t_in},
-      {"sameas", t_sameas},     {"lower", t_lower},         {"upper", t_upper},
-  };
-  return kTests;
-}
-
-// ---- globals -------------------------------------------------------------------------
-
-Value native(std::string name, NativeFn fn) {
-  auto c = std::make_shared<Callable>();
-  c->name = std::move(name);
-  c->native = std::move(fn);
-  return Value::callable(std::move(c));
-}
-
-Result<Value> g_range(Interpreter&, CallArgs& args) {
-  int64_t start = 0, stop = 0, step = 1;
-  const auto& p = args.positional;
-  for (const auto& v : p) {
-    if (!v.is_int() && !v.is_bool()) return bad(args, "range() arguments must be integers");
-  }
-  if (p.size() == 1) stop = p[0].as_int();
-  else if (p.size() >= 2) {
-    start = p[0].as_int();
-    stop = p[1].as_int();
-    if (p.size() >= 3) step = p[2].as_int();
-  } else {
-    return bad(args, "range expected at least 1 argument");
-  }
-  if (step == 0) return bad(args, "range() arg 3 must not be zero");
-  ValueList out;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-    if (out.size() >= 100000) return bad(args, "range too big");  // jinja2 sandbox MAX_RANGE
-    out.push_back(Value::integer(i));
-  }
-  return Value::list(std::move(out));
-}
-
-Result<Value> g_namespace(Interpreter&, CallArgs& args) {
-  ValueDict attrs;
-  for (const auto& p : args.positional) {
-    if (!p.is_dict()) return bad(args, "namespace() positional argument must be a mapping");
-    for (const auto& [k, v] : p.as_dict().items) attrs.set(k, v);
-  }
-  for (const auto& [k, v] : args.keyword) attrs.set(k, v);
-  return Value::make_namespace(std::move(attrs));
-}
-
-Result<Value> g_dict(Interpreter&, CallArgs& args) {
-  ValueDict d;
-  for (const auto& p : args.positional) {
-    if (!p.is_dict()) return bad(args, "dict() positional argument must be a mapping");
-    for (const auto& [k, v] : p.as_dict().items) d.set(k, v);
-  }
-  for (const auto& [k, v] : args.keyword) d.set(k, v);
-  return Value::dict(std::move(d));
-}
-
-Result<Value> g_raise_exception(Interpreter&, CallArgs& args) {
-  std::string msg = args.positional.empty() ? "" : py_str(args.positional[0]);
-  return template_error(ErrorCode::kInvalidArgument, args.line, "the template raised an error: " + msg);
-}
-
-Result<Value> g_strftime_now(Interpreter& in, CallArgs& args) {
-  if (args.positional.empty()) return bad(args, "strftime_now() needs a format");
-  std::time_t now = in.now();
-  std::tm tm_now{};
-  localtime_r(&now, &tm_now);
-  char buf[512];
-  size_t n = std::strftime(buf, sizeof(buf), py_str(args.positional[0]).c_str(), &tm_now);
-  return Value::string(std::string(buf, n));
-}
-
 }  // namespace
 
-Result<Value> apply_filter(Interpreter& interp, const std::string& name, const Value& subject, CallArgs& args) {
+Result<Value> apply_filter(Interpreter& interp, const std::string& name, const Value& subject,
+                           CallArgs& args) {
   auto it = filters().find(name);
   if (it == filters().end()) {
     return template_error(ErrorCode::kUnsupported, args.line, "unsupported filter '" + name + "'");
   }
   return it->second(interp, subject, args);
-}
-
-Result<bool> apply_test(Interpreter& interp, const std::string& name, const Value& subject, CallArgs& args) {
-  auto it = tests().find(name);
-  if (it == tests().end()) {
-    return template_error(ErrorCode::kUnsupported, args.line, "unsupported test '" + name + "'");
-  }
-  return it->second(interp, subject, args);
-}
-
-void install_globals(Scope& scope) {
-  scope.set("range", native("range", g_range));
-  scope.set("namespace", native("namespace", g_namespace));
-  scope.set("dict", native("dict", g_dict));
-  scope.set("raise_exception", native("raise_exception", g_raise_exception));
-  scope.set("strftime_now", native("strftime_now", g_strftime_now));
-  // jinja2's other default globals: named, so using one is a clear kUnsupported error.
-  for (const char* name : {"lipsum", "cycler", "joiner"}) {
-    std::string n = name;
-    scope.set(n, native(n, [n](Interpreter&, CallArgs& args) -> Result<Value> {
-      return template_error(ErrorCode::kUnsupported, args.line, "the global function '" + n + "' is not supported");
-    }));
-  }
 }
 
 }  // namespace strata::chat::jinja

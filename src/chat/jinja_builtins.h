@@ -10,11 +10,13 @@
 
 namespace strata::chat::jinja {
 
-Result<Value> apply_filter(Interpreter& interp, const std::string& name, const Value& subject, CallArgs& args);
-Result<bool> apply_test(Interpreter& interp, const std::string& name, const Value& subject, CallArgs& args);
+Result<Value> apply_filter(Interpreter& interp, const std::string& name, const Value& subject,
+                           CallArgs& args);
+Result<bool> apply_test(Interpreter& interp, const std::string& name, const Value& subject,
+                        CallArgs& args);
 // A bound method of a str, dict or list (`"a b".split`), or nullopt if the type has none.
 std::optional<Value> bound_method(const Value& obj, const std::string& name);
-// range, namespace, dict, raise_exception, strftime_now.
+// range, namespace, dict, raise_exception, strftime_now (jinja_globals.cpp).
 void install_globals(Scope& scope);
 
 }  // namespace strata::chat::jinja

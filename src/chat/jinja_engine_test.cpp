@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 #include <ctime>
+#include <thread>
+#include <vector>
 
 #include "chat/template_chat.h"
 #include "chat/template_engine.h"
@@ -21,6 +23,7 @@ struct Snippet {
 };
 
 // Expected outputs rendered by jinja2 with the context in feature_context() and TZ=UTC.
+// clang-format off
 const Snippet kSnippets[] = {
     {"ws_dash", "a  {%- if true -%}  b  {%- endif -%}  c\n{{- ' d ' -}}\n e", "abc d e"},
     {"ws_trim_lstrip", "x\n    {% if true %}\n    y\n    {% endif %}\nz\n", "x\n    y\nz"},
@@ -51,11 +54,19 @@ const Snippet kSnippets[] = {
     {"string_literals", "{{ 'it\\'s' }}{{ \"tab\\tnew\\nline\" }}{{ '\\u00e9\\x41' }}{{ 'a' 'b' }}{{ '{{ not a tag }}' }}", "it'stab\tnew\nlineéAab{{ not a tag }}"},
     {"undefined", "[{{ undef }}][{{ undef|length }}][{% for x in undef %}x{% endfor %}][{{ undef ~ 'a' }}][{{ n.attr }}][{{ 'str'.nope }}][{{ messages[9] }}][{{ undef == undef }}]", "[][0][][a][][][][True]"},
     {"markup", "{{ 'a'|safe + '<b>' }}|{{ '<b>' + 'a'|safe }}|{{ ('x'|safe + '\"q\"') ~ '<' }}", "a&lt;b&gt;|&lt;b&gt;a|x&#34;q&#34;<"},
+    {"generators", "{{ 'T' if [1]|select('even') else 'F' }}{{ 'T' if []|map('upper') else 'F' }}[{{ ([1,2]|select('odd'))[0] }}]{{ [1,2]|select('odd') is sequence }}{{ [1,2]|select('odd') is iterable }}{% set g = [1,2,3]|select('odd') %}{% for x in g %}{{ x }}{% endfor %}{% for x in g %}{{ x }}{% endfor %}{{ [1,2,3]|reverse|list }}{{ 'T' if []|reverse else 'F' }}{{ 'x' in ['y','x']|map('lower') }}", "TT[]FalseTrue13[3, 2, 1]TTrue"},
+    {"ws_unicode", "a  {%- if true %}b{% endif -%}　\nc", "abc"},
+    {"loop_cycle_nested", "{% for a in [1,2] %}{% for b in 'xy' %}{{ loop.cycle('o', 'e') }}{{ a }}{{ b }}{{ loop.index }}{% endfor %}{{ loop.index }};{% endfor %}", "o1x1e1y21;o2x1e2y22;"},
+    {"attr_filters", "{{ messages|join(', ', attribute='role') }}|{{ messages|sort(attribute='role', reverse=true)|map(attribute='content')|join }}|{{ [{'k':'B'},{'k':'a'},{'k':'b'}]|unique(attribute='k')|map(attribute='k')|join }}|{{ d|dictsort(reverse=true) }}|{{ d|dictsort(by='value') if false else '' }}", "user, assistant|hiyo|Ba|[('c', [1, 2]), ('b', 2), ('a', 1)]|"},
+    {"namespace_append", "{% set ns = namespace(t='a', m='x'|safe, n=none) %}{% set keep = ns.t %}{% set ns.t = ns.t ~ 'b' ~ 1 ~ none %}{% set ns.t = ns.t + 'c' + 'd' %}{% for i in range(3) %}{% set ns.t = ns.t ~ i %}{% endfor %}{% set ns.m = ns.m + '<' %}{% set ns.n = ns.n ~ 'z' %}{{ keep }}|{{ ns.t }}|{{ ns.m }}|{{ ns.n }}", "a|ab1Nonecd012|x&lt;|Nonez"},
+    {"macro_varargs_kwargs", "{% macro m(a) %}{{ a }}{{ varargs }}{{ kwargs }}{% endmacro %}{{ m(1, 2, 3, x=4) }}|{{ m(1) }}", "1(2, 3){'x': 4}|1(){}"},
     {"strftime", "{{ strftime_now('%Y-%m-%d %H:%M') }}", "2026-01-01 13:00"},
 };
+// clang-format on
 
 json feature_context() {
-  return json::parse(R"({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+  return json::parse(
+      R"({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
     "d": {"b": 2, "a": 1, "c": [1, 2]}, "s": "  Hello, Wörld!  ", "n": null,
     "e": "é😀<&>'\""})");
 }
@@ -87,16 +98,19 @@ TEST_F(JinjaEngine, TrailingNewlineDroppedLikeJinja2) {
 }
 
 TEST_F(JinjaEngine, UnsupportedTagNamesConstructAndLine) {
-  Result<Template> t = Template::parse("line one\n{% if true %}\n{% include 'other.jinja' %}\n{% endif %}");
+  Result<Template> t =
+      Template::parse("line one\n{% if true %}\n{% include 'other.jinja' %}\n{% endif %}");
   ASSERT_FALSE(t.is_ok());
   EXPECT_EQ(t.status().code(), ErrorCode::kUnsupported);
   EXPECT_NE(t.status().message().find("'include'"), std::string::npos) << t.status().message();
   EXPECT_NE(t.status().message().find("line 3"), std::string::npos) << t.status().message();
 
-  Result<Template> call_block = Template::parse("{% macro m() %}{{ caller() }}{% endmacro %}\n\n{% call m() %}x{% endcall %}");
+  Result<Template> call_block = Template::parse(
+      "{% macro m() %}{{ caller() }}{% endmacro %}\n\n{% call m() %}x{% endcall %}");
   ASSERT_FALSE(call_block.is_ok());
   EXPECT_EQ(call_block.status().code(), ErrorCode::kUnsupported);
-  EXPECT_NE(call_block.status().message().find("line 3"), std::string::npos) << call_block.status().message();
+  EXPECT_NE(call_block.status().message().find("line 3"), std::string::npos)
+      << call_block.status().message();
 }
 
 TEST_F(JinjaEngine, UnsupportedFilterFailsWhenReachedNamingLine) {
@@ -121,15 +135,22 @@ TEST_F(JinjaEngine, SyntaxErrorNamesLine) {
 }
 
 TEST_F(JinjaEngine, RuntimeErrorsLikeJinja2) {
-  auto render = [](const char* src) { return Template::parse(src)->render(json{{"n", nullptr}}, kNow); };
-  EXPECT_FALSE(render("{{ undef.attr }}").is_ok());         // attribute of Undefined
-  EXPECT_FALSE(render("{{ undef + 'a' }}").is_ok());        // arithmetic on Undefined
-  EXPECT_FALSE(render("{{ 'a' + 1 }}").is_ok());            // str + int
+  auto render = [](const char* src) {
+    return Template::parse(src)->render(json{{"n", nullptr}}, kNow);
+  };
+  EXPECT_FALSE(render("{{ undef.attr }}").is_ok());              // attribute of Undefined
+  EXPECT_FALSE(render("{{ undef + 'a' }}").is_ok());             // arithmetic on Undefined
+  EXPECT_FALSE(render("{{ 'a' + 1 }}").is_ok());                 // str + int
   EXPECT_FALSE(render("{% for x in n %}{% endfor %}").is_ok());  // None is not iterable
-  EXPECT_FALSE(render("{{ n.a.b }}").is_ok());              // None.a is Undefined, .b fails
+  EXPECT_FALSE(render("{{ n.a.b }}").is_ok());                   // None.a is Undefined, .b fails
   Result<std::string> raised = render("{{ raise_exception('Roles must alternate') }}");
   ASSERT_FALSE(raised.is_ok());
   EXPECT_NE(raised.status().message().find("Roles must alternate"), std::string::npos);
+  EXPECT_FALSE(render("{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1, 2) }}").is_ok());  // no varargs
+  EXPECT_FALSE(
+      render("{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1, b=2) }}").is_ok());  // no kwargs
+  EXPECT_FALSE(
+      render("{% set ns = namespace(t='a') %}{% set ns.t = ns.t + 1 %}").is_ok());  // str + int
   // The immutable sandbox refuses list.append.
   Result<std::string> append = render("{% set ns = namespace(l=[]) %}{% set _ = ns.l.append(1) %}");
   ASSERT_FALSE(append.is_ok());
@@ -151,6 +172,28 @@ TEST_F(JinjaEngine, RenderChatPassesHuggingFaceVariables) {
   Result<std::string> out = render_chat(*t, o);
   ASSERT_TRUE(out.is_ok()) << out.status().to_string();
   EXPECT_EQ(*out, "<s><user>hi[no tools]<assistant>False");
+}
+
+TEST_F(JinjaEngine, OneTemplateRendersConcurrently) {
+  // A parsed Template is immutable; renders share only its syntax tree and literals.
+  Result<Template> t = Template::parse(
+      "{% set ns = namespace(out='') %}{% for m in messages %}{% set ns.out = ns.out ~ m.role ~ "
+      "':' ~ m.content ~ ';' %}"
+      "{% endfor %}{% macro f(x) %}[{{ x }}]{% endmacro %}{{ ns.out }}{{ f(messages|length) }}");
+  ASSERT_TRUE(t.is_ok());
+  const std::string expected = "user:hi;assistant:yo;[2]";
+  std::vector<std::thread> threads;
+  std::vector<int> good(4, 0);
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      for (int k = 0; k < 200; ++k) {
+        Result<std::string> out = t->render(feature_context(), kNow);
+        good[i] += out.is_ok() && *out == expected;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int g : good) EXPECT_EQ(g, 200);
 }
 
 }  // namespace

@@ -8,17 +8,18 @@
 namespace strata::chat::jinja {
 
 namespace {
-constexpr int kMaxCallDepth = 200;  // recursive macros beyond this are a template bug
+constexpr int kMaxCallDepth = 100;  // recursive macros beyond this are a template bug
 
 Status undefined_error(const Value& v, int line) {
-  return template_error(v.undefined_unsafe() ? ErrorCode::kUnsupported : ErrorCode::kInvalidArgument, line,
-                        v.undefined_hint());
+  return template_error(
+      v.undefined_unsafe() ? ErrorCode::kUnsupported : ErrorCode::kInvalidArgument, line,
+      v.undefined_hint());
 }
 
 Status type_error(int line, const std::string& op, const Value& a, const Value& b) {
   return template_error(ErrorCode::kInvalidArgument, line,
-                        "unsupported operand type(s) for " + op + ": '" + a.type_name() + "' and '" +
-                            b.type_name() + "'");
+                        "unsupported operand type(s) for " + op + ": '" + a.type_name() +
+                            "' and '" + b.type_name() + "'");
 }
 
 int64_t floor_div(int64_t a, int64_t b) {
@@ -51,7 +52,16 @@ void Scope::set(const std::string& name, Value value) {
   vars.emplace_back(name, std::move(value));
 }
 
-Status Interpreter::exec_body(const Body& body, const ScopePtr& scope, std::string& out, Flow& flow) {
+Interpreter::~Interpreter() {
+  for (auto& scope : macro_scopes_) {
+    scope->vars.clear();
+    scope->parent.reset();
+  }
+  for (auto& ns : namespaces_) ns.mutable_namespace().items.clear();
+}
+
+Status Interpreter::exec_body(const Body& body, const ScopePtr& scope, std::string& out,
+                              Flow& flow) {
   for (const auto& stmt : body) {
     STRATA_RETURN_IF_ERROR(exec_stmt(*stmt, scope, out, flow));
     if (flow != Flow::kNormal) return Status::ok();
@@ -59,12 +69,15 @@ Status Interpreter::exec_body(const Body& body, const ScopePtr& scope, std::stri
   return Status::ok();
 }
 
-Status Interpreter::exec_stmt(const Stmt& stmt, const ScopePtr& scope, std::string& out, Flow& flow) {
+Status Interpreter::exec_stmt(const Stmt& stmt, const ScopePtr& scope, std::string& out,
+                              Flow& flow) {
   switch (stmt.kind) {
-    case StmtKind::kText: out += stmt.text; return Status::ok();
+    case StmtKind::kText:
+      out += stmt.text;
+      return Status::ok();
     case StmtKind::kOutput: {
       STRATA_ASSIGN_OR_RETURN(Value v, eval(*stmt.expr, scope));
-      out += py_str(v);
+      append_py_str(v, out);
       return Status::ok();
     }
     case StmtKind::kIf:
@@ -73,14 +86,17 @@ Status Interpreter::exec_stmt(const Stmt& stmt, const ScopePtr& scope, std::stri
         if (c.truthy()) return exec_body(branch, scope, out, flow);
       }
       return exec_body(stmt.else_body, scope, out, flow);
-    case StmtKind::kFor: return exec_for(stmt, scope, out);
+    case StmtKind::kFor:
+      return exec_for(stmt, scope, out);
     case StmtKind::kSet:
-    case StmtKind::kSetBlock: return exec_set(stmt, scope, out);
+    case StmtKind::kSetBlock:
+      return exec_set(stmt, scope, out);
     case StmtKind::kMacro: {
       auto fn = std::make_shared<Callable>();
       fn->name = stmt.macro->name;
       fn->macro = stmt.macro.get();
       fn->closure = scope;
+      macro_scopes_.push_back(scope);
       scope->set(stmt.macro->name, Value::callable(std::move(fn)));
       return Status::ok();
     }
@@ -89,21 +105,30 @@ Status Interpreter::exec_stmt(const Stmt& stmt, const ScopePtr& scope, std::stri
       Flow inner_flow = Flow::kNormal;
       STRATA_RETURN_IF_ERROR(exec_body(stmt.body, scope, inner, inner_flow));
       STRATA_ASSIGN_OR_RETURN(CallArgs args, eval_args(*stmt.expr, scope, 1));
-      STRATA_ASSIGN_OR_RETURN(Value v, apply_filter(*this, stmt.expr->name, Value::string(std::move(inner)), args));
+      STRATA_ASSIGN_OR_RETURN(
+          Value v, apply_filter(*this, stmt.expr->name, Value::string(std::move(inner)), args));
       out += py_str(v);
       return Status::ok();
     }
-    case StmtKind::kBreak: flow = Flow::kBreak; return Status::ok();
-    case StmtKind::kContinue: flow = Flow::kContinue; return Status::ok();
-    case StmtKind::kBlock: return exec_body(stmt.body, scope, out, flow);
+    case StmtKind::kBreak:
+      flow = Flow::kBreak;
+      return Status::ok();
+    case StmtKind::kContinue:
+      flow = Flow::kContinue;
+      return Status::ok();
+    case StmtKind::kBlock:
+      return exec_body(stmt.body, scope, out, flow);
   }
   return Status::ok();
 }
 
 Result<ValueList> Interpreter::iterate(const Value& v, int line) {
   switch (v.kind()) {
-    case Kind::kUndefined: return ValueList{};
-    case Kind::kList: return v.as_list();
+    case Kind::kUndefined:
+      return ValueList{};
+    case Kind::kList:
+      if (v.is_generator()) return v.take_generator_items();
+      return v.as_list();
     case Kind::kDict: {
       ValueList keys;
       for (const auto& kv : v.as_dict().items) keys.push_back(Value::string(kv.first));
@@ -120,8 +145,8 @@ Result<ValueList> Interpreter::iterate(const Value& v, int line) {
   }
 }
 
-Status Interpreter::assign_targets(const std::vector<std::string>& targets, const Value& value, Scope& scope,
-                                   int line) {
+Status Interpreter::assign_targets(const std::vector<std::string>& targets, const Value& value,
+                                   Scope& scope, int line) {
   if (targets.size() == 1) {
     scope.set(targets[0], value);
     return Status::ok();
@@ -176,7 +201,8 @@ Status Interpreter::exec_for(const Stmt& stmt, const ScopePtr& scope, std::strin
     auto cycle = std::make_shared<Callable>();
     cycle->name = "loop.cycle";
     cycle->native = [i](Interpreter&, CallArgs& args) -> Result<Value> {
-      if (args.positional.empty()) return template_error(ErrorCode::kInvalidArgument, args.line, "no items for cycling given");
+      if (args.positional.empty())
+        return template_error(ErrorCode::kInvalidArgument, args.line, "no items for cycling given");
       return args.positional[i % args.positional.size()];
     };
     loop.items.emplace_back("cycle", Value::callable(std::move(cycle)));
@@ -188,7 +214,55 @@ Status Interpreter::exec_for(const Stmt& stmt, const ScopePtr& scope, std::strin
   return Status::ok();
 }
 
+// `{% set ns.text = ns.text ~ a ~ b %}` (or `+` with strings): templates build whole prompts
+// this way, one message at a time. Appending in place when nothing else holds the old string
+// keeps that linear; the result is the value the plain path computes, operands evaluated in
+// the same left-to-right order.
+Result<bool> Interpreter::try_append_in_place(const Stmt& stmt, const ScopePtr& scope) {
+  std::vector<const Expr*> chain;  // right operands, rightmost first
+  const Expr* e = stmt.expr.get();
+  while (e->kind == ExprKind::kBinary && (e->name == "~" || e->name == "+")) {
+    chain.push_back(e);
+    e = e->args[0].get();
+  }
+  if (chain.empty() || e->kind != ExprKind::kGetattr || e->name != stmt.attr ||
+      e->args[0]->kind != ExprKind::kName || e->args[0]->name != stmt.targets[0]) {
+    return false;
+  }
+  const Value* target = scope->lookup(stmt.targets[0]);
+  if (!target || !target->is_namespace()) return false;
+  STRATA_ASSIGN_OR_RETURN(Value acc, eval(*e, scope));
+  std::vector<Value> rights;
+  bool appendable = acc.is_string() && !acc.is_markup();
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    STRATA_ASSIGN_OR_RETURN(Value r, eval(*(*it)->args[1], scope));
+    if ((*it)->name == "+" && !(r.is_string() && !r.is_markup())) appendable = false;
+    rights.push_back(std::move(r));
+  }
+  ValueDict& attrs = target->mutable_namespace();
+  Value* slot = nullptr;
+  for (auto& [k, v] : attrs.items) {
+    if (k == stmt.attr) slot = &v;
+  }
+  if (slot && appendable && slot->same_text(acc)) {
+    std::string extra;
+    for (const Value& r : rights) append_py_str(r, extra);
+    acc = Value();  // drop our reference: the namespace may now be the only holder
+    if (slot->append_if_unique(extra)) return true;
+    acc = *slot;  // shared elsewhere: unchanged, take the plain path
+  }
+  for (size_t i = 0; i < rights.size(); ++i) {
+    STRATA_ASSIGN_OR_RETURN(acc, eval_binary(*chain[chain.size() - 1 - i], acc, rights[i]));
+  }
+  attrs.set(stmt.attr, std::move(acc));
+  return true;
+}
+
 Status Interpreter::exec_set(const Stmt& stmt, const ScopePtr& scope, std::string& out) {
+  if (stmt.kind == StmtKind::kSet && !stmt.attr.empty()) {
+    STRATA_ASSIGN_OR_RETURN(bool done, try_append_in_place(stmt, scope));
+    if (done) return Status::ok();
+  }
   Value value;
   if (stmt.kind == StmtKind::kSetBlock) {
     std::string captured;
@@ -205,8 +279,9 @@ Status Interpreter::exec_set(const Stmt& stmt, const ScopePtr& scope, std::strin
   if (!stmt.attr.empty()) {
     const Value* target = scope->lookup(stmt.targets[0]);
     if (!target || !target->is_namespace()) {
-      return template_error(ErrorCode::kInvalidArgument, stmt.line,
-                            "cannot assign attribute on non-namespace object '" + stmt.targets[0] + "'");
+      return template_error(
+          ErrorCode::kInvalidArgument, stmt.line,
+          "cannot assign attribute on non-namespace object '" + stmt.targets[0] + "'");
     }
     target->mutable_namespace().set(stmt.attr, std::move(value));
     return Status::ok();
@@ -230,7 +305,8 @@ Result<CallArgs> Interpreter::eval_args(const Expr& expr, const ScopePtr& scope,
 
 Result<Value> Interpreter::eval(const Expr& expr, const ScopePtr& scope) {
   switch (expr.kind) {
-    case ExprKind::kLiteral: return expr.value;
+    case ExprKind::kLiteral:
+      return expr.value;
     case ExprKind::kName: {
       const Value* v = scope->lookup(expr.name);
       if (!v) return Value::undefined("'" + expr.name + "' is undefined");
@@ -251,7 +327,8 @@ Result<Value> Interpreter::eval(const Expr& expr, const ScopePtr& scope) {
         STRATA_ASSIGN_OR_RETURN(Value k, eval(*expr.args[i], scope));
         STRATA_ASSIGN_OR_RETURN(Value v, eval(*expr.args[i + 1], scope));
         if (!k.is_string()) {
-          return template_error(ErrorCode::kUnsupported, expr.line, "dict keys other than strings are not supported");
+          return template_error(ErrorCode::kUnsupported, expr.line,
+                                "dict keys other than strings are not supported");
         }
         d.set(k.as_string(), std::move(v));
       }
@@ -266,7 +343,8 @@ Result<Value> Interpreter::eval(const Expr& expr, const ScopePtr& scope) {
       STRATA_ASSIGN_OR_RETURN(Value key, eval(*expr.args[1], scope));
       return getitem(obj, key, expr.line);
     }
-    case ExprKind::kSlice: return eval_slice(expr, scope);
+    case ExprKind::kSlice:
+      return eval_slice(expr, scope);
     case ExprKind::kCall: {
       STRATA_ASSIGN_OR_RETURN(Value callee, eval(*expr.args[0], scope));
       STRATA_ASSIGN_OR_RETURN(CallArgs args, eval_args(expr, scope, 1));
@@ -288,8 +366,9 @@ Result<Value> Interpreter::eval(const Expr& expr, const ScopePtr& scope) {
       if (expr.name == "not") return Value::boolean(!v.truthy());
       if (v.is_undefined()) return undefined_error(v, expr.line);
       if (!v.is_number()) {
-        return template_error(ErrorCode::kInvalidArgument, expr.line,
-                              std::string("bad operand type for unary ") + expr.name + ": '" + v.type_name() + "'");
+        return template_error(
+            ErrorCode::kInvalidArgument, expr.line,
+            std::string("bad operand type for unary ") + expr.name + ": '" + v.type_name() + "'");
       }
       if (expr.name == "+") return v.is_float() ? v : Value::integer(v.as_int());
       return v.is_float() ? Value::floating(-v.as_double()) : Value::integer(-v.as_int());
@@ -306,11 +385,14 @@ Result<Value> Interpreter::eval(const Expr& expr, const ScopePtr& scope) {
       STRATA_ASSIGN_OR_RETURN(Value b, eval(*expr.args[1], scope));
       return eval_binary(expr, a, b);
     }
-    case ExprKind::kCompare: return eval_compare(expr, scope);
+    case ExprKind::kCompare:
+      return eval_compare(expr, scope);
     case ExprKind::kCondExpr: {
       STRATA_ASSIGN_OR_RETURN(Value c, eval(*expr.args[0], scope));
       if (c.truthy()) return eval(*expr.args[1], scope);
-      if (!expr.args[2]) return Value::undefined("the inline if-expression evaluated to false and no else section was defined");
+      if (!expr.args[2])
+        return Value::undefined(
+            "the inline if-expression evaluated to false and no else section was defined");
       return eval(*expr.args[2], scope);
     }
   }
@@ -319,14 +401,27 @@ Result<Value> Interpreter::eval(const Expr& expr, const ScopePtr& scope) {
 
 Result<Value> Interpreter::eval_binary(const Expr& expr, const Value& a, const Value& b) {
   const std::string& op = expr.name;
-  if (op == "~") return Value::string(py_str(a) + py_str(b));
+  if (op == "~") {
+    std::string s;
+    s.reserve((a.is_string() ? a.as_string().size() : 16) +
+              (b.is_string() ? b.as_string().size() : 16));
+    append_py_str(a, s);
+    append_py_str(b, s);
+    return Value::string(std::move(s));
+  }
   if (a.is_undefined()) return undefined_error(a, expr.line);
   if (b.is_undefined()) return undefined_error(b, expr.line);
   if (a.is_number() && b.is_number()) {
     bool fl = a.is_float() || b.is_float();
-    if (op == "+") return fl ? Value::floating(a.as_double() + b.as_double()) : Value::integer(a.as_int() + b.as_int());
-    if (op == "-") return fl ? Value::floating(a.as_double() - b.as_double()) : Value::integer(a.as_int() - b.as_int());
-    if (op == "*") return fl ? Value::floating(a.as_double() * b.as_double()) : Value::integer(a.as_int() * b.as_int());
+    if (op == "+")
+      return fl ? Value::floating(a.as_double() + b.as_double())
+                : Value::integer(a.as_int() + b.as_int());
+    if (op == "-")
+      return fl ? Value::floating(a.as_double() - b.as_double())
+                : Value::integer(a.as_int() - b.as_int());
+    if (op == "*")
+      return fl ? Value::floating(a.as_double() * b.as_double())
+                : Value::integer(a.as_int() * b.as_int());
     if (op == "**") {
       if (!fl && b.as_int() >= 0) {
         int64_t r = 1;
@@ -335,7 +430,8 @@ Result<Value> Interpreter::eval_binary(const Expr& expr, const Value& a, const V
       }
       return Value::floating(std::pow(a.as_double(), b.as_double()));
     }
-    if (b.as_double() == 0) return template_error(ErrorCode::kInvalidArgument, expr.line, "division by zero");
+    if (b.as_double() == 0)
+      return template_error(ErrorCode::kInvalidArgument, expr.line, "division by zero");
     if (op == "/") return Value::floating(a.as_double() / b.as_double());
     if (op == "//") {
       if (fl) return Value::floating(std::floor(a.as_double() / b.as_double()));
@@ -355,14 +451,20 @@ Result<Value> Interpreter::eval_binary(const Expr& expr, const Value& a, const V
       return Value::markup((a.is_markup() ? a.as_string() : html_escape(a.as_string())) +
                            (b.is_markup() ? b.as_string() : html_escape(b.as_string())));
     }
-    return Value::string(a.as_string() + b.as_string());
+    std::string s;
+    s.reserve(a.as_string().size() + b.as_string().size());
+    s += a.as_string();
+    s += b.as_string();
+    return Value::string(std::move(s));
   }
-  if (op == "+" && a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+  if (op == "+" && a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple() &&
+      !a.is_generator() && !b.is_generator()) {
     ValueList items = a.as_list();
     items.insert(items.end(), b.as_list().begin(), b.as_list().end());
     return Value::list(std::move(items), a.is_tuple());
   }
-  if (op == "*" && (a.is_string() || a.is_list() || b.is_string() || b.is_list())) {
+  if (op == "*" && !a.is_generator() && !b.is_generator() &&
+      (a.is_string() || a.is_list() || b.is_string() || b.is_list())) {
     const Value& seq = (a.is_string() || a.is_list()) ? a : b;
     const Value& count = (a.is_string() || a.is_list()) ? b : a;
     if (count.is_int() || count.is_bool()) {
@@ -373,12 +475,14 @@ Result<Value> Interpreter::eval_binary(const Expr& expr, const Value& a, const V
         return Value::string(std::move(s));
       }
       ValueList items;
-      for (int64_t i = 0; i < n; ++i) items.insert(items.end(), seq.as_list().begin(), seq.as_list().end());
+      for (int64_t i = 0; i < n; ++i)
+        items.insert(items.end(), seq.as_list().begin(), seq.as_list().end());
       return Value::list(std::move(items), seq.is_tuple());
     }
   }
   if (op == "%" && a.is_string()) {
-    return template_error(ErrorCode::kUnsupported, expr.line, "printf-style string formatting ('%') is not supported");
+    return template_error(ErrorCode::kUnsupported, expr.line,
+                          "printf-style string formatting ('%') is not supported");
   }
   return type_error(expr.line, op, a, b);
 }
@@ -389,33 +493,39 @@ Result<Value> Interpreter::eval_compare(const Expr& expr, const ScopePtr& scope)
     STRATA_ASSIGN_OR_RETURN(Value right, eval(*expr.args[i + 1], scope));
     const std::string& op = expr.ops[i];
     bool r = false;
-    if (op == "==") r = py_equal(left, right);
-    else if (op == "!=") r = !py_equal(left, right);
+    if (op == "==")
+      r = py_equal(left, right);
+    else if (op == "!=")
+      r = !py_equal(left, right);
     else if (op == "in" || op == "not in") {
       if (right.is_string()) {
         if (!left.is_string()) {
           return template_error(ErrorCode::kInvalidArgument, expr.line,
-                                std::string("'in <string>' requires string as left operand, not ") + left.type_name());
+                                std::string("'in <string>' requires string as left operand, not ") +
+                                    left.type_name());
         }
         r = right.as_string().find(left.as_string()) != std::string::npos;
       } else if (right.is_dict()) {
         r = left.is_string() && right.as_dict().find(left.as_string()) != nullptr;
       } else if (right.is_list() || right.is_undefined()) {
-        if (right.is_list()) {
-          for (const auto& item : right.as_list()) r = r || py_equal(left, item);
-        }
+        STRATA_ASSIGN_OR_RETURN(ValueList items, iterate(right, expr.line));
+        for (const auto& item : items) r = r || py_equal(left, item);
       } else {
-        return template_error(ErrorCode::kInvalidArgument, expr.line,
-                              std::string("argument of type '") + right.type_name() + "' is not iterable");
+        return template_error(
+            ErrorCode::kInvalidArgument, expr.line,
+            std::string("argument of type '") + right.type_name() + "' is not iterable");
       }
       if (op == "not in") r = !r;
     } else {
       if (left.is_undefined()) return undefined_error(left, expr.line);
       if (right.is_undefined()) return undefined_error(right, expr.line);
       Result<bool> lt = (op == "<" || op == ">=") ? py_less(left, right) : py_less(right, left);
-      if (!lt.is_ok()) return template_error(ErrorCode::kInvalidArgument, expr.line, lt.status().message());
-      if (op == "<" || op == ">") r = *lt;
-      else r = !*lt;  // "<=" is !(b < a); ">=" is !(a < b)
+      if (!lt.is_ok())
+        return template_error(ErrorCode::kInvalidArgument, expr.line, lt.status().message());
+      if (op == "<" || op == ">")
+        r = *lt;
+      else
+        r = !*lt;  // "<=" is !(b < a); ">=" is !(a < b)
     }
     if (!r) return Value::boolean(false);
     left = std::move(right);
@@ -431,7 +541,8 @@ Result<Value> Interpreter::eval_slice(const Expr& expr, const ScopePtr& scope) {
     STRATA_ASSIGN_OR_RETURN(Value v, eval(*expr.args[i + 1], scope));
     if (v.is_none()) continue;
     if (!v.is_int() && !v.is_bool()) {
-      return template_error(ErrorCode::kInvalidArgument, expr.line, "slice indices must be integers or None");
+      return template_error(ErrorCode::kInvalidArgument, expr.line,
+                            "slice indices must be integers or None");
     }
     parts[i] = v.as_int();
   }
@@ -441,13 +552,17 @@ Result<Value> Interpreter::eval_slice(const Expr& expr, const ScopePtr& scope) {
   if (obj.is_string()) {
     chars = utf8_chars(obj.as_string());
     len = static_cast<int64_t>(chars.size());
+  } else if (obj.is_generator()) {
+    return Value::undefined("'generator object' has no attribute 'slice'");
   } else if (obj.is_list()) {
     len = static_cast<int64_t>(obj.as_list().size());
   } else {
-    return template_error(ErrorCode::kInvalidArgument, expr.line, std::string("'") + obj.type_name() + "' object is not subscriptable");
+    return template_error(ErrorCode::kInvalidArgument, expr.line,
+                          std::string("'") + obj.type_name() + "' object is not subscriptable");
   }
   int64_t step = parts[2].value_or(1);
-  if (step == 0) return template_error(ErrorCode::kInvalidArgument, expr.line, "slice step cannot be zero");
+  if (step == 0)
+    return template_error(ErrorCode::kInvalidArgument, expr.line, "slice step cannot be zero");
   auto clamp = [&](std::optional<int64_t> v, int64_t def) {
     if (!v) return def;
     int64_t x = *v < 0 ? *v + len : *v;
@@ -459,8 +574,10 @@ Result<Value> Interpreter::eval_slice(const Expr& expr, const ScopePtr& scope) {
   std::string s;
   ValueList items;
   for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-    if (obj.is_string()) s += chars[i];
-    else items.push_back(obj.as_list()[i]);
+    if (obj.is_string())
+      s += chars[i];
+    else
+      items.push_back(obj.as_list()[i]);
   }
   if (obj.is_string()) return Value::string(std::move(s));
   return Value::list(std::move(items), obj.is_tuple());
@@ -478,7 +595,8 @@ Result<Value> Interpreter::getattr(const Value& obj, const std::string& name, in
     const Value* v = obj.as_dict().find(name);
     if (v) return *v;
   }
-  return Value::undefined(std::string("'") + obj.type_name() + " object' has no attribute '" + name + "'");
+  return Value::undefined(std::string("'") + obj.type_name() + " object' has no attribute '" +
+                          name + "'");
 }
 
 Result<Value> Interpreter::getitem(const Value& obj, const Value& key, int line) {
@@ -487,7 +605,8 @@ Result<Value> Interpreter::getitem(const Value& obj, const Value& key, int line)
     const Value* v = obj.as_dict().find(key.as_string());
     if (v) return *v;
   }
-  if ((obj.is_list() || obj.is_string()) && (key.is_int() || key.is_bool())) {
+  if (((obj.is_list() && !obj.is_generator()) || obj.is_string()) &&
+      (key.is_int() || key.is_bool())) {
     int64_t idx = key.as_int();
     if (obj.is_list()) {
       int64_t n = static_cast<int64_t>(obj.as_list().size());
@@ -501,7 +620,8 @@ Result<Value> Interpreter::getitem(const Value& obj, const Value& key, int line)
     }
   }
   if (key.is_string()) return getattr(obj, key.as_string(), line);
-  return Value::undefined(std::string("'") + obj.type_name() + " object' has no attribute '" + py_str(key) + "'");
+  return Value::undefined(std::string("'") + obj.type_name() + " object' has no attribute '" +
+                          py_str(key) + "'");
 }
 
 Result<Value> Interpreter::call(const Value& callee, CallArgs& args) {
@@ -517,20 +637,30 @@ Result<Value> Interpreter::call(const Value& callee, CallArgs& args) {
 
 Result<Value> Interpreter::call_macro(const Callable& fn, CallArgs& args) {
   const MacroDef& def = *fn.macro;
-  if (args.positional.size() > def.params.size()) {
+  if (args.positional.size() > def.params.size() && !def.catch_varargs) {
     return template_error(ErrorCode::kInvalidArgument, args.line,
-                          "macro '" + def.name + "' takes not more than " + std::to_string(def.params.size()) +
-                              " argument(s)");
+                          "macro '" + def.name + "' takes not more than " +
+                              std::to_string(def.params.size()) + " argument(s)");
   }
   auto scope = std::make_shared<Scope>();
   scope->parent = fn.closure;
+  ValueDict extra_kwargs;
   for (const auto& [k, v] : args.keyword) {
     bool known = false;
     for (const auto& p : def.params) known = known || p.first == k;
-    if (!known) {
+    if (known) continue;
+    if (!def.catch_kwargs) {
       return template_error(ErrorCode::kInvalidArgument, args.line,
                             "macro '" + def.name + "' takes no keyword argument '" + k + "'");
     }
+    extra_kwargs.set(k, v);
+  }
+  if (def.catch_kwargs) scope->set("kwargs", Value::dict(std::move(extra_kwargs)));
+  if (def.catch_varargs) {
+    ValueList extra;
+    for (size_t i = def.params.size(); i < args.positional.size(); ++i)
+      extra.push_back(args.positional[i]);
+    scope->set("varargs", Value::list(std::move(extra), true));
   }
   for (size_t i = 0; i < def.params.size(); ++i) {
     const auto& [pname, pdefault] = def.params[i];
@@ -547,7 +677,8 @@ Result<Value> Interpreter::call_macro(const Callable& fn, CallArgs& args) {
   }
   if (++depth_ > kMaxCallDepth) {
     --depth_;
-    return template_error(ErrorCode::kOutOfRange, args.line, "macro recursion deeper than " + std::to_string(kMaxCallDepth));
+    return template_error(ErrorCode::kOutOfRange, args.line,
+                          "macro recursion deeper than " + std::to_string(kMaxCallDepth));
   }
   std::string out;
   Flow flow = Flow::kNormal;

@@ -31,6 +31,14 @@ Status template_error(ErrorCode code, int line, const std::string& message);
 class Interpreter {
  public:
   explicit Interpreter(std::time_t now) : now_(now) {}
+  // Breaks the reference cycles a render can build (a macro held by the scope it closes over,
+  // a namespace that reaches itself), so every scope and value is freed.
+  ~Interpreter();
+  Interpreter(const Interpreter&) = delete;
+  Interpreter& operator=(const Interpreter&) = delete;
+
+  // Namespaces are the only mutable values; remember them to break cycles at the end.
+  void track_namespace(const Value& ns) { namespaces_.push_back(ns); }
 
   Status exec_body(const Body& body, const ScopePtr& scope, std::string& out, Flow& flow);
   Result<Value> eval(const Expr& expr, const ScopePtr& scope);
@@ -48,7 +56,9 @@ class Interpreter {
   Status exec_stmt(const Stmt& stmt, const ScopePtr& scope, std::string& out, Flow& flow);
   Status exec_for(const Stmt& stmt, const ScopePtr& scope, std::string& out);
   Status exec_set(const Stmt& stmt, const ScopePtr& scope, std::string& out);
-  Status assign_targets(const std::vector<std::string>& targets, const Value& value, Scope& scope, int line);
+  Result<bool> try_append_in_place(const Stmt& stmt, const ScopePtr& scope);
+  Status assign_targets(const std::vector<std::string>& targets, const Value& value, Scope& scope,
+                        int line);
   Result<Value> call_macro(const Callable& fn, CallArgs& args);
   Result<Value> eval_binary(const Expr& expr, const Value& a, const Value& b);
   Result<Value> eval_compare(const Expr& expr, const ScopePtr& scope);
@@ -57,6 +67,8 @@ class Interpreter {
 
   std::time_t now_;
   int depth_ = 0;
+  std::vector<ScopePtr> macro_scopes_;  // scopes a macro closes over
+  std::vector<Value> namespaces_;
 };
 
 }  // namespace strata::chat::jinja

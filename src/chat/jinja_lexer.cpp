@@ -3,15 +3,17 @@
 // comment tag that starts its line; trim_blocks drops one newline after a block or comment.
 #include "chat/jinja_lexer.h"
 
-#include "chat/jinja_strings.h"
-
 #include <cctype>
 #include <cstdint>
+
+#include "chat/jinja_strings.h"
 
 namespace strata::chat::jinja {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
 bool is_name_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
 bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 
@@ -46,25 +48,48 @@ std::string unescape(std::string_view body) {
     auto hex = [&](int n) -> int64_t {
       uint32_t v = 0;
       for (int k = 1; k <= n; ++k) {
-        if (i + k >= body.size() || !std::isxdigit(static_cast<unsigned char>(body[i + k]))) return -1;
+        if (i + k >= body.size() || !std::isxdigit(static_cast<unsigned char>(body[i + k])))
+          return -1;
         char h = body[i + k];
-        v = v * 16 + (std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (std::tolower(h) - 'a' + 10));
+        v = v * 16 +
+            (std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (std::tolower(h) - 'a' + 10));
       }
       i += n;
       return v;
     };
     switch (e) {
-      case 'n': out += '\n'; break;
-      case 't': out += '\t'; break;
-      case 'r': out += '\r'; break;
-      case '\\': out += '\\'; break;
-      case '\'': out += '\''; break;
-      case '"': out += '"'; break;
-      case 'a': out += '\a'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'v': out += '\v'; break;
-      case '\n': break;  // line continuation
+      case 'n':
+        out += '\n';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case '\'':
+        out += '\'';
+        break;
+      case '"':
+        out += '"';
+        break;
+      case 'a':
+        out += '\a';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'v':
+        out += '\v';
+        break;
+      case '\n':
+        break;  // line continuation
       case 'x':
       case 'u':
       case 'U': {
@@ -80,7 +105,8 @@ std::string unescape(std::string_view body) {
       default:
         if (e >= '0' && e <= '7') {
           uint32_t v = e - '0';
-          for (int k = 0; k < 2 && i + 1 < body.size() && body[i + 1] >= '0' && body[i + 1] <= '7'; ++k) {
+          for (int k = 0; k < 2 && i + 1 < body.size() && body[i + 1] >= '0' && body[i + 1] <= '7';
+               ++k) {
             v = v * 8 + (body[++i] - '0');
           }
           append_utf8(out, v);
@@ -95,7 +121,8 @@ std::string unescape(std::string_view body) {
 
 class Lexer {
  public:
-  Lexer(std::string source, const LexOptions& options) : src_(std::move(source)), options_(options) {}
+  Lexer(std::string source, const LexOptions& options)
+      : src_(std::move(source)), options_(options) {}
 
   Result<std::vector<Token>> run() {
     while (pos_ < src_.size()) {
@@ -133,7 +160,8 @@ class Lexer {
  private:
   size_t find_tag(size_t from) const {
     for (size_t i = src_.find('{', from); i != std::string::npos; i = src_.find('{', i + 1)) {
-      if (i + 1 < src_.size() && (src_[i + 1] == '{' || src_[i + 1] == '%' || src_[i + 1] == '#')) return i;
+      if (i + 1 < src_.size() && (src_[i + 1] == '{' || src_[i + 1] == '%' || src_[i + 1] == '#'))
+        return i;
     }
     return std::string::npos;
   }
@@ -154,7 +182,8 @@ class Lexer {
       size_t skipped = py_space_prefix(std::string_view(src_).substr(pos_));
       line_ += count_newlines(std::string_view(src_).substr(pos_, skipped));
       pos_ += skipped;
-    } else if (sign != '+' && block_like && options_.trim_blocks && pos_ < src_.size() && src_[pos_] == '\n') {
+    } else if (sign != '+' && block_like && options_.trim_blocks && pos_ < src_.size() &&
+               src_[pos_] == '\n') {
       ++line_;
       ++pos_;
     }
@@ -163,7 +192,8 @@ class Lexer {
   Status lex_comment() {
     size_t end = src_.find("#}", pos_);
     if (end == std::string::npos) {
-      return error(ErrorCode::kInvalidArgument, "template line " + std::to_string(line_) + ": unclosed comment");
+      return error(ErrorCode::kInvalidArgument,
+                   "template line " + std::to_string(line_) + ": unclosed comment");
     }
     char sign = end > pos_ ? src_[end - 1] : '\0';
     line_ += count_newlines(std::string_view(src_).substr(pos_, end - pos_));
@@ -173,7 +203,8 @@ class Lexer {
   }
 
   Status fail(const std::string& what) const {
-    return error(ErrorCode::kInvalidArgument, "template line " + std::to_string(line_) + ": " + what);
+    return error(ErrorCode::kInvalidArgument,
+                 "template line " + std::to_string(line_) + ": " + what);
   }
 
   Status lex_tag(char kind) {
@@ -239,7 +270,9 @@ class Lexer {
       ++pos_;
     }
     if (pos_ >= src_.size()) return fail("unclosed string literal");
-    tokens_.push_back(Token{TokenType::kString, unescape(std::string_view(src_).substr(start, pos_ - start)), start_line});
+    tokens_.push_back(Token{TokenType::kString,
+                            unescape(std::string_view(src_).substr(start, pos_ - start)),
+                            start_line});
     ++pos_;
     return Status::ok();
   }
@@ -248,10 +281,13 @@ class Lexer {
     size_t start = pos_;
     bool is_float = false;
     auto digits = [&] {
-      while (pos_ < src_.size() && (std::isdigit(static_cast<unsigned char>(src_[pos_])) || src_[pos_] == '_')) ++pos_;
+      while (pos_ < src_.size() &&
+             (std::isdigit(static_cast<unsigned char>(src_[pos_])) || src_[pos_] == '_'))
+        ++pos_;
     };
     digits();
-    if (pos_ + 1 < src_.size() && src_[pos_] == '.' && std::isdigit(static_cast<unsigned char>(src_[pos_ + 1]))) {
+    if (pos_ + 1 < src_.size() && src_[pos_] == '.' &&
+        std::isdigit(static_cast<unsigned char>(src_[pos_ + 1]))) {
       is_float = true;
       ++pos_;
       digits();

@@ -17,7 +17,7 @@ enum class TokenType {
   kVarBegin,    // {{
   kVarEnd,      // }}
   kName,
-  kString,      // text holds the unescaped value
+  kString,  // text holds the unescaped value
   kInteger,
   kFloat,
   kOperator,

@@ -33,26 +33,32 @@ Value string_list(std::vector<std::string> parts) {
 }
 
 // Optional string argument (None counts as absent), or an error for another type.
-Result<std::optional<std::string>> opt_string(const CallArgs& args, size_t idx, std::string_view name) {
+Result<std::optional<std::string>> opt_string(const CallArgs& args, size_t idx,
+                                              std::string_view name) {
   const Value* v = arg(args, idx, name);
   if (!v || v->is_none()) return std::optional<std::string>{};
-  if (!v->is_string()) return bad(args, std::string("expected a string argument, got ") + v->type_name());
+  if (!v->is_string())
+    return bad(args, std::string("expected a string argument, got ") + v->type_name());
   return std::optional<std::string>{v->as_string()};
 }
 
-int64_t cp_index(const std::string& s, size_t byte_pos) { return static_cast<int64_t>(utf8_length(s.substr(0, byte_pos))); }
+int64_t cp_index(const std::string& s, size_t byte_pos) {
+  return static_cast<int64_t>(utf8_length(s.substr(0, byte_pos)));
+}
 
-std::optional<Value> string_method(const std::string& s, const std::string& name) {
+std::optional<Value> string_method(const Value& obj, const std::string& name) {
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
     bool left = name != "rstrip", right = name != "lstrip";
-    return make_method(name, [s, left, right](Interpreter&, CallArgs& a) -> Result<Value> {
+    return make_method(name, [v = obj, left, right](Interpreter&, CallArgs& a) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       STRATA_ASSIGN_OR_RETURN(auto chars, opt_string(a, 0, "chars"));
       return Value::string(py_strip(s, chars ? &*chars : nullptr, left, right));
     });
   }
   if (name == "split" || name == "rsplit") {
     bool reverse = name == "rsplit";
-    return make_method(name, [s, reverse](Interpreter&, CallArgs& a) -> Result<Value> {
+    return make_method(name, [v = obj, reverse](Interpreter&, CallArgs& a) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       STRATA_ASSIGN_OR_RETURN(auto sep, opt_string(a, 0, "sep"));
       if (sep && sep->empty()) return bad(a, "empty separator");
       const Value* m = arg(a, 1, "maxsplit");
@@ -62,18 +68,21 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
     });
   }
   if (name == "splitlines") {
-    return make_method(name, [s](Interpreter&, CallArgs& a) -> Result<Value> {
+    return make_method(name, [v = obj](Interpreter&, CallArgs& a) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       const Value* keep = arg(a, 0, "keepends");
       return string_list(py_splitlines(s, keep && keep->truthy()));
     });
   }
   if (name == "startswith" || name == "endswith") {
     bool starts = name == "startswith";
-    return make_method(name, [s, starts](Interpreter&, CallArgs& a) -> Result<Value> {
+    return make_method(name, [v = obj, starts](Interpreter&, CallArgs& a) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       const Value* p = arg(a, 0, "prefix");
       if (!p) return bad(a, "startswith/endswith need an argument");
       std::vector<std::string> options;
-      if (p->is_string()) options.push_back(p->as_string());
+      if (p->is_string())
+        options.push_back(p->as_string());
       else if (p->is_list()) {
         for (const auto& x : p->as_list()) {
           if (!x.is_string()) return bad(a, "tuple for startswith/endswith must only contain str");
@@ -82,25 +91,32 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
       } else {
         return bad(a, "startswith/endswith first arg must be str or a tuple of str");
       }
-      if (arg(a, 1, "start")) return template_error(ErrorCode::kUnsupported, a.line, "start/end arguments of startswith/endswith are not supported");
+      if (arg(a, 1, "start"))
+        return template_error(ErrorCode::kUnsupported, a.line,
+                              "start/end arguments of startswith/endswith are not supported");
       for (const auto& o : options) {
-        if (starts ? s.rfind(o, 0) == 0 : (s.size() >= o.size() && s.compare(s.size() - o.size(), o.size(), o) == 0))
+        if (starts ? s.rfind(o, 0) == 0
+                   : (s.size() >= o.size() && s.compare(s.size() - o.size(), o.size(), o) == 0))
           return Value::boolean(true);
       }
       return Value::boolean(false);
     });
   }
   if (name == "replace") {
-    return make_method(name, [s](Interpreter&, CallArgs& a) -> Result<Value> {
+    return make_method(name, [v = obj](Interpreter&, CallArgs& a) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       const Value* o = arg(a, 0, "old");
       const Value* n = arg(a, 1, "new");
       const Value* c = arg(a, 2, "count");
-      if (!o || !n || !o->is_string() || !n->is_string()) return bad(a, "replace() needs two strings");
+      if (!o || !n || !o->is_string() || !n->is_string())
+        return bad(a, "replace() needs two strings");
       return Value::string(py_replace(s, o->as_string(), n->as_string(), c ? c->as_int() : -1));
     });
   }
-  if (name == "upper" || name == "lower" || name == "title" || name == "capitalize" || name == "casefold") {
-    return make_method(name, [s, name](Interpreter&, CallArgs&) -> Result<Value> {
+  if (name == "upper" || name == "lower" || name == "title" || name == "capitalize" ||
+      name == "casefold") {
+    return make_method(name, [v = obj, name](Interpreter&, CallArgs&) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       if (name == "upper") return Value::string(py_upper(s));
       if (name == "title") return Value::string(py_title(s));
       if (name == "capitalize") return Value::string(py_capitalize(s));
@@ -108,10 +124,13 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
     });
   }
   if (name == "find" || name == "rfind" || name == "index" || name == "rindex" || name == "count") {
-    return make_method(name, [s, name](Interpreter&, CallArgs& a) -> Result<Value> {
+    return make_method(name, [v = obj, name](Interpreter&, CallArgs& a) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       const Value* sub = arg(a, 0, "sub");
       if (!sub || !sub->is_string()) return bad(a, name + "() needs a string");
-      if (a.positional.size() > 1) return template_error(ErrorCode::kUnsupported, a.line, "start/end arguments of str." + name + " are not supported");
+      if (a.positional.size() > 1)
+        return template_error(ErrorCode::kUnsupported, a.line,
+                              "start/end arguments of str." + name + " are not supported");
       const std::string& t = sub->as_string();
       if (name == "count") {
         if (t.empty()) return Value::integer(static_cast<int64_t>(utf8_length(s)) + 1);
@@ -128,7 +147,8 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
     });
   }
   if (name == "join") {
-    return make_method(name, [s](Interpreter& in, CallArgs& a) -> Result<Value> {
+    return make_method(name, [v = obj](Interpreter& in, CallArgs& a) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       if (a.positional.empty()) return bad(a, "join() needs an iterable");
       STRATA_ASSIGN_OR_RETURN(ValueList items, in.iterate(a.positional[0], a.line));
       std::string out;
@@ -141,14 +161,19 @@ std::optional<Value> string_method(const std::string& s, const std::string& name
     });
   }
   if (name == "isdigit" || name == "isalpha" || name == "isspace" || name == "isalnum") {
-    return make_method(name, [s, name](Interpreter&, CallArgs&) -> Result<Value> {
+    return make_method(name, [v = obj, name](Interpreter&, CallArgs&) -> Result<Value> {
+      const std::string& s = v.as_string();  // shared, not copied
       if (s.empty()) return Value::boolean(false);
       bool ok = true;
       for (unsigned char c : s) {
-        if (name == "isdigit") ok = ok && std::isdigit(c);
-        else if (name == "isalpha") ok = ok && std::isalpha(c);
-        else if (name == "isalnum") ok = ok && std::isalnum(c);
-        else ok = ok && py_isspace(c);
+        if (name == "isdigit")
+          ok = ok && std::isdigit(c);
+        else if (name == "isalpha")
+          ok = ok && std::isalpha(c);
+        else if (name == "isalnum")
+          ok = ok && std::isalnum(c);
+        else
+          ok = ok && py_isspace(c);
       }
       return Value::boolean(ok);
     });
@@ -176,18 +201,23 @@ std::optional<Value> dict_method(const Value& d, const std::string& name) {
     return make_method(name, [d, name](Interpreter&, CallArgs&) -> Result<Value> {
       ValueList out;
       for (const auto& [k, v] : d.as_dict().items) {
-        if (name == "items") out.push_back(Value::list({Value::string(k), v}, true));
-        else out.push_back(name == "keys" ? Value::string(k) : v);
+        if (name == "items")
+          out.push_back(Value::list({Value::string(k), v}, true));
+        else
+          out.push_back(name == "keys" ? Value::string(k) : v);
       }
       return Value::list(std::move(out));
     });
   }
   if (name == "copy") {
-    return make_method(name, [d](Interpreter&, CallArgs&) -> Result<Value> { return Value::dict(d.as_dict()); });
+    return make_method(
+        name, [d](Interpreter&, CallArgs&) -> Result<Value> { return Value::dict(d.as_dict()); });
   }
   static const char* kMutating[] = {"pop", "popitem", "update", "setdefault", "clear"};
   for (const char* m : kMutating) {
-    if (name == m) return Value::undefined("access to attribute '" + name + "' of 'dict' object is unsafe.", true);
+    if (name == m)
+      return Value::undefined("access to attribute '" + name + "' of 'dict' object is unsafe.",
+                              true);
   }
   return std::nullopt;
 }
@@ -207,11 +237,12 @@ std::optional<Value> list_method(const Value& l, const std::string& name) {
       return Value::integer(n);
     });
   }
-  static const char* kMutating[] = {"append", "pop", "extend", "insert", "remove", "clear", "sort", "reverse"};
+  static const char* kMutating[] = {"append", "pop",   "extend", "insert",
+                                    "remove", "clear", "sort",   "reverse"};
   for (const char* m : kMutating) {
     if (name == m) {
-      return Value::undefined(std::string("access to attribute '") + name + "' of '" + l.type_name() +
-                                  "' object is unsafe.",
+      return Value::undefined(std::string("access to attribute '") + name + "' of '" +
+                                  l.type_name() + "' object is unsafe.",
                               true);
     }
   }
@@ -221,7 +252,7 @@ std::optional<Value> list_method(const Value& l, const std::string& name) {
 }  // namespace
 
 std::optional<Value> bound_method(const Value& obj, const std::string& name) {
-  if (obj.is_string()) return string_method(obj.as_string(), name);
+  if (obj.is_string()) return string_method(obj, name);
   if (obj.is_dict()) return dict_method(obj, name);
   if (obj.is_list()) return list_method(obj, name);
   return std::nullopt;

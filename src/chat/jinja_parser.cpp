@@ -7,6 +7,10 @@
 namespace strata::chat::jinja {
 namespace {
 
+// Nesting deeper than this (parentheses, blocks, unary chains) is refused rather than
+// risking the stack on a hostile template.
+constexpr int kMaxNesting = 256;
+
 class Parser {
  public:
   explicit Parser(std::vector<Token> tokens) : toks_(std::move(tokens)) {}
@@ -25,22 +29,36 @@ class Parser {
   void advance() {
     if (pos_ + 1 < toks_.size()) ++pos_;
   }
-  bool is_op(std::string_view op) const { return cur().type == TokenType::kOperator && cur().text == op; }
-  bool is_name(std::string_view name) const { return cur().type == TokenType::kName && cur().text == name; }
+  bool is_op(std::string_view op) const {
+    return cur().type == TokenType::kOperator && cur().text == op;
+  }
+  bool is_name(std::string_view name) const {
+    return cur().type == TokenType::kName && cur().text == name;
+  }
   bool at_tag_end() const {
-    return cur().type == TokenType::kBlockEnd || cur().type == TokenType::kVarEnd || cur().type == TokenType::kEof;
+    return cur().type == TokenType::kBlockEnd || cur().type == TokenType::kVarEnd ||
+           cur().type == TokenType::kEof;
   }
 
   std::string where() const { return "template line " + std::to_string(cur().line) + ": "; }
-  Status fail(const std::string& what) const { return error(ErrorCode::kInvalidArgument, where() + what); }
-  Status fail_unsupported(const std::string& what) const { return error(ErrorCode::kUnsupported, where() + what); }
+  Status fail(const std::string& what) const {
+    return error(ErrorCode::kInvalidArgument, where() + what);
+  }
+  Status fail_unsupported(const std::string& what) const {
+    return error(ErrorCode::kUnsupported, where() + what);
+  }
   std::string describe() const {
     switch (cur().type) {
-      case TokenType::kEof: return "end of template";
-      case TokenType::kBlockEnd: return "'%}'";
-      case TokenType::kVarEnd: return "'}}'";
-      case TokenType::kString: return "string";
-      default: return "'" + cur().text + "'";
+      case TokenType::kEof:
+        return "end of template";
+      case TokenType::kBlockEnd:
+        return "'%}'";
+      case TokenType::kVarEnd:
+        return "'}}'";
+      case TokenType::kString:
+        return "string";
+      default:
+        return "'" + cur().text + "'";
     }
   }
 
@@ -70,7 +88,8 @@ class Parser {
 
   // Statements until a block tag whose name is in `ends`; leaves that name in `end_found`
   // and the position just after it.
-  Status subparse(std::initializer_list<std::string_view> ends, Body& body, std::string& end_found) {
+  Status subparse(std::initializer_list<std::string_view> ends, Body& body,
+                  std::string& end_found) {
     while (cur().type != TokenType::kEof) {
       const Token& t = cur();
       if (t.type == TokenType::kData) {
@@ -110,7 +129,21 @@ class Parser {
     return Status::ok();
   }
 
+  // Counts nesting while in scope; check() fails past kMaxNesting.
+  struct DepthGuard {
+    int& depth;
+    explicit DepthGuard(int& d) : depth(++d) {}
+    ~DepthGuard() { --depth; }
+  };
+  Status check_depth() const {
+    if (depth_ > kMaxNesting)
+      return fail_unsupported("nesting deeper than " + std::to_string(kMaxNesting) + " levels");
+    return Status::ok();
+  }
+
   Status parse_statement(Body& body) {
+    DepthGuard guard(depth_);
+    STRATA_RETURN_IF_ERROR(check_depth());
     std::string tag = cur().text;
     int line = cur().line;
     auto s = std::make_unique<Stmt>();
@@ -189,7 +222,8 @@ class Parser {
   }
 
   Status parse_set(Stmt& s, std::string& end) {
-    if (cur().type == TokenType::kName && peek().type == TokenType::kOperator && peek().text == ".") {
+    if (cur().type == TokenType::kName && peek().type == TokenType::kOperator &&
+        peek().text == ".") {
       s.targets.push_back(cur().text);
       advance();
       advance();
@@ -230,11 +264,19 @@ class Parser {
     }
     advance();
     STRATA_RETURN_IF_ERROR(expect_block_end());
-    return subparse({"endmacro"}, s.macro->body, end);
+    size_t body_start = pos_;
+    STRATA_RETURN_IF_ERROR(subparse({"endmacro"}, s.macro->body, end));
+    for (size_t i = body_start; i < pos_; ++i) {
+      if (toks_[i].type != TokenType::kName) continue;
+      s.macro->catch_varargs = s.macro->catch_varargs || toks_[i].text == "varargs";
+      s.macro->catch_kwargs = s.macro->catch_kwargs || toks_[i].text == "kwargs";
+    }
+    return Status::ok();
   }
 
   // parse_tuple: comma-separated expressions; a tuple if a comma appears.
-  Result<ExprPtr> parse_tuple(bool with_condexpr, bool stop_at_if = false, bool explicit_parens = false) {
+  Result<ExprPtr> parse_tuple(bool with_condexpr, bool stop_at_if = false,
+                              bool explicit_parens = false) {
     int line = cur().line;
     std::vector<ExprPtr> items;
     bool saw_comma = false;
@@ -244,7 +286,8 @@ class Parser {
         advance();
         saw_comma = true;
       }
-      if (at_tag_end() || is_op(")") || (stop_at_if && (is_name("if") || is_name("recursive")))) break;
+      if (at_tag_end() || is_op(")") || (stop_at_if && (is_name("if") || is_name("recursive"))))
+        break;
       STRATA_ASSIGN_OR_RETURN(ExprPtr e, parse_expression(with_condexpr));
       items.push_back(std::move(e));
     }
@@ -256,6 +299,8 @@ class Parser {
   }
 
   Result<ExprPtr> parse_expression(bool with_condexpr) {
+    DepthGuard guard(depth_);
+    STRATA_RETURN_IF_ERROR(check_depth());
     if (!with_condexpr) return parse_or();
     STRATA_ASSIGN_OR_RETURN(ExprPtr expr, parse_or());
     while (is_name("if")) {
@@ -299,6 +344,8 @@ class Parser {
   }
 
   Result<ExprPtr> parse_not() {
+    DepthGuard guard(depth_);
+    STRATA_RETURN_IF_ERROR(check_depth());
     if (is_name("not")) {
       int line = cur().line;
       advance();
@@ -368,11 +415,15 @@ class Parser {
   }
   Result<ExprPtr> parse_math1() { return parse_binary_level({"+", "-"}, &Parser::parse_concat); }
   Result<ExprPtr> parse_concat() { return parse_binary_level({"~"}, &Parser::parse_math2); }
-  Result<ExprPtr> parse_math2() { return parse_binary_level({"*", "/", "//", "%"}, &Parser::parse_pow); }
+  Result<ExprPtr> parse_math2() {
+    return parse_binary_level({"*", "/", "//", "%"}, &Parser::parse_pow);
+  }
   Result<ExprPtr> parse_pow() { return parse_binary_level({"**"}, &Parser::parse_unary_filtered); }
   Result<ExprPtr> parse_unary_filtered() { return parse_unary(true); }
 
   Result<ExprPtr> parse_unary(bool with_filter) {
+    DepthGuard guard(depth_);
+    STRATA_RETURN_IF_ERROR(check_depth());
     ExprPtr expr;
     if (is_op("-") || is_op("+")) {
       auto n = node(ExprKind::kUnary, cur().line);
@@ -396,9 +447,12 @@ class Parser {
     int line = t.line;
     if (t.type == TokenType::kName) {
       auto n = node(ExprKind::kLiteral, line);
-      if (t.text == "true" || t.text == "True") n->value = Value::boolean(true);
-      else if (t.text == "false" || t.text == "False") n->value = Value::boolean(false);
-      else if (t.text == "none" || t.text == "None") n->value = Value::none();
+      if (t.text == "true" || t.text == "True")
+        n->value = Value::boolean(true);
+      else if (t.text == "false" || t.text == "False")
+        n->value = Value::boolean(false);
+      else if (t.text == "none" || t.text == "None")
+        n->value = Value::none();
       else {
         n->kind = ExprKind::kName;
         n->name = t.text;
@@ -418,7 +472,8 @@ class Parser {
     }
     if (t.type == TokenType::kInteger || t.type == TokenType::kFloat) {
       auto n = node(ExprKind::kLiteral, line);
-      n->value = t.type == TokenType::kInteger ? Value::integer(std::stoll(t.text)) : Value::floating(std::stod(t.text));
+      n->value = t.type == TokenType::kInteger ? Value::integer(std::stoll(t.text))
+                                               : Value::floating(std::stod(t.text));
       advance();
       return n;
     }
@@ -525,8 +580,10 @@ class Parser {
         if (is_op(")")) break;
       }
       first = false;
-      if (is_op("*") || is_op("**")) return fail_unsupported("'*args' / '**kwargs' in calls are not supported");
-      if (cur().type == TokenType::kName && peek().type == TokenType::kOperator && peek().text == "=") {
+      if (is_op("*") || is_op("**"))
+        return fail_unsupported("'*args' / '**kwargs' in calls are not supported");
+      if (cur().type == TokenType::kName && peek().type == TokenType::kOperator &&
+          peek().text == "=") {
         std::string key = cur().text;
         advance();
         advance();
@@ -595,8 +652,8 @@ class Parser {
     if (is_op("(")) {
       STRATA_RETURN_IF_ERROR(parse_call_args(*n));
     } else if ((cur().type == TokenType::kName || cur().type == TokenType::kString ||
-                cur().type == TokenType::kInteger || cur().type == TokenType::kFloat || is_op("(") ||
-                is_op("[") || is_op("{")) &&
+                cur().type == TokenType::kInteger || cur().type == TokenType::kFloat ||
+                is_op("(") || is_op("[") || is_op("{")) &&
                !is_name("else") && !is_name("or") && !is_name("and")) {
       if (is_name("is")) return fail("cannot chain multiple tests with 'is'");
       STRATA_ASSIGN_OR_RETURN(ExprPtr arg, parse_primary());
@@ -608,6 +665,7 @@ class Parser {
 
   std::vector<Token> toks_;
   size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace

@@ -83,9 +83,9 @@ std::string map_cps(std::string_view s, F f) {
 }  // namespace
 
 bool py_isspace(uint32_t cp) {
-  return (cp >= 9 && cp <= 13) || (cp >= 0x1c && cp <= 0x20) || cp == 0x85 || cp == 0xa0 || cp == 0x1680 ||
-         (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f ||
-         cp == 0x3000;
+  return (cp >= 9 && cp <= 13) || (cp >= 0x1c && cp <= 0x20) || cp == 0x85 || cp == 0xa0 ||
+         cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 ||
+         cp == 0x202f || cp == 0x205f || cp == 0x3000;
 }
 
 size_t py_space_prefix(std::string_view s) {
@@ -196,8 +196,8 @@ std::vector<std::string> py_splitlines(std::string_view s, bool keepends) {
   size_t line_start = 0;
   for (size_t i = 0; i < cps.size(); ++i) {
     uint32_t c = cps[i].cp;
-    bool brk = c == '\n' || c == '\r' || c == 0x0b || c == 0x0c || (c >= 0x1c && c <= 0x1e) || c == 0x85 ||
-               c == 0x2028 || c == 0x2029;
+    bool brk = c == '\n' || c == '\r' || c == 0x0b || c == 0x0c || (c >= 0x1c && c <= 0x1e) ||
+               c == 0x85 || c == 0x2028 || c == 0x2029;
     if (!brk) continue;
     size_t content_end = cps[i].begin;
     size_t next = cps[i].end;
@@ -212,7 +212,8 @@ std::vector<std::string> py_splitlines(std::string_view s, bool keepends) {
   return out;
 }
 
-std::string py_replace(std::string_view s, std::string_view old_s, std::string_view new_s, int64_t count) {
+std::string py_replace(std::string_view s, std::string_view old_s, std::string_view new_s,
+                       int64_t count) {
   std::string out;
   if (old_s.empty()) {
     // Python inserts `new` between every code point (and at both ends).

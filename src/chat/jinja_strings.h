@@ -16,7 +16,8 @@ std::string py_strip(std::string_view s, const std::string* chars, bool left, bo
 std::vector<std::string> py_split(std::string_view s, const std::string* sep, int64_t maxsplit);
 std::vector<std::string> py_rsplit(std::string_view s, const std::string* sep, int64_t maxsplit);
 std::vector<std::string> py_splitlines(std::string_view s, bool keepends = false);
-std::string py_replace(std::string_view s, std::string_view old_s, std::string_view new_s, int64_t count);
+std::string py_replace(std::string_view s, std::string_view old_s, std::string_view new_s,
+                       int64_t count);
 // Case mapping for ASCII and Latin-1/Greek/Cyrillic letters (two-byte UTF-8).
 std::string py_upper(std::string_view s);
 std::string py_lower(std::string_view s);

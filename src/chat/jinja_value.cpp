@@ -34,7 +34,7 @@ const Value* CallArgs::kwarg(std::string_view name) const {
 
 Value Value::undefined(std::string hint, bool unsafe) {
   Value v;
-  v.s_ = std::move(hint);
+  v.s_ = std::make_shared<std::string>(std::move(hint));
   v.b_ = unsafe;
   return v;
 }
@@ -64,7 +64,7 @@ Value Value::floating(double f) {
 Value Value::string(std::string s) {
   Value v;
   v.kind_ = Kind::kString;
-  v.s_ = std::move(s);
+  v.s_ = std::make_shared<std::string>(std::move(s));
   return v;
 }
 Value Value::markup(std::string s) {
@@ -77,6 +77,11 @@ Value Value::list(ValueList items, bool is_tuple) {
   v.kind_ = Kind::kList;
   v.is_tuple_ = is_tuple;
   v.list_ = std::make_shared<ValueList>(std::move(items));
+  return v;
+}
+Value Value::generator(ValueList items) {
+  Value v = list(std::move(items));
+  v.generator_ = true;
   return v;
 }
 Value Value::dict(ValueDict d) {
@@ -100,13 +105,18 @@ Value Value::callable(std::shared_ptr<Callable> fn) {
 
 Value Value::from_json(const nlohmann::ordered_json& j) {
   switch (j.type()) {
-    case nlohmann::ordered_json::value_t::null: return none();
-    case nlohmann::ordered_json::value_t::boolean: return boolean(j.get<bool>());
-    case nlohmann::ordered_json::value_t::number_integer: return integer(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::null:
+      return none();
+    case nlohmann::ordered_json::value_t::boolean:
+      return boolean(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer:
+      return integer(j.get<int64_t>());
     case nlohmann::ordered_json::value_t::number_unsigned:
       return integer(static_cast<int64_t>(j.get<uint64_t>()));
-    case nlohmann::ordered_json::value_t::number_float: return floating(j.get<double>());
-    case nlohmann::ordered_json::value_t::string: return string(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::number_float:
+      return floating(j.get<double>());
+    case nlohmann::ordered_json::value_t::string:
+      return string(j.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
       ValueList items;
       items.reserve(j.size());
@@ -116,41 +126,61 @@ Value Value::from_json(const nlohmann::ordered_json& j) {
     case nlohmann::ordered_json::value_t::object: {
       ValueDict d;
       d.items.reserve(j.size());
-      for (auto it = j.begin(); it != j.end(); ++it) d.items.emplace_back(it.key(), from_json(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it)
+        d.items.emplace_back(it.key(), from_json(it.value()));
       return dict(std::move(d));
     }
-    default: return none();
+    default:
+      return none();
   }
 }
 
 bool Value::truthy() const {
   switch (kind_) {
     case Kind::kUndefined:
-    case Kind::kNone: return false;
-    case Kind::kBool: return b_;
-    case Kind::kInt: return i_ != 0;
-    case Kind::kFloat: return f_ != 0.0;
-    case Kind::kString: return !s_.empty();
-    case Kind::kList: return !list_->empty();
-    case Kind::kDict: return !dict_->items.empty();
+    case Kind::kNone:
+      return false;
+    case Kind::kBool:
+      return b_;
+    case Kind::kInt:
+      return i_ != 0;
+    case Kind::kFloat:
+      return f_ != 0.0;
+    case Kind::kString:
+      return !as_string().empty();
+    case Kind::kList:
+      return generator_ || !list_->empty();
+    case Kind::kDict:
+      return !dict_->items.empty();
     case Kind::kNamespace:
-    case Kind::kCallable: return true;
+    case Kind::kCallable:
+      return true;
   }
   return false;
 }
 
 const char* Value::type_name() const {
   switch (kind_) {
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return "str";
-    case Kind::kList: return is_tuple_ ? "tuple" : "list";
-    case Kind::kDict: return "dict";
-    case Kind::kNamespace: return "Namespace";
-    case Kind::kCallable: return "function";
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kList:
+      return generator_ ? "generator" : is_tuple_ ? "tuple" : "list";
+    case Kind::kDict:
+      return "dict";
+    case Kind::kNamespace:
+      return "Namespace";
+    case Kind::kCallable:
+      return "function";
   }
   return "object";
 }
@@ -207,7 +237,8 @@ bool py_printable(uint32_t cp) {
   if (cp < 0x20 || cp == 0x7f) return false;
   if (cp >= 0x80 && cp <= 0xa0) return false;
   if (cp == 0xad || cp == 0x1680 || cp == 0x3000 || cp == 0xfeff) return false;
-  if ((cp >= 0x2000 && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202f) || (cp >= 0x205f && cp <= 0x206f))
+  if ((cp >= 0x2000 && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202f) ||
+      (cp >= 0x205f && cp <= 0x206f))
     return false;
   if (cp >= 0xd800 && cp <= 0xdfff) return false;
   return true;
@@ -243,17 +274,30 @@ void repr_dict_into(const ValueDict& d, std::string& out) {
 }
 
 void repr_into(const Value& v, std::string& out) {
+  if (v.is_generator()) {
+    out += "<generator object>";
+    return;
+  }
   switch (v.kind()) {
-    case Kind::kString: out += py_string_repr(v.as_string()); return;
-    case Kind::kList: repr_list_into(v.as_list(), v.is_tuple(), out); return;
-    case Kind::kDict: repr_dict_into(v.as_dict(), out); return;
-    case Kind::kUndefined: out += "Undefined"; return;
+    case Kind::kString:
+      out += py_string_repr(v.as_string());
+      return;
+    case Kind::kList:
+      repr_list_into(v.as_list(), v.is_tuple(), out);
+      return;
+    case Kind::kDict:
+      repr_dict_into(v.as_dict(), out);
+      return;
+    case Kind::kUndefined:
+      out += "Undefined";
+      return;
     case Kind::kNamespace:
       out += "<Namespace ";
       repr_dict_into(v.as_dict(), out);
       out += ">";
       return;
-    default: out += py_str(v);
+    default:
+      out += py_str(v);
   }
 }
 
@@ -268,15 +312,24 @@ std::string py_string_repr(std::string_view s) {
   while (i < s.size()) {
     size_t start = i;
     uint32_t cp = decode_utf8(s, i);
-    if (cp == '\\') out += "\\\\";
-    else if (cp == static_cast<uint32_t>(quote)) out += std::string("\\") + quote;
-    else if (cp == '\n') out += "\\n";
-    else if (cp == '\r') out += "\\r";
-    else if (cp == '\t') out += "\\t";
-    else if (py_printable(cp)) out.append(s.substr(start, i - start));
-    else if (cp < 0x100) append_hex(out, "\\x", cp, 2);
-    else if (cp < 0x10000) append_hex(out, "\\u", cp, 4);
-    else append_hex(out, "\\U", cp, 8);
+    if (cp == '\\')
+      out += "\\\\";
+    else if (cp == static_cast<uint32_t>(quote))
+      out += std::string("\\") + quote;
+    else if (cp == '\n')
+      out += "\\n";
+    else if (cp == '\r')
+      out += "\\r";
+    else if (cp == '\t')
+      out += "\\t";
+    else if (py_printable(cp))
+      out.append(s.substr(start, i - start));
+    else if (cp < 0x100)
+      append_hex(out, "\\x", cp, 2);
+    else if (cp < 0x10000)
+      append_hex(out, "\\u", cp, 4);
+    else
+      append_hex(out, "\\U", cp, 8);
   }
   out += quote;
   return out;
@@ -287,26 +340,63 @@ std::string html_escape(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
 }
 
+bool Value::append_if_unique(std::string_view extra) {
+  if (kind_ != Kind::kString || is_tuple_ || !s_ || s_.use_count() != 1) return false;
+  s_->append(extra);
+  return true;
+}
+
+const std::string& Value::empty_string() {
+  static const std::string kEmpty;
+  return kEmpty;
+}
+
+void append_py_str(const Value& v, std::string& out) {
+  if (v.is_string()) {
+    out += v.as_string();
+  } else if (!v.is_undefined()) {
+    out += py_str(v);
+  }
+}
+
 std::string py_str(const Value& v) {
   switch (v.kind()) {
-    case Kind::kUndefined: return "";
-    case Kind::kNone: return "None";
-    case Kind::kBool: return v.as_bool() ? "True" : "False";
-    case Kind::kInt: return std::to_string(v.as_int());
-    case Kind::kFloat: return py_float_repr(v.as_double());
-    case Kind::kString: return v.as_string();
-    case Kind::kCallable: return "<function " + v.as_callable()->name + ">";
+    case Kind::kUndefined:
+      return "";
+    case Kind::kNone:
+      return "None";
+    case Kind::kBool:
+      return v.as_bool() ? "True" : "False";
+    case Kind::kInt:
+      return std::to_string(v.as_int());
+    case Kind::kFloat:
+      return py_float_repr(v.as_double());
+    case Kind::kString:
+      return v.as_string();
+    case Kind::kCallable:
+      return "<function " + v.as_callable()->name + ">";
     default: {
       std::string out;
       repr_into(v, out);
@@ -329,9 +419,12 @@ bool py_equal(const Value& a, const Value& b) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
     case Kind::kUndefined:
-    case Kind::kNone: return true;
-    case Kind::kString: return a.as_string() == b.as_string();
+    case Kind::kNone:
+      return true;
+    case Kind::kString:
+      return a.as_string() == b.as_string();
     case Kind::kList: {
+      if (a.is_generator() || b.is_generator()) return &a.as_list() == &b.as_list();
       if (a.is_tuple() != b.is_tuple()) return false;
       const auto& x = a.as_list();
       const auto& y = b.as_list();
@@ -351,9 +444,12 @@ bool py_equal(const Value& a, const Value& b) {
       }
       return true;
     }
-    case Kind::kNamespace: return &a.mutable_namespace() == &b.mutable_namespace();
-    case Kind::kCallable: return a.as_callable() == b.as_callable();
-    default: return false;
+    case Kind::kNamespace:
+      return &a.mutable_namespace() == &b.mutable_namespace();
+    case Kind::kCallable:
+      return a.as_callable() == b.as_callable();
+    default:
+      return false;
   }
 }
 
@@ -362,8 +458,10 @@ Result<bool> py_less(const Value& a, const Value& b) {
     if (a.is_float() || b.is_float()) return a.as_double() < b.as_double();
     return a.as_int() < b.as_int();
   }
-  if (a.is_string() && b.is_string()) return a.as_string() < b.as_string();  // UTF-8 keeps code point order
-  if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+  if (a.is_string() && b.is_string())
+    return a.as_string() < b.as_string();  // UTF-8 keeps code point order
+  if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple() && !a.is_generator() &&
+      !b.is_generator()) {
     const auto& x = a.as_list();
     const auto& y = b.as_list();
     for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
@@ -372,8 +470,9 @@ Result<bool> py_less(const Value& a, const Value& b) {
     }
     return x.size() < y.size();
   }
-  return error(ErrorCode::kInvalidArgument, std::string("'<' not supported between instances of '") +
-                                                a.type_name() + "' and '" + b.type_name() + "'");
+  return error(ErrorCode::kInvalidArgument,
+               std::string("'<' not supported between instances of '") + a.type_name() + "' and '" +
+                   b.type_name() + "'");
 }
 
 namespace {
@@ -385,14 +484,29 @@ void json_string_into(std::string_view s, bool ensure_ascii, std::string& out) {
     size_t start = i;
     uint32_t cp = decode_utf8(s, i);
     switch (cp) {
-      case '"': out += "\\\""; continue;
-      case '\\': out += "\\\\"; continue;
-      case '\n': out += "\\n"; continue;
-      case '\r': out += "\\r"; continue;
-      case '\t': out += "\\t"; continue;
-      case '\b': out += "\\b"; continue;
-      case '\f': out += "\\f"; continue;
-      default: break;
+      case '"':
+        out += "\\\"";
+        continue;
+      case '\\':
+        out += "\\\\";
+        continue;
+      case '\n':
+        out += "\\n";
+        continue;
+      case '\r':
+        out += "\\r";
+        continue;
+      case '\t':
+        out += "\\t";
+        continue;
+      case '\b':
+        out += "\\b";
+        continue;
+      case '\f':
+        out += "\\f";
+        continue;
+      default:
+        break;
     }
     if (cp < 0x20 || (ensure_ascii && cp >= 0x7f)) {
       if (cp >= 0x10000) {
@@ -419,23 +533,38 @@ struct JsonWriter {
 
   Status write(const Value& v, int depth) {
     switch (v.kind()) {
-      case Kind::kNone: out += "null"; return Status::ok();
-      case Kind::kBool: out += v.as_bool() ? "true" : "false"; return Status::ok();
-      case Kind::kInt: out += std::to_string(v.as_int()); return Status::ok();
+      case Kind::kNone:
+        out += "null";
+        return Status::ok();
+      case Kind::kBool:
+        out += v.as_bool() ? "true" : "false";
+        return Status::ok();
+      case Kind::kInt:
+        out += std::to_string(v.as_int());
+        return Status::ok();
       case Kind::kFloat: {
         double d = v.as_double();
-        if (std::isnan(d)) out += "NaN";
-        else if (std::isinf(d)) out += d > 0 ? "Infinity" : "-Infinity";
-        else out += py_float_repr(d);
+        if (std::isnan(d))
+          out += "NaN";
+        else if (std::isinf(d))
+          out += d > 0 ? "Infinity" : "-Infinity";
+        else
+          out += py_float_repr(d);
         return Status::ok();
       }
-      case Kind::kString: json_string_into(v.as_string(), options.ensure_ascii, out); return Status::ok();
-      case Kind::kList: return write_list(v.as_list(), depth);
-      case Kind::kDict: return write_dict(v.as_dict(), depth);
+      case Kind::kString:
+        json_string_into(v.as_string(), options.ensure_ascii, out);
+        return Status::ok();
+      case Kind::kList:
+        if (v.is_generator()) break;
+        return write_list(v.as_list(), depth);
+      case Kind::kDict:
+        return write_dict(v.as_dict(), depth);
       default:
-        return error(ErrorCode::kInvalidArgument,
-                     std::string("Object of type ") + v.type_name() + " is not JSON serializable");
+        break;
     }
+    return error(ErrorCode::kInvalidArgument,
+                 std::string("Object of type ") + v.type_name() + " is not JSON serializable");
   }
 
   void newline(int depth) {
@@ -467,7 +596,8 @@ struct JsonWriter {
     std::vector<const std::pair<std::string, Value>*> order;
     for (const auto& kv : d.items) order.push_back(&kv);
     if (options.sort_keys) {
-      std::stable_sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->first < b->first; });
+      std::stable_sort(order.begin(), order.end(),
+                       [](auto* a, auto* b) { return a->first < b->first; });
     }
     out += '{';
     for (size_t i = 0; i < order.size(); ++i) {

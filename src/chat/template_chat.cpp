@@ -12,13 +12,15 @@ nlohmann::ordered_json build_chat_context(const ChatRenderOptions& options) {
   ctx["bos_token"] = options.bos_token;
   ctx["eos_token"] = options.eos_token;
   if (options.extra.is_object()) {
-    for (auto it = options.extra.begin(); it != options.extra.end(); ++it) ctx[it.key()] = it.value();
+    for (auto it = options.extra.begin(); it != options.extra.end(); ++it)
+      ctx[it.key()] = it.value();
   }
   return ctx;
 }
 
 Result<std::string> render_chat(const Template& tmpl, const ChatRenderOptions& options) {
-  if (!options.messages.is_array()) return error(ErrorCode::kInvalidArgument, "messages must be a JSON array");
+  if (!options.messages.is_array())
+    return error(ErrorCode::kInvalidArgument, "messages must be a JSON array");
   return tmpl.render(build_chat_context(options), options.now.value_or(std::time(nullptr)));
 }
 

@@ -23,10 +23,12 @@ Result<Template> Template::parse(std::string_view source) {
 }
 
 Result<std::string> Template::render(const nlohmann::ordered_json& context, std::time_t now) const {
-  if (!context.is_object()) return error(ErrorCode::kInvalidArgument, "template context must be a JSON object");
+  if (!context.is_object())
+    return error(ErrorCode::kInvalidArgument, "template context must be a JSON object");
   auto root = std::make_shared<jinja::Scope>();
   jinja::install_globals(*root);
-  for (auto it = context.begin(); it != context.end(); ++it) root->set(it.key(), jinja::Value::from_json(it.value()));
+  for (auto it = context.begin(); it != context.end(); ++it)
+    root->set(it.key(), jinja::Value::from_json(it.value()));
   jinja::Interpreter interp(now);
   std::string out;
   jinja::Flow flow = jinja::Flow::kNormal;

@@ -5,18 +5,20 @@
 
 #include <ctime>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
-#include <nlohmann/json.hpp>
-
 #include "core/status.h"
 
+// Supported: if/elif/else, for (loop.*, else, `if` filter, break/continue, unpacking), set
+// (incl. block set and namespace attributes), macros, filter blocks, {% generation %}; the
+// expression grammar of jinja2; jinja2's filters and tests that templates use (tojson as
+// transformers defines it); str/dict methods; Undefined, Markup and generator semantics.
+// Not supported (a kUnsupported error naming construct and line): include/import/extends/
+// block/call/with/raw tags, recursive loops, *args/**kwargs in calls, str.format, "%" formatting,
+// filters/tests not in jinja_builtins.cpp / jinja_globals.cpp.
 namespace strata::chat {
-
-namespace jinja {
-struct Stmt;
-}
 
 class Template {
  public:

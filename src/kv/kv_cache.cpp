@@ -187,7 +187,7 @@ bool KvCache::admit_block(Sequence& s, SeqId id, const PrefixBlock& pb,
       totals_.host_bytes_read += encoded_block_bytes(opt_.layout, codec_);
       if (full) index_device_block(b, pb.key, parent, i, toks);
     } else {
-      uint64_t ticket = ssd_->submit_read(pb.key);
+      uint64_t ticket = ssd_->submit_read(pb.key, device_->data(b));  // read in place
       pending_[ticket] = PendingRead{id, i};
       s.num_pending++;
     }
@@ -244,6 +244,11 @@ void KvCache::truncate(Sequence& s, int32_t block_idx) {
   STRATA_CHECK(static_cast<int32_t>(s.tokens.size()) == s.num_cached);
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (&seq_ref(it->second.seq) == &s && it->second.block_idx >= block_idx) {
+      // The I/O thread may still be reading into the block: pinned until the read is done.
+      const BlockId b = s.blocks[it->second.block_idx];
+      device_->acquire(b, /*count_use=*/false);
+      io_pins_[idx(b)]++;
+      orphan_reads_[it->first] = b;
       s.num_pending--;
       totals_.ssd_reads_wasted++;
       it = pending_.erase(it);

@@ -4,14 +4,14 @@
 // tier's I/O threads run beside it and report through poll().
 //
 // Block size. A block is the unit of a prefix hit and of an SSD record. Smaller blocks reuse
-// more of a prompt that diverges mid-block (an agent's prompts differ from the last turn at
-// the end); larger blocks make fewer, larger files. For Qwen3-0.6B-shaped KV (28 layers x 8 kv
-// heads x 128 x K,V x f16 = 114688 B/token) a 64-token block is a 7.3 MB record, far above the
-// size where per-file costs (open, fsync, rename: ~0.1-1 ms) stop mattering, and kv_bench
-// shows write and restore throughput flat from 32 tokens up on this machine; 16-token blocks
-// start to pay the per-file cost and multiply the file count (10k blocks = 160k tokens only).
-// A hit is then accurate to 64 tokens, and the partial tail of a finished request is reused
-// too while it is resident. Default: 64.
+// more of a prompt that diverges mid-block; larger blocks make fewer, larger files. For
+// Qwen3-0.6B-shaped KV (28 layers x 8 kv heads x 128 x K,V x f16 = 114688 B/token) kv_bench on
+// the 2-core EPYC VM (virtio disk, medians of 3) restored 16- to 256-token blocks (1.8 to 29 MB
+// records) at 1.0-1.7 GB/s with no trend beyond the run-to-run spread, at or above a plain
+// read() of the same files: per-record costs (open, checksum, rename) do not decide it. Hit
+// granularity and file count do: at 64 tokens a hit is accurate to 64 tokens (and the resident
+// partial tail of a finished request is reused too), a 100 GB budget is ~14k records (10k
+// re-index in 0.3-0.7 s cold), and a lookup costs ~0.2-0.3 us per block. Default: 64.
 #pragma once
 
 #include <cstdint>
@@ -142,9 +142,11 @@ class KvCache {
   int32_t num_tokens(SeqId seq) const;
   int32_t num_cached_tokens(SeqId seq) const;
   std::span<const BlockId> block_table(SeqId seq) const;
-  // Room for num_new_tokens more tokens: all the blocks or none.
+  // Room for num_new_tokens more tokens: all the blocks or none. Blocks pinned by SSD reads or
+  // writes in flight are not free, so kNoRoom can pass by itself after poll().
   [[nodiscard]] Alloc allocate(SeqId seq, int32_t num_new_tokens);
-  // KV (and, for a block it fills, the state blob) of these next tokens is written.
+  // The caller has written K/V of these next tokens into the block table (and, with a state
+  // layout, the state as of the last token of each block they reach, at state_ptr()).
   // Full blocks enter the prefix index and are written behind to SSD.
   void commit(SeqId seq, std::span<const int32_t> tokens);
   // Finish: the partial tail block stays findable while resident; blocks join the free list.
@@ -199,8 +201,9 @@ class KvCache {
   std::vector<BlockKey> host_key_;    // key of each cached host slot
   std::unordered_map<int64_t, Sequence> seqs_;
   std::unordered_map<uint64_t, PendingRead> pending_;
-  std::vector<int32_t> io_pins_;        // per device block: SSD writes reading it
-  std::deque<BlockKey> write_backlog_;  // full blocks to write behind, oldest first
+  std::vector<int32_t> io_pins_;  // per device block: SSD writes reading it, reads filling it
+  std::unordered_map<uint64_t, BlockId> orphan_reads_;  // reads nobody waits for any more
+  std::deque<BlockKey> write_backlog_;                  // full blocks to write behind, oldest first
   int32_t writes_in_flight_ = 0;
   int64_t next_seq_ = 1;
   uint64_t tick_ = 1;

@@ -105,21 +105,23 @@ std::vector<SeqId> KvCache::poll() {
   reap_writes();
   const int32_t bt = opt_.layout.block_tokens;
   for (SsdReadDone& done : ssd_->take_completed_reads()) {
-    auto it = pending_.find(done.ticket);
-    if (it == pending_.end()) {
-      totals_.ssd_reads_wasted++;
+    if (auto o = orphan_reads_.find(done.ticket); o != orphan_reads_.end()) {
+      const BlockId b = o->second;  // its sequence stopped waiting: just unpin
+      orphan_reads_.erase(o);
+      io_pins_[idx(b)]--;
+      device_->release(b, device_->last_use(b));
       continue;
     }
+    auto it = pending_.find(done.ticket);
+    STRATA_CHECK_MSG(it != pending_.end(), "an SSD read nobody asked for");
     PendingRead pr = it->second;
     pending_.erase(it);
     Sequence& s = seq_ref(pr.seq);
     s.num_pending--;
-    if (done.status.is_ok()) {
-      BlockId b = s.blocks[pr.block_idx];
-      decode_block(opt_.layout, codec_, done.payload().data(), device_->data(b));
+    if (done.status.is_ok()) {  // the I/O thread read (and verified) it in place
       const BlockKey parent = pr.block_idx == 0 ? s.root : s.keys[pr.block_idx - 1];
       std::span<const int32_t> toks(s.tokens.data() + static_cast<size_t>(pr.block_idx) * bt, bt);
-      index_device_block(b, s.keys[pr.block_idx], parent, pr.block_idx, toks);
+      index_device_block(s.blocks[pr.block_idx], s.keys[pr.block_idx], parent, pr.block_idx, toks);
     } else {
       truncate(s, pr.block_idx);
     }

@@ -289,12 +289,12 @@ bool SsdStore::submit_write(SsdWrite write) {
   return true;
 }
 
-uint64_t SsdStore::submit_read(const BlockKey& key) {
+uint64_t SsdStore::submit_read(const BlockKey& key, uint8_t* block) {
   uint64_t ticket;
   {
     std::lock_guard lock(mu_);
     ticket = next_ticket_++;
-    reads_.emplace_back(ticket, key);
+    reads_.push_back(ReadJob{ticket, key, block});
   }
   work_cv_.notify_one();
   return ticket;
@@ -334,10 +334,10 @@ void SsdStore::io_loop() {
   for (;;) {
     work_cv_.wait(lock, [&] { return stop_ || !reads_.empty() || !writes_.empty(); });
     if (!reads_.empty()) {  // reads first: a request is waiting on them
-      auto [ticket, key] = reads_.front();
+      ReadJob job = reads_.front();
       reads_.pop_front();
       lock.unlock();
-      do_read(ticket, key);
+      do_read(job.ticket, job.key, job.block);
       lock.lock();
       continue;
     }
@@ -413,26 +413,100 @@ void SsdStore::do_write(SsdWrite& w) {
   stats_.bytes_written += info.file_bytes();
 }
 
-void SsdStore::do_read(uint64_t ticket, const BlockKey& key) {
+Status SsdStore::check_info(const RecordInfo& info, const BlockKey& key) const {
+  if (info.key == key && info.fingerprint == opt_.fingerprint && info.layout == opt_.layout &&
+      info.codec == opt_.codec &&
+      info.payload_bytes == encoded_block_bytes(opt_.layout, opt_.codec)) {
+    return Status::ok();
+  }
+  return error(ErrorCode::kCorrupt, "record does not match its name or this model");
+}
+
+namespace {
+Status read_exact(int fd, void* dst, size_t n, uint64_t offset, const std::string& path) {
+  auto* p = static_cast<uint8_t*>(dst);
+  while (n > 0) {
+    ssize_t got = ::pread(fd, p, n, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return errno_status(errno, "read " + path);
+    if (got == 0) return error(ErrorCode::kCorrupt, "record truncated: " + path);
+    p += got;
+    n -= static_cast<size_t>(got);
+    offset += static_cast<uint64_t>(got);
+  }
+  return Status::ok();
+}
+}  // namespace
+
+// Head, then the payload straight into the block (raw) or through a buffer (int8), then the
+// trailer; the checksum covers all of it before the block counts as restored.
+Status SsdStore::read_into_block(const std::string& path, const BlockKey& key, uint8_t* block,
+                                 uint64_t* file_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return error(ErrorCode::kNotFound, "record gone: " + path);
+    return errno_status(errno, "open " + path);
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat sb {};
+  if (::fstat(fd, &sb) != 0) return errno_status(errno, "stat " + path);
+  const size_t head_bytes = kRecordHeaderBytes + 4 * static_cast<size_t>(opt_.layout.block_tokens);
+  std::vector<uint8_t> head(std::min<size_t>(head_bytes, static_cast<size_t>(sb.st_size)));
+  STRATA_RETURN_IF_ERROR(read_exact(fd, head.data(), head.size(), 0, path));
+  STRATA_ASSIGN_OR_RETURN(RecordInfo info, parse_record_head(head));
+  STRATA_RETURN_IF_ERROR(check_info(info, key));
+  if (static_cast<uint64_t>(sb.st_size) != info.file_bytes()) {
+    return error(ErrorCode::kCorrupt, "record size does not match its header: " + path);
+  }
+  head.resize(kRecordHeaderBytes + 4 * static_cast<size_t>(info.num_tokens));
+  uint64_t off = head.size();
+  std::vector<std::span<const uint8_t>> parts = {head};
+  std::vector<uint8_t> payload;
+  if (opt_.codec == BlockCodec::kRaw) {
+    const size_t kv = opt_.layout.kv_bytes();
+    const size_t state = static_cast<size_t>(opt_.layout.state_bytes);
+    STRATA_RETURN_IF_ERROR(read_exact(fd, block, kv, off, path));
+    STRATA_RETURN_IF_ERROR(
+        read_exact(fd, block + opt_.layout.state_offset(), state, off + kv, path));
+    parts.emplace_back(block, kv);
+    parts.emplace_back(block + opt_.layout.state_offset(), state);
+  } else {
+    payload.resize(info.payload_bytes);
+    STRATA_RETURN_IF_ERROR(read_exact(fd, payload.data(), payload.size(), off, path));
+    parts.emplace_back(payload);
+  }
+  std::array<uint8_t, 16> trailer;
+  STRATA_RETURN_IF_ERROR(read_exact(fd, trailer.data(), 16, off + info.payload_bytes, path));
+  if (record_trailer(parts) != trailer)
+    return error(ErrorCode::kCorrupt, "record checksum mismatch");
+  if (opt_.codec != BlockCodec::kRaw) decode_block(opt_.layout, opt_.codec, payload.data(), block);
+  ::futimens(fd, nullptr);  // last use survives a restart as the file's mtime
+  *file_bytes = info.file_bytes();
+  return Status::ok();
+}
+
+void SsdStore::do_read(uint64_t ticket, const BlockKey& key, uint8_t* block) {
   SsdReadDone done;
   done.ticket = ticket;
   done.key = key;
   std::string path = record_path(key);
-  Result<std::vector<uint8_t>> bytes = read_file(path);
-  if (bytes.is_ok()) {
-    done.bytes = std::move(bytes).value();
-    Result<RecordInfo> info = verify_record(done.bytes, &done.payload_offset);
-    if (!info.is_ok()) {
-      done.status = info.status();
-    } else if (!(info->key == key && info->fingerprint == opt_.fingerprint &&
-                 info->layout == opt_.layout && info->codec == opt_.codec &&
-                 info->payload_bytes == encoded_block_bytes(opt_.layout, opt_.codec))) {
-      done.status = error(ErrorCode::kCorrupt, "record does not match its name or this model");
-    } else {
-      done.payload_bytes = info->payload_bytes;
-    }
+  uint64_t file_bytes = 0;
+  if (block != nullptr) {
+    done.status = read_into_block(path, key, block, &file_bytes);
   } else {
-    done.status = bytes.status();
+    Result<std::vector<uint8_t>> bytes = read_file(path);
+    if (bytes.is_ok()) {
+      done.bytes = std::move(bytes).value();
+      file_bytes = done.bytes.size();
+      Result<RecordInfo> info = verify_record(done.bytes, &done.payload_offset);
+      done.status = info.is_ok() ? check_info(*info, key) : info.status();
+      if (done.status.is_ok()) done.payload_bytes = info->payload_bytes;
+    } else {
+      done.status = bytes.status();
+    }
   }
   std::function<void()> notify;
   {
@@ -446,7 +520,7 @@ void SsdStore::do_read(uint64_t ticket, const BlockKey& key) {
         lru_.insert(lru_key(key, it->second));
       }
       stats_.blocks_read++;
-      stats_.bytes_read += done.bytes.size();
+      stats_.bytes_read += file_bytes;
     } else {
       // Never served; a corrupt record is deleted so it is not found again.
       stats_.read_failures++;

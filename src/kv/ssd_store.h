@@ -24,6 +24,7 @@
 #include "kv/block_codec.h"
 #include "kv/block_key.h"
 #include "kv/layout.h"
+#include "kv/ssd_record.h"
 
 namespace strata::kv {
 
@@ -96,7 +97,7 @@ struct SsdStats {
 class SsdStore {
  public:
   static Result<std::unique_ptr<SsdStore>> open(SsdStoreOptions options);
-  ~SsdStore();  // finishes queued writes, drops queued reads
+  ~SsdStore();  // finishes queued writes and reads
   SsdStore(const SsdStore&) = delete;
   SsdStore& operator=(const SsdStore&) = delete;
 
@@ -105,8 +106,12 @@ class SsdStore {
   // Queue a write; returns false (and counts a drop) if it is not queued: already present or
   // queued, queue full, larger than the budget, or writing stopped.
   bool submit_write(SsdWrite write);
-  // Queue a read (ahead of writes); the result comes from take_completed_reads().
-  uint64_t submit_read(const BlockKey& key);
+  // Queue a read (ahead of writes); the result comes from take_completed_reads(). With a
+  // `block` ([layout.block_bytes()], layout.h) the I/O thread reads the record's KV and state
+  // straight into it (decoding int8 there too) and the result carries no bytes; the block must
+  // stay allocated and untouched until the result is taken. After a failed read its contents
+  // are unspecified (and never to be served).
+  uint64_t submit_read(const BlockKey& key, uint8_t* block = nullptr);
   std::vector<SsdReadDone> take_completed_reads();
   // Cookies of queued writes with a `block` that are finished (written or dropped): their
   // blocks may change again.
@@ -138,7 +143,10 @@ class SsdStore {
   Status reindex();
   void io_loop();
   void do_write(SsdWrite& w);
-  void do_read(uint64_t ticket, const BlockKey& key);
+  void do_read(uint64_t ticket, const BlockKey& key, uint8_t* block);
+  Status read_into_block(const std::string& path, const BlockKey& key, uint8_t* block,
+                         uint64_t* file_bytes);
+  Status check_info(const RecordInfo& info, const BlockKey& key) const;
   // Under mu_: evict LRU records until `need` more bytes fit; false if they cannot.
   bool reserve_locked(uint64_t need, std::vector<std::string>* unlink_paths);
   void erase_locked(const BlockKey& key, bool evicted);
@@ -155,7 +163,12 @@ class SsdStore {
   std::set<LruKey> lru_;
   std::unordered_set<BlockKey, Key128Hash> queued_;  // writes queued or in flight
   std::deque<SsdWrite> writes_;
-  std::deque<std::pair<uint64_t, BlockKey>> reads_;
+  struct ReadJob {
+    uint64_t ticket;
+    BlockKey key;
+    uint8_t* block;
+  };
+  std::deque<ReadJob> reads_;
   std::vector<SsdReadDone> done_;
   std::vector<uint64_t> writes_done_;
   std::function<void()> on_read_done_;

@@ -48,7 +48,8 @@ Result<WeightView> Decoder::weight(const std::string& name, std::vector<int64_t>
   if (w.type != DType::kF32 && w.type != DType::kF16 && w.type != DType::kBF16 && !can_dequantize(w.type)) {
     return error(ErrorCode::kUnsupported, fmt::format("tensor '{}' has type {}, which this build cannot compute with", name, dtype_name(w.type)));
   }
-  return w;
+  // Device backends copy the weight into their memory; the CPU reads the mapping in place.
+  return backend_->upload_weight(w);
 }
 
 Status Decoder::bind(std::unique_ptr<gguf::File> file, const Hparams& hp, backend::Backend& backend) {

@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 
 #include "core/check.h"
 #include "core/quant.h"
@@ -173,6 +175,11 @@ Result<gguf::Writer> synthesize(const SynthOptions& opts, ThreadPool& pool) {
   }
   if (hp.rope_dim <= 0) hp.rope_dim = hp.head_dim;
 
+  struct RowPools {
+    std::mutex mu;
+    std::map<std::string, std::shared_ptr<std::vector<uint8_t>>> by_key;
+  };
+  auto pools = std::make_shared<RowPools>();
   gguf::Writer w(32);
   w.set("general.architecture", gguf::Value::string(hp.arch));
   w.set("general.name", gguf::Value::string(opts.name));
@@ -193,22 +200,46 @@ Result<gguf::Writer> synthesize(const SynthOptions& opts, ThreadPool& pool) {
     const uint64_t tseed = hash_name(opts.seed, d.name);
     const size_t rb = row_bytes(type, row_len);
     const bool pooled = rows * row_len > opts.unique_elements_limit;
-    const int64_t pool_rows = pooled ? std::min(rows, std::max<int64_t>(64, opts.unique_elements_limit / row_len)) : rows;
     auto decl = std::make_shared<TensorDecl>(d);
-    w.add_tensor(d.name, type, d.shape, [decl, type, row_len, rows, tseed, rb, pooled, pool_rows, &pool](uint8_t* dst, uint64_t) {
-      // Fresh rows for [0, pool_rows); pooled tensors copy seeded picks of those rows.
-      pool.parallel_for(pool_rows, 16, [&](int, int64_t b, int64_t e) {
-        std::vector<float> tmp(static_cast<size_t>(row_len));
-        for (int64_t r = b; r < e; ++r) {
-          fill_row(*decl, tseed + static_cast<uint64_t>(r) * 0x9e3779b97f4a7c15ull, tmp.data(), row_len);
-          quantize_row(type, tmp.data(), dst + static_cast<size_t>(r) * rb, row_len);
-        }
+    if (!pooled) {
+      w.add_tensor(d.name, type, d.shape, [decl, type, row_len, rows, tseed, rb, &pool](uint8_t* dst, uint64_t) {
+        pool.parallel_for(rows, 16, [&](int, int64_t b, int64_t e) {
+          std::vector<float> tmp(static_cast<size_t>(row_len));
+          for (int64_t r = b; r < e; ++r) {
+            fill_row(*decl, tseed + static_cast<uint64_t>(r) * 0x9e3779b97f4a7c15ull, tmp.data(), row_len);
+            quantize_row(type, tmp.data(), dst + static_cast<size_t>(r) * rb, row_len);
+          }
+        });
       });
-      if (pooled) {
-        Rng pick(tseed ^ 0x5bd1e995u);
-        for (int64_t r = pool_rows; r < rows; ++r) {
-          std::memcpy(dst + static_cast<size_t>(r) * rb, dst + static_cast<size_t>(pick.below(static_cast<uint32_t>(pool_rows))) * rb, rb);
+      continue;
+    }
+    // Large tensors pick seeded rows from a pool shared by every tensor of the same type, row
+    // length and init: multi-GB shapes synthesize at memcpy speed.
+    const std::string pool_key = fmt::format("{}/{}/{}/{}", dtype_name(type), row_len, static_cast<int>(d.init), d.std);
+    const int64_t pool_rows = std::max<int64_t>(64, opts.unique_elements_limit / row_len);
+    w.add_tensor(d.name, type, d.shape, [decl, type, row_len, rows, tseed, rb, pool_rows, pool_key, pools, seed = opts.seed, &pool](uint8_t* dst, uint64_t) {
+      std::shared_ptr<std::vector<uint8_t>> rows_pool;
+      {
+        std::lock_guard<std::mutex> lock(pools->mu);
+        auto& slot = pools->by_key[pool_key];
+        if (!slot) {
+          slot = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(pool_rows) * rb);
+          const uint64_t pseed = hash_name(seed, pool_key);
+          uint8_t* out = slot->data();
+          pool.parallel_for(pool_rows, 16, [&](int, int64_t b, int64_t e) {
+            std::vector<float> tmp(static_cast<size_t>(row_len));
+            for (int64_t r = b; r < e; ++r) {
+              fill_row(*decl, pseed + static_cast<uint64_t>(r) * 0x9e3779b97f4a7c15ull, tmp.data(), row_len);
+              quantize_row(type, tmp.data(), out + static_cast<size_t>(r) * rb, row_len);
+            }
+          });
         }
+        rows_pool = slot;
+      }
+      Rng pick(tseed ^ 0x5bd1e995u);
+      for (int64_t r = 0; r < rows; ++r) {
+        std::memcpy(dst + static_cast<size_t>(r) * rb,
+                    rows_pool->data() + static_cast<size_t>(pick.below(static_cast<uint32_t>(pool_rows))) * rb, rb);
       }
     });
   }

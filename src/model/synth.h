@@ -27,8 +27,9 @@ struct SynthOptions {
   // byte-level vocabulary padded to hp.vocab_size.
   std::vector<gguf::KeyValue> vocab;
   std::string name = "strata-synthetic";
-  // Tensors above this many elements reuse rows from a seeded pool so that multi-GB shapes
-  // synthesize in seconds; smaller tensors get every row fresh.
+  // Tensors above this many elements take seeded picks from a pool of rows shared by the
+  // tensors of the same type, row length and init, so multi-GB shapes synthesize in seconds;
+  // smaller tensors get every row fresh.
   int64_t unique_elements_limit = int64_t{1} << 24;
 };
 

@@ -14,6 +14,27 @@ int32_t get_id(const gguf::File& f, std::string_view key) {
   return v ? static_cast<int32_t>(*v) : -1;
 }
 
+// The byte-level pre-tokenizer: regexes written by to_gguf_metadata for a family no table
+// knows, else the family tokenizer.ggml.pre names.
+Status read_pre_tokenizer(const gguf::File& file, Vocab& v) {
+  if (const gguf::Value* re = file.find("tokenizer.strata.pre_regexes")) {
+    v.pre_regexes = re->strings;
+    v.ignore_merges = file.get_bool("tokenizer.strata.ignore_merges").value_or(false);
+    v.normalize_nfc = file.get_bool("tokenizer.strata.normalize_nfc").value_or(false);
+    return Status::ok();
+  }
+  const PreFamily* family = find_pre_family(v.pre);
+  if (!family) {
+    return error(ErrorCode::kUnsupported,
+                 "tokenizer.ggml.pre '" + v.pre + "' is not a known pre-tokenizer; add its regexes to "
+                 "src/tokenizer/pre_tokenizer.cpp");
+  }
+  v.pre_regexes = family->regexes;
+  v.ignore_merges = family->ignore_merges;
+  v.normalize_nfc = family->normalize_nfc;
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<Vocab> vocab_from_gguf(const gguf::File& file) {
@@ -47,22 +68,7 @@ Result<Vocab> vocab_from_gguf(const gguf::File& file) {
   if (const gguf::Value* merges = file.find("tokenizer.ggml.merges")) v.merges = merges->strings;
 
   v.pre = file.get_string("tokenizer.ggml.pre").value_or("default");
-  if (v.algorithm == Algorithm::kByteLevelBpe) {
-    if (const gguf::Value* re = file.find("tokenizer.strata.pre_regexes")) {
-      // A pre-tokenizer no family table knows, written by to_gguf_metadata.
-      v.pre_regexes = re->strings;
-      v.ignore_merges = file.get_bool("tokenizer.strata.ignore_merges").value_or(false);
-      v.normalize_nfc = file.get_bool("tokenizer.strata.normalize_nfc").value_or(false);
-    } else if (const PreFamily* family = find_pre_family(v.pre)) {
-      v.pre_regexes = family->regexes;
-      v.ignore_merges = family->ignore_merges;
-      v.normalize_nfc = family->normalize_nfc;
-    } else {
-      return error(ErrorCode::kUnsupported,
-                   "tokenizer.ggml.pre '" + v.pre + "' is not a known pre-tokenizer; add its regexes to "
-                   "src/tokenizer/pre_tokenizer.cpp");
-    }
-  }
+  if (v.algorithm == Algorithm::kByteLevelBpe) STRATA_RETURN_IF_ERROR(read_pre_tokenizer(file, v));
 
   v.bos_id = get_id(file, "tokenizer.ggml.bos_token_id");
   v.eos_id = get_id(file, "tokenizer.ggml.eos_token_id");
@@ -82,6 +88,16 @@ Result<Vocab> vocab_from_gguf(const gguf::File& file) {
     v.add_space_prefix = false;
   }
   v.chat_template = file.get_string("tokenizer.chat_template").value_or("");
+  if (arch == "phi3") {
+    // Phi-3's tokenizer.json gives its chat tokens rstrip (the newline after <|user|> is
+    // eaten); GGUF has no field for it, so restore it by name as llama.cpp does.
+    v.strip_flags.assign(n, 0);
+    for (size_t i = 0; i < n && i < v.types.size(); ++i) {
+      const std::string& t = v.tokens[i];
+      const bool special = v.types[i] == TokenType::kControl || v.types[i] == TokenType::kUserDefined;
+      if (special && t != "<unk>" && t != "<s>" && t != "<|endoftext|>") v.strip_flags[i] = 2;
+    }
+  }
   return v;
 }
 
@@ -102,15 +118,17 @@ std::vector<gguf::KeyValue> to_gguf_metadata(const Vocab& v) {
     kv.push_back({"tokenizer.ggml.scores", Value::f32_array(v.scores)});
   } else if (spm) {
     // Readers that merge by score (llama.cpp) get scores that order tokens like the merges:
-    // a token made by merge r scores -r; base pieces score 0.
-    std::vector<float> scores(v.tokens.size(), 0.0f);
+    // a token made by merge r scores -(r + 1); tokens no merge makes score below them all,
+    // so such a reader forms them last (HF never forms them; our reader uses the merges).
+    const float unmerged = -static_cast<float>(v.merges.size() + 1);
+    std::vector<float> scores(v.tokens.size(), unmerged);
     std::unordered_map<std::string, size_t> ids;
     for (size_t i = 0; i < v.tokens.size(); ++i) ids.emplace(v.tokens[i], i);
     for (size_t r = 0; r < v.merges.size(); ++r) {
       const size_t sp = v.merges[r].find(' ', 1);
       if (sp == std::string::npos) continue;
       const auto it = ids.find(v.merges[r].substr(0, sp) + v.merges[r].substr(sp + 1));
-      if (it != ids.end() && scores[it->second] == 0.0f) scores[it->second] = -static_cast<float>(r + 1);
+      if (it != ids.end() && scores[it->second] == unmerged) scores[it->second] = -static_cast<float>(r + 1);
     }
     kv.push_back({"tokenizer.ggml.scores", Value::f32_array(scores)});
   }

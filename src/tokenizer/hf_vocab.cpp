@@ -3,6 +3,8 @@
 // pipeline (Replace ' ' -> U+2581, optional Prepend, byte_fallback).
 #include <nlohmann/json.hpp>
 
+#include <unordered_map>
+
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 
@@ -59,6 +61,10 @@ Status read_pre_tokenizer(const json& pre, Vocab& v) {
         v.pre_regexes.push_back(escape_regex(pat["String"].get<std::string>()));
       }
     } else if (type == "ByteLevel") {
+      if (p.value("add_prefix_space", false)) {
+        st = error(ErrorCode::kUnsupported, "tokenizer.json ByteLevel pre-tokenizer with add_prefix_space is not supported");
+        return;
+      }
       if (p.value("use_regex", true)) v.pre_regexes.push_back(kGpt2Regex);
     } else if (type == "Digits") {
       v.pre_regexes.push_back(p.value("individual_digits", false) ? "\\p{N}" : "\\p{N}+");
@@ -71,42 +77,11 @@ Status read_pre_tokenizer(const json& pre, Vocab& v) {
   return st;
 }
 
-}  // namespace
-
-Result<Vocab> vocab_from_hf_json(std::string_view tokenizer_json, std::string_view tokenizer_config_json) {
-  const json j = json::parse(tokenizer_json, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return error(ErrorCode::kCorrupt, "tokenizer.json is not a JSON object");
-  json cfg = json::object();
-  if (!tokenizer_config_json.empty()) {
-    cfg = json::parse(tokenizer_config_json, nullptr, false);
-    if (cfg.is_discarded() || !cfg.is_object()) return error(ErrorCode::kCorrupt, "tokenizer_config.json is not a JSON object");
-  }
-  if (!j.contains("model") || !j["model"].is_object()) return error(ErrorCode::kCorrupt, "tokenizer.json has no model");
-  const json& model = j["model"];
-  const std::string model_type = model.value("type", "BPE");
-  if (model_type != "BPE") {
-    return error(ErrorCode::kUnsupported, "tokenizer.json model '" + model_type + "' is not supported (BPE is)");
-  }
-  if (!model.contains("vocab") || !model["vocab"].is_object()) return error(ErrorCode::kCorrupt, "tokenizer.json model has no vocab");
-
-  Vocab v;
-  // SentencePiece-style when the text's spaces become U+2581 or bytes fall back to <0xNN>.
-  bool spm = model.value("byte_fallback", false);
-  const json null_json;
-  const json& normalizer = j.contains("normalizer") ? j["normalizer"] : null_json;
-  visit_sequence(normalizer, "normalizers", [&](const json& n) {
-    const std::string type = n.value("type", "");
-    if (type == "NFC") v.normalize_nfc = true;
-    if (type == "Replace" && n["content"] == "\u2581") spm = true;
-    if (type == "Prepend" && n["prepend"] == "\u2581") v.add_space_prefix = true;
-  });
-  v.algorithm = spm ? Algorithm::kSentencePiece : Algorithm::kByteLevelBpe;
-  v.ignore_merges = model.value("ignore_merges", false);
-
-  // Tokens: the model's vocab, then the added tokens (which may extend it).
+// Tokens: the model's vocab, then the added tokens (which may extend it).
+void read_tokens(const json& model, const json& added, Vocab& v) {
+  const bool spm = v.algorithm == Algorithm::kSentencePiece;
   size_t n = 0;
   for (const auto& [text, id] : model["vocab"].items()) n = std::max(n, id.get<size_t>() + 1);
-  const json added = j.contains("added_tokens") && j["added_tokens"].is_array() ? j["added_tokens"] : json::array();
   for (const auto& a : added) n = std::max(n, a.value("id", size_t{0}) + 1);
   v.tokens.assign(n, {});
   v.types.assign(n, TokenType::kUnused);
@@ -134,38 +109,26 @@ Result<Vocab> vocab_from_hf_json(std::string_view tokenizer_json, std::string_vi
     for (const auto& m : model["merges"]) {
       if (m.is_string()) {
         v.merges.push_back(m.get<std::string>());
-      } else if (m.is_array() && m.size() == 2) {
+      } else if (m.is_array() && m.size() == 2) {  // the newer [left, right] form
         v.merges.push_back(m[0].get<std::string>() + " " + m[1].get<std::string>());
       }
     }
   }
+}
 
-  if (j.contains("pre_tokenizer")) STRATA_RETURN_IF_ERROR(read_pre_tokenizer(j["pre_tokenizer"], v));
-  if (spm) {
-    v.pre_regexes.clear();
-    v.pre = "default";
-  } else {
-    if (v.pre_regexes.empty()) v.pre_regexes.push_back(kGpt2Regex);
-    v.pre = "custom";
-    for (const auto& f : known_pre_families()) {
-      if (f.regexes == v.pre_regexes && f.ignore_merges == v.ignore_merges && f.normalize_nfc == v.normalize_nfc) {
-        v.pre = f.names[0];
-        break;
-      }
-    }
-  }
-
+// BOS/EOS/PAD/UNK, add_bos/add_eos and the chat template from tokenizer_config.json.
+void read_config(const json& j, const json& cfg, Vocab& v) {
+  std::unordered_map<std::string, int32_t> ids;
+  for (size_t i = 0; i < v.tokens.size(); ++i) ids.emplace(v.tokens[i], static_cast<int32_t>(i));
   auto lookup = [&](const std::string& text) -> int32_t {
-    if (text.empty()) return -1;
-    for (size_t i = 0; i < v.tokens.size(); ++i) {
-      if (v.tokens[i] == text) return static_cast<int32_t>(i);
-    }
-    return -1;
+    const auto it = ids.find(text);
+    return it == ids.end() ? -1 : it->second;
   };
   v.bos_id = lookup(config_token(cfg, "bos_token"));
   v.eos_id = lookup(config_token(cfg, "eos_token"));
   v.pad_id = lookup(config_token(cfg, "pad_token"));
   std::string unk = config_token(cfg, "unk_token");
+  const json& model = j["model"];
   if (unk.empty() && model.contains("unk_token") && model["unk_token"].is_string()) unk = model["unk_token"].get<std::string>();
   v.unk_id = lookup(unk);
   if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()) {
@@ -188,6 +151,55 @@ Result<Vocab> vocab_from_hf_json(std::string_view tokenizer_json, std::string_vi
       }
     }
   }
+}
+
+}  // namespace
+
+Result<Vocab> vocab_from_hf_json(std::string_view tokenizer_json, std::string_view tokenizer_config_json) {
+  const json j = json::parse(tokenizer_json, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return error(ErrorCode::kCorrupt, "tokenizer.json is not a JSON object");
+  json cfg = json::object();
+  if (!tokenizer_config_json.empty()) {
+    cfg = json::parse(tokenizer_config_json, nullptr, false);
+    if (cfg.is_discarded() || !cfg.is_object()) return error(ErrorCode::kCorrupt, "tokenizer_config.json is not a JSON object");
+  }
+  if (!j.contains("model") || !j["model"].is_object()) return error(ErrorCode::kCorrupt, "tokenizer.json has no model");
+  const json& model = j["model"];
+  const std::string model_type = model.value("type", "BPE");
+  if (model_type != "BPE") {
+    return error(ErrorCode::kUnsupported, "tokenizer.json model '" + model_type + "' is not supported (BPE is)");
+  }
+  if (!model.contains("vocab") || !model["vocab"].is_object()) return error(ErrorCode::kCorrupt, "tokenizer.json model has no vocab");
+
+  Vocab v;
+  // SentencePiece-style when the text's spaces become U+2581 or bytes fall back to <0xNN>.
+  bool spm = model.value("byte_fallback", false);
+  const json null_json;
+  visit_sequence(j.contains("normalizer") ? j["normalizer"] : null_json, "normalizers", [&](const json& n) {
+    const std::string type = n.value("type", "");
+    if (type == "NFC") v.normalize_nfc = true;
+    if (type == "Replace" && n["content"] == "\u2581") spm = true;
+    if (type == "Prepend" && n["prepend"] == "\u2581") v.add_space_prefix = true;
+  });
+  v.algorithm = spm ? Algorithm::kSentencePiece : Algorithm::kByteLevelBpe;
+  v.ignore_merges = model.value("ignore_merges", false);
+  read_tokens(model, j.contains("added_tokens") && j["added_tokens"].is_array() ? j["added_tokens"] : json::array(), v);
+
+  if (j.contains("pre_tokenizer")) STRATA_RETURN_IF_ERROR(read_pre_tokenizer(j["pre_tokenizer"], v));
+  if (spm) {
+    v.pre_regexes.clear();
+    v.pre = "default";
+  } else {
+    if (v.pre_regexes.empty()) v.pre_regexes.push_back(kGpt2Regex);
+    v.pre = "custom";  // written to GGUF with its regexes unless a known family matches
+    for (const auto& f : known_pre_families()) {
+      if (f.regexes == v.pre_regexes && f.ignore_merges == v.ignore_merges && f.normalize_nfc == v.normalize_nfc) {
+        v.pre = f.names[0];
+        break;
+      }
+    }
+  }
+  read_config(j, cfg, v);
   return v;
 }
 

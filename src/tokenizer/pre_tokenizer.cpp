@@ -49,22 +49,30 @@ const char* const kCjk = "[\u4E00-\u9FA5\u0800-\u4E00\uAC00-\uD7FF]+";
 const char* const kGpt2NoTail =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))";
 
+// DeepSeek V3 / R1.
+const char* const kDeepseekV3Regex =
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
+    " ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+";
+
+// Only names whose tokenizer.json we know uses these exact splits; an unknown name is an
+// error (a wrong split silently changes ids).
 std::vector<PreFamily> make_families() {
   std::vector<PreFamily> f;
-  f.push_back({{"gpt-2", "default", "gpt2", "gpt-neox", "olmo", "jais", "poro-chat", "viking",
-                "bloom"},
-               {kGpt2Regex}, false, false});
+  // "default": a GGUF without tokenizer.ggml.pre (gpt-neox-20b and its kin use GPT-2's split).
+  f.push_back({{"gpt-2", "default", "gpt2", "gpt-neox", "olmo"}, {kGpt2Regex}, false, false});
   f.push_back({{"mpt"}, {kGpt2Regex}, false, true});  // EleutherAI gpt-neox-20b: NFC
-  f.push_back({{"llama-bpe", "llama3", "llama-v3", "falcon3", "pixtral", "smaug-bpe", "dbrx"},
-               {kLlama3Regex}, true, false});
-  f.push_back({{"qwen2", "stablelm2", "hunyuan", "megrez", "qwen3"}, {kQwen2Regex}, false, true});
+  f.push_back({{"llama-bpe", "llama3", "llama-v3", "falcon3"}, {kLlama3Regex}, true, false});
+  f.push_back({{"qwen2", "qwen3"}, {kQwen2Regex}, false, true});
   f.push_back({{"qwen35"}, {kQwen35Regex}, false, true});
-  f.push_back({{"gpt-4o", "o200k", "gpt-oss", "llama4", "minimax-m2"}, {kO200kRegex}, true, false});
+  f.push_back({{"gpt-4o", "o200k", "gpt-oss", "llama4"}, {kO200kRegex}, true, false});
   f.push_back({{"deepseek-llm"},
                {"[\r\n]", kDeepseekLlmLetters, kDeepseekPunct, "\\s+$", kCjk, "\\p{N}+"},
                false, false});
   f.push_back({{"deepseek-coder"},
                {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", kCjk, "\\p{N}"}, false, false});
+  f.push_back({{"deepseek-v3"},
+               {"\\p{N}{1,3}", "[\u4E00-\u9FA5\u3040-\u309F\u30A0-\u30FF]+", kDeepseekV3Regex},
+               false, false});
   f.push_back({{"falcon"},
                {"[\\p{P}\\$\\+<=>\\^~\\|`]+", kGpt2NoTail, "[0-9][0-9][0-9]"}, false, false});
   f.push_back({{"starcoder", "refact", "smollm", "codeshell", "exaone", "minerva"},

@@ -19,6 +19,8 @@ namespace strata::tokenizer {
 
 class PreTokenizer;
 
+// Immutable once built: encode and decode are const and safe to call from many threads
+// (the word cache lives in each encode call).
 class Tokenizer {
  public:
   static Result<std::unique_ptr<Tokenizer>> from_vocab(Vocab vocab);
@@ -83,16 +85,18 @@ class Tokenizer {
 
   explicit Tokenizer(Vocab vocab);
   Status build();
+  void build_pieces();
+  void build_word_cuts();
   Status build_merges();
   void build_specials();
   void build_eog();
 
   void split_special(std::string_view text, bool parse_special, std::vector<Fragment>& out) const;
-  void encode_fragment(std::string_view text, bool first, std::vector<int32_t>& out,
+  void encode_fragment(std::string_view text, std::vector<int32_t>& out,
                        std::unordered_map<std::string, std::vector<int32_t>>& cache) const;
   void encode_byte_level(std::string_view text, std::vector<int32_t>& out,
                          std::unordered_map<std::string, std::vector<int32_t>>& cache) const;
-  void encode_sentencepiece(std::string_view text, bool first, std::vector<int32_t>& out,
+  void encode_sentencepiece(std::string_view text, std::vector<int32_t>& out,
                             std::unordered_map<std::string, std::vector<int32_t>>& cache) const;
   void encode_sentencepiece_word(std::string_view word, std::vector<int32_t>& out) const;
   // Merges the initial symbols of one word (their ids; -1 = no token) in rank order.
@@ -108,9 +112,17 @@ class Tokenizer {
   std::unique_ptr<PreTokenizer> pre_;
   int32_t byte_ids_[256];  // byte-level: the token of each byte; SentencePiece: <0xNN>
   std::vector<std::string> pieces_;  // [num_tokens] decoded bytes of each token
+  // Special and user-defined tokens in a byte trie, so that finding the longest one at a
+  // text position costs the length of the match, not one hash per candidate length.
+  struct TrieNode {
+    uint32_t edges_begin = 0;
+    uint32_t edges_end = 0;
+    int32_t special_idx = -1;  // index into specials_ of the token ending here
+  };
   std::vector<SpecialToken> specials_;
-  std::vector<std::vector<uint32_t>> specials_by_byte_;  // [256] indices, longest first
-  std::unordered_map<std::string_view, uint32_t> special_index_;
+  std::vector<TrieNode> trie_;                          // [0] is the root
+  std::vector<std::pair<uint8_t, uint32_t>> trie_edges_;  // (byte, child), sorted per node
+  const SpecialToken* match_special(std::string_view text, bool parse_special) const;
   std::unordered_set<int32_t> eog_ids_;
   // SentencePiece: characters some token has right before U+2581 (no word cut there).
   std::unordered_set<std::string> chars_before_space_;

@@ -2,6 +2,8 @@
 // byte fallback, UTF-8 helpers and the incremental decoder's hold-back.
 #include <gtest/gtest.h>
 
+#include <utf8proc.h>
+
 #include <random>
 
 #include "tokenizer/pre_tokenizer.h"
@@ -42,6 +44,50 @@ TEST(Tokenizer, ByteLevelMergesByRank) {
   EXPECT_EQ((*tok)->token_text(ids[0]), "hello");
   EXPECT_EQ((*tok)->token_text(ids[1]), "Ġwo");
   EXPECT_EQ((*tok)->decode(ids), "hello wo");
+}
+
+// A pre-tokenizer no family knows travels through GGUF in tokenizer.strata.* keys.
+TEST(Tokenizer, CustomPreTokenizerSurvivesGgufMetadata) {
+  Vocab v = tiny_byte_level();
+  v.pre = "custom";
+  v.pre_regexes = {"\\p{N}", kGpt2Regex};
+  v.normalize_nfc = true;
+  v.chat_template = "{{ messages }}";
+  gguf::Writer w;
+  for (auto& kv : to_gguf_metadata(v)) w.set(kv.key, kv.value);
+  const auto bytes = w.write_to_buffer();
+  auto file = gguf::File::parse(bytes);
+  ASSERT_TRUE(file.is_ok()) << file.status().to_string();
+  auto back = vocab_from_gguf(**file);
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(back->pre_regexes, v.pre_regexes);
+  EXPECT_TRUE(back->normalize_nfc);
+  EXPECT_EQ(back->tokens, v.tokens);
+  EXPECT_EQ(back->types, v.types);
+  EXPECT_EQ(back->merges, v.merges);
+  EXPECT_EQ(back->eos_id, v.eos_id);
+  EXPECT_EQ(back->chat_template, v.chat_template);
+  // A known family needs no extra keys.
+  v.pre = "gpt-2";
+  v.pre_regexes = {kGpt2Regex};
+  v.normalize_nfc = false;
+  for (const auto& kv : to_gguf_metadata(v)) EXPECT_EQ(kv.key.find("tokenizer.strata."), std::string::npos);
+}
+
+TEST(Tokenizer, UnknownPreTokenizerIsAnError) {
+  gguf::Writer w;
+  Vocab v = tiny_byte_level();
+  v.pre = "no-such-family";
+  for (auto& kv : to_gguf_metadata(v)) {
+    if (kv.key.rfind("tokenizer.strata.", 0) != 0) w.set(kv.key, kv.value);
+  }
+  const auto bytes = w.write_to_buffer();
+  auto file = gguf::File::parse(bytes);
+  ASSERT_TRUE(file.is_ok());
+  auto tok = Tokenizer::from_gguf(**file);
+  ASSERT_FALSE(tok.is_ok());
+  EXPECT_EQ(tok.status().code(), ErrorCode::kUnsupported);
+  EXPECT_NE(tok.status().message().find("no-such-family"), std::string::npos);
 }
 
 TEST(Tokenizer, ControlTokensOnlyWithParseSpecial) {
@@ -120,6 +166,34 @@ TEST(Unicode, EmittablePrefixHoldsBackIncompleteSequences) {
   EXPECT_EQ(utf8_emittable_prefix("a\xED\xA0"), 3u);      // a surrogate can never complete
   EXPECT_TRUE(is_valid_utf8("\xF0\x9F\x99\x82"));
   EXPECT_FALSE(is_valid_utf8("\xC0\x80"));
+}
+
+// The NFC fast path: an inert code point has combining class 0, is its own NFC, and is
+// never the second half of a canonical decomposition (so it never composes).
+TEST(Unicode, NfcInertRangesAreInert) {
+  std::vector<bool> second(0x110000, false);
+  for (int32_t cp = 0; cp < 0x110000; ++cp) {
+    utf8proc_int32_t out[4];
+    int last_boundclass = 0;
+    const auto n = utf8proc_decompose_char(cp, out, 4, UTF8PROC_DECOMPOSE, &last_boundclass);
+    if (n == 2) second[static_cast<size_t>(out[1])] = true;
+  }
+  int checked = 0;
+  for (uint32_t cp = 0x80; cp < 0x110000; ++cp) {
+    if (!nfc_inert(cp)) continue;
+    ++checked;
+    ASSERT_EQ(utf8proc_get_property(static_cast<utf8proc_int32_t>(cp))->combining_class, 0) << cp;
+    ASSERT_FALSE(second[cp]) << cp;
+    std::string s;
+    append_utf8(s, cp);
+    utf8proc_uint8_t* out = nullptr;
+    const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), static_cast<utf8proc_ssize_t>(s.size()),
+                                &out, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+    ASSERT_EQ(std::string(reinterpret_cast<char*>(out), static_cast<size_t>(n)), s) << cp;
+    std::free(out);
+  }
+  EXPECT_GT(checked, 30000);
+  EXPECT_EQ(nfc("e\xCC\x81"), "\xC3\xA9");  // composed by utf8proc
 }
 
 TEST(IncrementalDecoder, ByteTokensNeverEmitBrokenUtf8) {

@@ -130,15 +130,26 @@ uint32_t next_code_point(std::string_view s, size_t& i) {
   return cp;
 }
 
+// Code points that NFC never changes and that never compose with what precedes them
+// (combining marks start at U+0300; Cyrillic's own are U+0483-0489; Greek, Hangul jamo and
+// Indic vowel signs stay outside). Text made only of them is already NFC. The unit test
+// checks every code point of these ranges against utf8proc.
+bool nfc_inert(uint32_t cp) {
+  return cp < 0x300 || (cp >= 0x400 && cp < 0x483) || (cp >= 0x48A && cp < 0x530) ||
+         (cp >= 0x4E00 && cp < 0xA000) || (cp >= 0xAC00 && cp < 0xD7A4) ||
+         (cp >= 0x1F300 && cp < 0x1FB00);
+}
+
 std::string nfc(std::string_view s) {
-  bool ascii = true;
-  for (char c : s) {
-    if (static_cast<uint8_t>(c) >= 0x80) {
-      ascii = false;
-      break;
+  bool inert = true;
+  for (size_t i = 0; i < s.size() && inert;) {
+    if (static_cast<uint8_t>(s[i]) < 0x80) {
+      ++i;
+      continue;
     }
+    inert = nfc_inert(next_code_point(s, i));
   }
-  if (ascii) return std::string(s);
+  if (inert) return std::string(s);
   utf8proc_uint8_t* out = nullptr;
   const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
                                           static_cast<utf8proc_ssize_t>(s.size()), &out,

@@ -31,8 +31,11 @@ size_t utf8_emittable_prefix(std::string_view s);
 // Appends code point `cp` as UTF-8.
 void append_utf8(std::string& out, uint32_t cp);
 
-// NFC of valid UTF-8 (ASCII passes through without a copy of work).
+// NFC of valid UTF-8. Text made only of NFC-inert code points (ASCII, Latin-1, Cyrillic,
+// CJK ideographs, Hangul syllables, emoji) is returned as is without calling utf8proc.
 std::string nfc(std::string_view s);
+// Whether NFC never changes `cp` and `cp` never composes with a preceding character.
+bool nfc_inert(uint32_t cp);
 
 // GPT-2's byte-level alphabet: every byte maps to one printable code point so that BPE
 // vocabularies never contain raw control bytes or spaces ("Ġ" is the space, U+0120).

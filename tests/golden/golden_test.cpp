@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/dot_kernels.h"
 #include "engine/generator.h"
 #include "golden_cases.h"
 
@@ -129,14 +130,14 @@ TEST_P(GoldenTest, LogitsMatchTransformers) {
     // max 2e-4.
     // Fast mode, f32 activations (F32/F16/BF16 weights and types without an int8 kernel): the
     // K/V cache in F16 (2^-11 relative per element) is the main difference: rms 0.5%, max 2%.
-    // Fast mode, int8 activations (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K kernels): each activation
+    // Fast mode, int8 activations (the types whose CPU kernel quantizes activations: every
+    // block-quantized type; backend/cpu/dot_kernels.h): each activation
     // block is rounded to 8 bits (step amax/127, error rms ~ 2.2 sigma / 127 / sqrt(12) ~ 0.5%
     // of the activations' rms; a single matmul measures 0.55-0.7%). Nine matmuls per layer
     // and the head compound that, and these random-weight models amplify it: rms 5%, with
     // the worst of ~11k logits allowed to reach 25%. Top-1 must agree everywhere.
     const DType main_type = c->synth.recipe.base;
-    const bool int8_act = main_type == DType::kQ8_0 || main_type == DType::kQ4_0 || main_type == DType::kQ4_K ||
-                          main_type == DType::kQ5_K || main_type == DType::kQ6_K ||
+    const bool int8_act = backend::cpu::dot_kernel(main_type).act != backend::cpu::ActFormat::kF32 ||
                           c->synth.recipe.name == "MXFP4_MOE";  // its attention weights are Q8_0
     const double max_tol = mode.reference ? 2e-4 : int8_act ? 0.25 : 0.02;
     const double rms_tol = mode.reference ? 1e-4 : int8_act ? 0.05 : 0.005;

@@ -9,9 +9,11 @@
 
 namespace strata::backend::cpu {
 
-// Flash-style: per work item (sequence, kv head, tile of queries) all query heads of the
-// group and all queries of the tile walk the visible KV blocks once; K and V blocks are
-// decoded to f32 once per item; online softmax with a running max per query row.
+// Flash-style: per work item (sequence, kv head, tile of up to 32 queries) all query heads of
+// the group and all queries of the tile walk the visible KV blocks once, with an online
+// softmax (running max per query row); items are handed out to threads dynamically, longest
+// first. Prefill items decode each K/V block to f32 once; decode items (<= 4 rows) read K/V
+// in their stored type directly.
 void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& kv,
                std::span<const SeqAttention> seqs, float scale, float* out);
 

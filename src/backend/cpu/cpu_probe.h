@@ -6,10 +6,16 @@
 
 namespace strata::backend::cpu {
 
+// cpu_time: time by this process's CPU time instead of the wall clock; with one thread on a
+// busy machine that still shows what a core does per cycle it actually gets (benches only).
+
 // Read-only streaming sum over a buffer well past the last-level cache (bytes read / s), best
 // of a few passes. buffer_bytes = 0: 512 MiB.
-double measure_memory_bandwidth_gbs(ThreadPool& pool, size_t buffer_bytes = 0);
+double measure_memory_bandwidth_gbs(ThreadPool& pool, size_t buffer_bytes = 0, bool cpu_time = false);
 // Register-resident AVX2 FMA loop on every thread: 2 flops per lane per FMA, best of a few runs.
-double measure_fma_peak_gflops(ThreadPool& pool);
+double measure_fma_peak_gflops(ThreadPool& pool, bool cpu_time = false);
+
+// Seconds on a wall clock, or of this process's CPU time.
+double probe_clock_s(bool cpu_time = false);
 
 }  // namespace strata::backend::cpu

@@ -1,5 +1,5 @@
-// Row-times-tile dot kernels behind matmul: one weight row against up to kMaxTile activation
-// rows, so each weight block is decoded once per tile of tokens. The integer kernels take
+// Row-block-times-tile dot kernels behind matmul: a few weight rows against up to kMaxTile
+// activation rows, so each weight block is decoded once per tile of tokens. The integer kernels take
 // activations quantized per block (ActQ8_0 for the 32-element formats, ActQ8K for K-quants).
 #pragma once
 
@@ -14,10 +14,11 @@ inline constexpr int kMaxTile = 4;  // activation rows per kernel call
 
 enum class ActFormat { kF32, kQ8_0, kQ8K };
 
-// y[t * y_stride] = w_row . x_t for t < nt (1 <= nt <= kMaxTile); x_t = x + t * x_row_bytes
-// in the kernel's activation format; cols elements.
-using DotTileFn = void (*)(const void* w_row, const void* x, size_t x_row_bytes, int nt,
-                           int64_t cols, float* y, int64_t y_stride);
+// y[t * y_stride + r] = w_r . x_t for r < nr, t < nt (1 <= nt <= kMaxTile, any nr):
+// w_r = w + r * w_row_bytes, x_t = x + t * x_row_bytes in the kernel's activation format;
+// cols elements. Inside, rows go in register blocks (4 rows for one token, fewer for tiles).
+using DotTileFn = void (*)(const void* w, size_t w_row_bytes, int nr, const void* x,
+                           size_t x_row_bytes, int nt, int64_t cols, float* y, int64_t y_stride);
 
 struct DotKernel {
   ActFormat act = ActFormat::kF32;
@@ -25,6 +26,12 @@ struct DotKernel {
 };
 
 DotKernel dot_kernel(DType weight_type);
+
+// The integer kernels come in an AVX2 build and an AVX-VNNI build (vpdpbusd/vpdpwssd), used
+// when the CPU has avx_vnni. Tests and benches switch to compare the two.
+bool vnni_kernels_available();
+bool vnni_kernels_enabled();
+void set_vnni_kernels(bool on);  // on: only takes effect where available
 
 // Activation quantization of one row of `cols` f32 (a multiple of 32, resp. 256):
 // d = amax / 127, q = round-to-nearest-even(x / d). AVX2 and their scalar twins.

@@ -24,9 +24,8 @@ void run_rows(const DotKernel& k, const WeightView& w, const uint8_t* xa, size_t
     const int64_t c1 = std::min(r1, c0 + kRowChunk);
     for (int64_t t0 = 0; t0 < n; t0 += kMaxTile) {
       const int nt = static_cast<int>(std::min<int64_t>(kMaxTile, n - t0));
-      for (int64_t r = c0; r < c1; ++r) {
-        k.dot(weight_row(w, r), xa + t0 * xs, xs, nt, w.cols, y + t0 * w.rows + r, w.rows);
-      }
+      k.dot(weight_row(w, c0), w.row_bytes, static_cast<int>(c1 - c0), xa + t0 * xs, xs, nt, w.cols,
+            y + t0 * w.rows + c0, w.rows);
     }
   }
 }
@@ -35,21 +34,15 @@ void run_rows(const DotKernel& k, const WeightView& w, const uint8_t* xa, size_t
 void run_rows_generic(std::vector<float>& buf, const WeightView& w, const float* x, int64_t n,
                       int64_t r0, int64_t r1, float* y) {
   const DotKernel k = dot_kernel(DType::kF32);
-  buf.resize(static_cast<size_t>(kRowChunk * w.cols));
-  WeightView chunk = w;
-  chunk.type = DType::kF32;
-  chunk.row_bytes = static_cast<size_t>(w.cols) * sizeof(float);
-  chunk.data = buf.data();
+  const size_t f32_row_bytes = static_cast<size_t>(w.cols) * sizeof(float);
+  buf.resize(static_cast<size_t>(kRowChunk * w.cols));  // [kRowChunk, cols] f32
   for (int64_t c0 = r0; c0 < r1; c0 += kRowChunk) {
     const int64_t c1 = std::min(r1, c0 + kRowChunk);
     for (int64_t r = c0; r < c1; ++r) dequantize_row(w.type, weight_row(w, r), buf.data() + (r - c0) * w.cols, w.cols);
-    // rows of the chunk are rows 0.. of `chunk`; outputs still go to column r of y
     for (int64_t t0 = 0; t0 < n; t0 += kMaxTile) {
       const int nt = static_cast<int>(std::min<int64_t>(kMaxTile, n - t0));
-      for (int64_t r = c0; r < c1; ++r) {
-        k.dot(buf.data() + (r - c0) * w.cols, x + t0 * w.cols, chunk.row_bytes, nt, w.cols,
-              y + t0 * w.rows + r, w.rows);
-      }
+      k.dot(buf.data(), f32_row_bytes, static_cast<int>(c1 - c0), x + t0 * w.cols, f32_row_bytes, nt, w.cols,
+            y + t0 * w.rows + c0, w.rows);
     }
   }
 }

@@ -45,11 +45,37 @@ double error_bound(ActFormat act, const float* w, const float* x, int64_t cols) 
   return quant * (1 + 1e-5) + roundoff + 1e-30;
 }
 
+// Expected variance of the same error: activation rounding errors are independent and uniform
+// within +-d/2 (d = amax / 127 of their block), so Var = sum_i w_i^2 d_i^2 / 12; plus f32
+// roundoff, ~cols * eps^2 * sum (w_i x_i)^2.
+double error_variance(ActFormat act, const float* w, const float* x, int64_t cols) {
+  const int64_t qb = act == ActFormat::kQ8_0 ? kQK : act == ActFormat::kQ8K ? kQKK : 0;
+  double var = 0, sq = 0;
+  for (int64_t i = 0; i < cols; ++i) sq += std::pow(static_cast<double>(w[i]) * x[i], 2);
+  if (qb > 0) {
+    for (int64_t b = 0; b < cols / qb; ++b) {
+      double amax = 0, w2 = 0;
+      for (int64_t i = b * qb; i < (b + 1) * qb; ++i) {
+        amax = std::max(amax, std::fabs(static_cast<double>(x[i])));
+        w2 += static_cast<double>(w[i]) * w[i];
+      }
+      var += w2 * std::pow(amax / 127.0, 2) / 12.0;
+    }
+  }
+  return var + static_cast<double>(cols) * kF32Eps * kF32Eps * sq + 1e-60;
+}
+
 struct Case {
   int64_t rows, blocks, n;
 };
 
-void check_matmul(DType type, const Case& c, uint64_t seed) {
+// Sums of squared errors and of their expected variances, over all outputs of a type: the
+// worst-case bound above is loose (errors cancel), this one catches a wrong scale.
+struct ErrorStats {
+  double err2 = 0, var = 0;
+};
+
+void check_matmul(DType type, const Case& c, uint64_t seed, ErrorStats& stats) {
   Rng rng(seed);
   const int64_t block = dtype_info(type).block_elems;
   // plain types get an odd column count; block types an odd number of blocks
@@ -71,28 +97,49 @@ void check_matmul(DType type, const Case& c, uint64_t seed) {
     for (int64_t t = 0; t < c.n; ++t) {
       const size_t i = static_cast<size_t>(t * c.rows + r);
       const double bound = error_bound(act, wrow.data(), x.data() + t * cols, cols);
-      ASSERT_LE(std::fabs(static_cast<double>(y1[i]) - y_ref[i]), bound)
+      const double err = static_cast<double>(y1[i]) - y_ref[i];
+      stats.err2 += err * err;
+      stats.var += error_variance(act, wrow.data(), x.data() + t * cols, cols);
+      ASSERT_LE(std::fabs(err), bound)
           << dtype_name(type) << " rows " << c.rows << " cols " << cols << " n " << c.n << " r " << r << " t " << t;
       ASSERT_EQ(y1[i], y3[i]) << "threaded differs: " << dtype_name(type);
     }
   }
 }
 
-TEST(CpuMatmul, EveryTypeMatchesReference) {
+// Both builds of the integer kernels (AVX2, and AVX-VNNI where the CPU has it).
+class CpuMatmulIsa : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    if (GetParam() && !vnni_kernels_available()) GTEST_SKIP() << "no avx_vnni on this CPU";
+    saved_ = vnni_kernels_enabled();
+    set_vnni_kernels(GetParam());
+  }
+  void TearDown() override { set_vnni_kernels(saved_); }
+  bool saved_ = false;
+};
+
+TEST_P(CpuMatmulIsa, EveryTypeMatchesReference) {
   const Case cases[] = {{1, 1, 1}, {13, 3, 3}, {67, 3, 7}, {37, 5, 33}, {9, 1, 5}};
   int tested = 0;
   uint64_t seed = 100;
   for (DType type : kAllTypes) {
     if (!can_quantize(type) || !can_dequantize(type)) continue;
     ++tested;
-    for (const Case& c : cases) check_matmul(type, c, ++seed);
+    ErrorStats stats;
+    for (const Case& c : cases) check_matmul(type, c, ++seed, stats);
+    // mean squared error within 4x its expectation (about 1x when right; hundreds of outputs)
+    EXPECT_LE(stats.err2, 4 * stats.var) << dtype_name(type) << ": rms error " << std::sqrt(stats.err2 / stats.var)
+                                         << " x the expected";
   }
   EXPECT_GE(tested, 3);
 }
 
+INSTANTIATE_TEST_SUITE_P(Builds, CpuMatmulIsa, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "Vnni" : "Avx2"; });
+
 // Q8_0 rows of raw random bytes (including -128, which quantizers never write).
-TEST(CpuMatmul, Q8_0RawBytes) {
-  if (!can_dequantize(DType::kQ8_0)) GTEST_SKIP() << "Q8_0 not in core yet";
+TEST_P(CpuMatmulIsa, Q8_0RawBytes) {
   Rng rng(7);
   const int64_t rows = 19, cols = 32 * 7, n = 6;
   std::vector<WQ8_0> blocks(static_cast<size_t>(rows * cols / 32));

@@ -131,6 +131,7 @@ void kv_decode_row(DType type, const void* src, float* dst, int64_t n) {
 
 void kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n, const int32_t* slots) {
   STRATA_CHECK(kv_type_supported(kv.type));
+  STRATA_CHECK(kv.type != DType::kQ8_0 || kv.head_dim % 32 == 0);
   const size_t rb = row_bytes(kv.type, kv.head_dim);
   for (int64_t t = 0; t < n; ++t) {
     const int32_t block = slots[t] / kv.block_tokens, off = slots[t] % kv.block_tokens;

@@ -1,0 +1,437 @@
+// cuda_bench: a Qwen3-8B-shaped decode step and prefill on the CUDA backend, judged against
+// the roofs measured first on the same card: device-to-device copy bandwidth (decode is
+// weight-streaming) and bf16 cuBLAS peak (prefill). Self-contained: random quantized weights
+// at the real shapes (a pool of quantized rows tiled into distinct device buffers per layer),
+// no GGUF file. Usage: cuda_bench [recipe ...]   (default: Q4_K_M Q8_0)
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/kernels.h"
+#include "core/quant.h"
+#include "core/rng.h"
+#include "model/recipe.h"
+
+using namespace strata;
+using backend::WeightView;
+
+namespace {
+
+#define CK(x)                                                                                  \
+  do {                                                                                         \
+    cudaError_t e_ = (x);                                                                      \
+    if (e_ != cudaSuccess) {                                                                   \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                            \
+    }                                                                                          \
+  } while (0)
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Median seconds of `reps` runs of f on stream s, after `warm` untimed runs.
+template <class F>
+double time_it(cudaStream_t s, int warm, int reps, F&& f) {
+  for (int i = 0; i < warm; ++i) f();
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    CK(cudaEventRecord(a, s));
+    f();
+    CK(cudaEventRecord(b, s));
+    CK(cudaEventSynchronize(b));
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, a, b));
+    t.push_back(ms * 1e-3);
+  }
+  CK(cudaEventDestroy(a));
+  CK(cudaEventDestroy(b));
+  return median(t);
+}
+
+// Bytes read plus written per second by a large device-to-device copy.
+double copy_bandwidth(cudaStream_t s) {
+  const size_t bytes = size_t{2} << 30;
+  void *src, *dst;
+  CK(cudaMalloc(&src, bytes));
+  CK(cudaMalloc(&dst, bytes));
+  CK(cudaMemset(src, 0x5a, bytes));
+  const double t =
+      time_it(s, 3, 15, [&] { CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s)); });
+  CK(cudaFree(src));
+  CK(cudaFree(dst));
+  return 2.0 * static_cast<double>(bytes) / t;
+}
+
+// bf16 x bf16 -> bf16 (f32 accumulation) 8192^3 through cuBLAS, random data.
+double bf16_peak(cudaStream_t s) {
+  const int n = 8192;
+  const size_t count = size_t{n} * n;
+  std::vector<__nv_bfloat16> h(count);
+  Rng rng(5);
+  for (auto& v : h) v = __float2bfloat16(static_cast<float>(rng.uniform()) - 0.5f);
+  void *a, *b, *c;
+  CK(cudaMalloc(&a, count * 2));
+  CK(cudaMalloc(&b, count * 2));
+  CK(cudaMalloc(&c, count * 2));
+  CK(cudaMemcpy(a, h.data(), count * 2, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(b, h.data(), count * 2, cudaMemcpyHostToDevice));
+  cublasHandle_t hd;
+  cublasCreate(&hd);
+  cublasSetStream(hd, s);
+  const float one = 1, zero = 0;
+  const double t = time_it(s, 3, 10, [&] {
+    if (cublasGemmEx(hd, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &one, a, CUDA_R_16BF, n, b, CUDA_R_16BF,
+                     n, &zero, c, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F,
+                     CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS) {
+      std::fprintf(stderr, "cublasGemmEx failed\n");
+      std::exit(1);
+    }
+  });
+  cublasDestroy(hd);
+  CK(cudaFree(a));
+  CK(cudaFree(b));
+  CK(cudaFree(c));
+  return 2.0 * n * static_cast<double>(n) * n / t;
+}
+
+struct Shape {
+  int64_t dim = 4096, heads = 32, kv_heads = 8, head_dim = 128, ffn = 12288, vocab = 151936,
+          layers = 36;
+};
+
+struct Layer {
+  WeightView q, k, v, o, gate, up, down;
+};
+
+// Host matrices: a pool of 64 distinct quantized rows tiled to `rows`, cached per shape.
+class HostWeights {
+ public:
+  const std::vector<uint8_t>& get(DType t, int64_t rows, int64_t cols) {
+    auto key = std::make_tuple(static_cast<int>(t), rows, cols);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return it->second;
+    const size_t rb = row_bytes(t, cols);
+    const int pool = 64;
+    std::vector<uint8_t> p(rb * pool);
+    std::vector<float> src(static_cast<size_t>(cols));
+    for (int r = 0; r < pool; ++r) {
+      for (float& x : src) x = rng_.normal() * 0.02f;
+      quantize_row(t, src.data(), p.data() + rb * r, cols);
+    }
+    std::vector<uint8_t> m(rb * static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r)
+      std::memcpy(m.data() + rb * r, p.data() + rb * (r % pool), rb);
+    return cache_[key] = std::move(m);
+  }
+
+ private:
+  Rng rng_{9};
+  std::map<std::tuple<int, int64_t, int64_t>, std::vector<uint8_t>> cache_;
+};
+
+WeightView upload(backend::CudaBackend& be, HostWeights& hw, const model::Recipe& recipe,
+                  const std::string& name, int64_t rows, int64_t cols, int layers, size_t* bytes) {
+  const DType t = model::tensor_type(recipe, name, {cols, rows}, layers);
+  const auto& m = hw.get(t, rows, cols);
+  WeightView w;
+  w.data = m.data();
+  w.type = t;
+  w.rows = rows;
+  w.cols = cols;
+  w.row_bytes = row_bytes(t, cols);
+  w.expert_bytes = w.row_bytes * static_cast<size_t>(rows);
+  *bytes += w.expert_bytes;
+  return be.upload_weight(w);
+}
+
+float* dev_f32(backend::CudaBackend& be, size_t n, Rng& rng, float scale = 1.0f) {
+  std::vector<float> h(n);
+  for (float& x : h) x = rng.normal() * scale;
+  float* d = be.alloc_f32(n);
+  be.copy_from_host(h.data(), n, d);
+  return d;
+}
+
+void run_recipe(const std::string& recipe_name, double bw, double peak) {
+  const Shape S;
+  auto recipe = model::find_recipe(recipe_name);
+  if (!recipe.is_ok()) {
+    fmt::print("unknown recipe {}\n", recipe_name);
+    return;
+  }
+  backend::CudaBackend be;
+  auto s = static_cast<cudaStream_t>(be.stream());
+  HostWeights hw;
+  size_t weight_bytes = 0;
+  std::vector<Layer> L(static_cast<size_t>(S.layers));
+  const int nl = static_cast<int>(S.layers);
+  const int64_t qd = S.heads * S.head_dim, kvd = S.kv_heads * S.head_dim;
+  for (int l = 0; l < nl; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    Layer& y = L[static_cast<size_t>(l)];
+    y.q = upload(be, hw, *recipe, p + "attn_q.weight", qd, S.dim, nl, &weight_bytes);
+    y.k = upload(be, hw, *recipe, p + "attn_k.weight", kvd, S.dim, nl, &weight_bytes);
+    y.v = upload(be, hw, *recipe, p + "attn_v.weight", kvd, S.dim, nl, &weight_bytes);
+    y.o = upload(be, hw, *recipe, p + "attn_output.weight", S.dim, qd, nl, &weight_bytes);
+    y.gate = upload(be, hw, *recipe, p + "ffn_gate.weight", S.ffn, S.dim, nl, &weight_bytes);
+    y.up = upload(be, hw, *recipe, p + "ffn_up.weight", S.ffn, S.dim, nl, &weight_bytes);
+    y.down = upload(be, hw, *recipe, p + "ffn_down.weight", S.dim, S.ffn, nl, &weight_bytes);
+  }
+  const WeightView out_w =
+      upload(be, hw, *recipe, "output.weight", S.vocab, S.dim, nl, &weight_bytes);
+  fmt::print("\n== {}: weights {:.3f} GB (output {} {:.3f} GB, ffn_down[0] {}, attn_q {})\n",
+             recipe_name, weight_bytes / 1e9, dtype_name(out_w.type), out_w.expert_bytes / 1e9,
+             dtype_name(L[0].down.type), dtype_name(L[0].q.type));
+
+  Rng rng(3);
+  const int64_t nmax = 2048;
+  float* x = dev_f32(be, nmax * S.dim, rng);
+  float* h = dev_f32(be, nmax * S.dim, rng);
+  float* q = dev_f32(be, nmax * qd, rng);
+  float* k = dev_f32(be, nmax * kvd, rng);
+  float* v = dev_f32(be, nmax * kvd, rng);
+  float* att = dev_f32(be, nmax * qd, rng);
+  float* f1 = dev_f32(be, nmax * S.ffn, rng);
+  float* f2 = dev_f32(be, nmax * S.ffn, rng);
+  float* logits = dev_f32(be, S.vocab, rng);
+  float* norm_w = dev_f32(be, S.dim, rng);
+  float* head_norm_w = dev_f32(be, S.head_dim, rng);
+
+  // 1. The weight GEMVs of one token, captured in a graph: the kernels' bandwidth.
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  be.matmul(L[0].down, f1, 1, x);  // sizes the backend's scratch outside the capture
+  be.matmul(out_w, x, 1, logits);
+  be.synchronize();
+  CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
+  for (const Layer& y : L) {
+    be.matmul(y.q, h, 1, q);
+    be.matmul(y.k, h, 1, k);
+    be.matmul(y.v, h, 1, v);
+    be.matmul(y.o, att, 1, h);
+    be.matmul(y.gate, h, 1, f1);
+    be.matmul(y.up, h, 1, f2);
+    be.matmul(y.down, f1, 1, x);
+  }
+  be.matmul(out_w, x, 1, logits);
+  CK(cudaStreamEndCapture(s, &graph));
+  CK(cudaGraphInstantiate(&exec, graph, 0));
+  const double t_gemv = time_it(s, 3, 20, [&] { CK(cudaGraphLaunch(exec, s)); });
+  fmt::print(
+      "decode GEMVs (graph, n=1): {:.3f} ms/token, {:.0f} GB/s = {:.1f}% of copy bandwidth -> "
+      "{:.0f} tok/s "
+      "(roofline {:.0f} tok/s)\n",
+      t_gemv * 1e3, weight_bytes / t_gemv / 1e9, 100.0 * weight_bytes / t_gemv / bw, 1.0 / t_gemv,
+      bw / weight_bytes);
+  // Per-shape: which GEMV falls short.
+  struct One {
+    const char* name;
+    WeightView w;
+  } ones[] = {{"attn_q", L[0].q},
+              {"attn_k", L[0].k},
+              {"ffn_up", L[0].up},
+              {"ffn_down", L[0].down},
+              {"output", out_w}};
+  for (const One& o : ones) {
+    // Rotate over the 36 layers' copies so L2 (50 MB) does not serve repeats.
+    int li = 0;
+    const bool per_layer = o.w.data != out_w.data;
+    const double t = time_it(s, 3, 30, [&] {
+      WeightView w = o.w;
+      if (per_layer) {
+        const Layer& y = L[static_cast<size_t>(li++ % nl)];
+        w = std::string(o.name) == "attn_q"   ? y.q
+            : std::string(o.name) == "attn_k" ? y.k
+            : std::string(o.name) == "ffn_up" ? y.up
+                                              : y.down;
+      }
+      be.matmul(w, std::string(o.name) == "ffn_down" ? f1 : x, 1, f2);
+    });
+    fmt::print("  gemv {:<8} {} [{} x {}]: {:.1f} us, {:.0f} GB/s ({:.1f}%)\n", o.name,
+               dtype_name(o.w.type), o.w.rows, o.w.cols, t * 1e6, o.w.expert_bytes / t / 1e9,
+               100.0 * o.w.expert_bytes / t / bw);
+  }
+  CK(cudaGraphExecDestroy(exec));
+  CK(cudaGraphDestroy(graph));
+
+  // 2. A whole decode step through the Backend API (eager launches), context 1024, F16 K/V.
+  const int ctx = 1024, bt = 64;
+  backend::PagedKv kv;
+  kv.type = DType::kF16;
+  kv.block_tokens = bt;
+  kv.num_kv_heads = static_cast<int>(S.kv_heads);
+  kv.head_dim = static_cast<int>(S.head_dim);
+  kv.block_stride_bytes = static_cast<size_t>(bt) * kvd * 2;
+  const int blocks = 2048 / bt + 1;
+  std::vector<void*> kv_mem;
+  std::vector<backend::PagedKv> kvs;
+  for (int l = 0; l < nl; ++l) {
+    backend::PagedKv p = kv;
+    p.k = be.alloc_f32(kv.block_stride_bytes * blocks / 4);
+    p.v = be.alloc_f32(kv.block_stride_bytes * blocks / 4);
+    CK(cudaMemset(p.k, 0x33, kv.block_stride_bytes * blocks));
+    CK(cudaMemset(p.v, 0x33, kv.block_stride_bytes * blocks));
+    kvs.push_back(p);
+  }
+  std::vector<int32_t> table(blocks);
+  for (int i = 0; i < blocks; ++i) table[static_cast<size_t>(i)] = blocks - 1 - i;
+  std::vector<int32_t> pos1 = {ctx - 1}, slot1 = {table[(ctx - 1) / bt] * bt + (ctx - 1) % bt};
+  backend::RopeTable rope;
+  rope.mode = backend::RopeTable::Mode::kNeox;
+  rope.n_rot = static_cast<int>(S.head_dim);
+  for (int i = 0; i < rope.n_rot / 2; ++i)
+    rope.freqs.push_back(std::pow(1e6f, -2.0f * i / rope.n_rot));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(S.head_dim));
+  auto layer_step = [&](int l, int64_t n, const int32_t* pos, const int32_t* slots,
+                        const backend::SeqAttention& seq) {
+    const Layer& y = L[static_cast<size_t>(l)];
+    be.rms_norm(x, norm_w, n, S.dim, 1e-6f, h);
+    be.matmul(y.q, h, n, q);
+    be.matmul(y.k, h, n, k);
+    be.matmul(y.v, h, n, v);
+    be.rms_norm(q, head_norm_w, n * S.heads, S.head_dim, 1e-6f, q);
+    be.rms_norm(k, head_norm_w, n * S.kv_heads, S.head_dim, 1e-6f, k);
+    be.rope(q, n, static_cast<int>(S.heads), static_cast<int>(S.head_dim), pos, rope);
+    be.rope(k, n, static_cast<int>(S.kv_heads), static_cast<int>(S.head_dim), pos, rope);
+    be.kv_store(kvs[static_cast<size_t>(l)], k, v, n, slots);
+    be.attention(q, static_cast<int>(S.heads), kvs[static_cast<size_t>(l)], {&seq, 1}, scale, att);
+    be.matmul(y.o, att, n, h);
+    be.add(x, h, n * S.dim);
+    be.rms_norm(x, norm_w, n, S.dim, 1e-6f, h);
+    be.matmul(y.gate, h, n, f1);
+    be.matmul(y.up, h, n, f2);
+    be.swiglu(f1, f2, n, S.ffn, f1);
+    be.matmul(y.down, f1, n, h);
+    be.add(x, h, n * S.dim);
+  };
+  const backend::SeqAttention seq1{0, 1, ctx, table.data()};
+  const double t_step = time_it(s, 3, 15, [&] {
+    for (int l = 0; l < nl; ++l) layer_step(l, 1, pos1.data(), slot1.data(), seq1);
+    be.rms_norm(x, norm_w, 1, S.dim, 1e-6f, h);
+    be.matmul(out_w, h, 1, logits);
+  });
+  const double kv_bytes = 2.0 * ctx * kvd * 2 * nl;
+  const double step_bytes = weight_bytes + kv_bytes;
+  fmt::print(
+      "decode step (eager, ctx {}, F16 K/V): {:.3f} ms/token = {:.0f} tok/s, {:.1f}% of roofline "
+      "({:.3f} GB "
+      "weights+K/V per token)\n",
+      ctx, t_step * 1e3, 1.0 / t_step, 100.0 * step_bytes / t_step / bw, step_bytes / 1e9);
+
+  // 3. Prefill of 2048 tokens: matmuls (dequantize to bf16 + cuBLAS) and one whole layer.
+  const int64_t n = 2048;
+  const double layer_flops = 2.0 * n * static_cast<double>(S.dim) * (qd + 2 * kvd + qd + 3 * S.ffn);
+  int li = 0;
+  const double t_mm = time_it(s, 2, 10, [&] {
+    const Layer& y = L[static_cast<size_t>(li++ % nl)];
+    be.matmul(y.q, h, n, q);
+    be.matmul(y.k, h, n, k);
+    be.matmul(y.v, h, n, v);
+    be.matmul(y.o, att, n, h);
+    be.matmul(y.gate, h, n, f1);
+    be.matmul(y.up, h, n, f2);
+    be.matmul(y.down, f1, n, h);
+  });
+  fmt::print(
+      "prefill {} tokens, one layer's matmuls: {:.3f} ms = {:.0f} TFLOP/s, {:.1f}% of bf16 peak\n",
+      n, t_mm * 1e3, layer_flops / t_mm / 1e12, 100.0 * layer_flops / t_mm / peak);
+  {
+    // Where the prefill time goes: dequantizing ffn_up to bf16, and cuBLAS alone on it.
+    __nv_bfloat16 *wb, *xb;
+    float* yb;
+    CK(cudaMalloc(&wb, static_cast<size_t>(S.ffn * S.dim) * 2));
+    CK(cudaMalloc(&xb, static_cast<size_t>(n * S.dim) * 2));
+    CK(cudaMalloc(&yb, static_cast<size_t>(n * S.ffn) * 4));
+    int lj = 0;
+    const double t_deq = time_it(s, 2, 10, [&] {
+      backend::cuda::dequantize_bf16(L[static_cast<size_t>(lj++ % nl)].up, wb, s);
+    });
+    backend::cuda::f32_to_bf16(h, static_cast<size_t>(n * S.dim), xb, s);
+    cublasHandle_t hd;
+    cublasCreate(&hd);
+    cublasSetStream(hd, s);
+    const float one = 1, zero = 0;
+    const int m = static_cast<int>(S.ffn), nn = static_cast<int>(n), kk = static_cast<int>(S.dim);
+    const double t_gemm = time_it(s, 2, 10, [&] {
+      cublasGemmEx(hd, CUBLAS_OP_T, CUBLAS_OP_N, m, nn, kk, &one, wb, CUDA_R_16BF, kk, xb,
+                   CUDA_R_16BF, kk, &zero, yb, CUDA_R_32F, m, CUBLAS_COMPUTE_32F,
+                   CUBLAS_GEMM_DEFAULT);
+    });
+    const double fl = 2.0 * n * static_cast<double>(S.ffn) * S.dim;
+    const double deq_bytes = static_cast<double>(L[0].up.expert_bytes) + 2.0 * S.ffn * S.dim;
+    fmt::print(
+        "  ffn_up [{} x {}] {}: dequantize to bf16 {:.1f} us ({:.0f} GB/s moved, {:.1f}% of copy "
+        "bw); cuBLAS "
+        "bf16->f32 {:.1f} us = {:.0f} TFLOP/s ({:.1f}% of peak)\n",
+        S.ffn, S.dim, dtype_name(L[0].up.type), t_deq * 1e6, deq_bytes / t_deq / 1e9,
+        100.0 * deq_bytes / t_deq / bw, t_gemm * 1e6, fl / t_gemm / 1e12,
+        100.0 * fl / t_gemm / peak);
+    cublasDestroy(hd);
+    CK(cudaFree(wb));
+    CK(cudaFree(xb));
+    CK(cudaFree(yb));
+  }
+  std::vector<int32_t> posn(n), slotn(n);
+  for (int64_t i = 0; i < n; ++i) {
+    posn[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+    slotn[static_cast<size_t>(i)] =
+        table[static_cast<size_t>(i / bt)] * bt + static_cast<int32_t>(i % bt);
+  }
+  const backend::SeqAttention seqn{0, n, n, table.data()};
+  const double t_layer =
+      time_it(s, 1, 5, [&] { layer_step(0, n, posn.data(), slotn.data(), seqn); });
+  const double attn_flops = 4.0 * S.heads * S.head_dim * (static_cast<double>(n) * (n + 1) / 2);
+  fmt::print(
+      "prefill {} tokens, one whole layer: {:.3f} ms = {:.0f} TFLOP/s incl. attention ({:.1f}% of "
+      "peak); "
+      "model estimate {:.0f} tok/s\n",
+      n, t_layer * 1e3, (layer_flops + attn_flops) / t_layer / 1e12,
+      100.0 * (layer_flops + attn_flops) / t_layer / peak, n / (t_layer * nl));
+  be.synchronize();
+  for (auto& p : kvs) {
+    be.free(p.k);
+    be.free(p.v);
+  }
+  for (float* p : {x, h, q, k, v, att, f1, f2, logits, norm_w, head_norm_w}) be.free(p);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!backend::CudaBackend::available()) {
+    std::fprintf(stderr, "cuda_bench: no CUDA device\n");
+    return 1;
+  }
+  cudaDeviceProp prop{};
+  CK(cudaGetDeviceProperties(&prop, 0));
+  cudaStream_t s;
+  CK(cudaStreamCreate(&s));
+  const double bw = copy_bandwidth(s);
+  const double peak = bf16_peak(s);
+  fmt::print("device: {} ({} SMs, {:.0f} MB L2)\n", prop.name, prop.multiProcessorCount,
+             prop.l2CacheSize / 1e6);
+  fmt::print("roofs: device copy {:.0f} GB/s (read+write), bf16 cuBLAS 8192^3 {:.0f} TFLOP/s\n",
+             bw / 1e9, peak / 1e12);
+  CK(cudaStreamDestroy(s));
+  std::vector<std::string> recipes;
+  for (int i = 1; i < argc; ++i) recipes.emplace_back(argv[i]);
+  if (recipes.empty()) recipes = {"Q4_K_M", "Q8_0"};
+  for (const auto& r : recipes) run_recipe(r, bw, peak);
+  return 0;
+}

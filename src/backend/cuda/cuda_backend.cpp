@@ -1,0 +1,389 @@
+// CudaBackend: device memory, staging of host index arrays, and the choice between the
+// matrix-vector kernels (decode) and cuBLAS on dequantized bf16 weights (prefill).
+#include "backend/cuda/cuda_backend.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "backend/cuda/kernels.h"
+#include "core/check.h"
+#include "core/fp16.h"
+#include "core/quant.h"
+
+namespace strata::backend::cuda {
+namespace {
+
+void check_cublas(cublasStatus_t s, const char* what, const char* file, int line) {
+  if (s == CUBLAS_STATUS_SUCCESS) return;
+  std::fprintf(stderr, "%s:%d: cuBLAS error %d in %s\n", file, line, static_cast<int>(s), what);
+  std::abort();
+}
+#define STRATA_CUBLAS_CHECK(x) check_cublas((x), #x, __FILE__, __LINE__)
+
+// A device buffer that only grows.
+struct Scratch {
+  void* p = nullptr;
+  size_t bytes = 0;
+  void* get(size_t want) {
+    if (want > bytes) {
+      if (p != nullptr) STRATA_CUDA_CHECK(cudaFree(p));
+      bytes = std::max(want, bytes * 2);
+      STRATA_CUDA_CHECK(cudaMalloc(&p, bytes));
+    }
+    return p;
+  }
+  void release() {
+    if (p != nullptr) cudaFree(p);
+    p = nullptr;
+    bytes = 0;
+  }
+};
+
+bool is_device_pointer(const void* p) {
+  cudaPointerAttributes attr{};
+  if (cudaPointerGetAttributes(&attr, p) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return attr.type == cudaMemoryTypeDevice || attr.type == cudaMemoryTypeManaged;
+}
+
+}  // namespace
+
+struct CudaBackend::Impl {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  cublasHandle_t cublas = nullptr;
+  std::vector<void*> weights;  // uploaded weight copies, freed with the backend
+  // Host index arrays go through a pinned ring and a device ring of the same size: copies
+  // from pinned memory are truly asynchronous (from pageable memory each copy would wait
+  // for the stream), and one stream orders each copy before its kernel and after the kernels
+  // that read that part of the ring last time round; wrapping around waits for the stream.
+  uint8_t* ring_host = nullptr;
+  uint8_t* ring_dev = nullptr;
+  size_t ring_bytes = 0, ring_off = 0;
+  Scratch w_bf16, x_bf16;  // prefill: dequantized weight, converted activations
+  Scratch partial;         // split-K attention partials
+  Scratch act_q8;          // batch-1 int8 activations: xq, xd, xs
+  // The activation act_q8 holds (q/k/v and gate/up share one x): valid until any other op
+  // runs or a product writes over it. Every op but the int8 product calls invalidate().
+  const float* q8_src = nullptr;
+  int64_t q8_cols = 0;
+  void invalidate() { q8_src = nullptr; }
+
+  // Device copy of `bytes` host bytes, valid for kernels queued next on the stream.
+  const void* stage(const void* src, size_t bytes) {
+    const size_t need = (bytes + 255) & ~size_t{255};
+    if (ring_off + need > ring_bytes) {
+      STRATA_CUDA_CHECK(cudaStreamSynchronize(stream));
+      ring_off = 0;
+      if (need > ring_bytes) {
+        if (ring_host != nullptr) STRATA_CUDA_CHECK(cudaFreeHost(ring_host));
+        if (ring_dev != nullptr) STRATA_CUDA_CHECK(cudaFree(ring_dev));
+        ring_bytes = std::max<size_t>(need, size_t{4} << 20);
+        STRATA_CUDA_CHECK(cudaMallocHost(&ring_host, ring_bytes));
+        STRATA_CUDA_CHECK(cudaMalloc(&ring_dev, ring_bytes));
+      }
+    }
+    std::memcpy(ring_host + ring_off, src, bytes);
+    STRATA_CUDA_CHECK(cudaMemcpyAsync(ring_dev + ring_off, ring_host + ring_off, bytes,
+                                      cudaMemcpyHostToDevice, stream));
+    const void* d = ring_dev + ring_off;
+    ring_off += need;
+    return d;
+  }
+  // A device view of n int32 values at p (host or device).
+  const int32_t* stage_i32(const int32_t* p, size_t n) {
+    if (n == 0 || is_device_pointer(p)) return p;
+    return static_cast<const int32_t*>(stage(p, n * sizeof(int32_t)));
+  }
+};
+
+bool CudaBackend::available() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return n > 0;
+}
+
+CudaBackend::CudaBackend(int device) : impl_(std::make_unique<Impl>()) {
+  impl_->device = device;
+  STRATA_CUDA_CHECK(cudaSetDevice(device));
+  STRATA_CUDA_CHECK(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking));
+  STRATA_CUBLAS_CHECK(cublasCreate(&impl_->cublas));
+  STRATA_CUBLAS_CHECK(cublasSetStream(impl_->cublas, impl_->stream));
+  // Exact f32 products for F32 weights: no TF32.
+  STRATA_CUBLAS_CHECK(cublasSetMathMode(impl_->cublas, CUBLAS_DEFAULT_MATH));
+}
+
+CudaBackend::~CudaBackend() {
+  cudaStreamSynchronize(impl_->stream);
+  for (void* p : impl_->weights) cudaFree(p);
+  if (impl_->ring_host != nullptr) cudaFreeHost(impl_->ring_host);
+  if (impl_->ring_dev != nullptr) cudaFree(impl_->ring_dev);
+  impl_->w_bf16.release();
+  impl_->x_bf16.release();
+  impl_->partial.release();
+  impl_->act_q8.release();
+  cublasDestroy(impl_->cublas);
+  cudaStreamDestroy(impl_->stream);
+}
+
+float* CudaBackend::alloc_f32(size_t count) {
+  impl_->invalidate();
+  void* p = nullptr;
+  if (count == 0) return nullptr;
+  STRATA_CUDA_CHECK(cudaMalloc(&p, count * sizeof(float)));
+  return static_cast<float*>(p);
+}
+
+void CudaBackend::free(void* p) {
+  impl_->invalidate();
+  if (p == nullptr) return;
+  STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
+  STRATA_CUDA_CHECK(cudaFree(p));
+}
+
+void CudaBackend::copy_to_host(const float* src, size_t count, float* dst) {
+  STRATA_CUDA_CHECK(
+      cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToHost, impl_->stream));
+  STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
+}
+
+void CudaBackend::copy_from_host(const float* src, size_t count, float* dst) {
+  impl_->invalidate();
+  STRATA_CUDA_CHECK(
+      cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyHostToDevice, impl_->stream));
+  STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
+}
+
+WeightView CudaBackend::upload_weight(const WeightView& host) {
+  impl_->invalidate();
+  if (host.data == nullptr) return host;
+  WeightView w = host;
+  const int64_t experts = std::max<int64_t>(1, host.num_experts);
+  const size_t expert_bytes =
+      host.expert_bytes != 0 ? host.expert_bytes : host.row_bytes * static_cast<size_t>(host.rows);
+  std::vector<uint8_t> converted;
+  const void* src = host.data;
+  size_t bytes = expert_bytes * static_cast<size_t>(experts);
+  if (!native_type(host.type) || host.cols % native_block_elems(host.type) != 0) {
+    // Generic path: decode on the host to F16 (F32 if the row does not fit the F16 kernel).
+    STRATA_CHECK_MSG(can_dequantize(host.type), "weight type cannot be dequantized");
+    const bool f16 = host.cols % 8 == 0;
+    w.type = f16 ? DType::kF16 : DType::kF32;
+    w.row_bytes = static_cast<size_t>(host.cols) * (f16 ? 2 : 4);
+    w.expert_bytes = w.row_bytes * static_cast<size_t>(host.rows);
+    bytes = w.expert_bytes * static_cast<size_t>(experts);
+    converted.resize(bytes);
+    std::vector<float> row(static_cast<size_t>(host.cols));
+    for (int64_t e = 0; e < experts; ++e) {
+      for (int64_t r = 0; r < host.rows; ++r) {
+        const auto* in =
+            static_cast<const uint8_t*>(host.data) + e * expert_bytes + r * host.row_bytes;
+        dequantize_row(host.type, in, row.data(), host.cols);
+        uint8_t* out = converted.data() + e * w.expert_bytes + r * w.row_bytes;
+        if (f16) {
+          for (int64_t i = 0; i < host.cols; ++i) {
+            const uint16_t h = f32_to_fp16(row[static_cast<size_t>(i)]);
+            std::memcpy(out + 2 * i, &h, 2);
+          }
+        } else {
+          std::memcpy(out, row.data(), w.row_bytes);
+        }
+      }
+    }
+    src = converted.data();
+  } else {
+    w.expert_bytes = expert_bytes;
+  }
+  void* d = nullptr;
+  // 16 bytes of padding: the 2-byte-aligned formats load whole words past a block's end.
+  STRATA_CUDA_CHECK(cudaMalloc(&d, bytes + 16));
+  STRATA_CUDA_CHECK(cudaMemset(static_cast<uint8_t*>(d) + bytes, 0, 16));
+  STRATA_CUDA_CHECK(cudaMemcpy(d, src, bytes, cudaMemcpyHostToDevice));
+  impl_->weights.push_back(d);
+  w.data = d;
+  return w;
+}
+
+void CudaBackend::get_rows(const WeightView& w, const int32_t* ids, int64_t n, float* out) {
+  impl_->invalidate();
+  if (n == 0) return;
+  cuda::get_rows(w, impl_->stage_i32(ids, static_cast<size_t>(n)), n, out, impl_->stream);
+}
+
+void CudaBackend::matmul(const WeightView& w, const float* x, int64_t n, float* y) {
+  if (n == 0) return;
+  cudaStream_t s = impl_->stream;
+  if (n == 1 && gemv_q8_supported(w.type) && w.cols % 32 == 0) {
+    // [xq: cols int8][xd: cols/32 f32][xs: cols/16 int32]
+    auto* base = static_cast<uint8_t*>(impl_->act_q8.get(static_cast<size_t>(w.cols) * 2 + 64));
+    auto* xq = reinterpret_cast<int8_t*>(base);
+    auto* xd = reinterpret_cast<float*>(base + w.cols);
+    auto* xs = reinterpret_cast<int32_t*>(base + w.cols + w.cols / 8);
+    if (impl_->q8_src != x || impl_->q8_cols != w.cols) quantize_act_q8(x, w.cols, xq, xd, xs, s);
+    impl_->q8_src = x;
+    impl_->q8_cols = w.cols;
+    gemv_q8(w, xq, xd, xs, y, s);
+    if (y < x + w.cols && x < y + w.rows) impl_->invalidate();  // wrote over its own input
+    return;
+  }
+  impl_->invalidate();
+  if (n <= kGemvMaxTokens) {
+    gemv(w, x, n, y, s);
+    return;
+  }
+  // y^T [rows, n] = W [rows, cols] . x^T [cols, n]; column-major: op(A) = A^T with A the
+  // [cols, rows] column-major view of W.
+  const float one = 1.0f, zero = 0.0f;
+  const int m = static_cast<int>(w.rows), nn = static_cast<int>(n), k = static_cast<int>(w.cols);
+  if (w.type == DType::kF32 && w.row_bytes == static_cast<size_t>(w.cols) * 4) {
+    STRATA_CUBLAS_CHECK(cublasSgemm(impl_->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, nn, k, &one,
+                                    static_cast<const float*>(w.data), k, x, k, &zero, y, m));
+    return;
+  }
+  auto* wb =
+      static_cast<__nv_bfloat16*>(impl_->w_bf16.get(static_cast<size_t>(w.rows * w.cols) * 2));
+  auto* xb = static_cast<__nv_bfloat16*>(impl_->x_bf16.get(static_cast<size_t>(n * w.cols) * 2));
+  dequantize_bf16(w, wb, s);
+  f32_to_bf16(x, static_cast<size_t>(n * w.cols), xb, s);
+  STRATA_CUBLAS_CHECK(cublasGemmEx(impl_->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, nn, k, &one, wb,
+                                   CUDA_R_16BF, k, xb, CUDA_R_16BF, k, &zero, y, CUDA_R_32F, m,
+                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+void CudaBackend::matmul_experts(const WeightView& w, const float* x, bool x_per_slot,
+                                 const int32_t* ids, int64_t n, int k, float* y) {
+  impl_->invalidate();
+  if (n == 0) return;
+  const int32_t* d_ids = impl_->stage_i32(ids, static_cast<size_t>(n * k));
+  gemv_experts(w, x, x_per_slot, d_ids, n, k, y, impl_->stream);
+}
+
+void CudaBackend::rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps,
+                           float* out) {
+  impl_->invalidate();
+  cuda::rms_norm(x, weight, n, dim, eps, out, impl_->stream);
+}
+
+void CudaBackend::rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
+                       const RopeTable& table) {
+  impl_->invalidate();
+  STRATA_CHECK(table.n_rot <= head_dim && table.n_rot % 2 == 0);
+  RopeArgs a{};
+  a.half = table.n_rot / 2;
+  STRATA_CHECK(a.half <= RopeArgs::kMaxPairs && static_cast<int>(table.freqs.size()) >= a.half);
+  a.mode_neox = table.mode == RopeTable::Mode::kNeox ? 1 : 0;
+  a.mscale = table.mscale;
+  std::copy(table.freqs.begin(), table.freqs.begin() + a.half, a.freqs);
+  if (n == 0) return;
+  cuda::rope(x, n, num_heads, head_dim, impl_->stage_i32(positions, static_cast<size_t>(n)), a,
+             impl_->stream);
+}
+
+void CudaBackend::kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n,
+                           const int32_t* slots) {
+  impl_->invalidate();
+  if (n == 0) return;
+  cuda::kv_store(kv, k, v, n, impl_->stage_i32(slots, static_cast<size_t>(n)), impl_->stream);
+}
+
+void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv,
+                            std::span<const SeqAttention> seqs, float scale, float* out) {
+  impl_->invalidate();
+  // Pack [seqs][row_seq][tables][tiles] into one host buffer, then one copy to the device.
+  int64_t rows = 0, max_keys = 0, table_len = 0, max_q = 0, num_tiles = 0;
+  const int tile_rows = attention_tile_rows();
+  for (const SeqAttention& sq : seqs) {
+    rows = std::max(rows, sq.q_begin + sq.q_count);
+    max_keys = std::max(max_keys, sq.kv_len);
+    max_q = std::max(max_q, sq.q_count);
+    table_len += (sq.kv_len + kv.block_tokens - 1) / kv.block_tokens;
+    num_tiles += (sq.q_count + tile_rows - 1) / tile_rows;
+  }
+  if (rows == 0) return;
+  const bool tiled = attention_uses_tiles(kv, max_q);
+  if (!tiled) num_tiles = 0;
+  const size_t seq_bytes = seqs.size() * sizeof(AttnSeq);
+  const size_t rows_bytes = static_cast<size_t>(rows) * 4;
+  const size_t tables_bytes = static_cast<size_t>(table_len) * 4;
+  const size_t tiles_off = (seq_bytes + rows_bytes + tables_bytes + 7) & ~size_t{7};
+  std::vector<uint8_t> host(tiles_off + static_cast<size_t>(num_tiles) * sizeof(int2));
+  auto* h_seqs = reinterpret_cast<AttnSeq*>(host.data());
+  auto* h_rows = reinterpret_cast<int32_t*>(host.data() + seq_bytes);
+  auto* h_tables = reinterpret_cast<int32_t*>(host.data() + seq_bytes + rows_bytes);
+  auto* h_tiles = reinterpret_cast<int2*>(host.data() + tiles_off);
+  std::fill(h_rows, h_rows + rows, -1);
+  int64_t off = 0, t = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const SeqAttention& sq = seqs[i];
+    const int64_t blocks = (sq.kv_len + kv.block_tokens - 1) / kv.block_tokens;
+    h_seqs[i] = {sq.q_begin, sq.q_count, sq.kv_len, off};
+    if (blocks > 0) std::memcpy(h_tables + off, sq.block_table, static_cast<size_t>(blocks) * 4);
+    off += blocks;
+    for (int64_t r = sq.q_begin; r < sq.q_begin + sq.q_count; ++r)
+      h_rows[r] = static_cast<int32_t>(i);
+    if (tiled) {
+      for (int64_t r = 0; r < sq.q_count; r += tile_rows)
+        h_tiles[t++] = {static_cast<int>(i), static_cast<int>(sq.q_begin + r)};
+    }
+  }
+  const auto* dev = static_cast<const uint8_t*>(impl_->stage(host.data(), host.size()));
+  AttnArgs a{};
+  a.q = q;
+  a.num_heads = num_heads;
+  a.num_rows = rows;
+  a.seqs = reinterpret_cast<const AttnSeq*>(dev);
+  a.row_seq = reinterpret_cast<const int32_t*>(dev + seq_bytes);
+  a.tables = reinterpret_cast<const int32_t*>(dev + seq_bytes + rows_bytes);
+  a.scale = scale;
+  a.max_keys = max_keys;
+  a.out = out;
+  a.tiles = reinterpret_cast<const int2*>(dev + tiles_off);
+  a.num_tiles = num_tiles;
+  if (tiled) {
+    attention_prefill(kv, a, impl_->stream);
+    return;
+  }
+  a.partial_floats = attention_partial_floats(kv, a);
+  a.partial = a.partial_floats > 0 ? static_cast<float*>(impl_->partial.get(a.partial_floats * 4))
+                                   : nullptr;
+  cuda::attention(kv, a, impl_->stream);
+}
+
+void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, int64_t dim, float* out) {
+  impl_->invalidate();
+  cuda::swiglu(gate, up, n * dim, out, impl_->stream);
+}
+
+void CudaBackend::add(float* y, const float* x, int64_t count) {
+  impl_->invalidate();
+  cuda::add(y, x, count, impl_->stream);
+}
+
+void CudaBackend::topk_softmax(const float* logits, int64_t n, int num_experts, int k,
+                               bool renormalize, int32_t* ids, float* weights) {
+  impl_->invalidate();
+  cuda::topk_softmax(logits, n, num_experts, k, renormalize, ids, weights, impl_->stream);
+}
+
+void CudaBackend::weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim,
+                               float* out) {
+  impl_->invalidate();
+  cuda::weighted_sum(x, weights, n, k, dim, out, impl_->stream);
+}
+
+void* CudaBackend::stream() const { return impl_->stream; }
+
+void CudaBackend::synchronize() { STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream)); }
+
+}  // namespace strata::backend::cuda

@@ -1,0 +1,76 @@
+// The CUDA backend: activations, weights and K/V in device memory, one stream; quantized
+// matrix-vector kernels for decode, cuBLAS on dequantized bf16 tiles for prefill.
+// Host arrays of the interface (token ids, positions, slots, block tables) may be host or
+// device pointers: host ones are staged to the device per call.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "backend/backend.h"
+
+namespace strata::backend::cuda {
+
+class CudaBackend final : public Backend {
+ public:
+  // device: CUDA device ordinal. Aborts (with the CUDA error) if the device is unusable;
+  // call available() first where a GPU may be missing.
+  explicit CudaBackend(int device = 0);
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  // Is there a CUDA device (and a driver) on this machine?
+  static bool available();
+
+  std::string name() const override { return "cuda"; }
+  int num_threads() const override { return 1; }
+
+  float* alloc_f32(size_t count) override;
+  void free(void* p) override;
+  void copy_to_host(const float* src, size_t count, float* dst) override;
+  void copy_from_host(const float* src, size_t count, float* dst) override;
+  // Copies the weight to the device. F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K stay in their
+  // format; other types are dequantized on the host to F16 (rounding 2^-11 relative).
+  WeightView upload_weight(const WeightView& host) override;
+
+  void get_rows(const WeightView& w, const int32_t* ids, int64_t n, float* out) override;
+  void matmul(const WeightView& w, const float* x, int64_t n, float* y) override;
+  void matmul_experts(const WeightView& w, const float* x, bool x_per_slot, const int32_t* ids,
+                      int64_t n, int k, float* y) override;
+  void rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps,
+                float* out) override;
+  void rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
+            const RopeTable& table) override;
+  void kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n,
+                const int32_t* slots) override;
+  void attention(const float* q, int num_heads, const PagedKv& kv,
+                 std::span<const SeqAttention> seqs, float scale, float* out) override;
+  void swiglu(const float* gate, const float* up, int64_t n, int64_t dim, float* out) override;
+  void add(float* y, const float* x, int64_t count) override;
+  void topk_softmax(const float* logits, int64_t n, int num_experts, int k, bool renormalize,
+                    int32_t* ids, float* weights) override;
+  void weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim,
+                    float* out) override;
+  void synchronize() override;
+
+  // The backend's CUDA stream (a cudaStream_t), for graph capture and timing by benchmarks.
+  // Note: batch-1 products reuse the int8 copy of their input across consecutive products
+  // of one x; a capture must begin with a product on an x other than the last one used.
+  void* stream() const;
+
+  // Batches of more than this many tokens go to cuBLAS; fewer to the matrix-vector kernels.
+  static constexpr int64_t kGemvMaxTokens = 8;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strata::backend::cuda
+
+namespace strata::backend {
+using cuda::CudaBackend;
+}  // namespace strata::backend

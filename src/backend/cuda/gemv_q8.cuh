@@ -1,0 +1,122 @@
+// Batch-1 decode products on int8 activations (v3, bench/cuda/NOTES.md): x is quantized per
+// 32 elements to int8 (scale xd, plus the int sums of each 16) and the weights' integer
+// codes meet it in __dp4a, 4 products per instruction. The float-dequantize path (v2) issues
+// ~8 instructions per weight and is instruction-bound at ~30-50% of the copy bandwidth; this
+// one issues under 1. Precision: x rounded to 8 bits per block (~0.5% rms of a product), as
+// the CPU backend's fast path does.
+#pragma once
+
+#include "backend/cuda/dequant.cuh"
+
+namespace strata::backend::cuda {
+
+// x of one token: xq [cols] int8 (read as int words), xd [cols/32] f32, xs [cols/16] int.
+struct Q8Act {
+  const int* xq;
+  const float* xd;
+  const int* xs;
+};
+
+__device__ __forceinline__ int dp4a(int a, int b, int c) { return __dp4a(a, b, c); }
+
+// Sum over part p of block b (first element e0) of w * x, for each supported format.
+struct DotQ8_0 {
+  __device__ static float dot(const uint8_t* b, int p, const Q8Act& x, int64_t e0) {
+    uint32_t w[4];
+    ld16_u2(b + 2 + 16 * p, w);
+    const int4 xv = __ldg(reinterpret_cast<const int4*>(x.xq + (e0 + 16 * p) / 4));
+    const int xs[4] = {xv.x, xv.y, xv.z, xv.w};
+    int s = 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) s = dp4a(static_cast<int>(w[i]), xs[i], s);
+    return h2f(ld_u16(b)) * __ldg(x.xd + e0 / 32) * static_cast<float>(s);
+  }
+};
+
+struct DotQ4_0 {
+  __device__ static float dot(const uint8_t* b, int, const Q8Act& x, int64_t e0) {
+    uint32_t w[4];
+    ld16_u2(b + 2, w);
+    const int4 a = __ldg(reinterpret_cast<const int4*>(x.xq + e0 / 4));
+    const int4 c = __ldg(reinterpret_cast<const int4*>(x.xq + e0 / 4 + 4));
+    const int xl[4] = {a.x, a.y, a.z, a.w}, xh[4] = {c.x, c.y, c.z, c.w};
+    int s = 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      s = dp4a(static_cast<int>(w[i] & 0x0F0F0F0Fu), xl[i], s);
+      s = dp4a(static_cast<int>((w[i] >> 4) & 0x0F0F0F0Fu), xh[i], s);
+    }
+    const int sx = __ldg(x.xs + e0 / 16) + __ldg(x.xs + e0 / 16 + 1);
+    return h2f(ld_u16(b)) * __ldg(x.xd + e0 / 32) * static_cast<float>(s - 8 * sx);
+  }
+};
+
+// k4_scale_min (core/quant_blocks.h) on the scale bytes held as words w0 = s[0..3],
+// w1 = s[4..7], w2 = s[8..11].
+__device__ __forceinline__ void scale_min_words(uint32_t w0, uint32_t w1, uint32_t w2, int j,
+                                                int* sc, int* m) {
+  if (j < 4) {
+    *sc = (w0 >> (8 * j)) & 63;
+    *m = (w1 >> (8 * j)) & 63;
+  } else {
+    const int sh = 8 * (j - 4);
+    const uint32_t b2 = (w2 >> sh) & 0xFF, b0 = (w0 >> sh) & 0xFF, b1 = (w1 >> sh) & 0xFF;
+    *sc = static_cast<int>((b2 & 0xF) | ((b0 >> 6) << 4));
+    *m = static_cast<int>((b2 >> 4) | ((b1 >> 6) << 4));
+  }
+}
+
+struct DotQ4_K {
+  __device__ static float dot(const uint8_t* b, int p, const Q8Act& x, int64_t e0) {
+    const int c = p / 2, hh = p % 2;
+    const uint4 u = ld_u128(b + 16 + 32 * c + 16 * hh);
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+    const int64_t elo = e0 + 64 * c + 16 * hh, ehi = elo + 32;
+    const int4 a = __ldg(reinterpret_cast<const int4*>(x.xq + elo / 4));
+    const int4 a2 = __ldg(reinterpret_cast<const int4*>(x.xq + ehi / 4));
+    const int xl[4] = {a.x, a.y, a.z, a.w}, xh[4] = {a2.x, a2.y, a2.z, a2.w};
+    int slo = 0, shi = 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      slo = dp4a(static_cast<int>(w[i] & 0x0F0F0F0Fu), xl[i], slo);
+      shi = dp4a(static_cast<int>((w[i] >> 4) & 0x0F0F0F0Fu), xh[i], shi);
+    }
+    // d, dmin and the 12 scale bytes in one 16-byte load; scales unpacked with shifts
+    // (a run-time index into a byte array would go to local memory).
+    const uint4 hd = ld_u128(b);
+    const float d = h2f(static_cast<uint16_t>(hd.x & 0xFFFF)),
+                dmin = h2f(static_cast<uint16_t>(hd.x >> 16));
+    int sc0, m0, sc1, m1;
+    scale_min_words(hd.y, hd.z, hd.w, 2 * c, &sc0, &m0);
+    scale_min_words(hd.y, hd.z, hd.w, 2 * c + 1, &sc1, &m1);
+    const float lo = __ldg(x.xd + elo / 32) * (d * sc0 * slo - dmin * m0 * __ldg(x.xs + elo / 16));
+    const float hi = __ldg(x.xd + ehi / 32) * (d * sc1 * shi - dmin * m1 * __ldg(x.xs + ehi / 16));
+    return lo + hi;
+  }
+};
+
+struct DotQ6_K {
+  __device__ static float dot(const uint8_t* b, int g, const Q8Act& x, int64_t e0) {
+    const int h = g / 8, s = (g % 8) / 2, l0 = 16 * (g % 2);
+    uint32_t lw[4], hw[4];
+    ld16_u2(b + 64 * h + 32 * (s & 1) + l0, lw);
+    ld16_u2(b + 128 + 32 * h + l0, hw);
+    const int lshift = s >= 2 ? 4 : 0, hshift = 2 * s;
+    const int64_t e = e0 + 128 * h + 32 * s + l0;
+    const int4 a = __ldg(reinterpret_cast<const int4*>(x.xq + e / 4));
+    const int xv[4] = {a.x, a.y, a.z, a.w};
+    int acc = 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t q =
+          ((lw[i] >> lshift) & 0x0F0F0F0Fu) | (((hw[i] >> hshift) & 0x03030303u) << 4);
+      acc = dp4a(static_cast<int>(q), xv[i], acc);
+    }
+    const float d =
+        h2f(ld_u16(b + 208)) *
+        static_cast<float>(static_cast<int8_t>(__ldcs(reinterpret_cast<const char*>(b) + 192 + g)));
+    return d * __ldg(x.xd + e / 32) * static_cast<float>(acc - 32 * __ldg(x.xs + e / 16));
+  }
+};
+
+}  // namespace strata::backend::cuda

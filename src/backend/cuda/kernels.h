@@ -1,0 +1,93 @@
+// Launchers for the CUDA backend's kernels (matmul.cu, ops.cu, attention.cu). Every pointer is
+// device memory unless its comment says otherwise; every launch is checked.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/backend.h"
+
+namespace strata::backend::cuda {
+
+void check_cuda(cudaError_t e, const char* what, const char* file, int line);
+#define STRATA_CUDA_CHECK(x) ::strata::backend::cuda::check_cuda((x), #x, __FILE__, __LINE__)
+#define STRATA_CUDA_LAUNCH_CHECK() STRATA_CUDA_CHECK(cudaGetLastError())
+
+// Does the backend compute with this type directly (else upload converts it to F16)?
+bool native_type(DType type);
+int native_block_elems(DType type);
+
+// y[n, w.rows] = x[n, w.cols] . w^T, decoding w in registers (n small: each weight byte is
+// read once per group of up to 8 tokens).
+void gemv(const WeightView& w, const float* x, int64_t n, float* y, cudaStream_t s);
+// Batch-1 products on int8 activations (gemv_q8.cuh) for Q8_0, Q4_0, Q4_K, Q6_K: x [cols]
+// is quantized into xq [cols] int8, xd [cols/32] f32, xs [cols/16] int32 first.
+bool gemv_q8_supported(DType type);
+void quantize_act_q8(const float* x, int64_t cols, int8_t* xq, float* xd, int32_t* xs,
+                     cudaStream_t s);
+void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32_t* xs, float* y,
+             cudaStream_t s);
+// Expert slots: y[n*k, w.rows], slot j = t*k + s uses expert ids[j] (device) and
+// x row (x_per_slot ? j : t).
+void gemv_experts(const WeightView& w, const float* x, bool x_per_slot, const int32_t* ids,
+                  int64_t n, int k, float* y, cudaStream_t s);
+// out[w.rows, w.cols] bf16 <- dequantize(w)
+void dequantize_bf16(const WeightView& w, __nv_bfloat16* out, cudaStream_t s);
+// out[n, w.cols] f32 <- rows ids[n] (device) of w
+void get_rows(const WeightView& w, const int32_t* ids, int64_t n, float* out, cudaStream_t s);
+// out[count] bf16 <- x[count] f32
+void f32_to_bf16(const float* x, size_t count, __nv_bfloat16* out, cudaStream_t s);
+
+void rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps, float* out,
+              cudaStream_t s);
+struct RopeArgs {
+  static constexpr int kMaxPairs = 256;
+  int mode_neox = 0;
+  int half = 0;
+  float mscale = 1;
+  float freqs[kMaxPairs];
+};
+void rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
+          const RopeArgs& args, cudaStream_t s);
+void swiglu(const float* gate, const float* up, int64_t count, float* out, cudaStream_t s);
+void add(float* y, const float* x, int64_t count, cudaStream_t s);
+void topk_softmax(const float* logits, int64_t n, int num_experts, int k, bool renormalize,
+                  int32_t* ids, float* weights, cudaStream_t s);
+void weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim, float* out,
+                  cudaStream_t s);
+void kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n, const int32_t* slots,
+              cudaStream_t s);
+
+// One sequence of an attention call, with its block table at tables + table_offset.
+struct AttnSeq {
+  int64_t q_begin, q_count, kv_len;
+  int64_t table_offset;
+};
+struct AttnArgs {
+  const float* q;  // [rows, num_heads, head_dim]
+  int num_heads;
+  int64_t num_rows;        // rows of q (and out)
+  const AttnSeq* seqs;     // [num_seqs]
+  const int32_t* row_seq;  // [num_rows] sequence of each row, -1: none
+  const int32_t* tables;   // block tables, concatenated
+  float scale;
+  int64_t max_keys;  // longest kv_len of the call
+  float* out;        // [rows, num_heads, head_dim]
+  float* partial;    // scratch for split-K: [splits, rows, heads, head_dim + 2]
+  size_t partial_floats;
+  const int2* tiles;  // tiled prefill: (sequence, first row) of each 64-row tile
+  int64_t num_tiles;
+};
+// Split-K: the keys of each query are cut into splits merged by a second kernel.
+size_t attention_partial_floats(const PagedKv& kv, const AttnArgs& a);
+void attention(const PagedKv& kv, const AttnArgs& a, cudaStream_t s);
+// Prefill (attention_prefill.cu): tensor-core tiles of attention_tile_rows() query rows, used
+// when some sequence brings at least 16 queries (F16/BF16/Q8_0 K/V, head_dim 64 or 128).
+int attention_tile_rows();
+bool attention_uses_tiles(const PagedKv& kv, int64_t max_q_count);
+void attention_prefill(const PagedKv& kv, const AttnArgs& a, cudaStream_t s);
+
+}  // namespace strata::backend::cuda

@@ -1,0 +1,381 @@
+// Weight kernels: quantized matrix-vector products (decode), dequantize-to-bf16 (the prefill
+// path feeds the result to cuBLAS), embedding rows. All decode through dequant.cuh.
+#include <cstdio>
+#include <cstdlib>
+
+#include "backend/cuda/dequant.cuh"
+#include "backend/cuda/gemv_q8.cuh"
+#include "backend/cuda/kernels.h"
+#include "core/check.h"
+
+namespace strata::backend::cuda {
+
+void check_cuda(cudaError_t e, const char* what, const char* file, int line) {
+  if (e == cudaSuccess) return;
+  std::fprintf(stderr, "%s:%d: CUDA error %s (%s) in %s\n", file, line, cudaGetErrorName(e),
+               cudaGetErrorString(e), what);
+  std::abort();
+}
+
+int native_block_elems(DType type) {
+  int e = 0;
+  dispatch_deq(type, [&]<class D>() { e = D::kBlockElems; });
+  return e;
+}
+
+bool native_type(DType type) { return native_block_elems(type) != 0; }
+
+namespace {
+
+constexpr int kGemvThreads = 128;  // one CTA: R rows, its 4 warps splitting each row's parts
+
+struct GemvArgs {
+  const uint8_t* w;
+  size_t row_bytes, expert_bytes;
+  int64_t rows, cols;
+  const float* x;
+  int64_t n;
+  float* y;
+  const int32_t* ids;  // experts: [n*k] or nullptr
+  int k;
+  bool x_per_slot;
+};
+
+// v2 (bench/cuda/NOTES.md): a CTA computes R rows for NT tokens; all 128 threads walk the
+// parts of the rows (consecutive threads, consecutive bytes), each x chunk loaded once and
+// used for R rows; warp shuffles, then shared memory, reduce.
+// blockIdx.y: a group of NT tokens (dense) or one expert slot (ids != nullptr, NT == 1).
+template <class D, int NT, int R>
+__global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvArgs a) {
+  __shared__ float red[kGemvThreads / 32][R * NT];
+  const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
+  const uint8_t* w = a.w + row0 * a.row_bytes;
+  const float* x;
+  float* y;
+  int nt = NT;
+  if (a.ids != nullptr) {
+    const int64_t slot = blockIdx.y;
+    w += static_cast<size_t>(a.ids[slot]) * a.expert_bytes;
+    x = a.x + (a.x_per_slot ? slot : slot / a.k) * a.cols;
+    y = a.y + slot * a.rows;
+    nt = 1;
+  } else {
+    const int64_t t0 = static_cast<int64_t>(blockIdx.y) * NT;
+    x = a.x + t0 * a.cols;
+    y = a.y + t0 * a.rows;
+    nt = static_cast<int>(min(static_cast<int64_t>(NT), a.n - t0));
+  }
+  const int nr = static_cast<int>(min(static_cast<int64_t>(R), a.rows - row0));
+  const int num_parts = static_cast<int>(a.cols / D::kBlockElems) * D::kParts;
+  float acc[R][NT];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
+  for (int i = tid; i < num_parts; i += kGemvThreads) {
+    const int blk = i / D::kParts, p = i % D::kParts;
+    float v[R][D::kRuns * D::kRun];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      if (r < nr) D::part(w + r * a.row_bytes + static_cast<size_t>(blk) * D::kBlockBytes, p, v[r]);
+    }
+#pragma unroll
+    for (int run = 0; run < D::kRuns; ++run) {
+      const int64_t e = static_cast<int64_t>(blk) * D::kBlockElems + D::run_start(p, run);
+#pragma unroll
+      for (int t = 0; t < NT; ++t) {
+        if (t < nt) {
+          const float4* xv = reinterpret_cast<const float4*>(x + t * a.cols + e);
+#pragma unroll
+          for (int j = 0; j < D::kRun / 4; ++j) {
+            const float4 xx = __ldg(xv + j);
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+              const float* vv = v[r] + run * D::kRun + 4 * j;
+              acc[r][t] += vv[0] * xx.x + vv[1] * xx.y + vv[2] * xx.z + vv[3] * xx.w;
+            }
+          }
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      float s = acc[r][t];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+      if (lane == 0) red[warp][r * NT + t] = s;
+    }
+  }
+  __syncthreads();
+  if (tid < R * NT) {
+    const int r = tid / NT, t = tid % NT;
+    if (r < nr && t < nt) {
+      float s = 0.0f;
+#pragma unroll
+      for (int wi = 0; wi < kGemvThreads / 32; ++wi) s += red[wi][tid];
+      y[t * a.rows + row0 + r] = s;
+    }
+  }
+}
+
+template <class D, int NT, int R>
+void launch_gemv_r(const GemvArgs& a, unsigned grid_y, cudaStream_t s) {
+  const dim3 grid(static_cast<unsigned>((a.rows + R - 1) / R), grid_y);
+  gemv_kernel<D, NT, R><<<grid, kGemvThreads, 0, s>>>(a);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+// Rows per CTA: 4 for one token (x reuse), fewer where registers hold NT tokens' sums, and
+// 2 for short matrices so that the grid still fills the chip.
+template <class D>
+void launch_gemv(const GemvArgs& a, unsigned grid_y, int nt, cudaStream_t s) {
+  switch (nt) {
+    case 1:
+      if (a.rows >= 4096)
+        launch_gemv_r<D, 1, 4>(a, grid_y, s);
+      else
+        launch_gemv_r<D, 1, 2>(a, grid_y, s);
+      break;
+    case 2:
+      launch_gemv_r<D, 2, 2>(a, grid_y, s);
+      break;
+    case 4:
+      launch_gemv_r<D, 4, 1>(a, grid_y, s);
+      break;
+    default:
+      launch_gemv_r<D, 8, 1>(a, grid_y, s);
+      break;
+  }
+}
+
+GemvArgs gemv_args(const WeightView& w, const float* x, int64_t n, float* y) {
+  GemvArgs a{};
+  a.w = static_cast<const uint8_t*>(w.data);
+  a.row_bytes = w.row_bytes;
+  a.expert_bytes = w.expert_bytes;
+  a.rows = w.rows;
+  a.cols = w.cols;
+  a.x = x;
+  a.n = n;
+  a.y = y;
+  return a;
+}
+
+// One thread per (row, part): decode and store kRuns*kRun values.
+template <class D, class Out>
+__global__ void dequant_kernel(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t cols,
+                               const int32_t* ids, Out* out) {
+  const int64_t parts_per_row = cols / D::kBlockElems * D::kParts;
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= rows * parts_per_row) return;
+  const int64_t r = idx / parts_per_row;
+  const int i = static_cast<int>(idx % parts_per_row);
+  const int blk = i / D::kParts, p = i % D::kParts;
+  const int64_t src_row = ids != nullptr ? ids[r] : r;
+  float v[D::kRuns * D::kRun];
+  D::part(w + src_row * row_bytes + static_cast<size_t>(blk) * D::kBlockBytes, p, v);
+  Out* o = out + r * cols + static_cast<int64_t>(blk) * D::kBlockElems;
+#pragma unroll
+  for (int run = 0; run < D::kRuns; ++run) {
+    Out* dst = o + D::run_start(p, run);
+    const float* src = v + run * D::kRun;
+    if constexpr (sizeof(Out) == 2 && D::kRun % 8 == 0) {
+      // 16-byte stores: 8 bf16 at a time (runs start at multiples of 8 elements).
+#pragma unroll
+      for (int j = 0; j < D::kRun; j += 8) {
+        uint4 u;
+        uint32_t* pu = reinterpret_cast<uint32_t*>(&u);
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const __nv_bfloat162 b2 = __floats2bfloat162_rn(src[j + 2 * q], src[j + 2 * q + 1]);
+          pu[q] = *reinterpret_cast<const uint32_t*>(&b2);
+        }
+        *reinterpret_cast<uint4*>(dst + j) = u;
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < D::kRun; ++j) {
+        if constexpr (sizeof(Out) == 2)
+          dst[j] = __float2bfloat16_rn(src[j]);
+        else
+          dst[j] = src[j];
+      }
+    }
+  }
+}
+
+template <class Out>
+void launch_dequant(const WeightView& w, int64_t rows, const int32_t* ids, Out* out,
+                    cudaStream_t s) {
+  const bool ok = dispatch_deq(w.type, [&]<class D>() {
+    STRATA_CHECK(w.cols % D::kBlockElems == 0);
+    const int64_t total = rows * (w.cols / D::kBlockElems) * D::kParts;
+    if (total == 0) return;
+    const int threads = 256;
+    dequant_kernel<D, Out>
+        <<<static_cast<unsigned>((total + threads - 1) / threads), threads, 0, s>>>(
+            static_cast<const uint8_t*>(w.data), w.row_bytes, rows, w.cols, ids, out);
+    STRATA_CUDA_LAUNCH_CHECK();
+  });
+  STRATA_CHECK_MSG(ok, "weight type not uploaded for the CUDA backend");
+}
+
+// v3: R rows per CTA, int8 activations, __dp4a (gemv_q8.cuh).
+template <class D, class Dot, int R>
+__global__ void __launch_bounds__(kGemvThreads)
+    gemv_q8_kernel(const uint8_t* wbase, size_t row_bytes, int64_t rows, int64_t cols, Q8Act x,
+                   float* y) {
+  __shared__ float red[kGemvThreads / 32][R];
+  const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
+  const uint8_t* w = wbase + row0 * row_bytes;
+  const int nr = static_cast<int>(min(static_cast<int64_t>(R), rows - row0));
+  const int num_parts = static_cast<int>(cols / D::kBlockElems) * D::kParts;
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  for (int i = tid; i < num_parts; i += kGemvThreads) {
+    const int blk = i / D::kParts, p = i % D::kParts;
+    const int64_t e0 = static_cast<int64_t>(blk) * D::kBlockElems;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      if (r < nr)
+        acc[r] += Dot::dot(w + r * row_bytes + static_cast<size_t>(blk) * D::kBlockBytes, p, x, e0);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    float s = acc[r];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (lane == 0) red[warp][r] = s;
+  }
+  __syncthreads();
+  if (tid < nr) {
+    float s = 0.0f;
+#pragma unroll
+    for (int wi = 0; wi < kGemvThreads / 32; ++wi) s += red[wi][tid];
+    y[row0 + tid] = s;
+  }
+}
+
+// One warp per 32 elements (lane = element): d = amax / 127, q = round-half-even(x / d),
+// and the int sums of each 16.
+__global__ void quantize_act_q8_kernel(const float* x, int64_t blocks, int8_t* xq, float* xd,
+                                       int32_t* xs) {
+  const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  if (b >= blocks) return;
+  const float v = x[32 * b + lane];
+  float amax = fabsf(v);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  const int q = max(-127, min(127, __float2int_rn(v * id)));
+  xq[32 * b + lane] = static_cast<int8_t>(q);
+  int s = q;
+#pragma unroll
+  for (int o = 8; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);  // sums within each 16
+  if (lane == 0) xd[b] = d;
+  if (lane % 16 == 0) xs[2 * b + lane / 16] = s;
+}
+
+__global__ void f32_to_bf16_kernel(const float* x, size_t count, __nv_bfloat16* out) {
+  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) out[i] = __float2bfloat16_rn(x[i]);
+}
+
+}  // namespace
+
+void gemv(const WeightView& w, const float* x, int64_t n, float* y, cudaStream_t s) {
+  const GemvArgs a = gemv_args(w, x, n, y);
+  const int nt = n <= 1 ? 1 : n <= 2 ? 2 : n <= 4 ? 4 : 8;
+  const bool ok = dispatch_deq(w.type, [&]<class D>() {
+    STRATA_CHECK(w.cols % D::kBlockElems == 0);
+    launch_gemv<D>(a, static_cast<unsigned>((n + nt - 1) / nt), nt, s);
+  });
+  STRATA_CHECK_MSG(ok, "weight type not uploaded for the CUDA backend");
+}
+
+bool gemv_q8_supported(DType t) {
+  return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_K || t == DType::kQ6_K;
+}
+
+void quantize_act_q8(const float* x, int64_t cols, int8_t* xq, float* xd, int32_t* xs,
+                     cudaStream_t s) {
+  STRATA_CHECK(cols % 32 == 0);
+  const int64_t blocks = cols / 32;
+  quantize_act_q8_kernel<<<static_cast<unsigned>((blocks + 3) / 4), 128, 0, s>>>(x, blocks, xq, xd,
+                                                                                 xs);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+namespace {
+template <class D, class Dot>
+void launch_gemv_q8(const WeightView& w, const Q8Act& x, float* y, cudaStream_t s) {
+  STRATA_CHECK(w.cols % D::kBlockElems == 0);
+  const auto* wb = static_cast<const uint8_t*>(w.data);
+  if (w.rows >= 4096) {
+    gemv_q8_kernel<D, Dot, 4><<<static_cast<unsigned>((w.rows + 3) / 4), kGemvThreads, 0, s>>>(
+        wb, w.row_bytes, w.rows, w.cols, x, y);
+  } else {
+    gemv_q8_kernel<D, Dot, 2><<<static_cast<unsigned>((w.rows + 1) / 2), kGemvThreads, 0, s>>>(
+        wb, w.row_bytes, w.rows, w.cols, x, y);
+  }
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+}  // namespace
+
+void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32_t* xs, float* y,
+             cudaStream_t s) {
+  const Q8Act x{reinterpret_cast<const int*>(xq), xd, xs};
+  switch (w.type) {
+    case DType::kQ8_0:
+      launch_gemv_q8<DeqQ8_0, DotQ8_0>(w, x, y, s);
+      break;
+    case DType::kQ4_0:
+      launch_gemv_q8<DeqQ4_0, DotQ4_0>(w, x, y, s);
+      break;
+    case DType::kQ4_K:
+      launch_gemv_q8<DeqQ4_K, DotQ4_K>(w, x, y, s);
+      break;
+    case DType::kQ6_K:
+      launch_gemv_q8<DeqQ6_K, DotQ6_K>(w, x, y, s);
+      break;
+    default:
+      STRATA_CHECK_MSG(false, "gemv_q8: unsupported type");
+  }
+}
+
+void gemv_experts(const WeightView& w, const float* x, bool x_per_slot, const int32_t* ids,
+                  int64_t n, int k, float* y, cudaStream_t s) {
+  GemvArgs a = gemv_args(w, x, n, y);
+  a.ids = ids;
+  a.k = k;
+  a.x_per_slot = x_per_slot;
+  const bool ok = dispatch_deq(w.type, [&]<class D>() {
+    STRATA_CHECK(w.cols % D::kBlockElems == 0);
+    launch_gemv<D>(a, static_cast<unsigned>(n * k), 1, s);
+  });
+  STRATA_CHECK_MSG(ok, "weight type not uploaded for the CUDA backend");
+}
+
+void dequantize_bf16(const WeightView& w, __nv_bfloat16* out, cudaStream_t s) {
+  launch_dequant(w, w.rows, nullptr, out, s);
+}
+
+void get_rows(const WeightView& w, const int32_t* ids, int64_t n, float* out, cudaStream_t s) {
+  launch_dequant(w, n, ids, out, s);
+}
+
+void f32_to_bf16(const float* x, size_t count, __nv_bfloat16* out, cudaStream_t s) {
+  if (count == 0) return;
+  f32_to_bf16_kernel<<<static_cast<unsigned>((count + 255) / 256), 256, 0, s>>>(x, count, out);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace strata::backend::cuda

@@ -1,0 +1,217 @@
+// Small CUDA ops: RMSNorm, RoPE, SwiGLU, add, MoE router top-k, weighted sum, K/V stores.
+// Semantics: backend.h; scalar twins: backend/cpu/ref_ops.cpp.
+#include <cfloat>
+
+#include "backend/cuda/dequant.cuh"
+#include "backend/cuda/kernels.h"
+#include "core/check.h"
+
+namespace strata::backend::cuda {
+namespace {
+
+unsigned blocks_for(int64_t count, int threads) {
+  return static_cast<unsigned>((count + threads - 1) / threads);
+}
+
+__device__ float block_sum(float v, float* smem) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) smem[warp] = v;
+  __syncthreads();
+  float t = 0;
+  for (int i = 0; i < static_cast<int>(blockDim.x) / 32; ++i) t += smem[i];
+  __syncthreads();
+  return t;
+}
+
+// One CTA per row.
+__global__ void rms_norm_kernel(const float* x, const float* weight, int64_t dim, float eps,
+                                float* out) {
+  __shared__ float smem[32];
+  const float* xr = x + blockIdx.x * dim;
+  float ss = 0;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
+  const float total = block_sum(ss, smem);
+  const float inv = rsqrtf(total / static_cast<float>(dim) + eps);
+  float* o = out + blockIdx.x * dim;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) o[i] = xr[i] * inv * weight[i];
+}
+
+// One thread per (token, head, pair); angles in double as the reference computes them.
+__global__ void rope_kernel(float* x, int64_t n, int num_heads, int head_dim,
+                            const int32_t* positions, RopeArgs a) {
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= n * num_heads * a.half) return;
+  const int i = static_cast<int>(idx % a.half);
+  const int64_t th = idx / a.half;  // token * num_heads + head
+  const int64_t t = th / num_heads;
+  float* v = x + th * head_dim;
+  const double theta = static_cast<double>(positions[t]) * static_cast<double>(a.freqs[i]);
+  double sn, cs;
+  sincos(theta, &sn, &cs);
+  const double c = cs * a.mscale, s = sn * a.mscale;
+  const int ia = a.mode_neox ? i : 2 * i, ib = a.mode_neox ? i + a.half : 2 * i + 1;
+  const double va = v[ia], vb = v[ib];
+  v[ia] = static_cast<float>(va * c - vb * s);
+  v[ib] = static_cast<float>(va * s + vb * c);
+}
+
+__global__ void swiglu_kernel(const float* gate, const float* up, int64_t count, float* out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= count) return;
+  const float g = gate[i];
+  out[i] = g / (1.0f + expf(-g)) * up[i];
+}
+
+__global__ void add_kernel(float* y, const float* x, int64_t count) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) y[i] += x[i];
+}
+
+constexpr int kMaxTopK = 64;
+
+// One thread per token: softmax over experts, then k rounds of "largest not yet taken"
+// (ties to the lower id, as the reference's partial_sort comparator).
+__global__ void topk_kernel(const float* logits, int64_t n, int num_experts, int k,
+                            bool renormalize, int32_t* ids, float* weights) {
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t >= n) return;
+  const float* l = logits + t * num_experts;
+  float mx = -FLT_MAX;
+  for (int e = 0; e < num_experts; ++e) mx = fmaxf(mx, l[e]);
+  double sum = 0;
+  for (int e = 0; e < num_experts; ++e) sum += exp(static_cast<double>(l[e]) - mx);
+  int chosen[kMaxTopK];
+  double p[kMaxTopK];
+  double ksum = 0;
+  for (int s = 0; s < k; ++s) {
+    int best = -1;
+    double bp = -1;
+    for (int e = 0; e < num_experts; ++e) {
+      bool taken = false;
+      for (int j = 0; j < s; ++j) taken |= chosen[j] == e;
+      if (taken) continue;
+      const double pe = exp(static_cast<double>(l[e]) - mx) / sum;
+      if (pe > bp) {
+        bp = pe;
+        best = e;
+      }
+    }
+    chosen[s] = best;
+    p[s] = bp;
+    ksum += bp;
+  }
+  for (int s = 0; s < k; ++s) {
+    ids[t * k + s] = chosen[s];
+    weights[t * k + s] = static_cast<float>(renormalize ? p[s] / ksum : p[s]);
+  }
+}
+
+__global__ void weighted_sum_kernel(const float* x, const float* w, int64_t n, int k, int64_t dim,
+                                    float* out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n * dim) return;
+  const int64_t t = i / dim, d = i % dim;
+  float acc = 0;
+  for (int s = 0; s < k; ++s) acc += w[t * k + s] * x[(t * k + s) * dim + d];
+  out[i] = acc;
+}
+
+// One CTA (32 threads) per (token, kv head, K or V): a row of head_dim values.
+__global__ void kv_store_kernel(PagedKv kv, const float* k, const float* v, const int32_t* slots,
+                                size_t row_bytes) {
+  const int64_t t = blockIdx.x;
+  const int head = static_cast<int>(blockIdx.y);
+  const bool is_v = blockIdx.z == 1;
+  const float* src = (is_v ? v : k) + (t * kv.num_kv_heads + head) * kv.head_dim;
+  const int64_t slot = slots[t];
+  const int64_t block = slot / kv.block_tokens, off = slot % kv.block_tokens;
+  uint8_t* dst = static_cast<uint8_t*>(is_v ? kv.v : kv.k) +
+                 static_cast<size_t>(block) * kv.block_stride_bytes +
+                 (static_cast<size_t>(off) * kv.num_kv_heads + head) * row_bytes;
+  const int lane = threadIdx.x;
+  switch (kv.type) {
+    case DType::kF32:
+      for (int i = lane; i < kv.head_dim; i += 32) reinterpret_cast<float*>(dst)[i] = src[i];
+      break;
+    case DType::kF16:
+      for (int i = lane; i < kv.head_dim; i += 32)
+        reinterpret_cast<__half*>(dst)[i] = __float2half_rn(src[i]);
+      break;
+    case DType::kBF16:
+      for (int i = lane; i < kv.head_dim; i += 32)
+        reinterpret_cast<__nv_bfloat16*>(dst)[i] = __float2bfloat16_rn(src[i]);
+      break;
+    default: {  // Q8_0: d = amax / 127 (fp16), q = round-half-even(x / d), as ref::kv_encode_row
+      for (int b = 0; b < kv.head_dim / 32; ++b) {
+        const float x = src[32 * b + lane];
+        float amax = fabsf(x);
+        for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+        const float d = amax / 127.0f;
+        const float id = d != 0 ? 1.0f / d : 0.0f;
+        uint8_t* blk = dst + 34 * b;
+        if (lane == 0) *reinterpret_cast<__half*>(blk) = __float2half_rn(d);
+        blk[2 + lane] = static_cast<uint8_t>(static_cast<int8_t>(rintf(x * id)));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps, float* out,
+              cudaStream_t s) {
+  if (n == 0) return;
+  const int threads = dim >= 1024 ? 512 : dim >= 256 ? 128 : 32;
+  rms_norm_kernel<<<static_cast<unsigned>(n), threads, 0, s>>>(x, weight, dim, eps, out);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+void rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
+          const RopeArgs& args, cudaStream_t s) {
+  const int64_t total = n * num_heads * args.half;
+  if (total == 0) return;
+  rope_kernel<<<blocks_for(total, 256), 256, 0, s>>>(x, n, num_heads, head_dim, positions, args);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+void swiglu(const float* gate, const float* up, int64_t count, float* out, cudaStream_t s) {
+  if (count == 0) return;
+  swiglu_kernel<<<blocks_for(count, 256), 256, 0, s>>>(gate, up, count, out);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+void add(float* y, const float* x, int64_t count, cudaStream_t s) {
+  if (count == 0) return;
+  add_kernel<<<blocks_for(count, 256), 256, 0, s>>>(y, x, count);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+void topk_softmax(const float* logits, int64_t n, int num_experts, int k, bool renormalize,
+                  int32_t* ids, float* weights, cudaStream_t s) {
+  STRATA_CHECK(k >= 1 && k <= num_experts && k <= kMaxTopK);
+  if (n == 0) return;
+  topk_kernel<<<blocks_for(n, 64), 64, 0, s>>>(logits, n, num_experts, k, renormalize, ids,
+                                               weights);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+void weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim, float* out,
+                  cudaStream_t s) {
+  if (n * dim == 0) return;
+  weighted_sum_kernel<<<blocks_for(n * dim, 256), 256, 0, s>>>(x, weights, n, k, dim, out);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+void kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n, const int32_t* slots,
+              cudaStream_t s) {
+  STRATA_CHECK(kv.type == DType::kF32 || kv.type == DType::kF16 || kv.type == DType::kBF16 ||
+               (kv.type == DType::kQ8_0 && kv.head_dim % 32 == 0));
+  if (n == 0) return;
+  const size_t rb = row_bytes(kv.type, kv.head_dim);
+  kv_store_kernel<<<dim3(static_cast<unsigned>(n), static_cast<unsigned>(kv.num_kv_heads), 2), 32,
+                    0, s>>>(kv, k, v, slots, rb);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace strata::backend::cuda
