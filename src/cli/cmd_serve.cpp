@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <chrono>
 #include <thread>
 
 #include "backend/cpu/cpu_backend.h"
@@ -67,6 +68,7 @@ std::string default_alias(const std::string& path) {
 struct ScriptEntry {
   std::string when;
   std::string reply;
+  int delay_ms = 0;  // before the first token, as a long prefill would take
 };
 
 Result<std::vector<ScriptEntry>> read_script(const std::string& text) {
@@ -77,7 +79,7 @@ Result<std::vector<ScriptEntry>> read_script(const std::string& text) {
     if (e.is_string()) {
       out.push_back({"", e.get<std::string>()});
     } else if (e.is_object() && e.contains("reply") && e["reply"].is_string()) {
-      out.push_back({e.value("when", ""), e["reply"].get<std::string>()});
+      out.push_back({e.value("when", ""), e["reply"].get<std::string>(), e.value("delay_ms", 0)});
     } else {
       return error(ErrorCode::kInvalidArgument, "--script entries must be strings or {when, reply}");
     }
@@ -95,6 +97,7 @@ SerialEngine::Producer script_producer(const tokenizer::Tokenizer& tok, std::vec
         break;
       }
     }
+    std::this_thread::sleep_for(std::chrono::milliseconds(hit->delay_ms));
     for (int32_t t : tok.encode(hit->reply, false, true)) {
       if (!on_token(t)) return Status::ok();
     }

@@ -1,10 +1,25 @@
 #include "server/turn.h"
 
+#include "core/log.h"
+
 #include <fmt/format.h>
 #include <algorithm>
 #include <chrono>
 
 namespace strata::server {
+namespace {
+
+const char* finish_name(engine::FinishReason r) {
+  switch (r) {
+    case engine::FinishReason::kStop: return "stop";
+    case engine::FinishReason::kLength: return "length";
+    case engine::FinishReason::kCancelled: return "cancelled";
+    case engine::FinishReason::kError: return "error";
+    default: return "none";
+  }
+}
+
+}  // namespace
 
 ApiResult<std::shared_ptr<Turn>> Turn::start(ServerContext& ctx, const ChatRequest& request) {
   if (ctx.stopping.load()) {
@@ -109,6 +124,10 @@ TurnResult Turn::run(const std::function<bool(const std::vector<chat::ParseEvent
         result.error = ev.error;
         if (result.usage.prompt_tokens == 0) result.usage.prompt_tokens = prompt_tokens_;
         ctx_.metrics.count_turn(result.usage);
+        const engine::Usage& u = result.usage;
+        STRATA_LOG_INFO("request {}: {} prompt tokens ({} cached), {} generated, {} ({:.2f} s to first token, {:.2f} s decode)",
+                        id_, u.prompt_tokens, u.cached_tokens, u.completion_tokens, finish_name(ev.finish),
+                        u.queue_seconds + u.prefill_seconds, u.decode_seconds);
       }
     }
     if (on_events && !events.empty() && !on_events(events)) {
