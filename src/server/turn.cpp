@@ -73,7 +73,7 @@ ApiResult<std::shared_ptr<Turn>> Turn::start(ServerContext& ctx, const ChatReque
         return e;
       }
       case ErrorCode::kInvalidArgument: return invalid_request(st.message());
-      case ErrorCode::kResourceExhausted: return ApiError{ErrorKind::kRateLimited, st.message(), "", 0, 0, 1};
+      case ErrorCode::kResourceExhausted: return ApiError{ErrorKind::kOverloaded, st.message(), "", 0, 0, 2};
       case ErrorCode::kCancelled: return ApiError{ErrorKind::kOverloaded, st.message(), "", 0, 0, 5};
       default: return ApiError{ErrorKind::kInternal, st.to_string(), ""};
     }
