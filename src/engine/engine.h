@@ -67,6 +67,9 @@ struct EngineStats {
   // KV cache, bytes and blocks per tier
   uint64_t device_blocks_used = 0, device_blocks_total = 0;
   uint64_t host_bytes_used = 0, disk_bytes_used = 0;
+  // Scheduler
+  uint64_t steps = 0;        // forward steps run (plus idle polls while SSD reads are in flight)
+  uint64_t preemptions = 0;  // requests sent back to waiting because KV blocks ran out
 };
 
 class Engine {
