@@ -336,6 +336,7 @@ void EngineImpl::finish(Request& r, FinishReason reason, std::string matched, St
   const RequestId id = r.st.request_id;
   EventCallback cb = std::move(r.cb);
   live_.erase(id);  // r is gone
+  publish_stats();  // whoever hears of the end sees the blocks back in the pool
   cb(done);
 }
 
