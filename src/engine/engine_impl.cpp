@@ -61,7 +61,10 @@ class EngineImpl final : public Engine {
         opt_(std::move(opt)),
         kv_(std::move(kv)),
         device_blocks_(kv_->num_free_blocks()),
-        sched_(*kv_, SchedulerOptions{opt_.parallel, opt_.batch_tokens, opt_.prefix_cache}),
+        sched_(*kv_, SchedulerOptions{.parallel = opt_.parallel,
+                                      .batch_tokens = opt_.batch_tokens,
+                                      .prefix_cache = opt_.prefix_cache,
+                                      .min_load_wait_seconds = opt_.min_ssd_wait_seconds}),
         runner_(model, *kv_, opt_.batch_tokens, opt_.parallel),
         vocab_(model.hparams().vocab_size) {
     kv_->set_on_io_done([this] {

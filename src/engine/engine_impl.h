@@ -32,6 +32,9 @@ struct EngineOptions {
   uint64_t ssd_bytes = 0;       // SSD tier budget
   bool lower_tier_int8 = false; // host/SSD blocks as int8 (lossy: greedy output may change)
   bool prefix_cache = true;     // false: never reuse a cached prefix (compute every prompt)
+  // A request whose cached prefix is being read from SSD waits for the reads as long as
+  // computing those tokens would take (measured), but at least this long; then it recomputes.
+  double min_ssd_wait_seconds = 0.005;
   // Identities for the cache fingerprint: one cache directory serves many models only if
   // these differ between models (e.g. the weights file's path + size + header hash).
   std::string model_id;
