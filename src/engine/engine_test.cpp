@@ -50,10 +50,13 @@ class EngineTest : public ::testing::Test {
     return testing::solo_greedy(*tiny_->model, p, max_tokens, DType::kF32, kBlock, kCtx);
   }
   // Prompts of mixed lengths at once; each must give exactly its solo greedy tokens.
-  static uint64_t expect_batched_equals_solo(const EngineOptions& o) {
+  static uint64_t expect_batched_equals_solo(const EngineOptions& o, testing::TinyModel* m = nullptr) {
+    if (m == nullptr) m = tiny_;
     const std::vector<size_t> lengths = {5, 17, 33, 64, 100, 3, 48, 130};
     const int max_tokens = 24;
-    auto e = engine(o);
+    auto made = make_engine(*m->model, *m->tok, o);
+    STRATA_CHECK(made.is_ok());
+    std::unique_ptr<Engine> e = std::move(made).value();
     Collector c(e.get());
     std::vector<std::pair<RequestId, std::vector<int32_t>>> ids;
     for (size_t i = 0; i < lengths.size(); ++i) {
@@ -65,7 +68,8 @@ class EngineTest : public ::testing::Test {
       Collector::Out out = c.get(id);
       EXPECT_EQ(out.num_done, 1);
       EXPECT_EQ(out.done.finish, FinishReason::kLength) << out.done.error.to_string();
-      EXPECT_EQ(out.tokens, solo(p, max_tokens)) << "prompt of " << p.size() << " tokens";
+      EXPECT_EQ(out.tokens, testing::solo_greedy(*m->model, p, max_tokens, o.kv_dtype, o.block_tokens, o.ctx))
+          << "prompt of " << p.size() << " tokens";
       EXPECT_EQ(out.done.usage.completion_tokens, max_tokens);
       EXPECT_EQ(out.done.usage.prompt_tokens, static_cast<int>(p.size()));
     }
@@ -82,6 +86,16 @@ testing::TinyModel* EngineTest::tiny_ = nullptr;
 TEST_F(EngineTest, BatchedOutputEqualsSoloOutput) {
   EngineOptions o = options();
   EXPECT_EQ(expect_batched_equals_solo(o), 0u);
+}
+
+TEST_F(EngineTest, BatchedOutputEqualsSoloOutputF16KvAndMoe) {
+  EngineOptions o = options();
+  o.kv_dtype = DType::kF16;
+  o.batch_tokens = 48;
+  EXPECT_EQ(expect_batched_equals_solo(o), 0u);
+  auto moe = testing::make_tiny("tiny-moe", 4096);
+  o.kv_dtype = DType::kF32;
+  EXPECT_EQ(expect_batched_equals_solo(o, moe.get()), 0u);
 }
 
 TEST_F(EngineTest, TinyPoolPreemptsAndStillMatchesSolo) {
