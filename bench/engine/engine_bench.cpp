@@ -27,9 +27,9 @@ using Clock = std::chrono::steady_clock;
 
 struct Args {
   int threads = 0;
-  int tokens = 16;    // generated tokens per decode request
-  int long_len = 512; // tokens of a long prompt
-  int budget = 256;   // batch_tokens
+  int tokens = 16;     // generated tokens per decode request
+  int long_len = 512;  // tokens of a long prompt
+  int budget = 256;    // batch_tokens
 };
 
 // Per request: token times and the final usage.
@@ -81,7 +81,8 @@ class Recorder {
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5));
+  const size_t i = std::min(
+      v.size() - 1, static_cast<size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5));
   return v[i];
 }
 
@@ -99,7 +100,8 @@ engine::GenerateRequest request(std::vector<int32_t> p, int max_tokens) {
   return r;
 }
 
-std::unique_ptr<engine::Engine> make(model::Model& m, const tokenizer::Tokenizer& tok, int parallel, int budget) {
+std::unique_ptr<engine::Engine> make(model::Model& m, const tokenizer::Tokenizer& tok, int parallel,
+                                     int budget) {
   engine::EngineOptions o;
   o.parallel = parallel;
   o.batch_tokens = budget;
@@ -112,12 +114,14 @@ std::unique_ptr<engine::Engine> make(model::Model& m, const tokenizer::Tokenizer
   return std::move(e).value();
 }
 
-void decode_throughput(model::Model& m, const tokenizer::Tokenizer& tok, const Args& a, int n, double weight_bytes) {
+void decode_throughput(model::Model& m, const tokenizer::Tokenizer& tok, const Args& a, int n,
+                       double weight_bytes) {
   auto e = make(m, tok, 16, a.budget);
   Recorder rec;
   std::mt19937 rng(static_cast<uint32_t>(n));
   rec.expect(n);
-  for (int i = 0; i < n; ++i) STRATA_CHECK(e->submit(request(prompt(rng, 16), a.tokens), rec.cb()).is_ok());
+  for (int i = 0; i < n; ++i)
+    STRATA_CHECK(e->submit(request(prompt(rng, 16), a.tokens), rec.cb()).is_ok());
   rec.wait();
   const auto reqs = rec.reqs();
   double start = 0, end = 0;
@@ -131,9 +135,11 @@ void decode_throughput(model::Model& m, const tokenizer::Tokenizer& tok, const A
   }
   const double secs = end - start;
   const double steps = a.tokens - 1;  // decode steps in the window (one token per sequence each)
-  fmt::print("decode  {:2d} seqs: {:7.2f} tok/s aggregate ({} tokens in {:.2f} s; {:.1f} ms/step; weights read "
-             "{:.2f} GB/s)\n",
-             n, tokens / secs, tokens, secs, 1e3 * secs / steps, weight_bytes * steps / secs / 1e9);
+  fmt::print(
+      "decode  {:2d} seqs: {:7.2f} tok/s aggregate ({} tokens in {:.2f} s; {:.1f} ms/step; weights "
+      "read "
+      "{:.2f} GB/s)\n",
+      n, tokens / secs, tokens, secs, 1e3 * secs / steps, weight_bytes * steps / secs / 1e9);
 }
 
 void mixed_load(model::Model& m, const tokenizer::Tokenizer& tok, const Args& a) {
@@ -149,7 +155,8 @@ void mixed_load(model::Model& m, const tokenizer::Tokenizer& tok, const Args& a)
   // Long prompts arrive while the decoders run.
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   for (int i = 0; i < num_long; ++i) {
-    STRATA_CHECK(e->submit(request(prompt(rng, static_cast<size_t>(a.long_len)), 8), rec.cb()).is_ok());
+    STRATA_CHECK(
+        e->submit(request(prompt(rng, static_cast<size_t>(a.long_len)), 8), rec.cb()).is_ok());
     std::this_thread::sleep_for(std::chrono::milliseconds(700));
   }
   rec.wait();
@@ -158,12 +165,14 @@ void mixed_load(model::Model& m, const tokenizer::Tokenizer& tok, const Args& a)
     ttft.push_back(r.usage.queue_seconds + r.usage.prefill_seconds);
     for (size_t i = 1; i < r.times.size(); ++i) itl.push_back(r.times[i] - r.times[i - 1]);
   }
-  fmt::print("mixed load: {} decoders x {} tokens, {} prompts of {} tokens arriving 0.7 s apart, budget {}\n", num_dec,
-             4 * a.tokens, num_long, a.long_len, a.budget);
-  fmt::print("  TTFT   p50 {:.3f} s  p90 {:.3f} s  p99 {:.3f} s  (all {} requests)\n", percentile(ttft, 50),
-             percentile(ttft, 90), percentile(ttft, 99), ttft.size());
-  fmt::print("  ITL    p50 {:.4f} s  p90 {:.4f} s  p99 {:.4f} s  ({} gaps)\n", percentile(itl, 50), percentile(itl, 90),
-             percentile(itl, 99), itl.size());
+  fmt::print(
+      "mixed load: {} decoders x {} tokens, {} prompts of {} tokens arriving 0.7 s apart, budget "
+      "{}\n",
+      num_dec, 4 * a.tokens, num_long, a.long_len, a.budget);
+  fmt::print("  TTFT   p50 {:.3f} s  p90 {:.3f} s  p99 {:.3f} s  (all {} requests)\n",
+             percentile(ttft, 50), percentile(ttft, 90), percentile(ttft, 99), ttft.size());
+  fmt::print("  ITL    p50 {:.4f} s  p90 {:.4f} s  p99 {:.4f} s  ({} gaps)\n", percentile(itl, 50),
+             percentile(itl, 90), percentile(itl, 99), itl.size());
   const engine::EngineStats s = e->stats();
   fmt::print("  steps {}, preemptions {}\n", s.steps, s.preemptions);
 }
@@ -182,15 +191,18 @@ int run(const Args& a) {
     STRATA_CHECK(w->write_file(tmp).is_ok());
     std::filesystem::rename(tmp, path);
   }
-  const int threads = a.threads > 0 ? a.threads : static_cast<int>(std::thread::hardware_concurrency());
+  const int threads =
+      a.threads > 0 ? a.threads : static_cast<int>(std::thread::hardware_concurrency());
   backend::CpuBackend be(threads);
   auto m = model::Model::load(path, be);
   STRATA_CHECK(m.is_ok());
   auto tok = tokenizer::Tokenizer::from_gguf((*m)->file());
   STRATA_CHECK(tok.is_ok());
   const double weight_bytes = static_cast<double>((*m)->file().file_bytes());
-  fmt::print("engine_bench: qwen3-0.6b shape, Q8_0 ({:.0f} MB), CPU backend, {} threads, F16 KV, block 64\n",
-             weight_bytes / 1e6, threads);
+  fmt::print(
+      "engine_bench: qwen3-0.6b shape, Q8_0 ({:.0f} MB), CPU backend, {} threads, F16 KV, block "
+      "64\n",
+      weight_bytes / 1e6, threads);
   for (int n : {1, 4, 16}) decode_throughput(**m, **tok, a, n, weight_bytes);
   mixed_load(**m, **tok, a);
   return 0;
@@ -203,10 +215,14 @@ int main(int argc, char** argv) {
   strata::Args a;
   for (int i = 1; i + 1 < argc; i += 2) {
     const int v = std::atoi(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--threads")) a.threads = v;
-    else if (!std::strcmp(argv[i], "--tokens")) a.tokens = v;
-    else if (!std::strcmp(argv[i], "--long")) a.long_len = v;
-    else if (!std::strcmp(argv[i], "--budget")) a.budget = v;
+    if (!std::strcmp(argv[i], "--threads"))
+      a.threads = v;
+    else if (!std::strcmp(argv[i], "--tokens"))
+      a.tokens = v;
+    else if (!std::strcmp(argv[i], "--long"))
+      a.long_len = v;
+    else if (!std::strcmp(argv[i], "--budget"))
+      a.budget = v;
   }
   return strata::run(a);
 }

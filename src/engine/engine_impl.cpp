@@ -22,11 +22,16 @@ namespace strata::engine {
 
 const char* finish_reason_name(FinishReason r) {
   switch (r) {
-    case FinishReason::kNone: return "none";
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kCancelled: return "cancelled";
-    case FinishReason::kError: return "error";
+    case FinishReason::kNone:
+      return "none";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kError:
+      return "error";
   }
   return "?";
 }
@@ -34,12 +39,18 @@ const char* finish_reason_name(FinishReason r) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+double seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
 
 // One request on the engine thread.
 struct Request {
   Request(GenerateRequest r, EventCallback callback, const tokenizer::Tokenizer& tok)
-      : req(std::move(r)), cb(std::move(callback)), sampler(req.sampling), decoder(tok), stop(req.stop) {}
+      : req(std::move(r)),
+        cb(std::move(callback)),
+        sampler(req.sampling),
+        decoder(tok),
+        stop(req.stop) {}
   SeqState st;
   GenerateRequest req;
   EventCallback cb;
@@ -98,7 +109,8 @@ class EngineImpl final : public Engine {
   bool step();  // false: nothing could run this step
   void take(std::unique_ptr<Request> r);
   void on_token(Request& r, const SampleResult& res);
-  void finish(Request& r, FinishReason reason, std::string matched = {}, Status status = Status::ok());
+  void finish(Request& r, FinishReason reason, std::string matched = {},
+              Status status = Status::ok());
   void publish_stats();
 
   model::Model& model_;
@@ -134,18 +146,23 @@ Result<RequestId> EngineImpl::submit(GenerateRequest request, EventCallback on_e
   const auto n = static_cast<int64_t>(request.prompt.size());
   if (n == 0) return error(ErrorCode::kInvalidArgument, "the prompt is empty");
   if (n >= opt_.ctx) {
-    return error(ErrorCode::kOutOfRange,
-                 fmt::format("prompt has {} tokens; the context is {} (leave room for at least one new token)", n, opt_.ctx));
+    return error(
+        ErrorCode::kOutOfRange,
+        fmt::format(
+            "prompt has {} tokens; the context is {} (leave room for at least one new token)", n,
+            opt_.ctx));
   }
   for (int32_t t : request.prompt) {
     if (t < 0 || t >= vocab_) {
-      return error(ErrorCode::kInvalidArgument, fmt::format("token id {} is outside the vocabulary of {}", t, vocab_));
+      return error(ErrorCode::kInvalidArgument,
+                   fmt::format("token id {} is outside the vocabulary of {}", t, vocab_));
     }
   }
   if (!on_event) return error(ErrorCode::kInvalidArgument, "no event callback");
   auto r = std::make_unique<Request>(std::move(request), std::move(on_event), tok_);
   const int64_t room = opt_.ctx - n;
-  r->max_new = static_cast<int>(r->req.max_tokens <= 0 ? room : std::min<int64_t>(r->req.max_tokens, room));
+  r->max_new =
+      static_cast<int>(r->req.max_tokens <= 0 ? room : std::min<int64_t>(r->req.max_tokens, room));
   r->submitted = Clock::now();
   const RequestId id = next_id_++;
   r->st.request_id = id;
@@ -195,7 +212,8 @@ void EngineImpl::loop() {
       if (sched_.empty()) {
         cv_.wait(lk, [&] { return !inbox_.empty() || stopping_; });
       } else if (idle) {  // only SSD reads to wait for
-        cv_.wait_for(lk, std::chrono::milliseconds(1), [&] { return !inbox_.empty() || stopping_ || io_ready_; });
+        cv_.wait_for(lk, std::chrono::milliseconds(1),
+                     [&] { return !inbox_.empty() || stopping_ || io_ready_; });
       }
       cmds.swap(inbox_);
       io_ready_ = false;
@@ -229,7 +247,8 @@ bool EngineImpl::step() {
   for (SeqState* s : plan.failed) {
     finish(*live_.at(s->request_id), FinishReason::kError, {},
            error(ErrorCode::kResourceExhausted,
-                 fmt::format("the request needs more K/V than the whole device tier holds ({} blocks of {} tokens); "
+                 fmt::format("the request needs more K/V than the whole device tier holds ({} "
+                             "blocks of {} tokens); "
                              "give the engine more device blocks or a shorter context",
                              kv_->num_free_blocks(), kv_->layout().block_tokens)));
   }
@@ -244,7 +263,8 @@ bool EngineImpl::step() {
   }
   Result<std::span<const float>> logits = runner_.run(plan);
   if (!logits.is_ok()) {
-    for (const StepItem& it : plan.items) finish(*live_.at(it.seq->request_id), FinishReason::kError, {}, logits.status());
+    for (const StepItem& it : plan.items)
+      finish(*live_.at(it.seq->request_id), FinishReason::kError, {}, logits.status());
     return true;
   }
   const auto t1 = Clock::now();
@@ -260,7 +280,8 @@ bool EngineImpl::step() {
   for (const StepItem& it : plan.items) {
     if (!it.sample) continue;
     Request& r = *live_.at(it.seq->request_id);
-    std::span<const float> l = logits->subspan(row++ * static_cast<size_t>(vocab_), static_cast<size_t>(vocab_));
+    std::span<const float> l =
+        logits->subspan(row++ * static_cast<size_t>(vocab_), static_cast<size_t>(vocab_));
     sampled.emplace_back(r.st.request_id, r.sampler.sample(l, r.st.tokens));
   }
   // Events after sampling every row: a callback may not see a half-updated step.
@@ -358,14 +379,18 @@ void EngineImpl::publish_stats() {
 
 }  // namespace
 
-Result<std::unique_ptr<Engine>> make_engine(model::Model& model, const tokenizer::Tokenizer& tokenizer,
+Result<std::unique_ptr<Engine>> make_engine(model::Model& model,
+                                            const tokenizer::Tokenizer& tokenizer,
                                             EngineOptions options) {
   const model::Hparams& hp = model.hparams();
-  if (options.parallel < 1 || options.batch_tokens < 1 || options.block_tokens < 1 || options.ctx < 2) {
-    return error(ErrorCode::kInvalidArgument, "parallel, batch_tokens, block_tokens must be >= 1 and ctx >= 2");
+  if (options.parallel < 1 || options.batch_tokens < 1 || options.block_tokens < 1 ||
+      options.ctx < 2) {
+    return error(ErrorCode::kInvalidArgument,
+                 "parallel, batch_tokens, block_tokens must be >= 1 and ctx >= 2");
   }
   if (hp.context_length > 0 && options.ctx > hp.context_length) {
-    return error(ErrorCode::kOutOfRange, fmt::format("context {} exceeds the model's {}", options.ctx, hp.context_length));
+    return error(ErrorCode::kOutOfRange,
+                 fmt::format("context {} exceeds the model's {}", options.ctx, hp.context_length));
   }
   kv::KvCacheOptions ko;
   ko.layout.num_layers = static_cast<int32_t>(hp.num_layers);
@@ -377,7 +402,8 @@ Result<std::unique_ptr<Engine>> make_engine(model::Model& model, const tokenizer
   ko.fingerprint = kv::make_fingerprint(options.model_id, options.tokenizer_id, ko.layout);
   const auto bt = static_cast<int64_t>(options.block_tokens);
   int64_t blocks = options.device_blocks;
-  if (blocks <= 0 && options.device_bytes > 0) blocks = static_cast<int64_t>(options.device_bytes / ko.layout.block_bytes());
+  if (blocks <= 0 && options.device_bytes > 0)
+    blocks = static_cast<int64_t>(options.device_bytes / ko.layout.block_bytes());
   if (blocks <= 0) blocks = options.parallel * ((options.ctx + bt - 1) / bt);
   if (blocks < 1) return error(ErrorCode::kInvalidArgument, "the device tier holds no block");
   ko.device_blocks = static_cast<int32_t>(blocks);
@@ -388,7 +414,8 @@ Result<std::unique_ptr<Engine>> make_engine(model::Model& model, const tokenizer
   ko.device_memory = options.device_memory;
   ko.host_memory = options.host_memory;
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<kv::KvCache> kv, kv::KvCache::create(std::move(ko)));
-  return std::unique_ptr<Engine>(new EngineImpl(model, tokenizer, std::move(options), std::move(kv)));
+  return std::unique_ptr<Engine>(
+      new EngineImpl(model, tokenizer, std::move(options), std::move(kv)));
 }
 
 }  // namespace strata::engine

@@ -43,7 +43,8 @@ TEST(EngineSlow, LongPromptNeverStallsDecoders) {
   std::unique_ptr<Engine> e = std::move(made).value();
   Collector c(e.get());
   std::vector<RequestId> decoders;
-  for (int i = 0; i < 4; ++i) decoders.push_back(c.submit(*e, greedy_request(testing::random_prompt(rng, 20, vocab), 120)));
+  for (int i = 0; i < 4; ++i)
+    decoders.push_back(c.submit(*e, greedy_request(testing::random_prompt(rng, 20, vocab), 120)));
   // Let them reach decode, then the long prompt arrives.
   for (bool ready = false; !ready;) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -66,7 +67,8 @@ TEST(EngineSlow, LongPromptNeverStallsDecoders) {
     const Collector::Out d = c.get(id);
     ASSERT_EQ(d.tokens.size(), 120u);
     for (size_t i = 1; i < d.steps.size(); ++i) {
-      EXPECT_EQ(d.steps[i], d.steps[i - 1] + 1) << "decoder " << id << " skipped a step at token " << i;
+      EXPECT_EQ(d.steps[i], d.steps[i - 1] + 1)
+          << "decoder " << id << " skipped a step at token " << i;
       if (d.times[i] >= t_begin && d.times[i - 1] <= b.times.front()) {
         max_gap = std::max(max_gap, d.times[i] - d.times[i - 1]);
         sum_gap += d.times[i] - d.times[i - 1];
@@ -75,9 +77,10 @@ TEST(EngineSlow, LongPromptNeverStallsDecoders) {
     }
   }
   ASSERT_GT(gaps, 0);
-  std::printf("unchunked 8192-token prefill %.3f s; during the chunked prefill (%llu steps of 256 tokens) "
-              "decoder gaps: mean %.4f s, max %.4f s\n",
-              unchunked_seconds, static_cast<unsigned long long>(prefill_steps), sum_gap / gaps, max_gap);
+  std::printf(
+      "unchunked 8192-token prefill %.3f s; during the chunked prefill (%llu steps of 256 tokens) "
+      "decoder gaps: mean %.4f s, max %.4f s\n",
+      unchunked_seconds, static_cast<unsigned long long>(prefill_steps), sum_gap / gaps, max_gap);
   // One step's budget is ~1/32 of the prompt; even the last chunks (attending to ~8k keys)
   // stay far below the stall of an unchunked prefill.
   EXPECT_LT(max_gap, unchunked_seconds / 3);

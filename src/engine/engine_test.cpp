@@ -50,7 +50,8 @@ class EngineTest : public ::testing::Test {
     return testing::solo_greedy(*tiny_->model, p, max_tokens, DType::kF32, kBlock, kCtx);
   }
   // Prompts of mixed lengths at once; each must give exactly its solo greedy tokens.
-  static uint64_t expect_batched_equals_solo(const EngineOptions& o, testing::TinyModel* m = nullptr) {
+  static uint64_t expect_batched_equals_solo(const EngineOptions& o,
+                                             testing::TinyModel* m = nullptr) {
     if (m == nullptr) m = tiny_;
     const std::vector<size_t> lengths = {5, 17, 33, 64, 100, 3, 48, 130};
     const int max_tokens = 24;
@@ -68,7 +69,8 @@ class EngineTest : public ::testing::Test {
       Collector::Out out = c.get(id);
       EXPECT_EQ(out.num_done, 1);
       EXPECT_EQ(out.done.finish, FinishReason::kLength) << out.done.error.to_string();
-      EXPECT_EQ(out.tokens, testing::solo_greedy(*m->model, p, max_tokens, o.kv_dtype, o.block_tokens, o.ctx))
+      EXPECT_EQ(out.tokens,
+                testing::solo_greedy(*m->model, p, max_tokens, o.kv_dtype, o.block_tokens, o.ctx))
           << "prompt of " << p.size() << " tokens";
       EXPECT_EQ(out.done.usage.completion_tokens, max_tokens);
       EXPECT_EQ(out.done.usage.prompt_tokens, static_cast<int>(p.size()));
@@ -120,7 +122,10 @@ TEST_F(EngineTest, CancellationStormReturnsEveryBlock) {
   EXPECT_EQ(used0, 0u);
   Collector c(e.get());
   std::vector<RequestId> ids;
-  for (int i = 0; i < 40; ++i) ids.push_back(c.submit(*e, greedy_request(prompt(static_cast<uint32_t>(i), 10 + static_cast<size_t>(i) * 7 % 120), 40)));
+  for (int i = 0; i < 40; ++i)
+    ids.push_back(c.submit(
+        *e, greedy_request(prompt(static_cast<uint32_t>(i), 10 + static_cast<size_t>(i) * 7 % 120),
+                           40)));
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
@@ -154,10 +159,12 @@ TEST_F(EngineTest, CancellationStormReturnsEveryBlock) {
 
 TEST_F(EngineTest, OverContextPromptIsRejectedWithBothNumbers) {
   auto e = engine(options());
-  auto r = e->submit(greedy_request(prompt(1, kCtx), 4), [](const Event&) { FAIL() << "no events"; });
+  auto r =
+      e->submit(greedy_request(prompt(1, kCtx), 4), [](const Event&) { FAIL() << "no events"; });
   ASSERT_FALSE(r.is_ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kOutOfRange);
-  EXPECT_NE(r.status().message().find("prompt has 1024 tokens; the context is 1024"), std::string::npos)
+  EXPECT_NE(r.status().message().find("prompt has 1024 tokens; the context is 1024"),
+            std::string::npos)
       << r.status().message();
   auto bad = e->submit(greedy_request({1, 2, 100000}, 4), [](const Event&) {});
   EXPECT_EQ(bad.status().code(), ErrorCode::kInvalidArgument);
@@ -214,7 +221,8 @@ TEST_F(EngineTest, StopStringSplitAcrossTokensIsWithheldAndCut) {
   ASSERT_EQ(pieces_text, full.text);
   size_t cut = 0;
   for (size_t i = 10; i + 1 < ends.size(); ++i) {
-    if (ends[i] - ends[i - 1] >= 1 && ends[i + 1] - ends[i] >= 1 && static_cast<unsigned char>(full.text[ends[i] - 1]) < 128 &&
+    if (ends[i] - ends[i - 1] >= 1 && ends[i + 1] - ends[i] >= 1 &&
+        static_cast<unsigned char>(full.text[ends[i] - 1]) < 128 &&
         static_cast<unsigned char>(full.text[ends[i]]) < 128) {
       cut = ends[i];
       break;

@@ -28,7 +28,8 @@ struct TinyModel {
   std::unique_ptr<tokenizer::Tokenizer> tok;
 };
 
-inline std::unique_ptr<TinyModel> make_tiny(const std::string& preset = "tiny", int64_t ctx = 16384) {
+inline std::unique_ptr<TinyModel> make_tiny(const std::string& preset = "tiny",
+                                            int64_t ctx = 16384) {
   auto t = std::make_unique<TinyModel>();
   model::SynthOptions so;
   so.hp = model::preset_hparams(preset).value();
@@ -62,8 +63,8 @@ inline std::vector<int32_t> random_prompt(std::mt19937& rng, size_t n, int32_t v
 }
 
 // Greedy tokens of `prompt` run alone through the Generator (no scheduler, no cache).
-inline std::vector<int32_t> solo_greedy(model::Model& m, const std::vector<int32_t>& prompt, int max_tokens,
-                                        DType kv, int block_tokens, int64_t ctx) {
+inline std::vector<int32_t> solo_greedy(model::Model& m, const std::vector<int32_t>& prompt,
+                                        int max_tokens, DType kv, int block_tokens, int64_t ctx) {
   Generator gen(m, ctx, kv, block_tokens);
   GenerateOptions o;
   o.max_tokens = max_tokens;
@@ -84,12 +85,14 @@ class Collector {
     int num_done = 0;
     Event done;
   };
-  explicit Collector(Engine* engine = nullptr) : engine_(engine), t0_(std::chrono::steady_clock::now()) {}
+  explicit Collector(Engine* engine = nullptr)
+      : engine_(engine), t0_(std::chrono::steady_clock::now()) {}
   void set_engine(Engine* e) { engine_ = e; }
   EventCallback callback() {
     return [this](const Event& ev) {
       const uint64_t step = engine_ != nullptr ? engine_->stats().steps : 0;
-      const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+      const double t =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
       std::lock_guard lk(mu_);
       Out& o = out_[ev.id];
       if (ev.kind == Event::Kind::kDelta) {

@@ -30,8 +30,8 @@ class Runner {
   kv::KvCache& kv_;
   model::KvLayers layers_;
   int max_seqs_;
-  float* logits_dev_ = nullptr;      // [max_seqs, vocab] f32, backend memory
-  std::vector<float> logits_host_;   // [max_seqs, vocab] f32
+  float* logits_dev_ = nullptr;     // [max_seqs, vocab] f32, backend memory
+  std::vector<float> logits_host_;  // [max_seqs, vocab] f32
   // Batch arrays, reused: [num_tokens] each; block tables [items][blocks] i32.
   std::vector<int32_t> tokens_, positions_, slots_;
   std::vector<std::vector<int32_t>> tables_;

@@ -63,8 +63,8 @@ void Scheduler::commit(const StepPlan& plan) {
   for (const StepItem& it : plan.items) {
     SeqState* s = it.seq;
     STRATA_CHECK(s->seq.has_value() && it.begin == s->num_computed);
-    kv_.commit(*s->seq, std::span<const int32_t>(s->tokens).subspan(static_cast<size_t>(it.begin),
-                                                                      static_cast<size_t>(it.num_tokens)));
+    kv_.commit(*s->seq, std::span<const int32_t>(s->tokens).subspan(
+                            static_cast<size_t>(it.begin), static_cast<size_t>(it.num_tokens)));
     s->num_computed += it.num_tokens;
   }
 }
@@ -124,8 +124,9 @@ int32_t Scheduler::grow(SeqState* s, int32_t n, bool can_shrink, bool may_preemp
       continue;
     }
     if (can_shrink) {
-      const int32_t room = (static_cast<int32_t>(kv_.block_table(*s->seq).size()) + kv_.num_free_blocks()) * bt -
-                           kv_.num_tokens(*s->seq);
+      const int32_t room =
+          (static_cast<int32_t>(kv_.block_table(*s->seq).size()) + kv_.num_free_blocks()) * bt -
+          kv_.num_tokens(*s->seq);
       if (room > 0 && room < n) {
         n = room;
         continue;
@@ -155,7 +156,9 @@ void Scheduler::plan_running(StepPlan& plan) {
     }
   }
   for (SeqState* s : running_) {
-    if (s->phase != SeqPhase::kRunning || s->is_decoding() || s->num_uncomputed() <= 0 || budget_ <= 0) continue;
+    if (s->phase != SeqPhase::kRunning || s->is_decoding() || s->num_uncomputed() <= 0 ||
+        budget_ <= 0)
+      continue;
     const int32_t n = std::min(s->num_uncomputed(), budget_);
     want_[s] = n;
     budget_ -= n;
@@ -166,9 +169,12 @@ void Scheduler::plan_running(StepPlan& plan) {
     if (w == want_.end()) continue;
     const int32_t n = w->second;
     const int32_t got = grow(s, n, !s->is_decoding(), /*may_preempt=*/true, plan);
-    if (s->phase != SeqPhase::kRunning) break;  // s itself was preempted or failed: it was the newest
+    if (s->phase != SeqPhase::kRunning)
+      break;  // s itself was preempted or failed: it was the newest
     budget_ += n - got;
-    if (got > 0) plan.items.push_back({s, s->num_computed, got, s->num_computed + got == static_cast<int32_t>(s->tokens.size())});
+    if (got > 0)
+      plan.items.push_back({s, s->num_computed, got,
+                            s->num_computed + got == static_cast<int32_t>(s->tokens.size())});
   }
 }
 
@@ -187,7 +193,8 @@ bool Scheduler::waits_for_shared_prefix(const SeqState* s) const {
 
 void Scheduler::admit(StepPlan& plan) {
   const int32_t bt = kv_.layout().block_tokens;
-  for (size_t i = 0; i < waiting_.size() && static_cast<int>(running_.size()) < opt_.parallel && budget_ > 0;) {
+  for (size_t i = 0;
+       i < waiting_.size() && static_cast<int>(running_.size()) < opt_.parallel && budget_ > 0;) {
     SeqState* s = waiting_[i];
     // A running request is computing blocks this one shares: take them when they are done.
     if (opt_.prefix_cache && waits_for_shared_prefix(s)) {
@@ -200,10 +207,13 @@ void Scheduler::admit(StepPlan& plan) {
     // one block of headroom per running sequence.
     const kv::PrefixMatch m = kv_.lookup(s->tokens, s->extra, max_cached);
     int32_t resident = 0;
-    for (const kv::PrefixBlock& pb : m.blocks) resident += pb.tier == kv::Tier::kDevice && pb.num_tokens == bt;
-    const int32_t first_end = std::min<int32_t>(static_cast<int32_t>(s->tokens.size()), m.num_tokens + budget_);
+    for (const kv::PrefixBlock& pb : m.blocks)
+      resident += pb.tier == kv::Tier::kDevice && pb.num_tokens == bt;
+    const int32_t first_end =
+        std::min<int32_t>(static_cast<int32_t>(s->tokens.size()), m.num_tokens + budget_);
     const int32_t need = (first_end + bt - 1) / bt - resident;
-    if (!running_.empty() && need + static_cast<int32_t>(running_.size()) > kv_.num_free_blocks()) break;
+    if (!running_.empty() && need + static_cast<int32_t>(running_.size()) > kv_.num_free_blocks())
+      break;
     waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(i));
     s->seq = kv_.add_sequence(s->tokens, s->extra, max_cached);
     insert_by_arrival(running_, s);
@@ -217,7 +227,8 @@ void Scheduler::admit(StepPlan& plan) {
     const int32_t got = grow(s, n, /*can_shrink=*/true, /*may_preempt=*/false, plan);
     if (got > 0) {
       budget_ -= got;
-      plan.items.push_back({s, s->num_computed, got, s->num_computed + got == static_cast<int32_t>(s->tokens.size())});
+      plan.items.push_back({s, s->num_computed, got,
+                            s->num_computed + got == static_cast<int32_t>(s->tokens.size())});
     }
   }
 }

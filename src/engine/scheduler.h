@@ -41,9 +41,9 @@ struct SeqState {
 };
 
 struct SchedulerOptions {
-  int parallel = 4;         // most sequences admitted at once
-  int batch_tokens = 512;   // token budget of one step
-  bool prefix_cache = true; // false: never reuse cached K/V (every prompt is computed)
+  int parallel = 4;          // most sequences admitted at once
+  int batch_tokens = 512;    // token budget of one step
+  bool prefix_cache = true;  // false: never reuse cached K/V (every prompt is computed)
   // Wait for SSD reads at most this long per cached token before recomputing instead
   // (the engine updates it from the measured prefill rate).
   double load_seconds_per_token = 50e-6;
@@ -102,8 +102,8 @@ class Scheduler {
 
   kv::KvCache& kv_;
   SchedulerOptions opt_;
-  std::vector<SeqState*> waiting_;  // by arrival
-  std::vector<SeqState*> running_;  // by arrival (loading and running)
+  std::vector<SeqState*> waiting_;                     // by arrival
+  std::vector<SeqState*> running_;                     // by arrival (loading and running)
   std::unordered_map<const SeqState*, int32_t> want_;  // this step's tokens per sequence
   int budget_ = 0;                                     // this step's tokens left
   uint64_t num_preemptions_ = 0;

@@ -54,7 +54,8 @@ class Harness {
     for (const StepItem& it : plan.items) {
       if (!it.sample) continue;
       Fake* f = fake(it.seq);
-      f->st.tokens.push_back(static_cast<int32_t>((f->st.tokens.size() * 7 + f->st.tokens.back()) % 50));
+      f->st.tokens.push_back(
+          static_cast<int32_t>((f->st.tokens.size() * 7 + f->st.tokens.back()) % 50));
       if (++f->generated == f->max_new) {
         f->done = true;
         sched_.remove(&f->st);
@@ -110,7 +111,8 @@ TEST(Scheduler, TinyPoolPreemptsAndEveryRequestCompletes) {
   auto kv = make_cache(16);  // 64 tokens in all
   const int32_t free0 = kv->num_free_blocks();
   Harness h(*kv, {.parallel = 4, .batch_tokens = 32});
-  for (int i = 0; i < 6; ++i) h.add(tokens(10 + 3 * static_cast<size_t>(i), 20 + i), 25);  // ~40 tokens each
+  for (int i = 0; i < 6; ++i)
+    h.add(tokens(10 + 3 * static_cast<size_t>(i), 20 + i), 25);  // ~40 tokens each
   h.run_all();
   EXPECT_TRUE(h.sched().empty());
   for (auto& f : h.fakes()) {

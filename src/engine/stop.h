@@ -12,7 +12,7 @@ class StopMatcher {
   explicit StopMatcher(std::vector<std::string> stops);
 
   struct Out {
-    std::string text;     // newly decided text (safe to stream)
+    std::string text;  // newly decided text (safe to stream)
     bool stopped = false;
     std::string matched;  // the stop string that matched (when stopped)
   };

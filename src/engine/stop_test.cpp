@@ -6,7 +6,8 @@ namespace strata::engine {
 namespace {
 
 // Feeds pieces one by one; returns everything streamed and whether it stopped.
-std::string stream(StopMatcher& m, const std::vector<std::string>& pieces, bool* stopped, std::string* matched) {
+std::string stream(StopMatcher& m, const std::vector<std::string>& pieces, bool* stopped,
+                   std::string* matched) {
   std::string out;
   for (const std::string& p : pieces) {
     StopMatcher::Out o = m.add(p);
