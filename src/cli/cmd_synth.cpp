@@ -12,6 +12,7 @@
 #include "core/thread_pool.h"
 #include "gguf/gguf.h"
 #include "model/synth.h"
+#include "tokenizer/tokenizer.h"
 
 namespace strata::cli {
 namespace {
@@ -21,6 +22,7 @@ struct SynthArgs {
   std::string out;
   std::string recipe = "F32";
   std::string vocab;       // vocabulary GGUF
+  std::string hf_tokenizer;  // folder with tokenizer.json + tokenizer_config.json
   std::string template_file;
   std::string arch;
   uint64_t seed = 1;
@@ -96,6 +98,20 @@ int run_synth(const SynthArgs& a) {
     }
     vocab_file = std::move(vf).value();
     opts.vocab = model::vocab_from_gguf(*vocab_file);
+  }
+  if (!a.hf_tokenizer.empty()) {
+    const std::string tj = a.hf_tokenizer + "/tokenizer.json", tc = a.hf_tokenizer + "/tokenizer_config.json";
+    std::ifstream p1(tj), p2(tc);
+    if (!p1 || !p2) {
+      std::fprintf(stderr, "strata synth: '%s' needs tokenizer.json and tokenizer_config.json\n", a.hf_tokenizer.c_str());
+      return 1;
+    }
+    auto v = tokenizer::vocab_from_hf_json(read_text(tj), read_text(tc));
+    if (!v.is_ok()) {
+      std::fprintf(stderr, "strata synth: %s\n", v.status().to_string().c_str());
+      return 1;
+    }
+    opts.vocab = tokenizer::to_gguf_metadata(*v);
   }
   if (!a.template_file.empty()) {
     std::ifstream probe(a.template_file);
@@ -193,6 +209,7 @@ void register_synth(CLI::App& app) {
   cmd->add_option("--preset", a->preset, "Shape preset: " + presets)->capture_default_str();
   cmd->add_option("--type,--recipe", a->recipe, "Weight type or recipe (F32, F16, BF16, Q8_0, Q4_K_M, ...)")->capture_default_str();
   cmd->add_option("--vocab", a->vocab, "Take vocabulary and chat template from this GGUF");
+  cmd->add_option("--hf-tokenizer", a->hf_tokenizer, "Take vocabulary and chat template from a Hugging Face folder (tokenizer.json + tokenizer_config.json)");
   cmd->add_option("--chat-template", a->template_file, "Chat template file (Jinja)");
   cmd->add_option("--arch", a->arch, "Architecture: llama, qwen2, qwen3, qwen3moe");
   cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str();

