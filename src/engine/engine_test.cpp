@@ -307,6 +307,37 @@ TEST_F(EngineTest, PrefixCacheOffRamAndSsdRestartGiveTheSameOutput) {
   }
 }
 
+TEST_F(EngineTest, FailedSsdReadsAreRecomputedWithTheSameOutput) {
+  kv::testing::TempDir dir;
+  const auto p = prompt(9, 150);
+  const std::vector<int32_t> want = solo(p, 12);
+  EngineOptions o = options();
+  o.ssd_dir = dir.path;
+  o.ssd_bytes = 64u << 20;
+  {
+    auto e = engine(o);
+    Collector c(e.get());
+    c.submit(*e, greedy_request(p, 12));
+    c.wait();
+    e->shutdown(true);
+  }
+  auto e = engine(o);  // indexes the records...
+  int damaged = 0;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir.path)) {
+    if (f.is_regular_file() && f.file_size() > 64) {
+      std::filesystem::resize_file(f.path(), 64);  // ...which then go bad under it
+      ++damaged;
+    }
+  }
+  ASSERT_GT(damaged, 0);
+  Collector c(e.get());
+  RequestId id = c.submit(*e, greedy_request(p, 12));
+  c.wait();
+  const Collector::Out out = c.get(id);
+  EXPECT_EQ(out.tokens, want);
+  EXPECT_EQ(out.done.usage.cached_tokens_disk, 0) << "no damaged block was served";
+}
+
 TEST_F(EngineTest, ConcurrentIdenticalPromptsShareTheirBlocks) {
   EngineOptions o = options();
   o.batch_tokens = 256;  // the whole prompt in one step, so the twin is considered in it
