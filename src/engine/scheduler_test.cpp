@@ -2,10 +2,16 @@
 // model): budgets, decoders first, preemption, admission, shared prefixes.
 #include "engine/scheduler.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <filesystem>
 #include <memory>
 #include <random>
+#include <thread>
 
 #include "core/check.h"
 #include "kv/kv_test_util.h"
@@ -184,6 +190,66 @@ TEST(Scheduler, CancelledMidPrefillFreesItsBlocks) {
   h.sched().remove(&a->st);
   EXPECT_EQ(kv->num_free_blocks(), free0);
   EXPECT_TRUE(h.sched().empty());
+}
+
+// A cached prefix whose SSD read hangs: the request waits at most the limit, then abandons
+// the read and computes the prompt itself.
+TEST(Scheduler, SlowSsdReadIsAbandonedAndRecomputed) {
+  kv::testing::TempDir dir;
+  auto options = [&] {
+    kv::KvCacheOptions o;
+    o.layout = kv::testing::tiny_layout(0, 4);
+    o.fingerprint = kv::make_fingerprint("w", "t", o.layout);
+    o.device_blocks = 64;
+    o.ssd_dir = dir.path;
+    o.ssd_bytes = 16u << 20;
+    return o;
+  };
+  const auto p = tokens(41, 11);
+  {
+    auto c = kv::KvCache::create(options());
+    ASSERT_TRUE(c.is_ok());
+    Harness h(**c, {.parallel = 2, .batch_tokens = 64});
+    h.add(p, 1);
+    h.run_all();
+    (*c)->flush();
+  }
+  auto c = kv::KvCache::create(options());
+  ASSERT_TRUE(c.is_ok());
+  // The first block's record becomes a FIFO: reading it blocks until someone opens it to write.
+  const kv::KvCacheOptions o = options();
+  const std::string first = kv::full_block_keys(o.fingerprint, 4, p, kv::ExtraKey{})[0].to_hex();
+  std::string path;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir.path)) {
+    if (f.path().filename().string().starts_with(first)) path = f.path().string();
+  }
+  ASSERT_FALSE(path.empty());
+  std::filesystem::remove(path);
+  ASSERT_EQ(::mkfifo(path.c_str(), 0644), 0);
+
+  Harness h(**c, {.parallel = 2,
+                  .batch_tokens = 64,
+                  .load_seconds_per_token = 0,
+                  .min_load_wait_seconds = 0.05});
+  Fake* f = h.add(p, 3);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!h.sched().empty() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10))
+    h.step();
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(f->generated, 3);
+  EXPECT_EQ(f->st.first_stats.cached_tokens(), 0) << "the hung prefix was recomputed";
+  EXPECT_GE(waited, 0.05) << "after waiting for it";
+  EXPECT_GE((*c)->stats().ssd_reads_wasted, 1);
+  // Let the hung reader go (it sees an empty record) so the cache can shut down.
+  for (int i = 0; i < 1000; ++i) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd >= 0) {
+      ::close(fd);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 }  // namespace
