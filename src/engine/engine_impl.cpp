@@ -250,7 +250,7 @@ bool EngineImpl::step() {
                  fmt::format("the request needs more K/V than the whole device tier holds ({} "
                              "blocks of {} tokens); "
                              "give the engine more device blocks or a shorter context",
-                             kv_->num_free_blocks(), kv_->layout().block_tokens)));
+                             device_blocks_, kv_->layout().block_tokens)));
   }
   if (plan.items.empty()) return false;
   const auto t0 = Clock::now();

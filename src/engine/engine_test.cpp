@@ -171,6 +171,21 @@ TEST_F(EngineTest, OverContextPromptIsRejectedWithBothNumbers) {
   EXPECT_FALSE(e->submit(greedy_request({}, 4), [](const Event&) {}).is_ok());
 }
 
+TEST_F(EngineTest, RequestLargerThanTheWholePoolEndsWithAnError) {
+  EngineOptions o = options();
+  o.device_blocks = 2;  // 32 tokens
+  auto e = engine(o);
+  Collector c(e.get());
+  RequestId big = c.submit(*e, greedy_request(prompt(10, 60), 4));
+  RequestId small = c.submit(*e, greedy_request(prompt(11, 10), 4));
+  c.wait();
+  EXPECT_EQ(c.get(big).done.finish, FinishReason::kError);
+  EXPECT_EQ(c.get(big).done.error.code(), ErrorCode::kResourceExhausted);
+  EXPECT_EQ(c.get(small).done.finish, FinishReason::kLength)
+      << "a request that fits alone completes";
+  EXPECT_EQ(e->stats().device_blocks_used, 0u);
+}
+
 TEST_F(EngineTest, MaxTokensGivesLengthAndContextClampsIt) {
   auto e = engine(options());
   Collector c(e.get());
