@@ -9,6 +9,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_probe.h"
+#include "cli/backend_choice.h"
 #include "cli/commands.h"
 #include "cli/model_loading.h"
 #include "core/rng.h"
@@ -31,6 +32,7 @@ struct RunArgs {
   int ctx = 4096;
   bool json = false;
   std::string kv_type = "F16";
+  std::string backend = "cpu";
 };
 
 Result<std::vector<int32_t>> parse_ids(const std::string& s) {
@@ -57,7 +59,9 @@ int run_run(const RunArgs& a) {
   if (!kv_type || (*kv_type != DType::kF16 && *kv_type != DType::kBF16 && *kv_type != DType::kF32 && *kv_type != DType::kQ8_0)) {
     return fail("run", error(ErrorCode::kInvalidArgument, "--kv-type must be F16, BF16, F32 or Q8_0"));
   }
-  backend::CpuBackend be(a.threads);
+  auto be_r = make_backend(a.backend, a.threads);
+  if (!be_r.is_ok()) return fail("run", be_r.status());
+  backend::Backend& be = **be_r;
   auto loaded = load_model(a.model, be, !a.json);
   if (!loaded.is_ok()) return fail("run", loaded.status());
   model::Model& m = *loaded->model;
@@ -122,6 +126,7 @@ struct BenchArgs {
   int threads = 0;
   bool json = false;
   int reps = 2;
+  std::string backend = "cpu";
 };
 
 // Bytes of weights one decode token reads and matrix FLOPs one token costs.
@@ -154,14 +159,20 @@ TokenCost token_cost(const model::Model& m) {
 }
 
 int run_bench(const BenchArgs& a) {
-  backend::CpuBackend be(a.threads);
+  auto be_r = make_backend(a.backend, a.threads);
+  if (!be_r.is_ok()) return fail("bench", be_r.status());
+  backend::Backend& be = **be_r;
   auto loaded = load_model(a.model, be, !a.json);
   if (!loaded.is_ok()) return fail("bench", loaded.status());
   model::Model& m = *loaded->model;
   const auto& hp = m.hparams();
-  if (!a.json) std::fprintf(stderr, "measuring memory bandwidth and FMA peak...\n");
-  const double bw = backend::cpu::measure_memory_bandwidth_gbs(be.pool());
-  const double peak = backend::cpu::measure_fma_peak_gflops(be.pool());
+  // The limits: measured here for the CPU (the CUDA roofline is bench/cuda/cuda_bench's job).
+  double bw = 0, peak = 0;
+  if (auto* cpu = dynamic_cast<backend::CpuBackend*>(&be)) {
+    if (!a.json) std::fprintf(stderr, "measuring memory bandwidth and FMA peak...\n");
+    bw = backend::cpu::measure_memory_bandwidth_gbs(cpu->pool());
+    peak = backend::cpu::measure_fma_peak_gflops(cpu->pool());
+  }
   const TokenCost cost = token_cost(m);
   Rng rng(1);
   std::vector<int32_t> prompt(static_cast<size_t>(a.p));
@@ -194,7 +205,7 @@ int run_bench(const BenchArgs& a) {
   // Decode roofline: weights read once per token plus the K/V read at the mean context.
   const double kv_bytes_token = 2.0 * hp.num_layers * hp.num_kv_heads * hp.head_dim * 2 /*f16*/ * (a.n / 2.0);
   const double bytes_per_token = cost.weight_bytes + kv_bytes_token;
-  const double roofline_tg = bw * 1e9 / bytes_per_token;
+  const double roofline_tg = bw > 0 ? bw * 1e9 / bytes_per_token : 0;
   // Prefill: model FLOPs = matrix FLOPs + attention (QK^T and PV over the causal half).
   const double attn_flops = 4.0 * hp.num_layers * hp.num_heads * hp.head_dim * (a.p / 2.0);
   const double flops_token = cost.matrix_flops + attn_flops;
@@ -209,16 +220,21 @@ int run_bench(const BenchArgs& a) {
     j["prefill_tokens"] = a.p;
     j["prefill_tokens_per_s"] = pp;
     j["prefill_gflops"] = pp_gflops;
-    j["prefill_fraction_of_peak"] = pp_gflops / peak;
+    if (peak > 0) j["prefill_fraction_of_peak"] = pp_gflops / peak;
     j["decode_tokens"] = a.n;
     j["decode_tokens_per_s"] = tg;
     j["decode_bytes_per_token"] = bytes_per_token;
     j["decode_roofline_tokens_per_s"] = roofline_tg;
-    j["decode_fraction_of_roofline"] = tg / roofline_tg;
+    if (roofline_tg > 0) j["decode_fraction_of_roofline"] = tg / roofline_tg;
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     std::printf("model: %s (%s), %d threads\n", a.model.c_str(), hp.arch.c_str(), be.num_threads());
-    std::printf("machine: memory bandwidth %.1f GB/s, FMA peak %.1f GFLOP/s\n", bw, peak);
+    if (bw > 0) std::printf("machine: memory bandwidth %.1f GB/s, FMA peak %.1f GFLOP/s\n", bw, peak);
+    if (bw <= 0) {
+      std::printf("prefill %4d tokens: %8.1f tok/s\ndecode  %4d tokens: %8.2f tok/s  %7.3f GB/token\n", a.p, pp, a.n, tg,
+                  bytes_per_token / 1e9);
+      return 0;
+    }
     std::printf("prefill %4d tokens: %8.1f tok/s  %7.1f GFLOP/s  = %5.1f%% of FMA peak\n", a.p, pp, pp_gflops,
                 100 * pp_gflops / peak);
     std::printf("decode  %4d tokens: %8.2f tok/s  %7.3f GB/token  = %5.1f%% of bandwidth roofline (%.2f tok/s)\n", a.n,
@@ -261,6 +277,7 @@ void register_run(CLI::App& app) {
   cmd->add_option("--ctx", a->ctx, "Context length")->capture_default_str();
   cmd->add_option("--kv-type", a->kv_type, "KV cache type: F16, BF16, F32, Q8_0")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print one JSON object with ids and text");
+  cmd->add_option("--backend", a->backend, "cpu or cuda")->capture_default_str();
   cmd->callback([a] { set_exit_code(run_run(*a)); });
 }
 
@@ -273,6 +290,7 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--threads", a->threads, "Threads (0 = all cores)");
   cmd->add_option("--reps", a->reps, "Repetitions (best is reported)")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print JSON");
+  cmd->add_option("--backend", a->backend, "cpu or cuda")->capture_default_str();
   cmd->callback([a] { set_exit_code(run_bench(*a)); });
 }
 

@@ -20,7 +20,7 @@ using RequestId = uint64_t;
 struct GenerateRequest {
   std::vector<int32_t> prompt;          // token ids (the chat template is applied upstream)
   SamplingParams sampling;
-  int max_tokens = 256;                 // clamped to what the context leaves
+  int max_tokens = 256;                 // clamped to what the context leaves; <= 0: all of it
   std::vector<std::string> stop;        // stop strings: matched across token boundaries, withheld until decided
   bool ignore_eos = false;
   std::string cache_salt;               // extra key of the prefix cache (e.g. per API key); "" = shared
@@ -48,7 +48,7 @@ struct Event {
   std::string text;                     // newly decided text (valid UTF-8)
   std::vector<int32_t> tokens;          // the tokens this event covers
   std::vector<SampleResult> logprobs;   // per token, when sampling.top_logprobs > 0
-  // kDone only:
+  // kDone only (it carries no text or tokens: the last kDelta has them):
   FinishReason finish = FinishReason::kNone;
   std::string stop_matched;             // the stop string that ended it, if any
   Usage usage;
@@ -64,9 +64,14 @@ struct EngineStats {
   uint64_t prompt_tokens_total = 0;
   uint64_t cached_tokens_total = 0;
   uint64_t generated_tokens_total = 0;
-  // KV cache, bytes and blocks per tier
+  // KV cache, bytes and blocks per tier. A used device block is one a running request holds
+  // (or an SSD write reads); cached blocks no request holds count as free (evictable).
+  // host_bytes_used is not reported yet (0).
   uint64_t device_blocks_used = 0, device_blocks_total = 0;
   uint64_t host_bytes_used = 0, disk_bytes_used = 0;
+  // Scheduler
+  uint64_t steps = 0;        // forward steps run (plus idle polls while SSD reads are in flight)
+  uint64_t preemptions = 0;  // requests sent back to waiting because KV blocks ran out
 };
 
 class Engine {
