@@ -2,6 +2,7 @@
 // SIGINT/SIGTERM, then drain the requests in flight and shut the engine down.
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -15,7 +16,7 @@
 #include "cli/commands.h"
 #include "cli/model_loading.h"
 #include "cli/serial_engine.h"
-#include "engine/generator.h"
+#include "engine/engine_impl.h"
 #include "server/server.h"
 
 namespace strata::cli {
@@ -106,18 +107,11 @@ SerialEngine::Producer script_producer(const tokenizer::Tokenizer& tok, std::vec
   };
 }
 
-SerialEngine::Producer model_producer(model::Model& m, const tokenizer::Tokenizer& tok, int64_t ctx) {
-  auto gen = std::make_shared<engine::Generator>(m, ctx);
-  std::vector<int32_t> eog(tok.eog_ids().begin(), tok.eog_ids().end());
-  return [gen, eog](const engine::GenerateRequest& req, const std::function<bool(int32_t)>& on_token) -> Status {
-    engine::GenerateOptions opts;
-    opts.max_tokens = req.max_tokens + 1;  // the engine loop stops at max_tokens itself
-    opts.sampling = req.sampling;
-    opts.eog_tokens = eog;
-    opts.stop_at_eog = !req.ignore_eos;
-    auto out = gen->generate(req.prompt, opts, [&](const engine::SampleResult& r) { return on_token(r.token); });
-    return out.is_ok() ? Status::ok() : out.status();
-  };
+// The model's identity for the cache fingerprint: path, size and modification time.
+std::string model_identity(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return path;
+  return fmt::format("{}:{}:{}", path, static_cast<long long>(st.st_size), static_cast<long long>(st.st_mtime));
 }
 
 int run_serve(const ServeArgs& a) {
@@ -135,21 +129,29 @@ int run_serve(const ServeArgs& a) {
   model::Model& m = *loaded->model;
   const tokenizer::Tokenizer& tok = *loaded->tokenizer;
   const int64_t ctx = a.ctx > 0 ? std::min<int64_t>(a.ctx, m.hparams().context_length) : m.hparams().context_length;
-  if (a.cache_ram || a.cache_disk || !a.cache_dir.empty() || a.parallel != 4) {
-    std::fprintf(stderr, "strata serve: note: this build serves one request at a time without the tiered cache; "
-                         "--parallel and --cache-* take effect with the scheduler engine\n");
+  if (a.cache_disk > 0 && a.cache_dir.empty()) {
+    return fail(error(ErrorCode::kInvalidArgument, "--cache-disk needs --cache-dir"));
   }
-  SerialEngine::Producer producer;
+  std::unique_ptr<engine::Engine> engine;
   if (!a.script.empty()) {
     auto text = read_file(a.script);
     if (!text.is_ok()) return fail(text.status());
     auto script = read_script(*text);
     if (!script.is_ok()) return fail(script.status());
-    producer = script_producer(tok, std::move(*script));
+    engine = std::make_unique<SerialEngine>(tok, ctx, script_producer(tok, std::move(*script)));
   } else {
-    producer = model_producer(m, tok, ctx);
+    engine::EngineOptions eo;
+    eo.parallel = std::max(1, a.parallel);
+    eo.ctx = ctx;
+    eo.host_bytes = a.cache_ram;
+    eo.ssd_dir = a.cache_dir;
+    eo.ssd_bytes = a.cache_dir.empty() ? 0 : (a.cache_disk > 0 ? a.cache_disk : uint64_t{16} << 30);
+    eo.model_id = model_identity(a.model);
+    eo.tokenizer_id = eo.model_id;
+    auto made = engine::make_engine(m, tok, std::move(eo));
+    if (!made.is_ok()) return fail(made.status());
+    engine = std::move(*made);
   }
-  SerialEngine engine(tok, ctx, std::move(producer));
 
   server::ServerOptions opts;
   opts.host = a.host;
@@ -165,14 +167,14 @@ int run_serve(const ServeArgs& a) {
   opts.max_output_tokens = a.max_tokens;
   opts.keepalive_seconds = a.keepalive;
   opts.max_waiting = a.max_waiting;
-  opts.engine_name = a.script.empty() ? "serial" : "script";
+  opts.engine_name = a.script.empty() ? "strata" : "script";
   opts.num_http_threads = std::max(16, a.parallel * 4);
   if (!a.chat_template_file.empty()) {
     auto t = read_file(a.chat_template_file);
     if (!t.is_ok()) return fail(t.status());
     opts.chat_template = *t;
   }
-  auto srv = server::Server::create(opts, engine, tok);
+  auto srv = server::Server::create(opts, *engine, tok);
   if (!srv.is_ok()) return fail(srv.status());
   server::Server& server = **srv;
   if (Status st = server.bind(); !st.is_ok()) return fail(st);
@@ -191,7 +193,7 @@ int run_serve(const ServeArgs& a) {
     kill(getpid(), SIGTERM);  // release the waiter
   }
   waiter.join();
-  engine.shutdown(/*drain=*/true);
+  engine->shutdown(/*drain=*/true);  // finishes what runs and flushes the cache tiers
   std::fprintf(stderr, "strata serve: stopped\n");
   return st.is_ok() ? 0 : fail(st);
 }
@@ -209,7 +211,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--ctx", a->ctx, "Context length (default: the model's)");
   cmd->add_option("--parallel", a->parallel, "Requests run at once")->capture_default_str();
   cmd->add_option("--cache-ram", a->cache_ram, "Host-RAM cache tier budget, bytes");
-  cmd->add_option("--cache-disk", a->cache_disk, "SSD cache tier budget, bytes");
+  cmd->add_option("--cache-disk", a->cache_disk, "SSD cache tier budget, bytes (default with --cache-dir: 16 GiB)");
   cmd->add_option("--cache-dir", a->cache_dir, "SSD cache directory");
   cmd->add_option("--threads", a->threads, "CPU threads (0 = all)");
   cmd->add_option("--chat-template", a->chat_template_file, "Chat template file (Jinja) instead of the model's");

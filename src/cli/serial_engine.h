@@ -1,6 +1,7 @@
-// A stand-in Engine for `strata serve` until the scheduler-based engine lands: one request at
-// a time on one thread, each token produced by a Producer (the model through Generator, or a
-// script of replies for protocol tests). No prefix cache: Usage.cached_tokens is 0.
+// A minimal Engine for protocol tests (`strata serve --script`): one request at a time on one
+// thread, each token produced by a Producer (scripted replies), with the engine's contract for
+// stop strings, end-of-generation, max_tokens, cancel and drain. No prefix cache:
+// Usage.cached_tokens is 0. Real serving uses engine::make_engine.
 #pragma once
 
 #include <atomic>
