@@ -4,7 +4,8 @@
 // once with the synthesized model itself (random text: shapes and event order only).
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
-import { startServer, writeScript, check, test, finish, readSse } from './lib/harness.mjs';
+import path from 'node:path';
+import { startServer, writeScript, check, test, finish, readSse, workDir } from './lib/harness.mjs';
 
 const SCRIPT = [
   { when: '18C sunny', reply: 'The weather in Paris is 18C and sunny.' },
@@ -245,7 +246,32 @@ async function cacheSuite(srv) {
   const a = { model: srv.alias, max_tokens: 4, system: long, messages: [{ role: 'user', content: 'Hi' }] };
   await ant.messages.create(a);
   const m = await ant.messages.create(a);
-  check(m.usage.cache_read_input_tokens > 0, 'repeated messages request reports cache_read_input_tokens', m.usage);
+  check(m.usage.cache_read_input_tokens > 0 && m.usage.input_tokens + m.usage.cache_read_input_tokens > m.usage.cache_read_input_tokens,
+    'repeated messages request reports cache_read_input_tokens', m.usage);
+  const rb = { model: srv.alias, instructions: long, input: 'Hi', max_output_tokens: 4 };
+  await oai.responses.create(rb);
+  const rr = await oai.responses.create(rb);
+  check(rr.usage.input_tokens_details.cached_tokens > 0, 'repeated responses request reports input_tokens_details.cached_tokens', rr.usage);
+  const metrics = await (await fetch(`${srv.base}/metrics`)).text();
+  const hit = Number(metrics.match(/strata_cached_prompt_tokens_total\{tier="device"\} (\d+)/)?.[1] ?? 0);
+  check(hit > 0, '/metrics counts the cached prompt tokens', metrics.match(/strata_cached_prompt_tokens_total.*/g));
+}
+
+// The SSD tier survives a restart: SIGTERM flushes it, and the same request after a restart
+// reports its prompt as cached.
+async function restartSuite() {
+  const dir = path.join(workDir, 'cache');
+  const long = 'Restart-proof system prompt for the disk tier. '.repeat(30);
+  const body = { model: 'tiny', max_tokens: 4, system: long, messages: [{ role: 'user', content: 'Hi' }] };
+  const first = await startServer(['--cache-dir', dir, '--cache-disk', String(256 << 20)]);
+  const ant1 = new Anthropic({ baseURL: first.base, apiKey: 'k', maxRetries: 0 });
+  await ant1.messages.create(body);
+  check(await first.stop() === 0, 'first server exits 0 (cache flushed)');
+  const second = await startServer(['--cache-dir', dir, '--cache-disk', String(256 << 20)]);
+  const ant2 = new Anthropic({ baseURL: second.base, apiKey: 'k', maxRetries: 0 });
+  const m = await ant2.messages.create(body);
+  check(m.usage.cache_read_input_tokens > 0, 'after a restart the prompt comes from the SSD tier', m.usage);
+  await second.stop();
 }
 
 // A long prefill (the script delays its first token by 1.5 s) sends SSE keep-alive comments
@@ -271,6 +297,7 @@ await anthropicSuite(scripted, true);
 await openaiSuite(real, false);
 await anthropicSuite(real, false);
 await cacheSuite(real);
+await test('restart', restartSuite);
 await test('keep-alive', () => keepAliveSuite(scripted));
 await test('SIGTERM drains and exits cleanly', async () => {
   const res = await fetch(`${real.base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
