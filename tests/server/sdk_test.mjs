@@ -285,8 +285,9 @@ async function keepAliveSuite(srv) {
   ];
   for (const [name, path, body] of cases) {
     const { events, comments } = await readSse(await post(path, body));
-    const text = JSON.stringify(events);
-    check(comments >= 2 && text.includes('Finally.'), `${name}: keep-alive comments during a long prefill, then the reply`, { comments, last: events.at(-1) });
+    const text = events.map(({ data }) => data?.delta?.text ?? data?.choices?.[0]?.delta?.content ??
+      (data?.type === 'response.output_text.delta' ? data.delta : '')).join('');
+    check(comments >= 2 && text === 'Finally.', `${name}: keep-alive comments during a long prefill, then the reply`, { comments, last: events.at(-1) });
   }
 }
 
