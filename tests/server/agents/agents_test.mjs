@@ -130,4 +130,20 @@ await agentTurn('claude -p tool round trip', bin('claude'), ['-p', 'ZQX-claude: 
 fs.writeFileSync(ocConfig, fs.readFileSync(ocConfig, 'utf8').replaceAll(srvBase, toolsBase));
 await agentTurn('opencode run tool round trip', bin('opencode'), ['run', '-m', `local/${MODEL}`, 'ZQX-opencode: run the echo'], ocEnv, DONE);
 
-await finish([srv, tools]);
+// The real engine on the synthesized model (random text): a whole Codex prompt (tens of
+// thousands of tokens with this vocabulary) is prefilled, and the agent's follow-up requests reuse it
+// from the prefix cache.
+const model = await startServer(['--any-model', '--max-tokens', '64'], { alias: MODEL, model: 'tiny-qwen3-long', synthArgs: ['--ctx', '262144'] });
+srv.base = model.base;
+const cachedBefore = async () => Number((await (await fetch(`${model.base}/metrics`)).text()).match(/strata_cached_prompt_tokens_total\{tier="device"\} (\d+)/)?.[1] ?? 0);
+// (Claude Code is left out here: a random model never ends its turn, and Claude Code reports
+// the clamped reply's stop_reason "max_tokens" as an error, as it should.)
+fs.writeFileSync(path.join(codexHome, 'config.toml'),
+  fs.readFileSync(path.join(codexHome, 'config.toml'), 'utf8').replace(toolsBase, model.base));
+await agentTurn('codex exec on the model', bin('codex'), ['exec', '--skip-git-repo-check', 'Say hi'],
+  { CODEX_HOME: codexHome, LOCAL_API_KEY: key, HOME: home('codex-user') }, '');
+await agentTurn('codex exec on the model, again', bin('codex'), ['exec', '--skip-git-repo-check', 'Say hi'],
+  { CODEX_HOME: codexHome, LOCAL_API_KEY: key, HOME: home('codex-user') }, '');
+check(await cachedBefore() > 0, 'agent prompts hit the prefix cache');
+
+await finish([srv, tools, model]);
