@@ -15,6 +15,7 @@ void register_all(CLI::App& app) {
   register_run(app);
   register_bench(app);
   register_tokenize(app);
+  register_template(app);
 }
 
 }  // namespace strata::cli

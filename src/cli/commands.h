@@ -14,6 +14,7 @@ void register_quantize(CLI::App& app);
 void register_run(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_tokenize(CLI::App& app);
+void register_template(CLI::App& app);
 void set_exit_code(int code);
 int exit_code();
 
