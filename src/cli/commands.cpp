@@ -16,6 +16,7 @@ void register_all(CLI::App& app) {
   register_bench(app);
   register_tokenize(app);
   register_serve(app);
+  register_template(app);
 }
 
 }  // namespace strata::cli

@@ -301,7 +301,7 @@ void EngineImpl::on_token(Request& r, const SampleResult& res) {
   ev.kind = Event::Kind::kDelta;
   ev.id = r.st.request_id;
   ev.tokens.push_back(tok);
-  if (r.req.sampling.top_logprobs > 0) ev.logprobs.push_back(res);
+  if (r.req.sampling.logprobs || r.req.sampling.top_logprobs > 0) ev.logprobs.push_back(res);
   FinishReason fin = FinishReason::kNone;
   std::string matched;
   if (tok_.is_eog(tok) && !r.req.ignore_eos) {

@@ -84,6 +84,7 @@ class Collector {
     std::vector<double> times;    // seconds since the collector was made
     int num_done = 0;
     Event done;
+    std::vector<SampleResult> logprobs;  // when the request asked for them
   };
   explicit Collector(Engine* engine = nullptr)
       : engine_(engine), t0_(std::chrono::steady_clock::now()) {}
@@ -98,6 +99,7 @@ class Collector {
       if (ev.kind == Event::Kind::kDelta) {
         o.tokens.insert(o.tokens.end(), ev.tokens.begin(), ev.tokens.end());
         o.text += ev.text;
+        o.logprobs.insert(o.logprobs.end(), ev.logprobs.begin(), ev.logprobs.end());
         for (size_t i = 0; i < ev.tokens.size(); ++i) {
           o.steps.push_back(step);
           o.times.push_back(t);

@@ -31,11 +31,16 @@ SampleResult Sampler::sample(std::span<const float> logits, std::span<const int3
       l -= params_.presence_penalty + params_.frequency_penalty * static_cast<float>(c);
     }
   }
-  // Log-softmax of the adjusted logits: the logprobs reported to clients.
+  // Log-softmax of the adjusted logits: the logprobs reported to clients. Skipped when not
+  // asked for: it is an exp per vocabulary entry per token.
+  const bool want_logprobs = params_.logprobs || params_.top_logprobs > 0;
   const float mx = *std::max_element(work_.begin(), work_.end());
-  double z = 0;
-  for (float l : work_) z += std::exp(static_cast<double>(l - mx));
-  const float log_z = mx + static_cast<float>(std::log(z));
+  float log_z = 0.0f;
+  if (want_logprobs) {
+    double z = 0;
+    for (float l : work_) z += std::exp(static_cast<double>(l - mx));
+    log_z = mx + static_cast<float>(std::log(z));
+  }
   SampleResult r;
   if (params_.top_logprobs > 0) {
     idx_.resize(static_cast<size_t>(vocab));
@@ -49,7 +54,28 @@ SampleResult Sampler::sample(std::span<const float> logits, std::span<const int3
   if (params_.temperature <= 0.0f) {
     // Greedy: the first maximum (lowest id on ties), deterministic.
     r.token = static_cast<int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());
-    r.logprob = work_[static_cast<size_t>(r.token)] - log_z;
+    if (want_logprobs) r.logprob = work_[static_cast<size_t>(r.token)] - log_z;
+    return r;
+  }
+  if (params_.top_k <= 0 && params_.top_p >= 1.0f && params_.min_p <= 0.0f) {
+    // Plain temperature sampling over the whole vocabulary: no sort needed.
+    double total = 0;
+    std::vector<double>& p = full_probs_;
+    p.resize(static_cast<size_t>(vocab));
+    for (int i = 0; i < vocab; ++i) {
+      p[static_cast<size_t>(i)] = std::exp(static_cast<double>(work_[static_cast<size_t>(i)] - mx) / params_.temperature);
+      total += p[static_cast<size_t>(i)];
+    }
+    double u = rng_.uniform() * total;
+    r.token = vocab - 1;
+    for (int i = 0; i < vocab; ++i) {
+      if (u < p[static_cast<size_t>(i)]) {
+        r.token = i;
+        break;
+      }
+      u -= p[static_cast<size_t>(i)];
+    }
+    if (want_logprobs) r.logprob = work_[static_cast<size_t>(r.token)] - log_z;
     return r;
   }
   // Candidates sorted by logit, truncated by top-k, top-p, min-p.
@@ -105,7 +131,7 @@ SampleResult Sampler::sample(std::span<const float> logits, std::span<const int3
     u -= p[i];
   }
   r.token = idx_[pick];
-  r.logprob = work_[static_cast<size_t>(r.token)] - log_z;
+  if (want_logprobs) r.logprob = work_[static_cast<size_t>(r.token)] - log_z;
   return r;
 }
 

@@ -24,6 +24,7 @@ struct SamplingParams {
   std::vector<std::pair<int32_t, float>> logit_bias;
   uint64_t seed = 0;
   int top_logprobs = 0;             // how many alternatives to report (0..20)
+  bool logprobs = false;            // report the chosen token's logprob (implied by top_logprobs > 0)
 };
 
 struct TokenLogprob {
@@ -33,7 +34,7 @@ struct TokenLogprob {
 
 struct SampleResult {
   int32_t token = -1;
-  float logprob = 0.0f;             // of the chosen token under the model's distribution
+  float logprob = 0.0f;             // of the chosen token under the model's distribution (when asked)
   std::vector<TokenLogprob> top;    // top_logprobs alternatives, most likely first
 };
 
@@ -50,6 +51,7 @@ class Sampler {
   Rng rng_;
   std::vector<float> work_;
   std::vector<int32_t> idx_;
+  std::vector<double> full_probs_;
 };
 
 }  // namespace strata::engine

@@ -17,7 +17,9 @@ std::vector<float> random_logits(int n, uint64_t seed) {
 
 TEST(Sampler, GreedyPicksArgmaxAndReportsLogprob) {
   std::vector<float> l = {0.5f, 2.0f, -1.0f, 2.0f};
-  Sampler s({});
+  SamplingParams lp;
+  lp.logprobs = true;
+  Sampler s(lp);
   SampleResult r = s.sample(l, {});
   EXPECT_EQ(r.token, 1);  // first of the tied maxima
   double z = 0;

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -162,6 +163,50 @@ TEST(Cli, RunStreamsDeterministicallyForASeed) {
   auto bad = run("run -m " + path + " -p 1,2,999999 --ids -n 2");
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.out.find("outside the vocabulary"), std::string::npos) << bad.out;
+}
+
+}  // namespace
+
+namespace {
+
+// `strata template` against python3-jinja2 (the reference renderer the chat tests use).
+TEST(Cli, TemplateRendersLikeJinja2) {
+  if (std::system("/usr/bin/python3 -c 'import jinja2' 2>/dev/null") != 0) GTEST_SKIP() << "python3-jinja2 missing";
+  const std::string msgs = tmp("msgs.json"), tools = tmp("tools.json"), in = tmp("ref_in.json"), out = tmp("ref_out.json");
+  const auto messages = nlohmann::ordered_json::parse(R"([
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "What is 2+2?"},
+    {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function",
+      "function": {"name": "calc", "arguments": {"expr": "2+2"}}}]},
+    {"role": "tool", "tool_call_id": "c1", "content": "4"}])");
+  const auto tool_defs = nlohmann::ordered_json::parse(R"([{"type": "function", "function": {"name": "calc",
+    "description": "Evaluate", "parameters": {"type": "object", "properties": {"expr": {"type": "string"}}}}}])");
+  std::ofstream(msgs) << messages.dump();
+  std::ofstream(tools) << tool_defs.dump();
+  for (const char* name : {"Qwen3.5-4B", "Qwen-Qwen3-0.6B", "NousResearch-Hermes-3-Llama-3.1-8B-tool_use"}) {
+    const std::string tpl = std::string("../shared/testdata/templates/") + name + ".jinja";
+    auto r = run("template --file " + tpl + " --messages " + msgs + " --tools " + tools +
+                 " --add-generation-prompt --kwargs '{\"enable_thinking\": false}'");
+    ASSERT_EQ(r.code, 0) << name << ": " << r.out;
+    nlohmann::ordered_json ctx;
+    ctx["messages"] = messages;
+    ctx["tools"] = tool_defs;
+    ctx["add_generation_prompt"] = true;
+    ctx["bos_token"] = "";
+    ctx["eos_token"] = "";
+    ctx["enable_thinking"] = false;
+    nlohmann::ordered_json req;
+    req["templates"][name] = tpl;
+    req["cases"] = nlohmann::ordered_json::array({{{"template", name}, {"context", ctx}, {"now", 0}}});
+    std::ofstream(in) << req.dump();
+    ASSERT_EQ(std::system(("/usr/bin/python3 src/chat/testdata/jinja_reference.py " + in + " " + out).c_str()), 0);
+    std::ifstream o(out);
+    const auto ref = nlohmann::json::parse(o);
+    ASSERT_TRUE(ref[0]["ok"].get<bool>()) << ref[0].dump();
+    EXPECT_EQ(r.out, ref[0]["text"].get<std::string>()) << name;
+  }
+  auto bad = run("template --file /nonexistent.jinja --messages " + msgs);
+  EXPECT_NE(bad.code, 0);
 }
 
 }  // namespace
