@@ -26,12 +26,11 @@ struct ServerContext {
   ServerContext(ServerOptions opts, engine::Engine& e, std::unique_ptr<PromptFormat> f)
       : options(std::move(opts)), engine(e), format(std::move(f)), responses(options.max_stored_responses) {}
 
-  // Requests may name the served alias, or any name when the alias is "*"-free and the
-  // request names nothing else we know: see model_known().
+  // The alias, the model file's name (with or without .gguf), or anything with --any-model.
   bool model_known(const std::string& name) const;
 };
 
-// "chatcmpl-" + 24 random alphanumerics.
+// prefix + 24 random alphanumerics ("chatcmpl-...", "resp_...", "msg_...").
 std::string random_id(const char* prefix);
 int64_t unix_now();
 
