@@ -297,6 +297,21 @@ await openaiSuite(scripted, true);
 await anthropicSuite(scripted, true);
 await openaiSuite(real, false);
 await anthropicSuite(real, false);
+await test('concurrent', async () => {
+  // Twelve requests at once over the three streaming dialects and both response styles.
+  const oai = new OpenAI({ baseURL: `${real.base}/v1`, apiKey: 'k', maxRetries: 0 });
+  const ant = new Anthropic({ baseURL: real.base, apiKey: 'k', maxRetries: 0 });
+  const jobs = [];
+  for (let i = 0; i < 4; i++) {
+    jobs.push(oai.chat.completions.stream({ model: real.alias, messages: [{ role: 'user', content: `Hi ${i}` }], max_tokens: 24 }).finalChatCompletion()
+      .then((r) => r.choices[0].message.role === 'assistant'));
+    jobs.push(ant.messages.stream({ model: real.alias, max_tokens: 24, messages: [{ role: 'user', content: `Hi ${i}` }] }).finalMessage()
+      .then((m) => m.usage.output_tokens > 0));
+    jobs.push(oai.responses.create({ model: real.alias, input: `Hi ${i}`, max_output_tokens: 24 }).then((r) => r.usage.output_tokens > 0));
+  }
+  const ok = await Promise.all(jobs);
+  check(ok.every(Boolean), '12 concurrent requests over three dialects complete', ok);
+});
 await cacheSuite(real);
 await test('restart', restartSuite);
 await test('keep-alive', () => keepAliveSuite(scripted));
