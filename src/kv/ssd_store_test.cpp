@@ -269,11 +269,13 @@ TEST(SsdStore, LookupsRunConcurrentlyWithWrites) {
   std::atomic<bool> done{false};
   std::atomic<int64_t> hits{0};
   std::atomic<int64_t> bad{0};
+  std::atomic<int64_t> passes[3] = {0, 0, 0};
   std::vector<std::thread> readers;
   // One thread reads (it takes every completion), two only probe the index.
   for (int r = 0; r < 3; ++r) {
     readers.emplace_back([&, r] {
       while (!done) {
+        passes[r]++;
         for (int i = 0; i < 200; ++i) {
           BlockKey k = make_write(i).key;
           if (!s->contains(k)) continue;
@@ -296,6 +298,13 @@ TEST(SsdStore, LookupsRunConcurrentlyWithWrites) {
     }
   }
   s->flush();
+  // Every reader completes at least one whole pass over the flushed store before stopping,
+  // so the hit count cannot depend on how the threads were scheduled.
+  int64_t seen[3];
+  for (int r = 0; r < 3; ++r) seen[r] = passes[r].load();
+  for (int r = 0; r < 3; ++r) {
+    while (passes[r].load() < seen[r] + 2) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
   done = true;
   for (std::thread& t : readers) t.join();
   EXPECT_GT(hits.load(), 0);
