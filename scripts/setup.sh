@@ -39,8 +39,10 @@ fi
 for dir in tests/tokenizer tests/server tests/server/agents; do
   [ -f "$dir/package.json" ] || continue
   if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    echo "setup: npm ci in $dir"
-    (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+    echo "setup: npm install in $dir"
+    # npm install (not ci): the agents' lock files omit other platforms' optional binaries,
+    # which npm ci rejects; install still follows the pinned versions in package-lock.json.
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
   fi
 done
 echo "setup: done"
