@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -22,6 +23,45 @@
 namespace strata::cli {
 namespace {
 
+// "Not given on the command line": the budget is derived from this machine.
+constexpr uint64_t kAuto = UINT64_MAX;
+
+struct CacheBudgets {
+  uint64_t ram_bytes = 0;
+  uint64_t disk_bytes = 0;
+};
+
+// Defaults derived from free memory and disk: the host-RAM tier takes a quarter of the
+// memory available now (at most 16 GiB); the SSD tier half the free space of the cache
+// directory's filesystem (at most 64 GiB). Explicit flags win; 0 turns a tier off.
+CacheBudgets derive_cache_budgets(uint64_t ram, uint64_t disk, const std::string& dir) {
+  CacheBudgets b;
+  if (ram != kAuto) {
+    b.ram_bytes = ram;
+  } else {
+    uint64_t avail_kb = 0;
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    uint64_t value = 0;
+    std::string unit;
+    while (meminfo >> key >> value >> unit) {
+      if (key == "MemAvailable:") avail_kb = value;
+    }
+    b.ram_bytes = std::min<uint64_t>(avail_kb * 1024 / 4, uint64_t{16} << 30);
+  }
+  if (dir.empty()) return b;
+  if (disk != kAuto) {
+    b.disk_bytes = disk;
+  } else {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    const auto space = std::filesystem::space(dir, ec);
+    b.disk_bytes = ec ? (uint64_t{16} << 30) : std::min<uint64_t>(space.available / 2, uint64_t{64} << 30);
+  }
+  return b;
+}
+
+
 struct ServeArgs {
   std::string model;
   std::string alias;
@@ -30,8 +70,8 @@ struct ServeArgs {
   std::string api_key;
   int ctx = 0;
   int parallel = 4;
-  uint64_t cache_ram = 0;
-  uint64_t cache_disk = 0;
+  uint64_t cache_ram = kAuto;
+  uint64_t cache_disk = kAuto;
   std::string cache_dir;
   int threads = 0;
   std::string chat_template_file;
@@ -129,9 +169,10 @@ int run_serve(const ServeArgs& a) {
   model::Model& m = *loaded->model;
   const tokenizer::Tokenizer& tok = *loaded->tokenizer;
   const int64_t ctx = a.ctx > 0 ? std::min<int64_t>(a.ctx, m.hparams().context_length) : m.hparams().context_length;
-  if (a.cache_disk > 0 && a.cache_dir.empty()) {
+  if (a.cache_disk != kAuto && a.cache_disk > 0 && a.cache_dir.empty()) {
     return fail(error(ErrorCode::kInvalidArgument, "--cache-disk needs --cache-dir"));
   }
+  const CacheBudgets budgets = derive_cache_budgets(a.cache_ram, a.cache_disk, a.cache_dir);
   std::unique_ptr<engine::Engine> engine;
   if (!a.script.empty()) {
     auto text = read_file(a.script);
@@ -143,9 +184,14 @@ int run_serve(const ServeArgs& a) {
     engine::EngineOptions eo;
     eo.parallel = std::max(1, a.parallel);
     eo.ctx = ctx;
-    eo.host_bytes = a.cache_ram;
+    eo.host_bytes = budgets.ram_bytes;
     eo.ssd_dir = a.cache_dir;
-    eo.ssd_bytes = a.cache_dir.empty() ? 0 : (a.cache_disk > 0 ? a.cache_disk : uint64_t{16} << 30);
+    eo.ssd_bytes = budgets.disk_bytes;
+    std::fprintf(stderr, "strata serve: cache tiers: host RAM %.2f GiB%s, SSD %s\n",
+                 static_cast<double>(budgets.ram_bytes) / (1u << 30), a.cache_ram == kAuto ? " (auto)" : "",
+                 a.cache_dir.empty() ? "off (--cache-dir DIR)"
+                                     : fmt::format("{:.2f} GiB in {}{}", static_cast<double>(budgets.disk_bytes) / (1u << 30),
+                                                   a.cache_dir, a.cache_disk == kAuto ? " (auto)" : "").c_str());
     eo.model_id = model_identity(a.model);
     eo.tokenizer_id = eo.model_id;
     auto made = engine::make_engine(m, tok, std::move(eo));
@@ -210,8 +256,8 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--api-key", a->api_key, "Require this key (x-api-key or Authorization: Bearer)");
   cmd->add_option("--ctx", a->ctx, "Context length (default: the model's)");
   cmd->add_option("--parallel", a->parallel, "Requests run at once")->capture_default_str();
-  cmd->add_option("--cache-ram", a->cache_ram, "Host-RAM cache tier budget, bytes");
-  cmd->add_option("--cache-disk", a->cache_disk, "SSD cache tier budget, bytes (default with --cache-dir: 16 GiB)");
+  cmd->add_option("--cache-ram", a->cache_ram, "Host-RAM cache tier budget, bytes (default: a quarter of available memory, at most 16 GiB; 0: off)");
+  cmd->add_option("--cache-disk", a->cache_disk, "SSD cache tier budget, bytes (default: half the free space of --cache-dir's filesystem, at most 64 GiB)");
   cmd->add_option("--cache-dir", a->cache_dir, "SSD cache directory");
   cmd->add_option("--threads", a->threads, "CPU threads (0 = all)");
   cmd->add_option("--chat-template", a->chat_template_file, "Chat template file (Jinja) instead of the model's");

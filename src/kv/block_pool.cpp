@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -11,10 +13,12 @@
 namespace strata::kv {
 
 namespace {
+// Anonymous mapping: zero-filled and committed page by page as blocks are first written, so
+// a large tier costs nothing at start (a memset here took seconds for a few GiB).
 class AlignedMemory final : public BlockMemory {
  public:
   AlignedMemory(uint8_t* p, size_t n) : p_(p), n_(n) {}
-  ~AlignedMemory() override { std::free(p_); }
+  ~AlignedMemory() override { munmap(p_, n_); }
   uint8_t* data() override { return p_; }
   size_t bytes() const override { return n_; }
 
@@ -27,13 +31,12 @@ class AlignedMemory final : public BlockMemory {
 Result<std::unique_ptr<BlockMemory>> allocate_host_memory(size_t bytes) {
   size_t rounded = (bytes + 4095) & ~size_t{4095};
   if (rounded == 0) rounded = 4096;
-  void* p = std::aligned_alloc(4096, rounded);
-  if (p == nullptr) {
+  void* p = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
     return error(
         ErrorCode::kResourceExhausted,
         fmt::format("cannot allocate {} MiB for KV blocks; lower the tier's size", rounded >> 20));
   }
-  std::memset(p, 0, rounded);
   return std::unique_ptr<BlockMemory>(new AlignedMemory(static_cast<uint8_t*>(p), rounded));
 }
 
