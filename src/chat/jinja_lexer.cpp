@@ -2,6 +2,7 @@
 // '-' strips all whitespace on that side; lstrip_blocks removes spaces/tabs before a block or
 // comment tag that starts its line; trim_blocks drops one newline after a block or comment.
 #include "chat/jinja_lexer.h"
+#include "core/utf8.h"
 
 #include <cctype>
 #include <cstdint>
@@ -17,23 +18,7 @@ bool is_space(char c) {
 bool is_name_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
 bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
+using strata::append_utf8;
 
 // Python's "unicode-escape" decoding of a string literal body (what jinja2 applies).
 std::string unescape(std::string_view body) {

@@ -1,5 +1,6 @@
 // Python str operations on UTF-8 strings, code point aware where Python is.
 #include "chat/jinja_strings.h"
+#include "core/utf8.h"
 
 #include <cctype>
 #include <cstdlib>
@@ -17,23 +18,7 @@ uint32_t decode(std::string_view s, size_t& i) {
   return cp;
 }
 
-void encode(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
+void encode(std::string& out, uint32_t cp) { append_utf8(out, cp); }
 
 struct Cp {
   uint32_t cp;

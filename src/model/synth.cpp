@@ -14,6 +14,7 @@
 #include "core/check.h"
 #include "core/quant.h"
 #include "core/rng.h"
+#include "core/utf8.h"
 
 namespace strata::model {
 namespace {
@@ -47,11 +48,7 @@ std::string gpt2_byte_char(int b) {
     cp = 256 + k;
   }
   std::string s;
-  if (cp < 0x80) s += static_cast<char>(cp);
-  else {
-    s += static_cast<char>(0xc0 | (cp >> 6));
-    s += static_cast<char>(0x80 | (cp & 0x3f));
-  }
+  append_utf8(s, static_cast<uint32_t>(cp));
   return s;
 }
 

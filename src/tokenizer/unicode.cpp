@@ -1,5 +1,6 @@
 // UTF-8 helpers: validation, repair, NFC and the GPT-2 byte-level alphabet.
 #include "tokenizer/unicode.h"
+#include "core/utf8.h"
 
 #include <utf8proc.h>
 
@@ -99,23 +100,7 @@ size_t utf8_emittable_prefix(std::string_view s) {
   return n;
 }
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
+void append_utf8(std::string& out, uint32_t cp) { strata::append_utf8(out, cp); }
 
 uint32_t next_code_point(std::string_view s, size_t& i) {
   const auto b0 = static_cast<uint8_t>(s[i]);
