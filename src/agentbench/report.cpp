@@ -202,7 +202,7 @@ Result<std::vector<std::string>> write_report(const std::string& dir, const Summ
     pngs.push_back("tier_occupancy.png");
   }
   if (auto st = write_file(d / "plots.gp", gp); !st) return st;
-  const std::string cmd = fmt::format("cd '{}' && gnuplot plots.gp", fs::absolute(d).string());
+  const std::string cmd = fmt::format("cd '{}' && gnuplot plots.gp 2> gnuplot.log", fs::absolute(d).string());
   if (std::system(cmd.c_str()) != 0) {
     return error(ErrorCode::kIo, fmt::format("gnuplot failed (data and plots.gp are in {}; is gnuplot installed?)", dir));
   }
