@@ -6,7 +6,8 @@
 #   ram      + a 1 GiB host-RAM tier (holds the whole working set)
 #   ram+ssd  + SSD tier, with the RAM tier cut to 128 MiB (~1.1k tokens of Qwen3-0.6B KV) so SSD serves
 #   restart  ram+ssd, with the server restarted after turn 3 (0-based 2) (the trace's restart point)
-# The KV pool is --ctx 4096 --parallel 1 = 96 blocks of 64 tokens, smaller than the working set.
+# The KV pool is --ctx 4096 --parallel 1 = 64 blocks of 64 tokens, smaller than the working set
+# (a 1.2k-token shared prefix + 2 sessions of ~1-2.5k tokens each).
 # usage: scripts/agentbench_cpu.sh MODEL.gguf TOKENIZER_DIR OUT_DIR [configs...]
 set -euo pipefail
 MODEL=$1; TOK=$2; OUT=$3; shift 3
