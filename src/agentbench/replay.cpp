@@ -198,18 +198,24 @@ class Replayer {
     return false;
   }
 
+  void sample_metrics() {
+    httplib::Client cli(o_.url);
+    cli.set_connection_timeout(1);
+    cli.set_read_timeout(2);
+    if (auto res = cli.Get("/metrics"); res && res->status == 200) {
+      MetricsSample s = parse_metrics(res->body, seconds_since(t0_));
+      std::lock_guard lk(mu_);
+      result_.metrics.push_back(s);
+    }
+  }
+
+  // Polls until the run ends, then takes a last sample: the tiers as the run left them.
   void poll_metrics() {
     while (!stop_) {
-      httplib::Client cli(o_.url);
-      cli.set_connection_timeout(1);
-      cli.set_read_timeout(2);
-      if (auto res = cli.Get("/metrics"); res && res->status == 200) {
-        MetricsSample s = parse_metrics(res->body, seconds_since(t0_));
-        std::lock_guard lk(mu_);
-        result_.metrics.push_back(s);
-      }
+      sample_metrics();
       for (double w = 0; w < o_.metrics_poll_s && !stop_; w += 0.05) sleep_s(0.05);
     }
+    sample_metrics();
   }
 
   void run_phase(int phase, int turn_begin, int turn_end) {

@@ -186,7 +186,7 @@ Result<std::vector<std::string>> write_report(const std::string& dir, const Summ
   gp += "reset\n" + head;
   gp += fmt::format("set output 'cache_efficiency.png'\nset title '{}: cache efficiency over time'\n"
                     "set xlabel 'request start (s)'\nset ylabel 'cached prompt tokens / prompt tokens'\n"
-                    "set yrange [0:1.05]\n{}"
+                    "set yrange [0:1.05]\nset key bottom right\n{}"
                     "plot 'requests.dat' using 1:4 with points pt 7 ps 0.6 title 'per request', \\\n"
                     "     'requests.dat' using 1:5 with lines lw 2 title 'cumulative'\n", title, restart_arrow(r));
   std::vector<std::string> pngs = {"ttft_per_turn.png", "cache_efficiency.png"};
@@ -195,9 +195,9 @@ Result<std::vector<std::string>> write_report(const std::string& dir, const Summ
     gp += fmt::format("set output 'tier_occupancy.png'\nset title '{}: KV tier occupancy (/metrics)'\n"
                       "set xlabel 'time (s)'\nset ylabel 'device blocks used'\nset y2label 'MiB'\nset y2tics\n"
                       "set ytics nomirror\n{}"
-                      "plot 'metrics.dat' using 1:2 with lines lw 2 title 'device blocks used', \\\n"
-                      "     'metrics.dat' using 1:4 axes x1y2 with lines lw 2 title 'host RAM tier (MiB)', \\\n"
-                      "     'metrics.dat' using 1:5 axes x1y2 with lines lw 2 title 'SSD tier (MiB)'\n",
+                      "plot 'metrics.dat' using 1:2 with linespoints pt 7 ps 0.5 lw 2 title 'device blocks used', \\\n"
+                      "     'metrics.dat' using 1:4 axes x1y2 with linespoints pt 7 ps 0.5 lw 2 title 'host RAM tier (MiB)', \\\n"
+                      "     'metrics.dat' using 1:5 axes x1y2 with linespoints pt 7 ps 0.5 lw 2 title 'SSD tier (MiB)'\n",
                       title, restart_arrow(r));
     pngs.push_back("tier_occupancy.png");
   }
