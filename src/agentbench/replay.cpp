@@ -77,6 +77,9 @@ struct StreamState {
   std::string pending;  // bytes after the last complete line
   std::string raw;      // the first bytes, for error messages
   std::vector<double> delta_s;
+  // When nothing visible streams (a random-weight model can emit only tokens the server's
+  // output parser withholds), the finish event bounds TTFT from above.
+  double finish_s = -1;
   int input_tokens = 0, cache_read = 0, cache_creation = 0, prompt_tokens = 0, cached_tokens = 0;
   int completion_tokens = 0;
   std::string error;
@@ -92,6 +95,9 @@ struct StreamState {
         const bool text = d.contains("content") && d["content"].is_string() && !d["content"].get<std::string>().empty();
         const bool reasoning = d.contains("reasoning_content") && d["reasoning_content"].is_string();
         if (text || reasoning || d.contains("tool_calls")) delta_s.push_back(seconds_since(t0));
+        if (finish_s < 0 && j["choices"][0].contains("finish_reason") && !j["choices"][0]["finish_reason"].is_null()) {
+          finish_s = seconds_since(t0);
+        }
       }
       if (j.contains("usage") && j["usage"].is_object()) {
         const Json& u = j["usage"];
@@ -111,7 +117,10 @@ struct StreamState {
       input_tokens = u.value("input_tokens", 0);
       cache_read = u.value("cache_read_input_tokens", 0);
       cache_creation = u.value("cache_creation_input_tokens", 0);
-    } else if (type == "message_delta" && j.contains("usage")) {
+    } else if (type == "message_delta" && finish_s < 0) {
+      finish_s = seconds_since(t0);
+    }
+    if (type == "message_delta" && j.contains("usage")) {
       completion_tokens = j["usage"].value("output_tokens", completion_tokens);
       // Some servers only know the prompt's usage at the end.
       input_tokens = j["usage"].value("input_tokens", input_tokens);
@@ -289,6 +298,10 @@ class Replayer {
   static void finish_record(const StreamState& st, bool sent, int status, httplib::Error err, RequestRecord* r) {
     r->num_deltas = static_cast<int>(st.delta_s.size());
     if (!st.delta_s.empty()) r->ttft_s = st.delta_s.front();
+    if (st.delta_s.empty() && st.finish_s >= 0) {
+      r->ttft_s = st.finish_s;
+      r->ttft_upper_bound = true;
+    }
     if (st.delta_s.size() > 1) {
       std::vector<double> gaps;
       for (size_t i = 1; i < st.delta_s.size(); ++i) gaps.push_back(st.delta_s[i] - st.delta_s[i - 1]);
@@ -306,7 +319,7 @@ class Replayer {
     if (!sent) r->error = httplib::to_string(err);
     else if (status != 200) r->error = fmt::format("HTTP {}: {}", status, st.raw.substr(0, 300));
     else if (!st.error.empty()) r->error = st.error;
-    else if (r->ttft_s < 0) r->error = "no streamed delta";
+    else if (r->ttft_s < 0) r->error = "no streamed delta and no finish event";
   }
 
   const Trace& trace_;

@@ -34,6 +34,7 @@ struct RequestRecord {
   int phase = 0;           // 1 after the restart
   double start_s = 0;      // from the start of the run
   double ttft_s = -1;      // first content/reasoning/tool delta
+  bool ttft_upper_bound = false;  // nothing visible streamed: ttft_s is the finish event's time
   double e2e_s = 0;
   double itl_mean_s = 0;   // mean gap between streamed deltas after the first
   double itl_p50_s = 0;

@@ -53,6 +53,7 @@ Summary summarize(const ReplayResult& r) {
     if (!q.ok) { ++s.num_failed; continue; }
     s.prompt_tokens += q.prompt_tokens;
     s.cached_tokens += q.cached_tokens;
+    s.num_ttft_upper_bound += q.ttft_upper_bound;
     turns[q.turn_idx].push_back(&q);
     (q.turn_idx == 0 ? first : later).push_back(q.ttft_s);
     if (q.decode_tps > 0) tps.push_back(q.decode_tps);
@@ -96,6 +97,9 @@ std::string summary_text(const Summary& s, const std::string& header) {
   if (s.median_ttft_after_restart_s >= 0) {
     out += fmt::format(", first turn after restart {:.3f} s", s.median_ttft_after_restart_s);
   }
+  if (s.num_ttft_upper_bound > 0) {
+    out += fmt::format(" ({} requests streamed no visible token: their TTFT is the finish time)", s.num_ttft_upper_bound);
+  }
   out += fmt::format("\nmedian decode {:.1f} tok/s, median inter-token {:.1f} ms\n", s.median_decode_tps,
                      1000 * s.median_itl_s);
   out += "turn  requests  prompt_tok  cached_tok  efficiency  median_ttft_s\n";
@@ -120,7 +124,7 @@ Json report_json(const Summary& s, const ReplayResult& r, const Json& config) {
                     {"itl_mean_s", q.itl_mean_s}, {"itl_p50_s", q.itl_p50_s}, {"deltas", q.num_deltas},
                     {"prompt_tokens", q.prompt_tokens}, {"cached_tokens", q.cached_tokens},
                     {"completion_tokens", q.completion_tokens}, {"decode_tps", q.decode_tps},
-                    {"retries", q.retries}, {"ok", q.ok}, {"error", q.error}});
+                    {"retries", q.retries}, {"ttft_upper_bound", q.ttft_upper_bound}, {"ok", q.ok}, {"error", q.error}});
   }
   Json metrics = Json::array();
   for (const auto& m : r.metrics) {
@@ -131,7 +135,8 @@ Json report_json(const Summary& s, const ReplayResult& r, const Json& config) {
   }
   return {{"config", config},
           {"summary",
-           {{"requests", s.num_requests}, {"failed", s.num_failed}, {"prompt_tokens", s.prompt_tokens},
+           {{"requests", s.num_requests}, {"failed", s.num_failed},
+            {"ttft_upper_bound_requests", s.num_ttft_upper_bound}, {"prompt_tokens", s.prompt_tokens},
             {"cached_tokens", s.cached_tokens}, {"cache_efficiency", s.cache_efficiency},
             {"median_ttft_turn1_s", s.median_ttft_first_s}, {"median_ttft_later_s", s.median_ttft_later_s},
             {"median_ttft_after_restart_s", s.median_ttft_after_restart_s},

@@ -19,6 +19,7 @@ struct TurnStats {
 
 struct Summary {
   int num_requests = 0, num_failed = 0;
+  int num_ttft_upper_bound = 0;  // streamed nothing visible: TTFT is the finish event's time
   long prompt_tokens = 0, cached_tokens = 0;
   double cache_efficiency = 0;      // cached prompt tokens / prompt tokens, all requests
   double median_ttft_first_s = 0;   // turn 0 of every session
