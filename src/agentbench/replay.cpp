@@ -312,7 +312,7 @@ class Replayer {
     r->prompt_tokens = st.prompt_tokens;
     r->cached_tokens = st.cached_tokens;
     r->completion_tokens = st.completion_tokens;
-    if (r->completion_tokens > 1 && r->ttft_s >= 0 && r->e2e_s > r->ttft_s) {
+    if (r->completion_tokens > 1 && r->ttft_s >= 0 && !r->ttft_upper_bound && r->e2e_s > r->ttft_s) {
       r->decode_tps = (r->completion_tokens - 1) / (r->e2e_s - r->ttft_s);
     }
     r->ok = sent && status == 200 && st.error.empty() && r->ttft_s >= 0;
