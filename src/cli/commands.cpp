@@ -14,6 +14,7 @@ void register_all(CLI::App& app) {
   register_quantize(app);
   register_run(app);
   register_bench(app);
+  register_bench_agent(app);
   register_tokenize(app);
   register_serve(app);
   register_template(app);

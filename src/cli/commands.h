@@ -16,6 +16,7 @@ void register_bench(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_serve(CLI::App& app);
 void register_template(CLI::App& app);
+void register_bench_agent(CLI::App& app);
 void set_exit_code(int code);
 int exit_code();
 
