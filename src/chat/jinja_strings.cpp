@@ -8,15 +8,7 @@
 namespace strata::chat::jinja {
 namespace {
 
-uint32_t decode(std::string_view s, size_t& i) {
-  unsigned char c = static_cast<unsigned char>(s[i]);
-  int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-  if (i + len > s.size()) len = 1;
-  uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
-  for (int k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3f);
-  i += len;
-  return cp;
-}
+uint32_t decode(std::string_view s, size_t& i) { return decode_utf8_lenient(s, i); }
 
 void encode(std::string& out, uint32_t cp) { append_utf8(out, cp); }
 

@@ -1,5 +1,6 @@
 // Jinja values: constructors, Python str()/repr(), equality, ordering and json.dumps.
 #include "chat/jinja_value.h"
+#include "core/utf8.h"
 
 #include <algorithm>
 #include <charconv>
@@ -221,16 +222,8 @@ std::string py_float_repr(double d) {
 
 namespace {
 
-// Decodes one UTF-8 code point at s[i]; advances i. Invalid bytes decode as themselves.
-uint32_t decode_utf8(std::string_view s, size_t& i) {
-  unsigned char c = static_cast<unsigned char>(s[i]);
-  int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-  if (i + len > s.size()) len = 1;
-  uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
-  for (int k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3f);
-  i += len;
-  return cp;
-}
+// One code point at s[i] (core/utf8.h); advances i.
+uint32_t decode_utf8(std::string_view s, size_t& i) { return decode_utf8_lenient(s, i); }
 
 // Python's str.isprintable for the code points chat data is likely to hold.
 bool py_printable(uint32_t cp) {
