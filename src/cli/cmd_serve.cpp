@@ -110,6 +110,7 @@ struct ScriptEntry {
   std::string when;
   std::string reply;
   int delay_ms = 0;  // before the first token, as a long prefill would take
+  int token_ms = 0;  // between tokens, as a slow decode would take
 };
 
 Result<std::vector<ScriptEntry>> read_script(const std::string& text) {
@@ -120,7 +121,7 @@ Result<std::vector<ScriptEntry>> read_script(const std::string& text) {
     if (e.is_string()) {
       out.push_back({"", e.get<std::string>()});
     } else if (e.is_object() && e.contains("reply") && e["reply"].is_string()) {
-      out.push_back({e.value("when", ""), e["reply"].get<std::string>(), e.value("delay_ms", 0)});
+      out.push_back({e.value("when", ""), e["reply"].get<std::string>(), e.value("delay_ms", 0), e.value("token_ms", 0)});
     } else {
       return error(ErrorCode::kInvalidArgument, "--script entries must be strings or {when, reply}");
     }
@@ -140,6 +141,7 @@ SerialEngine::Producer script_producer(const tokenizer::Tokenizer& tok, std::vec
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(hit->delay_ms));
     for (int32_t t : tok.encode(hit->reply, false, true)) {
+      if (hit->token_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(hit->token_ms));
       if (!on_token(t)) return Status::ok();
     }
     if (!tok.eog_ids().empty()) on_token(*tok.eog_ids().begin());

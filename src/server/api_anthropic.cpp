@@ -285,13 +285,13 @@ class MessagesStreamWriter {
 
 }  // namespace
 
-HttpReply handle_messages(ServerContext& ctx, const Json& body) {
+HttpReply handle_messages(ServerContext& ctx, const Json& body, ClientProbe& client) {
   ChatRequest req;
   if (auto e = read_messages_request(ctx, body, /*need_max_tokens=*/true, &req)) return error_reply(Dialect::kAnthropic, *e);
   if (req.messages.empty()) return error_reply(Dialect::kAnthropic, invalid_request("messages: at least one message is required", "messages"));
   auto turn = Turn::start(ctx, req);
   if (!turn.is_ok()) return error_reply(Dialect::kAnthropic, turn.error());
-  if (!req.stream) return message_reply(req, (*turn)->run_to_end());
+  if (!req.stream) return message_reply(req, (*turn)->run_to_end(client));
   HttpReply reply;
   std::shared_ptr<Turn> t = *turn;
   auto writer = std::make_shared<MessagesStreamWriter>(req, t->prompt_tokens());
@@ -303,7 +303,7 @@ HttpReply handle_messages(ServerContext& ctx, const Json& body) {
   return reply;
 }
 
-HttpReply handle_count_tokens(ServerContext& ctx, const Json& body) {
+HttpReply handle_count_tokens(ServerContext& ctx, const Json& body, ClientProbe&) {
   ChatRequest req;
   if (auto e = read_messages_request(ctx, body, /*need_max_tokens=*/false, &req)) return error_reply(Dialect::kAnthropic, *e);
   auto rendered = ctx.format->render(req);

@@ -176,13 +176,13 @@ class ChatStreamWriter {
 
 }  // namespace
 
-HttpReply handle_chat_completions(ServerContext& ctx, const Json& body) {
+HttpReply handle_chat_completions(ServerContext& ctx, const Json& body, ClientProbe& client) {
   ChatRequest req;
   bool include_usage = false;
   if (auto e = read_chat_request(ctx, body, &req, &include_usage)) return error_reply(Dialect::kOpenAI, *e);
   auto turn = Turn::start(ctx, req);
   if (!turn.is_ok()) return error_reply(Dialect::kOpenAI, turn.error());
-  if (!req.stream) return chat_reply(req, (*turn)->run_to_end());
+  if (!req.stream) return chat_reply(req, (*turn)->run_to_end(client));
   HttpReply reply;
   std::shared_ptr<Turn> t = *turn;
   auto writer = std::make_shared<ChatStreamWriter>(req.model, include_usage);

@@ -52,7 +52,7 @@ Json choice(const std::string& text, Json finish) {
 
 }  // namespace
 
-HttpReply handle_completions(ServerContext& ctx, const Json& body) {
+HttpReply handle_completions(ServerContext& ctx, const Json& body, ClientProbe& client) {
   ChatRequest req;
   if (auto e = check_model(ctx, body, &req.model)) return error_reply(Dialect::kOpenAI, *e);
   if (auto e = read_prompt(ctx, body, &req)) return error_reply(Dialect::kOpenAI, *e);
@@ -69,7 +69,7 @@ HttpReply handle_completions(ServerContext& ctx, const Json& body) {
   const std::string id = random_id("cmpl-");
   const int64_t created = unix_now();
   if (!req.stream) {
-    TurnResult r = (*turn)->run_to_end();
+    TurnResult r = (*turn)->run_to_end(client);
     if (r.finish == engine::FinishReason::kError) {
       return error_reply(Dialect::kOpenAI, ApiError{ErrorKind::kInternal, r.error.to_string(), ""});
     }

@@ -326,13 +326,13 @@ Json output_from(const TurnResult& r) {
 
 }  // namespace
 
-HttpReply handle_responses(ServerContext& ctx, const Json& body) {
+HttpReply handle_responses(ServerContext& ctx, const Json& body, ClientProbe& client) {
   ResponsesRequest req;
   if (auto e = read_responses_request(ctx, body, &req)) return error_reply(Dialect::kOpenAI, *e);
   auto turn = Turn::start(ctx, req.chat);
   if (!turn.is_ok()) return error_reply(Dialect::kOpenAI, turn.error());
   if (!req.chat.stream) {
-    TurnResult r = (*turn)->run_to_end();
+    TurnResult r = (*turn)->run_to_end(client);
     if (r.finish == engine::FinishReason::kError) {
       return error_reply(Dialect::kOpenAI, ApiError{ErrorKind::kInternal, r.error.to_string(), ""});
     }

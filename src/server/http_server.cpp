@@ -116,7 +116,8 @@ class HttpServer : public Server {
           reply = error_reply(dialect, invalid_request("The request body must be a JSON object."));
         } else {
           try {
-            reply = handler(ctx_, body);
+            ClientProbe client(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+            reply = handler(ctx_, body, client);
           } catch (const std::exception& e) {  // nlohmann type errors on shapes we did not foresee
             reply = error_reply(dialect, invalid_request(std::string("invalid request: ") + e.what()));
           }

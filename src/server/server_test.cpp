@@ -2,7 +2,15 @@
 // the response store. The HTTP paths are tested end to end in tests/server (Node SDKs).
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
 #include "server/api_error.h"
+#include "server/client_probe.h"
 #include "server/prompt.h"
 #include "server/response_store.h"
 
@@ -81,6 +89,80 @@ TEST(ResponseStore, EvictsLeastRecentlyUsed) {
   EXPECT_FALSE(store.get("b").has_value());
   EXPECT_TRUE(store.erase("c"));
   EXPECT_FALSE(store.get("c").has_value());
+}
+
+// A loopback connection: the server side's fd, the client's fd, and the ports.
+struct Loopback {
+  int server = -1, client = -1;
+  int server_port = 0, client_port = 0;
+  Loopback() {
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    EXPECT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(listen(listener, 1), 0);
+    getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+    server_port = ntohs(addr.sin_port);
+    client = socket(AF_INET, SOCK_STREAM, 0);
+    EXPECT_EQ(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    server = accept(listener, nullptr, nullptr);
+    close(listener);
+    len = sizeof(addr);
+    getsockname(client, reinterpret_cast<sockaddr*>(&addr), &len);
+    client_port = ntohs(addr.sin_port);
+  }
+  ~Loopback() {
+    if (server >= 0) close(server);
+    if (client >= 0) close(client);
+  }
+};
+
+// Waits up to a second for the probe to notice the peer is gone (it looks every 200 ms).
+bool gone_within_a_second(ClientProbe& probe) {
+  for (int i = 0; i < 100; ++i) {
+    if (!probe.alive()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+TEST(ClientProbe, FindsTheConnectionAndSeesTheClientLeave) {
+  Loopback c;
+  ClientProbe probe("127.0.0.1", c.server_port, "127.0.0.1", c.client_port);
+  EXPECT_TRUE(probe.alive());
+  EXPECT_EQ(probe.socket(), c.server);
+  // Pending bytes (a pipelined request) are not a disconnect, and are not consumed.
+  ASSERT_EQ(write(c.client, "x", 1), 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  EXPECT_TRUE(probe.alive());
+  close(c.client);
+  c.client = -1;
+  EXPECT_TRUE(gone_within_a_second(probe));
+  char byte = 0;
+  EXPECT_EQ(read(c.server, &byte, 1), 1);
+  EXPECT_EQ(byte, 'x');
+}
+
+TEST(ClientProbe, UnknownConnectionIsAlwaysAlive) {
+  Loopback c;
+  ClientProbe wrong_port("127.0.0.1", c.server_port, "127.0.0.1", c.client_port + 1 == c.server_port ? c.client_port + 2 : c.client_port + 1);
+  EXPECT_TRUE(wrong_port.alive());
+  EXPECT_EQ(wrong_port.socket(), -1);
+  ClientProbe none;
+  EXPECT_TRUE(none.alive());
+}
+
+TEST(ClientProbe, ResetIsGone) {
+  Loopback c;
+  linger hard{1, 0};  // close sends RST
+  setsockopt(c.client, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+  ClientProbe probe = ClientProbe::for_socket(c.server);
+  EXPECT_TRUE(probe.alive());
+  close(c.client);
+  c.client = -1;
+  EXPECT_TRUE(gone_within_a_second(probe));
 }
 
 }  // namespace

@@ -27,14 +27,15 @@ TurnResult stream_turn(Turn& turn, SseSink& sink,
 // Compact JSON text that never throws on invalid UTF-8.
 std::string dump(const Json& j);
 
-// The handlers, one per endpoint (one file per dialect).
-HttpReply handle_chat_completions(ServerContext& ctx, const Json& body);
-HttpReply handle_completions(ServerContext& ctx, const Json& body);
-HttpReply handle_responses(ServerContext& ctx, const Json& body);
+// The handlers, one per endpoint (one file per dialect). `client` tells a non-streaming turn
+// when its client has gone.
+HttpReply handle_chat_completions(ServerContext& ctx, const Json& body, ClientProbe& client);
+HttpReply handle_completions(ServerContext& ctx, const Json& body, ClientProbe& client);
+HttpReply handle_responses(ServerContext& ctx, const Json& body, ClientProbe& client);
 HttpReply handle_get_response(ServerContext& ctx, const std::string& id);
 HttpReply handle_delete_response(ServerContext& ctx, const std::string& id);
-HttpReply handle_messages(ServerContext& ctx, const Json& body);
-HttpReply handle_count_tokens(ServerContext& ctx, const Json& body);
+HttpReply handle_messages(ServerContext& ctx, const Json& body, ClientProbe& client);
+HttpReply handle_count_tokens(ServerContext& ctx, const Json& body, ClientProbe& client);
 HttpReply handle_models(ServerContext& ctx);
 HttpReply handle_model(ServerContext& ctx, const std::string& id, Dialect dialect);
 

@@ -87,9 +87,9 @@ Turn::~Turn() {
 }
 
 TurnResult Turn::run(const std::function<bool(const std::vector<chat::ParseEvent>&)>& on_events,
-                     const std::function<bool()>& on_idle) {
+                     const std::function<bool()>& on_idle, double idle_seconds) {
   TurnResult result;
-  const auto keepalive = std::chrono::duration<double>(ctx_.options.keepalive_seconds);
+  const auto keepalive = std::chrono::duration<double>(idle_seconds > 0 ? idle_seconds : ctx_.options.keepalive_seconds);
   std::vector<engine::Event> batch;
   std::vector<chat::ParseEvent> events;
   while (!done_) {

@@ -13,6 +13,7 @@
 
 #include "chat/parser.h"
 #include "engine/engine.h"
+#include "server/client_probe.h"
 #include "server/context.h"
 
 namespace strata::server {
@@ -35,10 +36,16 @@ class Turn {
   int prompt_tokens() const { return prompt_tokens_; }
   // Runs to the end. on_events gets each batch of parse events and returns false when the
   // client is gone; on_idle is called every keepalive interval without events (same
-  // contract). Either returning false cancels the request.
+  // contract; every idle_seconds instead when given). Either returning false cancels the
+  // request.
   TurnResult run(const std::function<bool(const std::vector<chat::ParseEvent>&)>& on_events,
-                 const std::function<bool()>& on_idle);
-  TurnResult run_to_end() { return run(nullptr, nullptr); }
+                 const std::function<bool()>& on_idle, double idle_seconds = 0);
+  // Runs to the end without writing anything (a non-streaming reply), cancelling when the
+  // client closes its connection.
+  TurnResult run_to_end(ClientProbe& client) {
+    auto alive = [&client] { return client.alive(); };
+    return run([&](const std::vector<chat::ParseEvent>&) { return alive(); }, alive, 0.25);
+  }
 
  private:
   struct Channel {

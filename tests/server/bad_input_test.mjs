@@ -6,7 +6,7 @@ import { startServer, writeScript, check, test, finish, readSse } from './lib/ha
 
 const KEY = 'sk-secret';
 const srv = await startServer(['--api-key', KEY, '--ctx', '1024', '--max-body', String(1 << 20),
-  '--script', writeScript([{ reply: 'Hello from Strata.' }])]);
+  '--script', writeScript([{ when: 'SLOW', reply: 'tick '.repeat(150), token_ms: 20 }, { reply: 'Hello from Strata.' }])]);
 const model = srv.alias;
 const oaiHeaders = { 'content-type': 'application/json', authorization: `Bearer ${KEY}` };
 const antHeaders = { 'content-type': 'application/json', 'x-api-key': KEY, 'anthropic-version': '2023-06-01' };
@@ -149,16 +149,41 @@ await test('billing line removed', async () => {
   check(plain.status === 200 && plain.json.input_tokens === billed.json?.input_tokens, 'the billing line does not reach the prompt', [plain.text, billed.text]);
 });
 
-await test('client disconnect cancels', async () => {
+// The SLOW reply takes 3 s to generate: the engine is idle soon after the client leaves only
+// if the request was cancelled.
+const slowChat = { ...goodChat, messages: [{ role: 'user', content: 'SLOW' }], max_tokens: 400 };
+const slowMsg = { ...goodMsg, messages: [{ role: 'user', content: 'SLOW' }], max_tokens: 400 };
+async function health() { return (await fetch(`${srv.base}/health`)).json(); }
+async function idleSoonAfterAbort(path, headers, body, stream) {
   const ctl = new AbortController();
-  const res = await fetch(`${srv.base}/v1/chat/completions`, { method: 'POST', headers: oaiHeaders, signal: ctl.signal,
-    body: JSON.stringify({ ...goodChat, stream: true, max_tokens: 200 }) });
-  const reader = res.body.getReader();
-  await reader.read();
+  const pending = fetch(`${srv.base}${path}`, { method: 'POST', headers, signal: ctl.signal, body: JSON.stringify({ ...body, stream }) });
+  if (stream) {
+    const res = await pending;
+    await res.body.getReader().read();
+  } else {
+    pending.catch(() => {});
+    await new Promise((r) => setTimeout(r, 400));
+  }
+  const before = await health();
   ctl.abort();
-  await new Promise((r) => setTimeout(r, 300));
-  const health = await (await fetch(`${srv.base}/health`)).json();
-  check(health.running === 0 && health.waiting === 0, 'the engine is idle after the client went away', health);
+  await new Promise((r) => setTimeout(r, 800));
+  return [before, await health()];
+}
+await test('client disconnect cancels (streaming)', async () => {
+  const [before, after] = await idleSoonAfterAbort('/v1/chat/completions', oaiHeaders, slowChat, true);
+  check(before.running === 1 && after.running === 0 && after.waiting === 0, 'the engine is idle soon after the client went away', [before, after]);
+});
+await test('client disconnect cancels (non-streaming chat)', async () => {
+  const [before, after] = await idleSoonAfterAbort('/v1/chat/completions', oaiHeaders, slowChat, false);
+  check(before.running === 1 && after.running === 0 && after.waiting === 0, 'the engine is idle soon after the client went away', [before, after]);
+});
+await test('client disconnect cancels (non-streaming messages)', async () => {
+  const [before, after] = await idleSoonAfterAbort('/v1/messages', antHeaders, slowMsg, false);
+  check(before.running === 1 && after.running === 0 && after.waiting === 0, 'the engine is idle soon after the client went away', [before, after]);
+});
+await test('a non-streaming client that stays gets its whole reply', async () => {
+  const r = await post('/v1/chat/completions', slowChat, oaiHeaders);
+  check(r.status === 200 && r.json.choices[0].message.content.split('tick').length > 100, 'the slow reply arrives whole', r.text.slice(0, 200));
 });
 await stillServing('a disconnect');
 
