@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include <atomic>
 #include <cmath>
 #include <vector>
@@ -64,12 +67,28 @@ TEST(ThreadPool, ParallelForCoversRangeExactlyOnce) {
   for (int64_t n : {1, 7, 64, 1000, 4097}) {
     for (int64_t grain : {1, 3, 16}) {
       std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
-      pool.parallel_for(n, grain, [&](int, int64_t b, int64_t e) {
+      std::atomic<int> bad{0};
+      pool.parallel_for(n, grain, [&](int t, int64_t b, int64_t e) {
+        // ranges start on a grain and are whole grains except at the end; t is a real thread
+        if (b % grain != 0 || (e != n && (e - b) % grain != 0) || t < 0 || t >= 4) bad.fetch_add(1);
         for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
       });
+      EXPECT_EQ(bad.load(), 0);
       for (auto& h : hits) ASSERT_EQ(h.load(), 1);
     }
   }
+}
+
+TEST(ThreadPool, ASlowThreadLeavesItsWorkToTheOthers) {
+  // One range stalls; the others' threads take the rest of the chunks meanwhile.
+  ThreadPool pool(2);
+  std::vector<std::atomic<int>> by_thread(2);
+  pool.parallel_for(64, 1, [&](int t, int64_t b, int64_t e) {
+    if (b == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    by_thread[static_cast<size_t>(t)].fetch_add(static_cast<int>(e - b));
+  });
+  EXPECT_EQ(by_thread[0].load() + by_thread[1].load(), 64);
+  EXPECT_GT(std::max(by_thread[0].load(), by_thread[1].load()), 32);
 }
 
 TEST(ThreadPool, ManySmallJobs) {

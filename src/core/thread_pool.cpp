@@ -10,6 +10,9 @@
 #endif
 
 namespace strata {
+namespace {
+constexpr int64_t kChunksPerThread = 4;
+}  // namespace
 
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -75,11 +78,18 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     fn(0, 0, n);
     return;
   }
-  const int64_t per = (num_grains + nt - 1) / nt;
+  // Chunks of whole grains handed out in order from a shared counter, a few per thread: a
+  // thread slowed down by another process or a page fault leaves its remaining chunks to the
+  // others instead of holding everyone at the barrier.
+  const int64_t chunks = std::min<int64_t>(num_grains, int64_t{nt} * kChunksPerThread);
+  const int64_t span = (num_grains + chunks - 1) / chunks * grain;
+  std::atomic<int64_t> next{0};
   run_on_all([&](int t) {
-    const int64_t b = std::min(n, t * per * grain);
-    const int64_t e = std::min(n, (t + 1) * per * grain);
-    if (b < e) fn(t, b, e);
+    for (;;) {
+      const int64_t b = next.fetch_add(1, std::memory_order_relaxed) * span;
+      if (b >= n) return;
+      fn(t, b, std::min(n, b + span));
+    }
   });
 }
 

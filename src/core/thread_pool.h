@@ -1,5 +1,5 @@
 // A fixed pool of worker threads for data-parallel kernels. parallel_for splits [0, n) into
-// one contiguous range per thread; the caller's thread takes part. Workers spin briefly
+// a few contiguous ranges per thread, handed out dynamically; the caller's thread takes part. Workers spin briefly
 // between jobs (a decode step dispatches hundreds of small jobs) and then sleep.
 #pragma once
 
@@ -23,8 +23,9 @@ class ThreadPool {
 
   int num_threads() const { return num_threads_; }
 
-  // fn(thread_idx, begin, end) for a partition of [0, n) into num_threads() ranges, each a
-  // multiple of `grain` long except the last. Blocks until all ranges are done.
+  // fn(thread_idx, begin, end) for each range of a partition of [0, n) into ranges that are
+  // a multiple of `grain` long except the last; a thread may get several ranges (thread_idx
+  // names the thread running it, for per-thread scratch). Blocks until all ranges are done.
   void parallel_for(int64_t n, int64_t grain,
                     const std::function<void(int thread_idx, int64_t begin, int64_t end)>& fn);
 

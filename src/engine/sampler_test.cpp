@@ -27,6 +27,20 @@ TEST(Sampler, GreedyPicksArgmaxAndReportsLogprob) {
   EXPECT_NEAR(r.logprob, 2.0 - std::log(z), 1e-5);
 }
 
+TEST(Sampler, PlainGreedyIsTheFirstMaximum) {
+  // The no-copy greedy path against std::max_element: odd sizes, many ties, -inf entries.
+  Rng rng(7);
+  Sampler s(SamplingParams{});
+  for (int n : {1, 2, 7, 8, 9, 15, 16, 17, 31, 100, 1001, 151936}) {
+    for (int rep = 0; rep < 5; ++rep) {
+      std::vector<float> l(static_cast<size_t>(n));
+      for (auto& x : l) x = static_cast<float>(static_cast<int>(rng.uniform() * 6)) - (rng.uniform() < 0.1 ? INFINITY : 0.0f);
+      const auto want = static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin());
+      EXPECT_EQ(s.sample(l, {}).token, want) << "n=" << n;
+    }
+  }
+}
+
 TEST(Sampler, SameSeedSameTokens) {
   SamplingParams p;
   p.temperature = 0.9f;
