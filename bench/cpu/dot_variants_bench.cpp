@@ -60,8 +60,10 @@ int main() {
             k2.dot(w.data() + c0 * rb, rb, 16, xa.data() + t0 * xs, xs, static_cast<int>(std::min<int64_t>(4, n - t0)),
                    cols, y2.data() + t0 * rows + c0, rows);
       };
-      // v2 = the product's AVX2 build, v3 = its AVX-VNNI build (where the CPU has it)
-      const bool vnni = vnni_kernels_available();
+      // v2 = the product's AVX2 build, v3 = its AVX-VNNI build, v4 = its AVX-512 build (each
+      // where the CPU has it)
+      const bool vnni = vnni_kernels_available(), avx512 = avx512_kernels_available();
+      set_avx512_kernels(false);
       DotKernel k3 = k2;
       if (vnni) {
         set_vnni_kernels(true);
@@ -69,6 +71,12 @@ int main() {
       }
       set_vnni_kernels(false);
       k2 = dot_kernel(type);
+      DotKernel k4 = k2;
+      if (avx512) {
+        set_avx512_kernels(true);
+        k4 = dot_kernel(type);
+        set_avx512_kernels(false);
+      }
       std::vector<float> y3(y2.size());
       auto run3 = [&] {
         for (int64_t c0 = 0; c0 < rows; c0 += 16)
@@ -76,7 +84,14 @@ int main() {
             k3.dot(w.data() + c0 * rb, rb, 16, xa.data() + t0 * xs, xs, static_cast<int>(std::min<int64_t>(4, n - t0)),
                    cols, y3.data() + t0 * rows + c0, rows);
       };
-      double b1 = 1e9, b2 = 1e9, b3 = 1e9;
+      std::vector<float> y4(y2.size());
+      auto run4 = [&] {
+        for (int64_t c0 = 0; c0 < rows; c0 += 16)
+          for (int64_t t0 = 0; t0 < n; t0 += 4)
+            k4.dot(w.data() + c0 * rb, rb, 16, xa.data() + t0 * xs, xs, static_cast<int>(std::min<int64_t>(4, n - t0)),
+                   cols, y4.data() + t0 * rows + c0, rows);
+      };
+      double b1 = 1e9, b2 = 1e9, b3 = 1e9, b4 = 1e9;
       for (int rep = 0; rep < 15; ++rep) {
         double t0 = cpu_s();
         run1();
@@ -87,19 +102,23 @@ int main() {
         t0 = cpu_s();
         run3();
         b3 = std::min(b3, cpu_s() - t0);
+        t0 = cpu_s();
+        run4();
+        b4 = std::min(b4, cpu_s() - t0);
       }
       double maxdiff = 0, maxabs = 0;
       for (size_t i = 0; i < y1.size(); ++i) {
         maxdiff = std::max(maxdiff, static_cast<double>(std::fabs(y1[i] - y2[i])));
         maxdiff = std::max(maxdiff, static_cast<double>(std::fabs(y1[i] - y3[i])));
+        maxdiff = std::max(maxdiff, static_cast<double>(std::fabs(y1[i] - y4[i])));
         maxabs = std::max(maxabs, static_cast<double>(std::fabs(y1[i])));
       }
       const double bytes = static_cast<double>(w.size()), flops = 2.0 * rows * cols * n;
       std::printf("%-5s n=%-3lld  v1 %7.1f us (%5.1f GB/s %6.1f GFLOP/s)  v2 %7.1f us (%5.1f GB/s %6.1f GFLOP/s)"
-                  "  v3%s %7.1f us (%5.1f GB/s %6.1f GFLOP/s)  diff %.1e of %.1e\n",
+                  "  v3%s %7.1f us (%5.1f GB/s %6.1f GFLOP/s)  v4%s %7.1f us (%5.1f GB/s %6.1f GFLOP/s)  diff %.1e of %.1e\n",
                   dtype_name(type), static_cast<long long>(n), b1 * 1e6, bytes / b1 / 1e9, flops / b1 / 1e9, b2 * 1e6,
                   bytes / b2 / 1e9, flops / b2 / 1e9, vnni ? "" : "(=v2)", b3 * 1e6, bytes / b3 / 1e9, flops / b3 / 1e9,
-                  maxdiff, maxabs);
+                  avx512 ? "" : "(=v2)", b4 * 1e6, bytes / b4 / 1e9, flops / b4 / 1e9, maxdiff, maxabs);
     }
   }
 }

@@ -525,7 +525,7 @@ STRATA_KERNEL(KQ3_K, (dot_q23k<ISA, true, NR, NT>))
 #undef STRATA_KERNEL
 
 // The fast kernel of each weight type for this TU's ISA (float types do not depend on it).
-DotKernel make_dot_kernel(DType type) {
+[[maybe_unused]] DotKernel make_dot_kernel(DType type) {
   switch (type) {
     case DType::kF32: return {ActFormat::kF32, tile<KF32>};
     case DType::kF16: return {ActFormat::kF32, tile<KF16>};

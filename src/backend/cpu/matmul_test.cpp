@@ -107,20 +107,26 @@ void check_matmul(DType type, const Case& c, uint64_t seed, ErrorStats& stats) {
   }
 }
 
-// Both builds of the integer kernels (AVX2, and AVX-VNNI where the CPU has it).
-class CpuMatmulIsa : public ::testing::TestWithParam<bool> {
+// Every build of the integer kernels: 0 AVX2, 1 AVX-VNNI, 2 AVX-512 (each where the CPU has it).
+class CpuMatmulIsa : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
-    if (GetParam() && !vnni_kernels_available()) GTEST_SKIP() << "no avx_vnni on this CPU";
-    saved_ = vnni_kernels_enabled();
-    set_vnni_kernels(GetParam());
+    if (GetParam() == 1 && !vnni_kernels_available()) GTEST_SKIP() << "no avx_vnni on this CPU";
+    if (GetParam() == 2 && !avx512_kernels_available()) GTEST_SKIP() << "no avx512 (f, bw, vl, vnni) on this CPU";
+    saved_vnni_ = vnni_kernels_enabled();
+    saved_avx512_ = avx512_kernels_enabled();
+    set_vnni_kernels(GetParam() == 1);
+    set_avx512_kernels(GetParam() == 2);
   }
-  void TearDown() override { set_vnni_kernels(saved_); }
-  bool saved_ = false;
+  void TearDown() override {
+    set_vnni_kernels(saved_vnni_);
+    set_avx512_kernels(saved_avx512_);
+  }
+  bool saved_vnni_ = false, saved_avx512_ = false;
 };
 
 TEST_P(CpuMatmulIsa, EveryTypeMatchesReference) {
-  const Case cases[] = {{1, 1, 1}, {13, 3, 3}, {67, 3, 7}, {37, 5, 33}, {9, 1, 5}};
+  const Case cases[] = {{1, 1, 1}, {13, 3, 3}, {67, 3, 7}, {37, 5, 33}, {9, 1, 5}, {29, 4, 1}, {5, 7, 1}};
   int tested = 0;
   uint64_t seed = 100;
   for (DType type : kAllTypes) {
@@ -135,8 +141,9 @@ TEST_P(CpuMatmulIsa, EveryTypeMatchesReference) {
   EXPECT_GE(tested, 3);
 }
 
-INSTANTIATE_TEST_SUITE_P(Builds, CpuMatmulIsa, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "Vnni" : "Avx2"; });
+INSTANTIATE_TEST_SUITE_P(Builds, CpuMatmulIsa, ::testing::Values(0, 1, 2), [](const ::testing::TestParamInfo<int>& i) {
+  return std::string(i.param == 0 ? "Avx2" : i.param == 1 ? "Vnni" : "Avx512");
+});
 
 // Q8_0 rows of raw random bytes (including -128, which quantizers never write).
 TEST_P(CpuMatmulIsa, Q8_0RawBytes) {
