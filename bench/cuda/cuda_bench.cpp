@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -209,7 +210,7 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
   float* att = dev_f32(be, nmax * qd, rng);
   float* f1 = dev_f32(be, nmax * S.ffn, rng);
   float* f2 = dev_f32(be, nmax * S.ffn, rng);
-  float* logits = dev_f32(be, S.vocab, rng);
+  float* logits = dev_f32(be, 16 * S.vocab, rng);
   float* norm_w = dev_f32(be, S.dim, rng);
   float* head_norm_w = dev_f32(be, S.head_dim, rng);
 
@@ -269,6 +270,32 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
   }
   CK(cudaGraphExecDestroy(exec));
   CK(cudaGraphDestroy(graph));
+  {
+    // v4: q/k/v and gate/up each as one launch over their concatenated rows.
+    be.matmul(L[0].down, f1, 1, x);
+    be.synchronize();
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
+    for (const Layer& y : L) {
+      const WeightView qkv[3] = {y.q, y.k, y.v};
+      float* const qkv_y[3] = {q, k, v};
+      be.matmul_multi(qkv, h, 1, qkv_y);
+      be.matmul(y.o, att, 1, h);
+      const WeightView gu[2] = {y.gate, y.up};
+      float* const gu_y[2] = {f1, f2};
+      be.matmul_multi(gu, h, 1, gu_y);
+      be.matmul(y.down, f1, 1, x);
+    }
+    be.matmul(out_w, x, 1, logits);
+    CK(cudaStreamEndCapture(s, &graph));
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    const double t_fused = time_it(s, 3, 20, [&] { CK(cudaGraphLaunch(exec, s)); });
+    fmt::print(
+        "decode GEMVs fused q/k/v, gate/up (graph, n=1): {:.3f} ms/token, {:.1f}% of copy "
+        "bandwidth -> {:.0f} tok/s\n",
+        t_fused * 1e3, 100.0 * weight_bytes / t_fused / bw, 1.0 / t_fused);
+    CK(cudaGraphExecDestroy(exec));
+    CK(cudaGraphDestroy(graph));
+  }
 
   // 2. A whole decode step through the Backend API (eager launches), context 1024, F16 K/V.
   const int ctx = 1024, bt = 64;
@@ -278,7 +305,7 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
   kv.num_kv_heads = static_cast<int>(S.kv_heads);
   kv.head_dim = static_cast<int>(S.head_dim);
   kv.block_stride_bytes = static_cast<size_t>(bt) * kvd * 2;
-  const int blocks = 2048 / bt + 1;
+  const int blocks = 16 * (ctx / bt) + 1;
   std::vector<void*> kv_mem;
   std::vector<backend::PagedKv> kvs;
   for (int l = 0; l < nl; ++l) {
@@ -299,40 +326,69 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
     rope.freqs.push_back(std::pow(1e6f, -2.0f * i / rope.n_rot));
   const float scale = 1.0f / std::sqrt(static_cast<float>(S.head_dim));
   auto layer_step = [&](int l, int64_t n, const int32_t* pos, const int32_t* slots,
-                        const backend::SeqAttention& seq) {
+                        std::span<const backend::SeqAttention> seqs) {
     const Layer& y = L[static_cast<size_t>(l)];
     be.rms_norm(x, norm_w, n, S.dim, 1e-6f, h);
-    be.matmul(y.q, h, n, q);
-    be.matmul(y.k, h, n, k);
-    be.matmul(y.v, h, n, v);
+    const WeightView qkv[3] = {y.q, y.k, y.v};
+    float* const qkv_y[3] = {q, k, v};
+    be.matmul_multi(qkv, h, n, qkv_y);
     be.rms_norm(q, head_norm_w, n * S.heads, S.head_dim, 1e-6f, q);
     be.rms_norm(k, head_norm_w, n * S.kv_heads, S.head_dim, 1e-6f, k);
     be.rope(q, n, static_cast<int>(S.heads), static_cast<int>(S.head_dim), pos, rope);
     be.rope(k, n, static_cast<int>(S.kv_heads), static_cast<int>(S.head_dim), pos, rope);
     be.kv_store(kvs[static_cast<size_t>(l)], k, v, n, slots);
-    be.attention(q, static_cast<int>(S.heads), kvs[static_cast<size_t>(l)], {&seq, 1}, scale, att);
+    be.attention(q, static_cast<int>(S.heads), kvs[static_cast<size_t>(l)], seqs, scale, att);
     be.matmul(y.o, att, n, h);
     be.add(x, h, n * S.dim);
     be.rms_norm(x, norm_w, n, S.dim, 1e-6f, h);
-    be.matmul(y.gate, h, n, f1);
-    be.matmul(y.up, h, n, f2);
+    const WeightView gu[2] = {y.gate, y.up};
+    float* const gu_y[2] = {f1, f2};
+    be.matmul_multi(gu, h, n, gu_y);
     be.swiglu(f1, f2, n, S.ffn, f1);
     be.matmul(y.down, f1, n, h);
     be.add(x, h, n * S.dim);
   };
   const backend::SeqAttention seq1{0, 1, ctx, table.data()};
-  const double t_step = time_it(s, 3, 15, [&] {
-    for (int l = 0; l < nl; ++l) layer_step(l, 1, pos1.data(), slot1.data(), seq1);
+  auto decode_step = [&](bool use_graph) {
+    if (use_graph) be.begin_step({0x5eed, 1, ctx});
+    for (int l = 0; l < nl; ++l) layer_step(l, 1, pos1.data(), slot1.data(), {&seq1, 1});
     be.rms_norm(x, norm_w, 1, S.dim, 1e-6f, h);
     be.matmul(out_w, h, 1, logits);
-  });
+    if (use_graph) be.end_step();
+  };
   const double kv_bytes = 2.0 * ctx * kvd * 2 * nl;
   const double step_bytes = weight_bytes + kv_bytes;
-  fmt::print(
-      "decode step (eager, ctx {}, F16 K/V): {:.3f} ms/token = {:.0f} tok/s, {:.1f}% of roofline "
-      "({:.3f} GB "
-      "weights+K/V per token)\n",
-      ctx, t_step * 1e3, 1.0 / t_step, 100.0 * step_bytes / t_step / bw, step_bytes / 1e9);
+  for (const bool use_graph : {false, true}) {
+    const double t_step = time_it(s, 3, 15, [&] { decode_step(use_graph); });
+    fmt::print(
+        "decode step ({}, ctx {}, F16 K/V): {:.3f} ms/token = {:.0f} tok/s, {:.1f}% of roofline "
+        "({:.3f} GB weights+K/V per token)\n",
+        use_graph ? "step graph" : "eager", ctx, t_step * 1e3, 1.0 / t_step,
+        100.0 * step_bytes / t_step / bw, step_bytes / 1e9);
+  }
+  {
+    // 16 sequences of context 1024 decoding together (one token each), as one step graph.
+    const int nseq = 16;
+    std::vector<std::vector<int32_t>> tables(nseq);
+    std::vector<backend::SeqAttention> seqs;
+    std::vector<int32_t> pos16, slot16;
+    for (int i = 0; i < nseq; ++i) {
+      // Each sequence's own blocks: a disjoint shuffled slice of a larger pool.
+      for (int b = 0; b < ctx / bt; ++b) tables[i].push_back(i * (ctx / bt) + (b * 7) % (ctx / bt));
+      seqs.push_back({i, 1, ctx, tables[i].data()});
+      pos16.push_back(ctx - 1);
+      slot16.push_back(tables[i][(ctx - 1) / bt] * bt + (ctx - 1) % bt);
+    }
+    const double t16 = time_it(s, 3, 10, [&] {
+      be.begin_step({0xb16, nseq, ctx});
+      for (int l = 0; l < nl; ++l) layer_step(l, nseq, pos16.data(), slot16.data(), seqs);
+      be.rms_norm(x, norm_w, nseq, S.dim, 1e-6f, h);
+      be.matmul(out_w, h, nseq, logits);
+      be.end_step();
+    });
+    fmt::print("decode step, {} sequences (step graph, ctx {} each): {:.3f} ms = {:.0f} tok/s aggregate\n",
+               nseq, ctx, t16 * 1e3, nseq / t16);
+  }
 
   // 3. Prefill of 2048 tokens: matmuls (dequantize to bf16 + cuBLAS) and one whole layer.
   const int64_t n = 2048;
@@ -395,7 +451,7 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
   }
   const backend::SeqAttention seqn{0, n, n, table.data()};
   const double t_layer =
-      time_it(s, 1, 5, [&] { layer_step(0, n, posn.data(), slotn.data(), seqn); });
+      time_it(s, 1, 5, [&] { layer_step(0, n, posn.data(), slotn.data(), {&seqn, 1}); });
   const double attn_flops = 4.0 * S.heads * S.head_dim * (static_cast<double>(n) * (n + 1) / 2);
   fmt::print(
       "prefill {} tokens, one whole layer: {:.3f} ms = {:.0f} TFLOP/s incl. attention ({:.1f}% of "

@@ -29,7 +29,6 @@ __device__ __forceinline__ float kv_elem(const uint8_t* row, int d) {
 
 struct Split {
   int splits;
-  int64_t split_tokens;
 };
 
 // Element d = 32 j + lane of the head vector lives in lane `lane`, register j.
@@ -44,7 +43,10 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
   if (si < 0) return;
   const AttnSeq sq = a.seqs[si];
   const int64_t nkeys = sq.kv_len - sq.q_count + (row - sq.q_begin) + 1;
-  const int64_t k0 = split * sp.split_tokens, k1 = min(nkeys, k0 + sp.split_tokens);
+  // Each row's own keys cut into sp.splits equal parts (a step graph sizes the grid for the
+  // longest context it may see; shorter rows just leave later splits empty).
+  const int64_t per = (nkeys + sp.splits - 1) / sp.splits;
+  const int64_t k0 = split * per, k1 = min(nkeys, k0 + per);
   const int kvh = head / (a.num_heads / kv.num_kv_heads);
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int hd = kv.head_dim;
@@ -145,8 +147,7 @@ Split choose_split(const PagedKv& kv, const AttnArgs& a, size_t partial_floats) 
   splits = std::min<int64_t>(splits, std::max<int64_t>(1, (a.max_keys + 63) / 64));
   const size_t per_split = static_cast<size_t>(ctas) * (kv.head_dim + 2);
   if (partial_floats < per_split * static_cast<size_t>(splits)) splits = 1;
-  const int64_t tokens = std::max<int64_t>(1, (a.max_keys + splits - 1) / splits);
-  return {static_cast<int>(splits), tokens};
+  return {static_cast<int>(splits)};
 }
 
 template <DType T>
