@@ -39,6 +39,8 @@ struct Q8Buf {
 // ys[i][ws[i].rows] = ws[i] . x for count <= kMaxGemvSegments weights of one cols (types as
 // gemv_q8), one launch: q/k/v, gate/up.
 constexpr size_t kMaxGemvSegments = 4;
+// Rows per CTA of the int8 products: 0 (default) picks by size; 2, 4 or 8 force it (bench).
+void set_gemv_q8_rows(int rows_per_cta);
 void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Buf& x,
                    cudaStream_t s);
 // Expert slots: y[n*k, w.rows], slot j = t*k + s uses expert ids[j] (device) and

@@ -351,20 +351,34 @@ void quantize_act_q8(const float* x, int64_t cols, int8_t* xq, float* xd, int32_
 }
 
 namespace {
+int g_gemv_q8_rows = 0;  // 0: by size (bench/cuda sets 2, 4 or 8 to compare)
+
+int gemv_q8_rows_for(int64_t rows) {
+  if (g_gemv_q8_rows != 0) return g_gemv_q8_rows;
+  (void)rows;
+  return 2;  // run 7: 2 rows a CTA beat 4 (and 8) on every shape of the fused decode step
+}
+
 template <class D, class Dot>
 void launch_gemv_q8(const WeightView& w, const Q8Act& x, float* y, cudaStream_t s) {
   STRATA_CHECK(w.cols % D::kBlockElems == 0);
   const auto* wb = static_cast<const uint8_t*>(w.data);
-  if (w.rows >= 4096) {
-    gemv_q8_kernel<D, Dot, 4><<<static_cast<unsigned>((w.rows + 3) / 4), kGemvThreads, 0, s>>>(
-        wb, w.row_bytes, w.rows, w.cols, x, y);
-  } else {
-    gemv_q8_kernel<D, Dot, 2><<<static_cast<unsigned>((w.rows + 1) / 2), kGemvThreads, 0, s>>>(
-        wb, w.row_bytes, w.rows, w.cols, x, y);
-  }
+  const int R = gemv_q8_rows_for(w.rows);
+  const auto grid = static_cast<unsigned>((w.rows + R - 1) / R);
+  if (R == 8)
+    gemv_q8_kernel<D, Dot, 8><<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
+  else if (R == 4)
+    gemv_q8_kernel<D, Dot, 4><<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
+  else
+    gemv_q8_kernel<D, Dot, 2><<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 }  // namespace
+
+void set_gemv_q8_rows(int rows_per_cta) {
+  STRATA_CHECK(rows_per_cta == 0 || rows_per_cta == 2 || rows_per_cta == 4 || rows_per_cta == 8);
+  g_gemv_q8_rows = rows_per_cta;
+}
 
 void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32_t* xs, float* y,
              cudaStream_t s) {
@@ -400,7 +414,7 @@ void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Bu
   int64_t total_rows = 0;
   for (int i = 0; i < count; ++i) total_rows += ws[i].rows;
   // Rows per CTA as gemv_q8 picks them for one matrix of all the rows.
-  const int R = total_rows >= 4096 ? 4 : 2;
+  const int R = gemv_q8_rows_for(total_rows);
   unsigned ctas = 0;
   for (int i = 0; i < count; ++i) {
     const WeightView& w = ws[i];
@@ -410,7 +424,9 @@ void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Bu
     ctas += static_cast<unsigned>((w.rows + R - 1) / R);
   }
   const Q8Act x{reinterpret_cast<const int*>(xb.xq), xb.xd, xb.xs};
-  if (R == 4)
+  if (R == 8)
+    gemv_q8_multi_kernel<8><<<ctas, kGemvThreads, 0, s>>>(a, x);
+  else if (R == 4)
     gemv_q8_multi_kernel<4><<<ctas, kGemvThreads, 0, s>>>(a, x);
   else
     gemv_q8_multi_kernel<2><<<ctas, kGemvThreads, 0, s>>>(a, x);

@@ -137,6 +137,66 @@ __global__ void topk_kernel(const float* logits, int64_t n, int num_experts, int
   }
 }
 
+// v2: one warp per token, each lane holding experts lane + 32 i (up to 256 experts): the
+// probabilities once in double, then k rounds of a warp argmax (largest, ties to the lower id,
+// as the reference). v1 (topk_kernel above, kept for > 256 experts) ran one thread per token
+// and recomputed 128 double exps per round: ~150 us a layer for 128 experts, top-8.
+constexpr int kTopkPerLane = 8;
+__global__ void topk_warp_kernel(const float* logits, int64_t n, int num_experts, int k,
+                                 bool renormalize, int32_t* ids, float* weights) {
+  const int64_t t = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  if (t >= n) return;
+  const float* l = logits + t * num_experts;
+  float mx = -FLT_MAX;
+  for (int e = lane; e < num_experts; e += 32) mx = fmaxf(mx, l[e]);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  double ex[kTopkPerLane];
+  double sum = 0;
+#pragma unroll
+  for (int i = 0; i < kTopkPerLane; ++i) {
+    const int e = lane + 32 * i;
+    ex[i] = e < num_experts ? exp(static_cast<double>(l[e]) - mx) : -1.0;
+    if (e < num_experts) sum += ex[i];
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+#pragma unroll
+  for (int i = 0; i < kTopkPerLane; ++i) ex[i] = ex[i] >= 0 ? ex[i] / sum : -1.0;
+  double ksum = 0, chosen_p[kMaxTopK];
+  for (int s = 0; s < k; ++s) {
+    double bp = -1;
+    int best = 0x7fffffff;
+#pragma unroll
+    for (int i = 0; i < kTopkPerLane; ++i) {
+      if (ex[i] > bp) {
+        bp = ex[i];
+        best = lane + 32 * i;
+      }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const double ob = __shfl_xor_sync(0xffffffffu, bp, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, best, o);
+      if (ob > bp || (ob == bp && oi < best)) {
+        bp = ob;
+        best = oi;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kTopkPerLane; ++i)
+      if (lane + 32 * i == best) ex[i] = -1.0;  // taken
+    chosen_p[s] = bp;
+    ksum += bp;
+    if (lane == 0) ids[t * k + s] = best;
+  }
+  if (lane == 0) {
+    for (int s = 0; s < k; ++s)
+      weights[t * k + s] = static_cast<float>(renormalize ? chosen_p[s] / ksum : chosen_p[s]);
+  }
+}
+
 __global__ void weighted_sum_kernel(const float* x, const float* w, int64_t n, int k, int64_t dim,
                                     float* out) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -245,8 +305,12 @@ void topk_softmax(const float* logits, int64_t n, int num_experts, int k, bool r
                   int32_t* ids, float* weights, cudaStream_t s) {
   STRATA_CHECK(k >= 1 && k <= num_experts && k <= kMaxTopK);
   if (n == 0) return;
-  topk_kernel<<<blocks_for(n, 64), 64, 0, s>>>(logits, n, num_experts, k, renormalize, ids,
-                                               weights);
+  if (num_experts <= 32 * kTopkPerLane)
+    topk_warp_kernel<<<blocks_for(n * 32, 128), 128, 0, s>>>(logits, n, num_experts, k,
+                                                             renormalize, ids, weights);
+  else
+    topk_kernel<<<blocks_for(n, 64), 64, 0, s>>>(logits, n, num_experts, k, renormalize, ids,
+                                                 weights);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 
