@@ -2,7 +2,8 @@
 // the roofs measured first on the same card: device-to-device copy bandwidth (decode is
 // weight-streaming) and bf16 cuBLAS peak (prefill). Self-contained: random quantized weights
 // at the real shapes (a pool of quantized rows tiled into distinct device buffers per layer),
-// no GGUF file. Usage: cuda_bench [recipe ...]   (default: Q4_K_M Q8_0)
+// no GGUF file. Usage: cuda_bench [recipe ...]   (default: Q4_K_M Q8_0 moe:Q4_K_M; moe:R is the
+// Qwen3-30B-A3B shape in recipe R)
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -209,7 +211,7 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
   float* att = dev_f32(be, nmax * qd, rng);
   float* f1 = dev_f32(be, nmax * S.ffn, rng);
   float* f2 = dev_f32(be, nmax * S.ffn, rng);
-  float* logits = dev_f32(be, S.vocab, rng);
+  float* logits = dev_f32(be, 16 * S.vocab, rng);
   float* norm_w = dev_f32(be, S.dim, rng);
   float* head_norm_w = dev_f32(be, S.head_dim, rng);
 
@@ -269,6 +271,58 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
   }
   CK(cudaGraphExecDestroy(exec));
   CK(cudaGraphDestroy(graph));
+  {
+    // v4: q/k/v and gate/up each as one launch over their concatenated rows.
+    be.matmul(L[0].down, f1, 1, x);
+    be.synchronize();
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
+    for (const Layer& y : L) {
+      const WeightView qkv[3] = {y.q, y.k, y.v};
+      float* const qkv_y[3] = {q, k, v};
+      be.matmul_multi(qkv, h, 1, qkv_y);
+      be.matmul(y.o, att, 1, h);
+      const WeightView gu[2] = {y.gate, y.up};
+      float* const gu_y[2] = {f1, f2};
+      be.matmul_multi(gu, h, 1, gu_y);
+      be.matmul(y.down, f1, 1, x);
+    }
+    be.matmul(out_w, x, 1, logits);
+    CK(cudaStreamEndCapture(s, &graph));
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    const double t_fused = time_it(s, 3, 20, [&] { CK(cudaGraphLaunch(exec, s)); });
+    fmt::print(
+        "decode GEMVs fused q/k/v, gate/up (graph, n=1): {:.3f} ms/token, {:.1f}% of copy "
+        "bandwidth -> {:.0f} tok/s\n",
+        t_fused * 1e3, 100.0 * weight_bytes / t_fused / bw, 1.0 / t_fused);
+    CK(cudaGraphExecDestroy(exec));
+    CK(cudaGraphDestroy(graph));
+    // Rows per CTA forced to 2, 4, 8 (a graph bakes the launch shapes: capture each anew).
+    for (int rows_per_cta : {2, 4, 8}) {
+      backend::cuda::set_gemv_q8_rows(rows_per_cta);
+      be.matmul(L[0].down, f1, 1, x);
+      be.synchronize();
+      CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
+      for (const Layer& y : L) {
+        const WeightView qkv[3] = {y.q, y.k, y.v};
+        float* const qkv_y[3] = {q, k, v};
+        be.matmul_multi(qkv, h, 1, qkv_y);
+        be.matmul(y.o, att, 1, h);
+        const WeightView gu[2] = {y.gate, y.up};
+        float* const gu_y[2] = {f1, f2};
+        be.matmul_multi(gu, h, 1, gu_y);
+        be.matmul(y.down, f1, 1, x);
+      }
+      be.matmul(out_w, x, 1, logits);
+      CK(cudaStreamEndCapture(s, &graph));
+      CK(cudaGraphInstantiate(&exec, graph, 0));
+      const double t_r = time_it(s, 3, 20, [&] { CK(cudaGraphLaunch(exec, s)); });
+      fmt::print("  fused GEMVs with {} rows per CTA: {:.3f} ms/token ({:.1f}%)\n", rows_per_cta,
+                 t_r * 1e3, 100.0 * weight_bytes / t_r / bw);
+      CK(cudaGraphExecDestroy(exec));
+      CK(cudaGraphDestroy(graph));
+    }
+    backend::cuda::set_gemv_q8_rows(0);
+  }
 
   // 2. A whole decode step through the Backend API (eager launches), context 1024, F16 K/V.
   const int ctx = 1024, bt = 64;
@@ -278,7 +332,7 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
   kv.num_kv_heads = static_cast<int>(S.kv_heads);
   kv.head_dim = static_cast<int>(S.head_dim);
   kv.block_stride_bytes = static_cast<size_t>(bt) * kvd * 2;
-  const int blocks = 2048 / bt + 1;
+  const int blocks = 16 * (ctx / bt) + 1;
   std::vector<void*> kv_mem;
   std::vector<backend::PagedKv> kvs;
   for (int l = 0; l < nl; ++l) {
@@ -299,40 +353,69 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
     rope.freqs.push_back(std::pow(1e6f, -2.0f * i / rope.n_rot));
   const float scale = 1.0f / std::sqrt(static_cast<float>(S.head_dim));
   auto layer_step = [&](int l, int64_t n, const int32_t* pos, const int32_t* slots,
-                        const backend::SeqAttention& seq) {
+                        std::span<const backend::SeqAttention> seqs) {
     const Layer& y = L[static_cast<size_t>(l)];
     be.rms_norm(x, norm_w, n, S.dim, 1e-6f, h);
-    be.matmul(y.q, h, n, q);
-    be.matmul(y.k, h, n, k);
-    be.matmul(y.v, h, n, v);
+    const WeightView qkv[3] = {y.q, y.k, y.v};
+    float* const qkv_y[3] = {q, k, v};
+    be.matmul_multi(qkv, h, n, qkv_y);
     be.rms_norm(q, head_norm_w, n * S.heads, S.head_dim, 1e-6f, q);
     be.rms_norm(k, head_norm_w, n * S.kv_heads, S.head_dim, 1e-6f, k);
     be.rope(q, n, static_cast<int>(S.heads), static_cast<int>(S.head_dim), pos, rope);
     be.rope(k, n, static_cast<int>(S.kv_heads), static_cast<int>(S.head_dim), pos, rope);
     be.kv_store(kvs[static_cast<size_t>(l)], k, v, n, slots);
-    be.attention(q, static_cast<int>(S.heads), kvs[static_cast<size_t>(l)], {&seq, 1}, scale, att);
+    be.attention(q, static_cast<int>(S.heads), kvs[static_cast<size_t>(l)], seqs, scale, att);
     be.matmul(y.o, att, n, h);
     be.add(x, h, n * S.dim);
     be.rms_norm(x, norm_w, n, S.dim, 1e-6f, h);
-    be.matmul(y.gate, h, n, f1);
-    be.matmul(y.up, h, n, f2);
+    const WeightView gu[2] = {y.gate, y.up};
+    float* const gu_y[2] = {f1, f2};
+    be.matmul_multi(gu, h, n, gu_y);
     be.swiglu(f1, f2, n, S.ffn, f1);
     be.matmul(y.down, f1, n, h);
     be.add(x, h, n * S.dim);
   };
   const backend::SeqAttention seq1{0, 1, ctx, table.data()};
-  const double t_step = time_it(s, 3, 15, [&] {
-    for (int l = 0; l < nl; ++l) layer_step(l, 1, pos1.data(), slot1.data(), seq1);
+  auto decode_step = [&](bool use_graph) {
+    if (use_graph) be.begin_step({0x5eed, 1, ctx});
+    for (int l = 0; l < nl; ++l) layer_step(l, 1, pos1.data(), slot1.data(), {&seq1, 1});
     be.rms_norm(x, norm_w, 1, S.dim, 1e-6f, h);
     be.matmul(out_w, h, 1, logits);
-  });
+    if (use_graph) be.end_step();
+  };
   const double kv_bytes = 2.0 * ctx * kvd * 2 * nl;
   const double step_bytes = weight_bytes + kv_bytes;
-  fmt::print(
-      "decode step (eager, ctx {}, F16 K/V): {:.3f} ms/token = {:.0f} tok/s, {:.1f}% of roofline "
-      "({:.3f} GB "
-      "weights+K/V per token)\n",
-      ctx, t_step * 1e3, 1.0 / t_step, 100.0 * step_bytes / t_step / bw, step_bytes / 1e9);
+  for (const bool use_graph : {false, true}) {
+    const double t_step = time_it(s, 3, 15, [&] { decode_step(use_graph); });
+    fmt::print(
+        "decode step ({}, ctx {}, F16 K/V): {:.3f} ms/token = {:.0f} tok/s, {:.1f}% of roofline "
+        "({:.3f} GB weights+K/V per token)\n",
+        use_graph ? "step graph" : "eager", ctx, t_step * 1e3, 1.0 / t_step,
+        100.0 * step_bytes / t_step / bw, step_bytes / 1e9);
+  }
+  {
+    // 16 sequences of context 1024 decoding together (one token each), as one step graph.
+    const int nseq = 16;
+    std::vector<std::vector<int32_t>> tables(nseq);
+    std::vector<backend::SeqAttention> seqs;
+    std::vector<int32_t> pos16, slot16;
+    for (int i = 0; i < nseq; ++i) {
+      // Each sequence's own blocks: a disjoint shuffled slice of a larger pool.
+      for (int b = 0; b < ctx / bt; ++b) tables[i].push_back(i * (ctx / bt) + (b * 7) % (ctx / bt));
+      seqs.push_back({i, 1, ctx, tables[i].data()});
+      pos16.push_back(ctx - 1);
+      slot16.push_back(tables[i][(ctx - 1) / bt] * bt + (ctx - 1) % bt);
+    }
+    const double t16 = time_it(s, 3, 10, [&] {
+      be.begin_step({0xb16, nseq, ctx});
+      for (int l = 0; l < nl; ++l) layer_step(l, nseq, pos16.data(), slot16.data(), seqs);
+      be.rms_norm(x, norm_w, nseq, S.dim, 1e-6f, h);
+      be.matmul(out_w, h, nseq, logits);
+      be.end_step();
+    });
+    fmt::print("decode step, {} sequences (step graph, ctx {} each): {:.3f} ms = {:.0f} tok/s aggregate\n",
+               nseq, ctx, t16 * 1e3, nseq / t16);
+  }
 
   // 3. Prefill of 2048 tokens: matmuls (dequantize to bf16 + cuBLAS) and one whole layer.
   const int64_t n = 2048;
@@ -395,7 +478,7 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
   }
   const backend::SeqAttention seqn{0, n, n, table.data()};
   const double t_layer =
-      time_it(s, 1, 5, [&] { layer_step(0, n, posn.data(), slotn.data(), seqn); });
+      time_it(s, 1, 5, [&] { layer_step(0, n, posn.data(), slotn.data(), {&seqn, 1}); });
   const double attn_flops = 4.0 * S.heads * S.head_dim * (static_cast<double>(n) * (n + 1) / 2);
   fmt::print(
       "prefill {} tokens, one whole layer: {:.3f} ms = {:.0f} TFLOP/s incl. attention ({:.1f}% of "
@@ -409,6 +492,137 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
     be.free(p.v);
   }
   for (float* p : {x, h, q, k, v, att, f1, f2, logits, norm_w, head_norm_w}) be.free(p);
+}
+
+// A Qwen3-30B-A3B-shaped decode step (48 layers, dim 2048, 32/4 heads of 128, 128 experts of
+// 768, top-8), batch 1, context 1024: roofline = weights a token reads (attention, router, the
+// 8 chosen experts, output) + K/V, over the copy bandwidth. Routing stays on the device.
+void run_moe(const std::string& recipe_name, double bw) {
+  auto recipe = model::find_recipe(recipe_name);
+  if (!recipe.is_ok()) return;
+  const int64_t dim = 2048, heads = 32, kv_heads = 4, hd = 128, nexp = 128, ef = 768,
+                vocab = 151936;
+  const int nl = 48, topk = 8, ctx = 1024, bt = 64;
+  const int64_t qd = heads * hd, kvd = kv_heads * hd;
+  backend::CudaBackend be;
+  auto s = static_cast<cudaStream_t>(be.stream());
+  HostWeights hw;
+  size_t bytes = 0, expert_bytes_all = 0;
+  struct MoeLayer {
+    WeightView q, k, v, o, router, gate, up, down;
+  };
+  std::vector<MoeLayer> L(nl);
+  auto experts = [&](const std::string& name, int64_t rows, int64_t cols) {
+    const DType t = model::tensor_type(*recipe, name, {cols, rows, nexp}, nl);
+    const auto& m = hw.get(t, rows * nexp, cols);
+    WeightView w;
+    w.data = m.data();
+    w.type = t;
+    w.rows = rows;
+    w.cols = cols;
+    w.row_bytes = row_bytes(t, cols);
+    w.num_experts = nexp;
+    w.expert_bytes = w.row_bytes * static_cast<size_t>(rows);
+    bytes += w.expert_bytes * topk;  // read per token: the chosen experts
+    expert_bytes_all += w.expert_bytes * nexp;
+    return be.upload_weight(w);
+  };
+  for (int l = 0; l < nl; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    MoeLayer& y = L[static_cast<size_t>(l)];
+    y.q = upload(be, hw, *recipe, p + "attn_q.weight", qd, dim, nl, &bytes);
+    y.k = upload(be, hw, *recipe, p + "attn_k.weight", kvd, dim, nl, &bytes);
+    y.v = upload(be, hw, *recipe, p + "attn_v.weight", kvd, dim, nl, &bytes);
+    y.o = upload(be, hw, *recipe, p + "attn_output.weight", dim, qd, nl, &bytes);
+    y.router = upload(be, hw, *recipe, p + "ffn_gate_inp.weight", nexp, dim, nl, &bytes);
+    y.gate = experts(p + "ffn_gate_exps.weight", ef, dim);
+    y.up = experts(p + "ffn_up_exps.weight", ef, dim);
+    y.down = experts(p + "ffn_down_exps.weight", dim, ef);
+  }
+  const WeightView out_w = upload(be, hw, *recipe, "output.weight", vocab, dim, nl, &bytes);
+  const double kv_bytes = 2.0 * ctx * kvd * 2 * nl;
+  const double step_bytes = static_cast<double>(bytes) + kv_bytes;
+  fmt::print("\n== Qwen3-30B-A3B shape {}: {:.2f} GB of experts on the device; {:.3f} GB read per "
+             "token (8 experts/layer) + {:.3f} GB K/V -> roofline {:.0f} tok/s\n",
+             recipe_name, expert_bytes_all / 1e9, bytes / 1e9, kv_bytes / 1e9, bw / step_bytes);
+  Rng rng(4);
+  float* x = dev_f32(be, dim, rng);
+  float* h = dev_f32(be, dim, rng);
+  float* q = dev_f32(be, qd, rng);
+  float* k = dev_f32(be, kvd, rng);
+  float* v = dev_f32(be, kvd, rng);
+  float* att = dev_f32(be, qd, rng);
+  float* rl = dev_f32(be, nexp, rng);
+  float* tw = dev_f32(be, topk, rng);
+  auto* ti = reinterpret_cast<int32_t*>(dev_f32(be, topk, rng));
+  float* f1 = dev_f32(be, topk * ef, rng);
+  float* f2 = dev_f32(be, topk * ef, rng);
+  float* fo = dev_f32(be, topk * dim, rng);
+  float* logits = dev_f32(be, vocab, rng);
+  float* norm_w = dev_f32(be, dim, rng);
+  float* head_norm_w = dev_f32(be, hd, rng);
+  backend::PagedKv kv;
+  kv.type = DType::kF16;
+  kv.block_tokens = bt;
+  kv.num_kv_heads = static_cast<int>(kv_heads);
+  kv.head_dim = static_cast<int>(hd);
+  kv.block_stride_bytes = static_cast<size_t>(bt) * kvd * 2;
+  const int blocks = ctx / bt;
+  std::vector<backend::PagedKv> kvs;
+  for (int l = 0; l < nl; ++l) {
+    backend::PagedKv p = kv;
+    p.k = be.alloc_f32(kv.block_stride_bytes * blocks / 4);
+    p.v = be.alloc_f32(kv.block_stride_bytes * blocks / 4);
+    CK(cudaMemset(p.k, 0x33, kv.block_stride_bytes * blocks));
+    CK(cudaMemset(p.v, 0x33, kv.block_stride_bytes * blocks));
+    kvs.push_back(p);
+  }
+  std::vector<int32_t> table(blocks);
+  for (int i = 0; i < blocks; ++i) table[static_cast<size_t>(i)] = blocks - 1 - i;
+  std::vector<int32_t> pos = {ctx - 1}, slot = {table[(ctx - 1) / bt] * bt + (ctx - 1) % bt};
+  backend::RopeTable rope;
+  rope.mode = backend::RopeTable::Mode::kNeox;
+  rope.n_rot = static_cast<int>(hd);
+  for (int i = 0; i < rope.n_rot / 2; ++i) rope.freqs.push_back(std::pow(1e6f, -2.0f * i / rope.n_rot));
+  const backend::SeqAttention seq{0, 1, ctx, table.data()};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  auto step = [&](bool use_graph) {
+    if (use_graph) be.begin_step({0x30b, 1, ctx});
+    for (int l = 0; l < nl; ++l) {
+      const MoeLayer& y = L[static_cast<size_t>(l)];
+      be.rms_norm(x, norm_w, 1, dim, 1e-6f, h);
+      const WeightView qkv[3] = {y.q, y.k, y.v};
+      float* const qkv_y[3] = {q, k, v};
+      be.matmul_multi(qkv, h, 1, qkv_y);
+      be.rms_norm(q, head_norm_w, heads, hd, 1e-6f, q);
+      be.rms_norm(k, head_norm_w, kv_heads, hd, 1e-6f, k);
+      be.rope(q, 1, static_cast<int>(heads), static_cast<int>(hd), pos.data(), rope);
+      be.rope(k, 1, static_cast<int>(kv_heads), static_cast<int>(hd), pos.data(), rope);
+      be.kv_store(kvs[static_cast<size_t>(l)], k, v, 1, slot.data());
+      be.attention(q, static_cast<int>(heads), kvs[static_cast<size_t>(l)], {&seq, 1}, scale, att);
+      be.matmul(y.o, att, 1, h);
+      be.add(x, h, dim);
+      be.rms_norm(x, norm_w, 1, dim, 1e-6f, h);
+      be.matmul(y.router, h, 1, rl);
+      be.topk_softmax(rl, 1, static_cast<int>(nexp), topk, true, ti, tw);
+      be.matmul_experts(y.gate, h, false, ti, 1, topk, f1);
+      be.matmul_experts(y.up, h, false, ti, 1, topk, f2);
+      be.swiglu(f1, f2, topk, ef, f1);
+      be.matmul_experts(y.down, f1, true, ti, 1, topk, fo);
+      be.weighted_sum(fo, tw, 1, topk, dim, h);
+      be.add(x, h, dim);
+    }
+    be.rms_norm(x, norm_w, 1, dim, 1e-6f, h);
+    be.matmul(out_w, h, 1, logits);
+    if (use_graph) be.end_step();
+  };
+  for (const bool use_graph : {false, true}) {
+    const double t = time_it(s, 3, 15, [&] { step(use_graph); });
+    fmt::print("moe decode step ({}, ctx {}): {:.3f} ms/token = {:.0f} tok/s, {:.1f}% of roofline\n",
+               use_graph ? "step graph" : "eager", ctx, t * 1e3, 1.0 / t,
+               100.0 * step_bytes / t / bw);
+  }
+  be.synchronize();
 }
 
 }  // namespace
@@ -431,7 +645,12 @@ int main(int argc, char** argv) {
   CK(cudaStreamDestroy(s));
   std::vector<std::string> recipes;
   for (int i = 1; i < argc; ++i) recipes.emplace_back(argv[i]);
-  if (recipes.empty()) recipes = {"Q4_K_M", "Q8_0"};
-  for (const auto& r : recipes) run_recipe(r, bw, peak);
+  if (recipes.empty()) recipes = {"Q4_K_M", "Q8_0", "moe:Q4_K_M"};
+  for (const auto& r : recipes) {
+    if (r.rfind("moe:", 0) == 0)
+      run_moe(r.substr(4), bw);
+    else
+      run_recipe(r, bw, peak);
+  }
   return 0;
 }

@@ -115,8 +115,28 @@ class Backend {
   // out[n, dim] = sum_s weights[t, s] * x[t, s, :]
   virtual void weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim,
                             float* out) = 0;
+  // y_i[n, ws[i].rows] = x[n, cols] . ws[i]^T for each i: several products of one input
+  // (q/k/v, gate/up), which a backend may run as one launch. Same result as matmul per i.
+  virtual void matmul_multi(std::span<const WeightView> ws, const float* x, int64_t n,
+                            std::span<float* const> ys) {
+    for (size_t i = 0; i < ws.size(); ++i) matmul(ws[i], x, n, ys[i]);
+  }
   // Wait for queued work (no-op on the CPU).
   virtual void synchronize() = 0;
+
+  // Step graphs (optional; the CPU ignores them). A caller that repeats one sequence of ops
+  // step after step (decode) brackets each step with begin_step/end_step. Two steps with the
+  // same `key` promise the same ops in the same order on the same buffers and sizes; only the
+  // contents of host index arrays (ids, positions, slots, block tables) and the sequences'
+  // kv_len (at most max_kv_len) may differ. A backend may then record the ops once and replay
+  // them (CUDA graphs), with the host arrays copied to the device in one copy per step.
+  struct StepInfo {
+    uint64_t key = 0;
+    int64_t num_tokens = 0;
+    int64_t max_kv_len = 0;
+  };
+  virtual void begin_step(const StepInfo& step) { (void)step; }
+  virtual void end_step() {}
 };
 
 }  // namespace strata::backend

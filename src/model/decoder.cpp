@@ -160,16 +160,37 @@ Status Decoder::forward(const Batch& batch, const KvLayers& kv, float* logits) {
     if (s.want_logits && s.num_tokens > 0) seq_rows_.push_back(static_cast<int32_t>(s.token_begin + s.num_tokens - 1));
   }
   backend::Backend& be = *backend_;
+  be.begin_step(step_info(batch, kv, logits));
   be.get_rows(token_embd_, batch.tokens.data(), n, x_);  // x [n, dim]
   for (int l = 0; l < hp_.num_layers; ++l) layer(l, batch, kv);
   // Only the rows that need logits go through the head.
   const int64_t m = static_cast<int64_t>(seq_rows_.size());
-  if (m == 0) return Status::ok();
-  WeightView xs{x_, DType::kF32, n, hp_.dim, static_cast<size_t>(hp_.dim) * 4};
-  be.get_rows(xs, seq_rows_.data(), m, last_);              // [m, dim]
-  be.rms_norm(last_, static_cast<const float*>(output_norm_.data), m, hp_.dim, hp_.rms_eps, last_);
-  be.matmul(output_, last_, m, logits);                     // [m, vocab]
+  if (m > 0) {
+    WeightView xs{x_, DType::kF32, n, hp_.dim, static_cast<size_t>(hp_.dim) * 4};
+    be.get_rows(xs, seq_rows_.data(), m, last_);  // [m, dim]
+    be.rms_norm(last_, static_cast<const float*>(output_norm_.data), m, hp_.dim, hp_.rms_eps, last_);
+    be.matmul(output_, last_, m, logits);  // [m, vocab]
+  }
+  be.end_step();
   return Status::ok();
+}
+
+// The step's shape for backends that replay recorded steps (backend.h): everything that
+// decides which ops run on which buffers, but not the token ids, positions or kv_len.
+backend::Backend::StepInfo Decoder::step_info(const Batch& batch, const KvLayers& kv, const float* logits) const {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+  mix(batch.tokens.size());
+  mix(reinterpret_cast<uintptr_t>(logits));
+  mix(reinterpret_cast<uintptr_t>(x_));
+  mix(kv.layers.empty() ? 0 : reinterpret_cast<uintptr_t>(kv.layers[0].k));
+  int64_t max_kv = 0;
+  for (const BatchSeq& s : batch.seqs) {
+    mix(static_cast<uint64_t>(s.token_begin));
+    mix(static_cast<uint64_t>(s.num_tokens) * 2 + (s.want_logits ? 1 : 0));
+    max_kv = std::max(max_kv, s.kv_len);
+  }
+  return {h, static_cast<int64_t>(batch.tokens.size()), max_kv};
 }
 
 namespace {
@@ -185,9 +206,10 @@ void Decoder::attention_block(int l, const Batch& batch, const KvLayers& kv) {
   const int64_t n = static_cast<int64_t>(batch.tokens.size());
   const int64_t hd = hp_.head_dim, nh = hp_.num_heads, nkv = hp_.num_kv_heads;
   be.rms_norm(x_, static_cast<const float*>(L.attn_norm.data), n, hp_.dim, hp_.rms_eps, h_);  // h [n, dim]
-  be.matmul(L.wq, h_, n, q_);   // q [n, nh*hd]
-  be.matmul(L.wk, h_, n, k_);   // k [n, nkv*hd]
-  be.matmul(L.wv, h_, n, v_);   // v [n, nkv*hd]
+  // q [n, nh*hd], k [n, nkv*hd], v [n, nkv*hd]
+  const WeightView qkv_w[3] = {L.wq, L.wk, L.wv};
+  float* const qkv_y[3] = {q_, k_, v_};
+  be.matmul_multi(qkv_w, h_, n, qkv_y);
   add_bias_rows(be, q_, L.bq, n, nh * hd);
   add_bias_rows(be, k_, L.bk, n, nkv * hd);
   add_bias_rows(be, v_, L.bv, n, nkv * hd);
@@ -208,8 +230,9 @@ void Decoder::dense_ffn_block(int l, int64_t n) {
   const LayerWeights& L = layers_[static_cast<size_t>(l)];
   backend::Backend& be = *backend_;
   be.rms_norm(x_, static_cast<const float*>(L.ffn_norm.data), n, hp_.dim, hp_.rms_eps, h_);
-  be.matmul(L.gate, h_, n, f1_);  // [n, ffn]
-  be.matmul(L.up, h_, n, f2_);    // [n, ffn]
+  const WeightView gate_up_w[2] = {L.gate, L.up};
+  float* const gate_up_y[2] = {f1_, f2_};
+  be.matmul_multi(gate_up_w, h_, n, gate_up_y);  // f1, f2 [n, ffn]
   be.swiglu(f1_, f2_, n, hp_.ffn_dim, f1_);
   be.matmul(L.down, f1_, n, h_);  // [n, dim]
   be.add(x_, h_, n * hp_.dim);

@@ -37,6 +37,7 @@ class Decoder : public Model {
  private:
   Result<backend::WeightView> weight(const std::string& name, std::vector<int64_t> shape, bool optional);
   void alloc_scratch();
+  backend::Backend::StepInfo step_info(const Batch& batch, const KvLayers& kv, const float* logits) const;
   void free_scratch();
 
   backend::WeightView token_embd_, output_norm_, output_;

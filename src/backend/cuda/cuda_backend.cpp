@@ -1,5 +1,6 @@
-// CudaBackend: device memory, staging of host index arrays, and the choice between the
-// matrix-vector kernels (decode) and cuBLAS on dequantized bf16 weights (prefill).
+// CudaBackend: device memory, staging of host index arrays, step graphs (decode steps recorded
+// once and replayed), and the choice between the matrix-vector kernels (decode) and cuBLAS on
+// dequantized bf16 weights (prefill).
 #include "backend/cuda/cuda_backend.h"
 
 #include <cublas_v2.h>
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/cuda/kernels.h"
@@ -26,13 +28,15 @@ void check_cublas(cublasStatus_t s, const char* what, const char* file, int line
 }
 #define STRATA_CUBLAS_CHECK(x) check_cublas((x), #x, __FILE__, __LINE__)
 
-// A device buffer that only grows.
+// A device buffer that only grows. A grown-out buffer is kept (retired) until the backend
+// goes: recorded step graphs may still point into it, and freeing would synchronize.
 struct Scratch {
   void* p = nullptr;
   size_t bytes = 0;
+  std::vector<void*> retired;
   void* get(size_t want) {
     if (want > bytes) {
-      if (p != nullptr) STRATA_CUDA_CHECK(cudaFree(p));
+      if (p != nullptr) retired.push_back(p);
       bytes = std::max(want, bytes * 2);
       STRATA_CUDA_CHECK(cudaMalloc(&p, bytes));
     }
@@ -40,10 +44,20 @@ struct Scratch {
   }
   void release() {
     if (p != nullptr) cudaFree(p);
+    for (void* r : retired) cudaFree(r);
+    retired.clear();
     p = nullptr;
     bytes = 0;
   }
 };
+
+constexpr size_t kCublasWorkspace = size_t{32} << 20;
+// Steps of more tokens than this run eagerly (prefill: few launches, each long).
+constexpr int64_t kGraphMaxTokens = 64;
+// Step graphs kept at once; more distinct keys than this clear the cache.
+constexpr size_t kMaxGraphs = 64;
+
+uint64_t mix_key(uint64_t h, uint64_t v) { return (h ^ v) * 1099511628211ull; }
 
 bool is_device_pointer(const void* p) {
   cudaPointerAttributes attr{};
@@ -71,15 +85,89 @@ struct CudaBackend::Impl {
   Scratch w_bf16, x_bf16;  // prefill: dequantized weight, converted activations
   Scratch partial;         // split-K attention partials
   Scratch act_q8;          // batch-1 int8 activations: xq, xd, xs
+  Scratch cublas_ws;       // cuBLAS workspace
+  std::vector<uint8_t> attn_host;  // attention's packed host arrays
   // The activation act_q8 holds (q/k/v and gate/up share one x): valid until any other op
-  // runs or a product writes over it. Every op but the int8 product calls invalidate().
+  // runs or a product writes over it. RMSNorm and SwiGLU of one token write it as they write
+  // their output (fused quantization); every other op forgets it (enter()).
   const float* q8_src = nullptr;
   int64_t q8_cols = 0;
   void invalidate() { q8_src = nullptr; }
+  // [xq: cols int8][xd: cols/32 f32][xs: cols/16 int32] for an input of `cols`.
+  Q8Buf q8_buffers(int64_t cols) {
+    auto* base = static_cast<uint8_t*>(act_q8.get(static_cast<size_t>(cols) * 2 + 64));
+    return {reinterpret_cast<int8_t*>(base), reinterpret_cast<float*>(base + cols),
+            reinterpret_cast<int32_t*>(base + cols + cols / 8)};
+  }
+  // An add (y += x) held back so that the next op, when it is the RMSNorm of y, runs fused
+  // with it (the residual add before each norm); any other op launches it first.
+  struct PendingAdd {
+    float* y = nullptr;
+    const float* x = nullptr;
+    int64_t count = 0;
+  } pending;
+  void flush() {
+    if (pending.y != nullptr && !replay()) cuda::add(pending.y, pending.x, pending.count, stream);
+    pending = {};
+  }
+  // Every op begins here: launches a held-back add, and forgets the int8 copy of x unless
+  // the op keeps it.
+  void enter(bool keep_q8 = false) {
+    flush();
+    if (!keep_q8) invalidate();
+  }
+
+  // Step graphs (backend.h begin_step/end_step). A step key seen the first time runs eagerly
+  // while its staged bytes are counted (kMeasure); the second time it is captured into a graph
+  // (kCapture, then launched); later it is replayed (kReplay): the ops only write their host
+  // arrays into the step buffer, and end_step copies that buffer once and launches the graph.
+  // Graph layouts put each block table at a fixed capacity (kv_cap keys) and size attention
+  // for kv_cap keys, so that a step of the same key with a longer context replays the graph.
+  enum class Mode { kEager, kMeasure, kCapture, kReplay };
+  struct StepGraph {
+    cudaGraphExec_t exec = nullptr;
+    size_t staged_bytes = 0;
+  };
+  Mode mode = Mode::kEager;
+  bool graphs_enabled = true;
+  uint64_t step_key = 0;
+  int64_t kv_cap = 0;
+  std::unordered_map<uint64_t, size_t> measured;  // key -> staged bytes of its eager step
+  std::unordered_map<uint64_t, StepGraph> graphs;
+  uint8_t* step_host = nullptr;  // pinned
+  uint8_t* step_dev = nullptr;
+  size_t step_cap = 0, step_off = 0;
+  cudaEvent_t step_copied = nullptr;  // the last step buffer copy has been read
+  bool replay() const { return mode == Mode::kReplay; }
+  bool graph_layout() const { return mode != Mode::kEager; }
+
+  void clear_graphs() {
+    for (auto& [k, g] : graphs) cudaGraphExecDestroy(g.exec);
+    graphs.clear();
+  }
+  void ensure_step_buffer(size_t bytes) {
+    if (bytes <= step_cap) return;
+    // Graphs point into the old buffer: drop them all (recaptured on their next steps).
+    STRATA_CUDA_CHECK(cudaStreamSynchronize(stream));
+    clear_graphs();
+    if (step_host != nullptr) STRATA_CUDA_CHECK(cudaFreeHost(step_host));
+    if (step_dev != nullptr) STRATA_CUDA_CHECK(cudaFree(step_dev));
+    step_cap = std::max<size_t>(bytes, size_t{64} << 10) * 2;
+    STRATA_CUDA_CHECK(cudaMallocHost(&step_host, step_cap));
+    STRATA_CUDA_CHECK(cudaMalloc(&step_dev, step_cap));
+  }
 
   // Device copy of `bytes` host bytes, valid for kernels queued next on the stream.
   const void* stage(const void* src, size_t bytes) {
     const size_t need = (bytes + 255) & ~size_t{255};
+    if (mode == Mode::kCapture || mode == Mode::kReplay) {
+      STRATA_CHECK_MSG(step_off + need <= step_cap, "step staged more than its recorded size");
+      std::memcpy(step_host + step_off, src, bytes);
+      const void* d = step_dev + step_off;
+      step_off += need;
+      return d;
+    }
+    if (mode == Mode::kMeasure) step_off += need;
     if (ring_off + need > ring_bytes) {
       STRATA_CUDA_CHECK(cudaStreamSynchronize(stream));
       ring_off = 0;
@@ -122,10 +210,19 @@ CudaBackend::CudaBackend(int device) : impl_(std::make_unique<Impl>()) {
   STRATA_CUBLAS_CHECK(cublasSetStream(impl_->cublas, impl_->stream));
   // Exact f32 products for F32 weights: no TF32.
   STRATA_CUBLAS_CHECK(cublasSetMathMode(impl_->cublas, CUBLAS_DEFAULT_MATH));
+  // A workspace of our own: cuBLAS then allocates nothing inside a graph capture.
+  STRATA_CUBLAS_CHECK(cublasSetWorkspace(impl_->cublas, impl_->cublas_ws.get(kCublasWorkspace),
+                                         kCublasWorkspace));
+  STRATA_CUDA_CHECK(cudaEventCreateWithFlags(&impl_->step_copied, cudaEventDisableTiming));
 }
 
 CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(impl_->stream);
+  impl_->clear_graphs();
+  if (impl_->step_host != nullptr) cudaFreeHost(impl_->step_host);
+  if (impl_->step_dev != nullptr) cudaFree(impl_->step_dev);
+  cudaEventDestroy(impl_->step_copied);
+  impl_->cublas_ws.release();
   for (void* p : impl_->weights) cudaFree(p);
   if (impl_->ring_host != nullptr) cudaFreeHost(impl_->ring_host);
   if (impl_->ring_dev != nullptr) cudaFree(impl_->ring_dev);
@@ -138,7 +235,7 @@ CudaBackend::~CudaBackend() {
 }
 
 float* CudaBackend::alloc_f32(size_t count) {
-  impl_->invalidate();
+  impl_->enter();
   void* p = nullptr;
   if (count == 0) return nullptr;
   STRATA_CUDA_CHECK(cudaMalloc(&p, count * sizeof(float)));
@@ -146,27 +243,28 @@ float* CudaBackend::alloc_f32(size_t count) {
 }
 
 void CudaBackend::free(void* p) {
-  impl_->invalidate();
+  impl_->enter();
   if (p == nullptr) return;
   STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
   STRATA_CUDA_CHECK(cudaFree(p));
 }
 
 void CudaBackend::copy_to_host(const float* src, size_t count, float* dst) {
+  impl_->enter(true);
   STRATA_CUDA_CHECK(
       cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToHost, impl_->stream));
   STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
 }
 
 void CudaBackend::copy_from_host(const float* src, size_t count, float* dst) {
-  impl_->invalidate();
+  impl_->enter();
   STRATA_CUDA_CHECK(
       cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyHostToDevice, impl_->stream));
   STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
 }
 
 WeightView CudaBackend::upload_weight(const WeightView& host) {
-  impl_->invalidate();
+  impl_->enter();
   if (host.data == nullptr) return host;
   WeightView w = host;
   const int64_t experts = std::max<int64_t>(1, host.num_experts);
@@ -216,28 +314,47 @@ WeightView CudaBackend::upload_weight(const WeightView& host) {
 }
 
 void CudaBackend::get_rows(const WeightView& w, const int32_t* ids, int64_t n, float* out) {
-  impl_->invalidate();
+  impl_->enter();
   if (n == 0) return;
-  cuda::get_rows(w, impl_->stage_i32(ids, static_cast<size_t>(n)), n, out, impl_->stream);
+  const int32_t* d_ids = impl_->stage_i32(ids, static_cast<size_t>(n));
+  if (impl_->replay()) return;
+  cuda::get_rows(w, d_ids, n, out, impl_->stream);
 }
 
 void CudaBackend::matmul(const WeightView& w, const float* x, int64_t n, float* y) {
+  matmul_multi({&w, 1}, x, n, {&y, 1});
+}
+
+void CudaBackend::matmul_multi(std::span<const WeightView> ws, const float* x, int64_t n,
+                               std::span<float* const> ys) {
+  STRATA_CHECK(ws.size() == ys.size() && !ws.empty());
   if (n == 0) return;
   cudaStream_t s = impl_->stream;
-  if (n == 1 && gemv_q8_supported(w.type) && w.cols % 32 == 0) {
-    // [xq: cols int8][xd: cols/32 f32][xs: cols/16 int32]
-    auto* base = static_cast<uint8_t*>(impl_->act_q8.get(static_cast<size_t>(w.cols) * 2 + 64));
-    auto* xq = reinterpret_cast<int8_t*>(base);
-    auto* xd = reinterpret_cast<float*>(base + w.cols);
-    auto* xs = reinterpret_cast<int32_t*>(base + w.cols + w.cols / 8);
-    if (impl_->q8_src != x || impl_->q8_cols != w.cols) quantize_act_q8(x, w.cols, xq, xd, xs, s);
+  bool q8 = n == 1 && ws.size() <= kMaxGemvSegments;
+  for (const WeightView& w : ws)
+    q8 = q8 && gemv_q8_supported(w.type) && w.cols % 32 == 0 && w.cols == ws[0].cols;
+  if (q8) {
+    // One int8 copy of x for all the products (and for those after, until x changes).
+    const int64_t cols = ws[0].cols;
+    impl_->enter(true);
+    if (impl_->replay()) return;
+    const Q8Buf b = impl_->q8_buffers(cols);
+    if (impl_->q8_src != x || impl_->q8_cols != cols) quantize_act_q8(x, cols, b.xq, b.xd, b.xs, s);
     impl_->q8_src = x;
-    impl_->q8_cols = w.cols;
-    gemv_q8(w, xq, xd, xs, y, s);
-    if (y < x + w.cols && x < y + w.rows) impl_->invalidate();  // wrote over its own input
+    impl_->q8_cols = cols;
+    gemv_q8_multi(ws.data(), ys.data(), static_cast<int>(ws.size()), b, s);
+    for (size_t i = 0; i < ws.size(); ++i) {
+      if (ys[i] < x + cols && x < ys[i] + ws[i].rows) impl_->invalidate();  // wrote over x
+    }
     return;
   }
-  impl_->invalidate();
+  impl_->enter();
+  if (impl_->replay()) return;
+  for (size_t i = 0; i < ws.size(); ++i) matmul_one(ws[i], x, n, ys[i]);
+}
+
+void CudaBackend::matmul_one(const WeightView& w, const float* x, int64_t n, float* y) {
+  cudaStream_t s = impl_->stream;
   if (n <= kGemvMaxTokens) {
     gemv(w, x, n, y, s);
     return;
@@ -263,21 +380,37 @@ void CudaBackend::matmul(const WeightView& w, const float* x, int64_t n, float* 
 
 void CudaBackend::matmul_experts(const WeightView& w, const float* x, bool x_per_slot,
                                  const int32_t* ids, int64_t n, int k, float* y) {
-  impl_->invalidate();
+  impl_->enter();
   if (n == 0) return;
   const int32_t* d_ids = impl_->stage_i32(ids, static_cast<size_t>(n * k));
+  if (impl_->replay()) return;
   gemv_experts(w, x, x_per_slot, d_ids, n, k, y, impl_->stream);
 }
 
 void CudaBackend::rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps,
                            float* out) {
-  impl_->invalidate();
-  cuda::rms_norm(x, weight, n, dim, eps, out, impl_->stream);
+  Impl& m = *impl_;
+  // The residual add held back by add() runs inside the norm when it adds into x.
+  const bool fuse_add = m.pending.y == x && m.pending.count == n * dim;
+  const Impl::PendingAdd add = m.pending;
+  if (fuse_add) m.pending = {};
+  m.enter();
+  if (m.replay() || n == 0) return;
+  // One token whose norm feeds the int8 products: quantize it in the same kernel.
+  const bool q8 = n == 1 && dim % 32 == 0;
+  Q8Buf b{};
+  if (q8) b = m.q8_buffers(dim);
+  rms_norm_fused(fuse_add ? add.y : nullptr, fuse_add ? add.x : nullptr, x, weight, n, dim, eps,
+                 out, q8 ? &b : nullptr, m.stream);
+  if (q8) {
+    m.q8_src = out;
+    m.q8_cols = dim;
+  }
 }
 
 void CudaBackend::rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
                        const RopeTable& table) {
-  impl_->invalidate();
+  impl_->enter();
   STRATA_CHECK(table.n_rot <= head_dim && table.n_rot % 2 == 0);
   RopeArgs a{};
   a.half = table.n_rot / 2;
@@ -286,38 +419,49 @@ void CudaBackend::rope(float* x, int64_t n, int num_heads, int head_dim, const i
   a.mscale = table.mscale;
   std::copy(table.freqs.begin(), table.freqs.begin() + a.half, a.freqs);
   if (n == 0) return;
-  cuda::rope(x, n, num_heads, head_dim, impl_->stage_i32(positions, static_cast<size_t>(n)), a,
-             impl_->stream);
+  const int32_t* d_pos = impl_->stage_i32(positions, static_cast<size_t>(n));
+  if (impl_->replay()) return;
+  cuda::rope(x, n, num_heads, head_dim, d_pos, a, impl_->stream);
 }
 
 void CudaBackend::kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n,
                            const int32_t* slots) {
-  impl_->invalidate();
+  impl_->enter();
   if (n == 0) return;
-  cuda::kv_store(kv, k, v, n, impl_->stage_i32(slots, static_cast<size_t>(n)), impl_->stream);
+  const int32_t* d_slots = impl_->stage_i32(slots, static_cast<size_t>(n));
+  if (impl_->replay()) return;
+  cuda::kv_store(kv, k, v, n, d_slots, impl_->stream);
 }
 
 void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv,
                             std::span<const SeqAttention> seqs, float scale, float* out) {
-  impl_->invalidate();
+  Impl& m = *impl_;
+  m.enter();
   // Pack [seqs][row_seq][tables][tiles] into one host buffer, then one copy to the device.
+  // In a step graph each table takes kv_cap keys' worth of entries, and the kernels are sized
+  // for kv_cap keys (each sequence's own kv_len is read on the device).
   int64_t rows = 0, max_keys = 0, table_len = 0, max_q = 0, num_tiles = 0;
   const int tile_rows = attention_tile_rows();
+  const int64_t cap_blocks = (m.kv_cap + kv.block_tokens - 1) / kv.block_tokens;
   for (const SeqAttention& sq : seqs) {
     rows = std::max(rows, sq.q_begin + sq.q_count);
     max_keys = std::max(max_keys, sq.kv_len);
     max_q = std::max(max_q, sq.q_count);
-    table_len += (sq.kv_len + kv.block_tokens - 1) / kv.block_tokens;
+    const int64_t blocks = (sq.kv_len + kv.block_tokens - 1) / kv.block_tokens;
+    if (m.graph_layout()) STRATA_CHECK_MSG(blocks <= cap_blocks, "step's kv_len over max_kv_len");
+    table_len += m.graph_layout() ? cap_blocks : blocks;
     num_tiles += (sq.q_count + tile_rows - 1) / tile_rows;
   }
   if (rows == 0) return;
+  if (m.graph_layout()) max_keys = m.kv_cap;
   const bool tiled = attention_uses_tiles(kv, max_q);
   if (!tiled) num_tiles = 0;
   const size_t seq_bytes = seqs.size() * sizeof(AttnSeq);
   const size_t rows_bytes = static_cast<size_t>(rows) * 4;
   const size_t tables_bytes = static_cast<size_t>(table_len) * 4;
   const size_t tiles_off = (seq_bytes + rows_bytes + tables_bytes + 7) & ~size_t{7};
-  std::vector<uint8_t> host(tiles_off + static_cast<size_t>(num_tiles) * sizeof(int2));
+  std::vector<uint8_t>& host = m.attn_host;
+  host.assign(tiles_off + static_cast<size_t>(num_tiles) * sizeof(int2), 0);
   auto* h_seqs = reinterpret_cast<AttnSeq*>(host.data());
   auto* h_rows = reinterpret_cast<int32_t*>(host.data() + seq_bytes);
   auto* h_tables = reinterpret_cast<int32_t*>(host.data() + seq_bytes + rows_bytes);
@@ -329,7 +473,7 @@ void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv,
     const int64_t blocks = (sq.kv_len + kv.block_tokens - 1) / kv.block_tokens;
     h_seqs[i] = {sq.q_begin, sq.q_count, sq.kv_len, off};
     if (blocks > 0) std::memcpy(h_tables + off, sq.block_table, static_cast<size_t>(blocks) * 4);
-    off += blocks;
+    off += m.graph_layout() ? cap_blocks : blocks;
     for (int64_t r = sq.q_begin; r < sq.q_begin + sq.q_count; ++r)
       h_rows[r] = static_cast<int32_t>(i);
     if (tiled) {
@@ -337,7 +481,8 @@ void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv,
         h_tiles[t++] = {static_cast<int>(i), static_cast<int>(sq.q_begin + r)};
     }
   }
-  const auto* dev = static_cast<const uint8_t*>(impl_->stage(host.data(), host.size()));
+  const auto* dev = static_cast<const uint8_t*>(m.stage(host.data(), host.size()));
+  if (m.replay()) return;
   AttnArgs a{};
   a.q = q;
   a.num_heads = num_heads;
@@ -351,39 +496,127 @@ void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv,
   a.tiles = reinterpret_cast<const int2*>(dev + tiles_off);
   a.num_tiles = num_tiles;
   if (tiled) {
-    attention_prefill(kv, a, impl_->stream);
+    attention_prefill(kv, a, m.stream);
     return;
   }
   a.partial_floats = attention_partial_floats(kv, a);
-  a.partial = a.partial_floats > 0 ? static_cast<float*>(impl_->partial.get(a.partial_floats * 4))
-                                   : nullptr;
-  cuda::attention(kv, a, impl_->stream);
+  a.partial =
+      a.partial_floats > 0 ? static_cast<float*>(m.partial.get(a.partial_floats * 4)) : nullptr;
+  cuda::attention(kv, a, m.stream);
 }
 
 void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, int64_t dim, float* out) {
-  impl_->invalidate();
-  cuda::swiglu(gate, up, n * dim, out, impl_->stream);
+  Impl& m = *impl_;
+  m.enter();
+  if (m.replay()) return;
+  // One token (the input of ffn_down): quantize for the int8 product in the same kernel.
+  if (n == 1 && dim % 32 == 0) {
+    const Q8Buf b = m.q8_buffers(dim);
+    swiglu_q8(gate, up, dim, out, b, m.stream);
+    m.q8_src = out;
+    m.q8_cols = dim;
+    return;
+  }
+  cuda::swiglu(gate, up, n * dim, out, m.stream);
 }
 
 void CudaBackend::add(float* y, const float* x, int64_t count) {
-  impl_->invalidate();
-  cuda::add(y, x, count, impl_->stream);
+  impl_->enter();
+  if (count == 0) return;
+  impl_->pending = {y, x, count};  // launched by the next op (fused if it is y's RMSNorm)
 }
 
 void CudaBackend::topk_softmax(const float* logits, int64_t n, int num_experts, int k,
                                bool renormalize, int32_t* ids, float* weights) {
-  impl_->invalidate();
+  impl_->enter();
+  if (impl_->replay()) return;
   cuda::topk_softmax(logits, n, num_experts, k, renormalize, ids, weights, impl_->stream);
 }
 
 void CudaBackend::weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim,
                                float* out) {
-  impl_->invalidate();
+  impl_->enter();
+  if (impl_->replay()) return;
   cuda::weighted_sum(x, weights, n, k, dim, out, impl_->stream);
 }
 
 void* CudaBackend::stream() const { return impl_->stream; }
 
-void CudaBackend::synchronize() { STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream)); }
+void CudaBackend::synchronize() {
+  impl_->enter(true);
+  STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
+}
+
+void CudaBackend::set_step_graphs(bool on) {
+  STRATA_CHECK(impl_->mode == Impl::Mode::kEager);
+  impl_->graphs_enabled = on;
+}
+
+void CudaBackend::begin_step(const StepInfo& step) {
+  Impl& m = *impl_;
+  STRATA_CHECK_MSG(m.mode == Impl::Mode::kEager, "begin_step inside a step");
+  m.enter();
+  if (!m.graphs_enabled || step.num_tokens > kGraphMaxTokens) return;
+  // Capacity: the next power of two of the longest context, at least 256 keys.
+  int64_t cap = 256;
+  while (cap < step.max_kv_len) cap *= 2;
+  m.kv_cap = cap;
+  m.step_key = mix_key(step.key, static_cast<uint64_t>(cap));
+  m.step_off = 0;
+  if (m.graphs.count(m.step_key) != 0) {
+    m.mode = Impl::Mode::kReplay;
+    // The pinned step buffer is rewritten now: the last step's copy must have read it.
+    STRATA_CUDA_CHECK(cudaEventSynchronize(m.step_copied));
+    return;
+  }
+  const auto seen = m.measured.find(m.step_key);
+  if (seen == m.measured.end()) {
+    m.mode = Impl::Mode::kMeasure;
+    return;
+  }
+  if (m.graphs.size() >= kMaxGraphs) {
+    STRATA_CUDA_CHECK(cudaStreamSynchronize(m.stream));
+    m.clear_graphs();
+  }
+  m.ensure_step_buffer(seen->second);
+  STRATA_CUDA_CHECK(cudaEventSynchronize(m.step_copied));
+  m.mode = Impl::Mode::kCapture;
+  STRATA_CUDA_CHECK(cudaStreamBeginCapture(m.stream, cudaStreamCaptureModeRelaxed));
+}
+
+void CudaBackend::end_step() {
+  Impl& m = *impl_;
+  m.flush();
+  m.invalidate();
+  const Impl::Mode mode = m.mode;
+  m.mode = Impl::Mode::kEager;
+  switch (mode) {
+    case Impl::Mode::kEager:
+      return;
+    case Impl::Mode::kMeasure:
+      m.measured[m.step_key] = m.step_off;
+      return;
+    case Impl::Mode::kCapture: {
+      cudaGraph_t graph = nullptr;
+      STRATA_CUDA_CHECK(cudaStreamEndCapture(m.stream, &graph));
+      Impl::StepGraph g;
+      STRATA_CUDA_CHECK(cudaGraphInstantiate(&g.exec, graph, 0));
+      STRATA_CUDA_CHECK(cudaGraphDestroy(graph));
+      g.staged_bytes = m.step_off;
+      m.graphs[m.step_key] = g;
+      break;
+    }
+    case Impl::Mode::kReplay:
+      break;
+  }
+  const Impl::StepGraph& g = m.graphs.at(m.step_key);
+  STRATA_CHECK_MSG(m.step_off == g.staged_bytes, "step does not match its recorded graph");
+  if (m.step_off > 0) {
+    STRATA_CUDA_CHECK(cudaMemcpyAsync(m.step_dev, m.step_host, m.step_off, cudaMemcpyHostToDevice,
+                                      m.stream));
+  }
+  STRATA_CUDA_CHECK(cudaEventRecord(m.step_copied, m.stream));
+  STRATA_CUDA_CHECK(cudaGraphLaunch(g.exec, m.stream));
+}
 
 }  // namespace strata::backend::cuda

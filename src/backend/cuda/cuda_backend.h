@@ -1,7 +1,7 @@
 // The CUDA backend: activations, weights and K/V in device memory, one stream; quantized
 // matrix-vector kernels for decode, cuBLAS on dequantized bf16 tiles for prefill.
 // Host arrays of the interface (token ids, positions, slots, block tables) may be host or
-// device pointers: host ones are staged to the device per call.
+// device pointers: host ones are staged to the device per call, or per step in a step graph.
 #pragma once
 
 #include <cstddef>
@@ -38,6 +38,9 @@ class CudaBackend final : public Backend {
 
   void get_rows(const WeightView& w, const int32_t* ids, int64_t n, float* out) override;
   void matmul(const WeightView& w, const float* x, int64_t n, float* y) override;
+  // Batch-1 int8 products of one x run as one launch over all the weights' rows.
+  void matmul_multi(std::span<const WeightView> ws, const float* x, int64_t n,
+                    std::span<float* const> ys) override;
   void matmul_experts(const WeightView& w, const float* x, bool x_per_slot, const int32_t* ids,
                       int64_t n, int k, float* y) override;
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps,
@@ -55,6 +58,13 @@ class CudaBackend final : public Backend {
   void weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim,
                     float* out) override;
   void synchronize() override;
+  // Steps of at most 64 tokens become CUDA graphs: the first step of a key runs eagerly and
+  // measures its staged host arrays, the second is captured, later ones replay the graph
+  // after one host-to-device copy of the step's arrays (positions, slots, block tables).
+  void begin_step(const StepInfo& step) override;
+  void end_step() override;
+  // Graphs on (default) or off, for comparisons; only between steps.
+  void set_step_graphs(bool on);
 
   // The backend's CUDA stream (a cudaStream_t), for graph capture and timing by benchmarks.
   // Note: batch-1 products reuse the int8 copy of their input across consecutive products
@@ -65,6 +75,7 @@ class CudaBackend final : public Backend {
   static constexpr int64_t kGemvMaxTokens = 8;
 
  private:
+  void matmul_one(const WeightView& w, const float* x, int64_t n, float* y);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

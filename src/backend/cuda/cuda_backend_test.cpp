@@ -123,6 +123,113 @@ TEST(CudaBackend, MatmulMatchesReference) {
   }
 }
 
+// Several products of one x in one launch (q/k/v, gate/up), mixed formats, as one product each.
+TEST(CudaBackend, MatmulMultiMatchesReference) {
+  REQUIRE_GPU();
+  Gpu g;
+  Rng rng(21);
+  const int64_t cols = 1024 + 256;
+  const DType types[3] = {DType::kQ4_K, DType::kQ6_K, DType::kQ8_0};
+  const int64_t rows[3] = {4099, 67, 1030};
+  for (int64_t n : {1, 3}) {
+    std::vector<std::vector<uint8_t>> wb;
+    WeightView dw[3];
+    std::vector<std::vector<float>> ref(3);
+    float* ys[3];
+    const auto x = normal(rng, static_cast<size_t>(n * cols));
+    for (int i = 0; i < 3; ++i) {
+      wb.push_back(random_weights(rng, types[i], rows[i], cols));
+      const WeightView hw = host_view(wb.back(), types[i], rows[i], cols);
+      ref[i].resize(static_cast<size_t>(n * rows[i]));
+      cpu::ref::matmul(hw, x.data(), n, ref[i].data());
+      dw[i] = g.be.upload_weight(hw);
+      ys[i] = g.out(ref[i].size());
+    }
+    g.be.matmul_multi(dw, g.up(x), n, ys);
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_LT(rel_err(g.down(ys[i], ref[i].size()), ref[i]), matmul_tol(types[i], n))
+          << dtype_name(types[i]) << " n=" << n;
+    }
+  }
+}
+
+// The fusions inside the backend: an add held back and run inside the next RMSNorm of its
+// output, and RMSNorm / SwiGLU of one token quantizing their output for the next int8 product.
+TEST(CudaBackend, FusedOpsMatchReference) {
+  REQUIRE_GPU();
+  Gpu g;
+  Rng rng(22);
+  for (int64_t n : {1, 4}) {
+    const int64_t dim = 2048 + 96;
+    const auto x = normal(rng, n * dim), y0 = normal(rng, n * dim), w = normal(rng, dim);
+    std::vector<float> y = y0, ref(n * dim);
+    cpu::ref::add(y.data(), x.data(), n * dim);
+    cpu::ref::rms_norm(y.data(), w.data(), n, dim, 1e-6f, ref.data());
+    float* dy = g.up(y0);
+    float* dx = g.up(x);
+    g.be.add(dy, dx, n * dim);
+    g.be.rms_norm(dy, g.up(w), n, dim, 1e-6f, dx);  // out over the addend, as the decoder does
+    EXPECT_LT(rel_err(g.down(dy, y.size()), y), 1e-7) << n;
+    EXPECT_LT(rel_err(g.down(dx, ref.size()), ref), 1e-6) << n;
+  }
+  const int64_t dim = 1024, rows = 300;
+  const auto wb = random_weights(rng, DType::kQ4_K, rows, dim);
+  const WeightView hw = host_view(wb, DType::kQ4_K, rows, dim);
+  const WeightView dw = g.be.upload_weight(hw);
+  const auto x = normal(rng, dim), w = normal(rng, dim), u = normal(rng, dim);
+  std::vector<float> h(dim), ref(rows);
+  float* dh = g.out(dim);
+  float* y = g.out(rows);
+  // RMSNorm -> product
+  cpu::ref::rms_norm(x.data(), w.data(), 1, dim, 1e-6f, h.data());
+  cpu::ref::matmul(hw, h.data(), 1, ref.data());
+  g.be.rms_norm(g.up(x), g.up(w), 1, dim, 1e-6f, dh);
+  g.be.matmul(dw, dh, 1, y);
+  EXPECT_LT(rel_err(g.down(y, ref.size()), ref), matmul_tol(DType::kQ4_K, 1));
+  // SwiGLU -> product
+  cpu::ref::swiglu(x.data(), u.data(), 1, dim, h.data());
+  cpu::ref::matmul(hw, h.data(), 1, ref.data());
+  g.be.swiglu(g.up(x), g.up(u), 1, dim, dh);
+  EXPECT_LT(rel_err(g.down(dh, h.size()), h), 1e-6);
+  g.be.matmul(dw, dh, 1, y);
+  EXPECT_LT(rel_err(g.down(y, ref.size()), ref), matmul_tol(DType::kQ4_K, 1));
+}
+
+// Step graphs: the same ops over host arrays whose contents change every step (measured,
+// captured, then replayed) give what the reference gives for each step's arrays.
+TEST(CudaBackend, StepGraphsReplayWithNewHostArrays) {
+  REQUIRE_GPU();
+  Gpu g;
+  Rng rng(23);
+  const int heads = 2, hd = 64;
+  const int64_t n = 3;
+  RopeTable table;
+  table.mode = RopeTable::Mode::kNeox;
+  table.n_rot = hd;
+  for (int i = 0; i < hd / 2; ++i) table.freqs.push_back(std::pow(10000.0f, -2.0f * i / hd));
+  const auto emb = normal(rng, 50 * static_cast<size_t>(heads * hd));
+  std::vector<uint8_t> emb_bytes(emb.size() * 4);
+  std::memcpy(emb_bytes.data(), emb.data(), emb_bytes.size());
+  const WeightView hw = host_view(emb_bytes, DType::kF32, 50, heads * hd);
+  const WeightView dw = g.be.upload_weight(hw);
+  float* dq = g.out(n * heads * hd);
+  for (int step = 0; step < 6; ++step) {
+    std::vector<int32_t> ids(n), pos(n);
+    for (int64_t i = 0; i < n; ++i) {
+      ids[i] = static_cast<int32_t>(rng.below(50));
+      pos[i] = static_cast<int32_t>(rng.below(4000));
+    }
+    std::vector<float> ref(n * heads * hd);
+    cpu::ref::get_rows(hw, ids.data(), n, ref.data());
+    cpu::ref::rope(ref.data(), n, heads, hd, pos.data(), table);
+    g.be.begin_step({77, n, 100 * step});
+    g.be.get_rows(dw, ids.data(), n, dq);
+    g.be.rope(dq, n, heads, hd, pos.data(), table);
+    g.be.end_step();
+    EXPECT_LT(rel_err(g.down(dq, ref.size()), ref), 1e-6) << "step " << step;
+  }
+}
+
 TEST(CudaBackend, ExpertsAndRowsMatchReference) {
   REQUIRE_GPU();
   Gpu g;

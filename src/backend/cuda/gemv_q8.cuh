@@ -19,6 +19,24 @@ struct Q8Act {
 
 __device__ __forceinline__ int dp4a(int a, int b, int c) { return __dp4a(a, b, c); }
 
+// One warp quantizes 32 elements (lane = element 32 b + lane, value v): d = amax / 127,
+// q = round-half-even(v / d), and the int sums of each 16. Shared by the quantize kernel and
+// the kernels that quantize their output on the way out (RMSNorm, SwiGLU).
+__device__ __forceinline__ void q8_store_lane(float v, int64_t b, int lane, int8_t* xq, float* xd,
+                                              int32_t* xs) {
+  float amax = fabsf(v);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  const int q = max(-127, min(127, __float2int_rn(v * id)));
+  xq[32 * b + lane] = static_cast<int8_t>(q);
+  int s = q;
+#pragma unroll
+  for (int o = 8; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);  // sums within each 16
+  if (lane == 0) xd[b] = d;
+  if (lane % 16 == 0) xs[2 * b + lane / 16] = s;
+}
+
 // Sum over part p of block b (first element e0) of w * x, for each supported format.
 struct DotQ8_0 {
   __device__ static float dot(const uint8_t* b, int p, const Q8Act& x, int64_t e0) {

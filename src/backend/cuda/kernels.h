@@ -30,6 +30,19 @@ void quantize_act_q8(const float* x, int64_t cols, int8_t* xq, float* xd, int32_
                      cudaStream_t s);
 void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32_t* xs, float* y,
              cudaStream_t s);
+// The int8 copy of one token's x: xq [cols] int8, xd [cols/32] f32, xs [cols/16] int32.
+struct Q8Buf {
+  int8_t* xq;
+  float* xd;
+  int32_t* xs;
+};
+// ys[i][ws[i].rows] = ws[i] . x for count <= kMaxGemvSegments weights of one cols (types as
+// gemv_q8), one launch: q/k/v, gate/up.
+constexpr size_t kMaxGemvSegments = 4;
+// Rows per CTA of the int8 products: 0 (default) picks by size; 2, 4 or 8 force it (bench).
+void set_gemv_q8_rows(int rows_per_cta);
+void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Buf& x,
+                   cudaStream_t s);
 // Expert slots: y[n*k, w.rows], slot j = t*k + s uses expert ids[j] (device) and
 // x row (x_per_slot ? j : t).
 void gemv_experts(const WeightView& w, const float* x, bool x_per_slot, const int32_t* ids,
@@ -43,6 +56,15 @@ void f32_to_bf16(const float* x, size_t count, __nv_bfloat16* out, cudaStream_t 
 
 void rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps, float* out,
               cudaStream_t s);
+// out = rms_norm(x) as above, where first, if add_y: add_y += add_x and x is add_y (the
+// residual add before the norm, in the same kernel); if q8 (n == 1, dim % 32 == 0): out is
+// also quantized into q8 as quantize_act_q8 would.
+void rms_norm_fused(float* add_y, const float* add_x, const float* x, const float* weight,
+                    int64_t n, int64_t dim, float eps, float* out, const Q8Buf* q8,
+                    cudaStream_t s);
+// out[dim] = silu(gate) * up, also quantized into q8 (dim % 32 == 0).
+void swiglu_q8(const float* gate, const float* up, int64_t dim, float* out, const Q8Buf& q8,
+               cudaStream_t s);
 struct RopeArgs {
   static constexpr int kMaxPairs = 256;
   int mode_neox = 0;

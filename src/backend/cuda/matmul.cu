@@ -224,14 +224,13 @@ void launch_dequant(const WeightView& w, int64_t rows, const int32_t* ids, Out* 
   STRATA_CHECK_MSG(ok, "weight type not uploaded for the CUDA backend");
 }
 
-// v3: R rows per CTA, int8 activations, __dp4a (gemv_q8.cuh).
+// v3: R rows per CTA, int8 activations, __dp4a (gemv_q8.cuh). Rows [row0, row0 + R) of w.
 template <class D, class Dot, int R>
-__global__ void __launch_bounds__(kGemvThreads)
-    gemv_q8_kernel(const uint8_t* wbase, size_t row_bytes, int64_t rows, int64_t cols, Q8Act x,
-                   float* y) {
+__device__ __forceinline__ void gemv_q8_rows(const uint8_t* wbase, size_t row_bytes, int64_t rows,
+                                             int64_t cols, const Q8Act& x, float* y,
+                                             int64_t row0) {
   __shared__ float red[kGemvThreads / 32][R];
   const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
   const uint8_t* w = wbase + row0 * row_bytes;
   const int nr = static_cast<int>(min(static_cast<int64_t>(R), rows - row0));
   const int num_parts = static_cast<int>(cols / D::kBlockElems) * D::kParts;
@@ -263,6 +262,54 @@ __global__ void __launch_bounds__(kGemvThreads)
   }
 }
 
+template <class D, class Dot, int R>
+__global__ void __launch_bounds__(kGemvThreads)
+    gemv_q8_kernel(const uint8_t* wbase, size_t row_bytes, int64_t rows, int64_t cols, Q8Act x,
+                   float* y) {
+  gemv_q8_rows<D, Dot, R>(wbase, row_bytes, rows, cols, x, y,
+                          static_cast<int64_t>(blockIdx.x) * R);
+}
+
+// Several weights of one cols in one launch (v4, bench/cuda/NOTES.md): CTAs [cta_begin of
+// segment i, cta_begin of i + 1) compute segment i's rows, each with its own format.
+struct GemvSeg {
+  const uint8_t* w;
+  size_t row_bytes;
+  int64_t rows;
+  float* y;
+  DType type;
+  unsigned cta_begin;
+};
+struct GemvSegs {
+  GemvSeg seg[kMaxGemvSegments];
+  int count;
+  int64_t cols;
+};
+
+template <int R>
+__global__ void __launch_bounds__(kGemvThreads) gemv_q8_multi_kernel(GemvSegs a, Q8Act x) {
+  int i = 0;
+#pragma unroll
+  for (int j = 1; j < static_cast<int>(kMaxGemvSegments); ++j)
+    if (j < a.count && blockIdx.x >= a.seg[j].cta_begin) i = j;
+  const GemvSeg g = a.seg[i];
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x - g.cta_begin) * R;
+  switch (g.type) {
+    case DType::kQ8_0:
+      gemv_q8_rows<DeqQ8_0, DotQ8_0, R>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
+      break;
+    case DType::kQ4_0:
+      gemv_q8_rows<DeqQ4_0, DotQ4_0, R>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
+      break;
+    case DType::kQ4_K:
+      gemv_q8_rows<DeqQ4_K, DotQ4_K, R>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
+      break;
+    default:
+      gemv_q8_rows<DeqQ6_K, DotQ6_K, R>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
+      break;
+  }
+}
+
 // One warp per 32 elements (lane = element): d = amax / 127, q = round-half-even(x / d),
 // and the int sums of each 16.
 __global__ void quantize_act_q8_kernel(const float* x, int64_t blocks, int8_t* xq, float* xd,
@@ -270,18 +317,7 @@ __global__ void quantize_act_q8_kernel(const float* x, int64_t blocks, int8_t* x
   const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32;
   if (b >= blocks) return;
-  const float v = x[32 * b + lane];
-  float amax = fabsf(v);
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-  const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-  const int q = max(-127, min(127, __float2int_rn(v * id)));
-  xq[32 * b + lane] = static_cast<int8_t>(q);
-  int s = q;
-#pragma unroll
-  for (int o = 8; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);  // sums within each 16
-  if (lane == 0) xd[b] = d;
-  if (lane % 16 == 0) xs[2 * b + lane / 16] = s;
+  q8_store_lane(x[32 * b + lane], b, lane, xq, xd, xs);
 }
 
 __global__ void f32_to_bf16_kernel(const float* x, size_t count, __nv_bfloat16* out) {
@@ -315,20 +351,34 @@ void quantize_act_q8(const float* x, int64_t cols, int8_t* xq, float* xd, int32_
 }
 
 namespace {
+int g_gemv_q8_rows = 0;  // 0: by size (bench/cuda sets 2, 4 or 8 to compare)
+
+int gemv_q8_rows_for(int64_t rows) {
+  if (g_gemv_q8_rows != 0) return g_gemv_q8_rows;
+  (void)rows;
+  return 2;  // run 7: 2 rows a CTA beat 4 (and 8) on every shape of the fused decode step
+}
+
 template <class D, class Dot>
 void launch_gemv_q8(const WeightView& w, const Q8Act& x, float* y, cudaStream_t s) {
   STRATA_CHECK(w.cols % D::kBlockElems == 0);
   const auto* wb = static_cast<const uint8_t*>(w.data);
-  if (w.rows >= 4096) {
-    gemv_q8_kernel<D, Dot, 4><<<static_cast<unsigned>((w.rows + 3) / 4), kGemvThreads, 0, s>>>(
-        wb, w.row_bytes, w.rows, w.cols, x, y);
-  } else {
-    gemv_q8_kernel<D, Dot, 2><<<static_cast<unsigned>((w.rows + 1) / 2), kGemvThreads, 0, s>>>(
-        wb, w.row_bytes, w.rows, w.cols, x, y);
-  }
+  const int R = gemv_q8_rows_for(w.rows);
+  const auto grid = static_cast<unsigned>((w.rows + R - 1) / R);
+  if (R == 8)
+    gemv_q8_kernel<D, Dot, 8><<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
+  else if (R == 4)
+    gemv_q8_kernel<D, Dot, 4><<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
+  else
+    gemv_q8_kernel<D, Dot, 2><<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 }  // namespace
+
+void set_gemv_q8_rows(int rows_per_cta) {
+  STRATA_CHECK(rows_per_cta == 0 || rows_per_cta == 2 || rows_per_cta == 4 || rows_per_cta == 8);
+  g_gemv_q8_rows = rows_per_cta;
+}
 
 void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32_t* xs, float* y,
              cudaStream_t s) {
@@ -349,6 +399,38 @@ void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32
     default:
       STRATA_CHECK_MSG(false, "gemv_q8: unsupported type");
   }
+}
+
+void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Buf& xb,
+                   cudaStream_t s) {
+  STRATA_CHECK(count >= 1 && count <= static_cast<int>(kMaxGemvSegments));
+  if (count == 1) {
+    gemv_q8(ws[0], xb.xq, xb.xd, xb.xs, ys[0], s);
+    return;
+  }
+  GemvSegs a{};
+  a.count = count;
+  a.cols = ws[0].cols;
+  int64_t total_rows = 0;
+  for (int i = 0; i < count; ++i) total_rows += ws[i].rows;
+  // Rows per CTA as gemv_q8 picks them for one matrix of all the rows.
+  const int R = gemv_q8_rows_for(total_rows);
+  unsigned ctas = 0;
+  for (int i = 0; i < count; ++i) {
+    const WeightView& w = ws[i];
+    STRATA_CHECK(gemv_q8_supported(w.type) && w.cols == a.cols &&
+                 w.cols % native_block_elems(w.type) == 0);
+    a.seg[i] = {static_cast<const uint8_t*>(w.data), w.row_bytes, w.rows, ys[i], w.type, ctas};
+    ctas += static_cast<unsigned>((w.rows + R - 1) / R);
+  }
+  const Q8Act x{reinterpret_cast<const int*>(xb.xq), xb.xd, xb.xs};
+  if (R == 8)
+    gemv_q8_multi_kernel<8><<<ctas, kGemvThreads, 0, s>>>(a, x);
+  else if (R == 4)
+    gemv_q8_multi_kernel<4><<<ctas, kGemvThreads, 0, s>>>(a, x);
+  else
+    gemv_q8_multi_kernel<2><<<ctas, kGemvThreads, 0, s>>>(a, x);
+  STRATA_CUDA_LAUNCH_CHECK();
 }
 
 void gemv_experts(const WeightView& w, const float* x, bool x_per_slot, const int32_t* ids,

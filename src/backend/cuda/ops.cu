@@ -3,6 +3,7 @@
 #include <cfloat>
 
 #include "backend/cuda/dequant.cuh"
+#include "backend/cuda/gemv_q8.cuh"
 #include "backend/cuda/kernels.h"
 #include "core/check.h"
 
@@ -24,17 +25,35 @@ __device__ float block_sum(float v, float* smem) {
   return t;
 }
 
-// One CTA per row.
-__global__ void rms_norm_kernel(const float* x, const float* weight, int64_t dim, float eps,
-                                float* out) {
+// One CTA per row. kAdd: the row is add_y + add_x, stored back to add_y first (the residual
+// add); kQ8: the output (one row) is also quantized to int8 for the products that read it.
+// Each thread handles the same elements in both passes, so out may alias x or add_x.
+template <bool kAdd, bool kQ8>
+__global__ void rms_norm_kernel(float* add_y, const float* add_x, const float* x,
+                                const float* weight, int64_t dim, float eps, float* out,
+                                Q8Buf q8) {
   __shared__ float smem[32];
-  const float* xr = x + blockIdx.x * dim;
+  const int64_t off = static_cast<int64_t>(blockIdx.x) * dim;
+  const float* xr = kAdd ? add_y + off : x + off;
   float ss = 0;
-  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+    float v;
+    if constexpr (kAdd) {
+      v = add_y[off + i] + add_x[off + i];
+      add_y[off + i] = v;
+    } else {
+      v = xr[i];
+    }
+    ss += v * v;
+  }
   const float total = block_sum(ss, smem);
   const float inv = rsqrtf(total / static_cast<float>(dim) + eps);
-  float* o = out + blockIdx.x * dim;
-  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) o[i] = xr[i] * inv * weight[i];
+  float* o = out + off;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+    const float v = xr[i] * inv * weight[i];
+    o[i] = v;
+    if constexpr (kQ8) q8_store_lane(v, i / 32, static_cast<int>(i % 32), q8.xq, q8.xd, q8.xs);
+  }
 }
 
 // One thread per (token, head, pair); angles in double as the reference computes them.
@@ -61,6 +80,17 @@ __global__ void swiglu_kernel(const float* gate, const float* up, int64_t count,
   if (i >= count) return;
   const float g = gate[i];
   out[i] = g / (1.0f + expf(-g)) * up[i];
+}
+
+// One token: the output also quantized to int8 (a warp per 32 elements; dim % 32 == 0).
+__global__ void swiglu_q8_kernel(const float* gate, const float* up, int64_t dim, float* out,
+                                 Q8Buf q8) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= dim) return;
+  const float g = gate[i];
+  const float v = g / (1.0f + expf(-g)) * up[i];
+  out[i] = v;
+  q8_store_lane(v, i / 32, static_cast<int>(i % 32), q8.xq, q8.xd, q8.xs);
 }
 
 __global__ void add_kernel(float* y, const float* x, int64_t count) {
@@ -104,6 +134,66 @@ __global__ void topk_kernel(const float* logits, int64_t n, int num_experts, int
   for (int s = 0; s < k; ++s) {
     ids[t * k + s] = chosen[s];
     weights[t * k + s] = static_cast<float>(renormalize ? p[s] / ksum : p[s]);
+  }
+}
+
+// v2: one warp per token, each lane holding experts lane + 32 i (up to 256 experts): the
+// probabilities once in double, then k rounds of a warp argmax (largest, ties to the lower id,
+// as the reference). v1 (topk_kernel above, kept for > 256 experts) ran one thread per token
+// and recomputed 128 double exps per round: ~150 us a layer for 128 experts, top-8.
+constexpr int kTopkPerLane = 8;
+__global__ void topk_warp_kernel(const float* logits, int64_t n, int num_experts, int k,
+                                 bool renormalize, int32_t* ids, float* weights) {
+  const int64_t t = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  if (t >= n) return;
+  const float* l = logits + t * num_experts;
+  float mx = -FLT_MAX;
+  for (int e = lane; e < num_experts; e += 32) mx = fmaxf(mx, l[e]);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  double ex[kTopkPerLane];
+  double sum = 0;
+#pragma unroll
+  for (int i = 0; i < kTopkPerLane; ++i) {
+    const int e = lane + 32 * i;
+    ex[i] = e < num_experts ? exp(static_cast<double>(l[e]) - mx) : -1.0;
+    if (e < num_experts) sum += ex[i];
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+#pragma unroll
+  for (int i = 0; i < kTopkPerLane; ++i) ex[i] = ex[i] >= 0 ? ex[i] / sum : -1.0;
+  double ksum = 0, chosen_p[kMaxTopK];
+  for (int s = 0; s < k; ++s) {
+    double bp = -1;
+    int best = 0x7fffffff;
+#pragma unroll
+    for (int i = 0; i < kTopkPerLane; ++i) {
+      if (ex[i] > bp) {
+        bp = ex[i];
+        best = lane + 32 * i;
+      }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const double ob = __shfl_xor_sync(0xffffffffu, bp, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, best, o);
+      if (ob > bp || (ob == bp && oi < best)) {
+        bp = ob;
+        best = oi;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kTopkPerLane; ++i)
+      if (lane + 32 * i == best) ex[i] = -1.0;  // taken
+    chosen_p[s] = bp;
+    ksum += bp;
+    if (lane == 0) ids[t * k + s] = best;
+  }
+  if (lane == 0) {
+    for (int s = 0; s < k; ++s)
+      weights[t * k + s] = static_cast<float>(renormalize ? chosen_p[s] / ksum : chosen_p[s]);
   }
 }
 
@@ -161,9 +251,33 @@ __global__ void kv_store_kernel(PagedKv kv, const float* k, const float* v, cons
 
 void rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps, float* out,
               cudaStream_t s) {
+  rms_norm_fused(nullptr, nullptr, x, weight, n, dim, eps, out, nullptr, s);
+}
+
+void rms_norm_fused(float* add_y, const float* add_x, const float* x, const float* weight,
+                    int64_t n, int64_t dim, float eps, float* out, const Q8Buf* q8,
+                    cudaStream_t s) {
   if (n == 0) return;
+  STRATA_CHECK(q8 == nullptr || (n == 1 && dim % 32 == 0));
   const int threads = dim >= 1024 ? 512 : dim >= 256 ? 128 : 32;
-  rms_norm_kernel<<<static_cast<unsigned>(n), threads, 0, s>>>(x, weight, dim, eps, out);
+  const Q8Buf b = q8 != nullptr ? *q8 : Q8Buf{};
+  const auto grid = static_cast<unsigned>(n);
+  if (add_y != nullptr && q8 != nullptr)
+    rms_norm_kernel<true, true><<<grid, threads, 0, s>>>(add_y, add_x, x, weight, dim, eps, out, b);
+  else if (add_y != nullptr)
+    rms_norm_kernel<true, false><<<grid, threads, 0, s>>>(add_y, add_x, x, weight, dim, eps, out, b);
+  else if (q8 != nullptr)
+    rms_norm_kernel<false, true><<<grid, threads, 0, s>>>(add_y, add_x, x, weight, dim, eps, out, b);
+  else
+    rms_norm_kernel<false, false><<<grid, threads, 0, s>>>(add_y, add_x, x, weight, dim, eps, out, b);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+void swiglu_q8(const float* gate, const float* up, int64_t dim, float* out, const Q8Buf& q8,
+               cudaStream_t s) {
+  STRATA_CHECK(dim % 32 == 0);
+  if (dim == 0) return;
+  swiglu_q8_kernel<<<blocks_for(dim, 256), 256, 0, s>>>(gate, up, dim, out, q8);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 
@@ -191,8 +305,12 @@ void topk_softmax(const float* logits, int64_t n, int num_experts, int k, bool r
                   int32_t* ids, float* weights, cudaStream_t s) {
   STRATA_CHECK(k >= 1 && k <= num_experts && k <= kMaxTopK);
   if (n == 0) return;
-  topk_kernel<<<blocks_for(n, 64), 64, 0, s>>>(logits, n, num_experts, k, renormalize, ids,
-                                               weights);
+  if (num_experts <= 32 * kTopkPerLane)
+    topk_warp_kernel<<<blocks_for(n * 32, 128), 128, 0, s>>>(logits, n, num_experts, k,
+                                                             renormalize, ids, weights);
+  else
+    topk_kernel<<<blocks_for(n, 64), 64, 0, s>>>(logits, n, num_experts, k, renormalize, ids,
+                                                 weights);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 

@@ -1,0 +1,208 @@
+// Variant v1 of the decode attention (kept for bench/cuda/NOTES.md): one key per warp at a
+// time, at least 64 keys a split. The product version is src/backend/cuda/attention.cu.
+// Paged attention: one CTA per (query row, head, key split); its 4 warps take keys in turn
+// with an online softmax each, then merge. With several splits (decode: few rows, long
+// contexts) a second kernel merges the splits (flash-decoding). Keys are read through the
+// block tables; K/V in F32, F16, BF16 or Q8_0. Twin: ref::attention (naive, double).
+#include <cfloat>
+
+#include "backend/cuda/dequant.cuh"
+#include "backend/cuda/kernels.h"
+#include "core/check.h"
+
+namespace strata::backend::cuda {
+namespace {
+
+constexpr int kAttnWarps = 4;
+constexpr int kMaxHeadDim = 256;
+
+template <DType T>
+__device__ __forceinline__ float kv_elem(const uint8_t* row, int d) {
+  if constexpr (T == DType::kF32) return reinterpret_cast<const float*>(row)[d];
+  if constexpr (T == DType::kF16) return h2f(reinterpret_cast<const uint16_t*>(row)[d]);
+  if constexpr (T == DType::kBF16) return bf2f(reinterpret_cast<const uint16_t*>(row)[d]);
+  if constexpr (T == DType::kQ8_0) {
+    const uint8_t* b = row + 34 * (d / 32);
+    return h2f(*reinterpret_cast<const uint16_t*>(b)) *
+           static_cast<float>(static_cast<int8_t>(b[2 + d % 32]));
+  }
+  return 0.0f;
+}
+
+struct Split {
+  int splits;
+  int64_t split_tokens;
+};
+
+// Element d = 32 j + lane of the head vector lives in lane `lane`, register j.
+template <DType T, int EPL>
+__global__ void __launch_bounds__(kAttnWarps * 32)
+    attn_kernel(PagedKv kv, AttnArgs a, size_t row_bytes, Split sp) {
+  __shared__ float s_m[kAttnWarps], s_l[kAttnWarps];
+  __shared__ float s_acc[kAttnWarps][EPL * 32];
+  const int64_t row = blockIdx.x;
+  const int head = static_cast<int>(blockIdx.y), split = static_cast<int>(blockIdx.z);
+  const int si = a.row_seq[row];
+  if (si < 0) return;
+  const AttnSeq sq = a.seqs[si];
+  const int64_t nkeys = sq.kv_len - sq.q_count + (row - sq.q_begin) + 1;
+  const int64_t k0 = split * sp.split_tokens, k1 = min(nkeys, k0 + sp.split_tokens);
+  const int kvh = head / (a.num_heads / kv.num_kv_heads);
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const int hd = kv.head_dim;
+  float qv[EPL], acc[EPL];
+  const float* q = a.q + (row * a.num_heads + head) * hd;
+#pragma unroll
+  for (int j = 0; j < EPL; ++j) {
+    const int d = 32 * j + lane;
+    qv[j] = d < hd ? q[d] * a.scale : 0.0f;
+    acc[j] = 0.0f;
+  }
+  float m = -INFINITY, l = 0.0f;
+  const int32_t* table = a.tables + sq.table_offset;
+  for (int64_t key = k0 + warp; key < k1; key += kAttnWarps) {
+    const size_t base =
+        static_cast<size_t>(table[key / kv.block_tokens]) * kv.block_stride_bytes +
+        (static_cast<size_t>(key % kv.block_tokens) * kv.num_kv_heads + kvh) * row_bytes;
+    const uint8_t* kr = static_cast<const uint8_t*>(kv.k) + base;
+    const uint8_t* vr = static_cast<const uint8_t*>(kv.v) + base;
+    float s = 0.0f;
+#pragma unroll
+    for (int j = 0; j < EPL; ++j) {
+      const int d = 32 * j + lane;
+      if (d < hd) s += qv[j] * kv_elem<T>(kr, d);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    const float mn = fmaxf(m, s);
+    const float corr = expf(m - mn), p = expf(s - mn);
+    l = l * corr + p;
+#pragma unroll
+    for (int j = 0; j < EPL; ++j) {
+      const int d = 32 * j + lane;
+      acc[j] = acc[j] * corr + (d < hd ? p * kv_elem<T>(vr, d) : 0.0f);
+    }
+    m = mn;
+  }
+  if (lane == 0) {
+    s_m[warp] = m;
+    s_l[warp] = l;
+  }
+#pragma unroll
+  for (int j = 0; j < EPL; ++j) s_acc[warp][32 * j + lane] = acc[j];
+  __syncthreads();
+  float mx = -INFINITY;
+  for (int w = 0; w < kAttnWarps; ++w) mx = fmaxf(mx, s_m[w]);
+  float f[kAttnWarps];
+  float total = 0.0f;
+  for (int w = 0; w < kAttnWarps; ++w) {
+    f[w] = s_m[w] == -INFINITY ? 0.0f : expf(s_m[w] - mx);
+    total += s_l[w] * f[w];
+  }
+  for (int d = static_cast<int>(threadIdx.x); d < hd; d += blockDim.x) {
+    float v = 0.0f;
+    for (int w = 0; w < kAttnWarps; ++w) v += s_acc[w][d] * f[w];
+    if (sp.splits == 1) {
+      a.out[(row * a.num_heads + head) * hd + d] = v / total;
+    } else {
+      float* p = a.partial + ((split * a.num_rows + row) * a.num_heads + head) * (hd + 2);
+      p[d] = v;
+      if (d == 0) {
+        p[hd] = mx;
+        p[hd + 1] = total;
+      }
+    }
+  }
+}
+
+__global__ void attn_merge_kernel(AttnArgs a, int hd, int splits) {
+  const int64_t row = blockIdx.x;
+  const int head = static_cast<int>(blockIdx.y);
+  if (a.row_seq[row] < 0) return;
+  auto part = [&](int s) {
+    return a.partial + ((s * a.num_rows + row) * a.num_heads + head) * (hd + 2);
+  };
+  float mx = -INFINITY;
+  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part(s)[hd]);
+  float total = 0.0f;
+  for (int s = 0; s < splits; ++s) {
+    const float* p = part(s);
+    if (p[hd] != -INFINITY) total += p[hd + 1] * expf(p[hd] - mx);
+  }
+  for (int d = static_cast<int>(threadIdx.x); d < hd; d += blockDim.x) {
+    float v = 0.0f;
+    for (int s = 0; s < splits; ++s) {
+      const float* p = part(s);
+      if (p[hd] != -INFINITY) v += p[d] * expf(p[hd] - mx);
+    }
+    a.out[(row * a.num_heads + head) * hd + d] = v / total;
+  }
+}
+
+Split choose_split(const PagedKv& kv, const AttnArgs& a, size_t partial_floats) {
+  // Enough CTAs to fill the chip 8 times over (132 SMs on an H100: each CTA's warps walk
+  // their keys one at a time, latency-bound), at least 64 keys a split.
+  const int64_t ctas = a.num_rows * a.num_heads;
+  int64_t splits = std::max<int64_t>(1, (1056 + ctas - 1) / ctas);
+  splits = std::min<int64_t>(splits, std::max<int64_t>(1, (a.max_keys + 63) / 64));
+  const size_t per_split = static_cast<size_t>(ctas) * (kv.head_dim + 2);
+  if (partial_floats < per_split * static_cast<size_t>(splits)) splits = 1;
+  const int64_t tokens = std::max<int64_t>(1, (a.max_keys + splits - 1) / splits);
+  return {static_cast<int>(splits), tokens};
+}
+
+template <DType T>
+void launch_attn(const PagedKv& kv, const AttnArgs& a, Split sp, cudaStream_t s) {
+  const dim3 grid(static_cast<unsigned>(a.num_rows), static_cast<unsigned>(a.num_heads),
+                  static_cast<unsigned>(sp.splits));
+  const size_t rb = row_bytes(kv.type, kv.head_dim);
+  const int epl = (kv.head_dim + 31) / 32;
+  if (epl <= 1)
+    attn_kernel<T, 1><<<grid, kAttnWarps * 32, 0, s>>>(kv, a, rb, sp);
+  else if (epl <= 2)
+    attn_kernel<T, 2><<<grid, kAttnWarps * 32, 0, s>>>(kv, a, rb, sp);
+  else if (epl <= 4)
+    attn_kernel<T, 4><<<grid, kAttnWarps * 32, 0, s>>>(kv, a, rb, sp);
+  else
+    attn_kernel<T, 8><<<grid, kAttnWarps * 32, 0, s>>>(kv, a, rb, sp);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+size_t attention_partial_floats(const PagedKv& kv, const AttnArgs& a) {
+  const Split sp = choose_split(kv, a, SIZE_MAX);
+  return sp.splits == 1
+             ? 0
+             : static_cast<size_t>(sp.splits) * a.num_rows * a.num_heads * (kv.head_dim + 2);
+}
+
+void attention(const PagedKv& kv, const AttnArgs& a, cudaStream_t s) {
+  STRATA_CHECK(kv.head_dim <= kMaxHeadDim && a.num_heads % kv.num_kv_heads == 0);
+  if (a.num_rows == 0 || a.max_keys == 0) return;
+  const Split sp = choose_split(kv, a, a.partial_floats);
+  switch (kv.type) {
+    case DType::kF32:
+      launch_attn<DType::kF32>(kv, a, sp, s);
+      break;
+    case DType::kF16:
+      launch_attn<DType::kF16>(kv, a, sp, s);
+      break;
+    case DType::kBF16:
+      launch_attn<DType::kBF16>(kv, a, sp, s);
+      break;
+    case DType::kQ8_0:
+      STRATA_CHECK(kv.head_dim % 32 == 0);
+      launch_attn<DType::kQ8_0>(kv, a, sp, s);
+      break;
+    default:
+      STRATA_CHECK_MSG(false, "K/V type not supported by the CUDA backend");
+  }
+  if (sp.splits > 1) {
+    attn_merge_kernel<<<dim3(static_cast<unsigned>(a.num_rows), static_cast<unsigned>(a.num_heads)),
+                        128, 0, s>>>(a, kv.head_dim, sp.splits);
+    STRATA_CUDA_LAUNCH_CHECK();
+  }
+}
+
+}  // namespace strata::backend::cuda
