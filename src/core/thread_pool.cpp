@@ -12,6 +12,17 @@
 namespace strata {
 namespace {
 constexpr int64_t kChunksPerThread = 4;
+
+// A spin step. Past the first ~1000 steps (tens of microseconds: longer than any gap between
+// a step's ops on an idle machine) every 64th step yields the core, so that on a machine with
+// more runnable threads than cores the thread being waited for can get it.
+inline void pause_or_yield(int spin) {
+  if (spin > 1000 && (spin & 63) == 0) {
+    std::this_thread::yield();
+  } else {
+    STRATA_PAUSE();
+  }
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int num_threads) {
@@ -36,7 +47,7 @@ void ThreadPool::worker_loop(int idx) {
     // Spin for a short while: consecutive jobs arrive microseconds apart during a step.
     uint64_t gen = generation_.load(std::memory_order_acquire);
     for (int spin = 0; gen == seen && spin < 20000; ++spin) {
-      STRATA_PAUSE();
+      pause_or_yield(spin);
       gen = generation_.load(std::memory_order_acquire);
     }
     if (gen == seen) {
@@ -64,7 +75,7 @@ void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
   }
   cv_.notify_all();
   fn(0);
-  while (pending_.load(std::memory_order_acquire) != 0) STRATA_PAUSE();
+  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) pause_or_yield(spin);
   job_ = nullptr;
 }
 
