@@ -38,6 +38,10 @@ void CpuBackend::matmul(const WeightView& w, const float* x, int64_t n, float* y
   if (reference_) return ref::matmul(w, x, n, y);
   cpu::matmul(pool_, scratch_, w, x, n, y);
 }
+void CpuBackend::matmul_multi(std::span<const WeightView> ws, const float* x, int64_t n, std::span<float* const> ys) {
+  if (reference_) return Backend::matmul_multi(ws, x, n, ys);
+  cpu::matmul_multi(pool_, scratch_, ws, x, n, ys);
+}
 void CpuBackend::matmul_experts(const WeightView& w, const float* x, bool x_per_slot,
                                 const int32_t* ids, int64_t n, int k, float* y) {
   if (reference_) return ref::matmul_experts(w, x, x_per_slot, ids, n, k, y);

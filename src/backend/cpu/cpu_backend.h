@@ -29,6 +29,7 @@ class CpuBackend final : public Backend {
 
   void get_rows(const WeightView& w, const int32_t* ids, int64_t n, float* out) override;
   void matmul(const WeightView& w, const float* x, int64_t n, float* y) override;
+  void matmul_multi(std::span<const WeightView> ws, const float* x, int64_t n, std::span<float* const> ys) override;
   void matmul_experts(const WeightView& w, const float* x, bool x_per_slot, const int32_t* ids,
                       int64_t n, int k, float* y) override;
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps,

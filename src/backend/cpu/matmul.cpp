@@ -49,6 +49,28 @@ void run_rows_generic(std::vector<float>& buf, const WeightView& w, const float*
 
 }  // namespace
 
+namespace {
+
+// x quantized once into scratch.act for kernel k (rows of `cols`); returns the rows' base.
+const uint8_t* quantized_activations(ThreadPool& pool, MatmulScratch& scratch, const DotKernel& k, const float* x,
+                                     int64_t cols, int64_t n) {
+  if (k.act == ActFormat::kF32) return reinterpret_cast<const uint8_t*>(x);
+  const size_t xs = act_row_bytes(k.act, cols);
+  scratch.act.resize(xs * static_cast<size_t>(n));
+  uint8_t* dst = scratch.act.data();
+  const auto quantize = [&](int, int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) quantize_act_row(k.act, x + t * cols, cols, dst + t * xs);
+  };
+  if (n >= 8) {
+    pool.parallel_for(n, 1, quantize);
+  } else {
+    quantize(0, 0, n);
+  }
+  return dst;
+}
+
+}  // namespace
+
 void matmul(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w, const float* x,
             int64_t n, float* y) {
   if (n <= 0 || w.rows <= 0) return;
@@ -61,23 +83,42 @@ void matmul(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w, const
     });
     return;
   }
-  const uint8_t* xa = reinterpret_cast<const uint8_t*>(x);
+  const uint8_t* xa = quantized_activations(pool, scratch, k, x, w.cols, n);
   const size_t xs = act_row_bytes(k.act, w.cols);
-  if (k.act != ActFormat::kF32) {
-    scratch.act.resize(xs * static_cast<size_t>(n));
-    uint8_t* dst = scratch.act.data();
-    const auto quantize = [&](int, int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) quantize_act_row(k.act, x + t * w.cols, w.cols, dst + t * xs);
-    };
-    if (n >= 8) {
-      pool.parallel_for(n, 1, quantize);
-    } else {
-      quantize(0, 0, n);
-    }
-    xa = dst;
-  }
-  // Rows split evenly into one contiguous range per thread (grain: a row chunk).
+  // Rows in chunks handed out to the threads (grain: a row chunk).
   pool.parallel_for(w.rows, kRowChunk, [&](int, int64_t b, int64_t e) { run_rows(k, w, xa, xs, n, b, e, y); });
+}
+
+void matmul_multi(ThreadPool& pool, MatmulScratch& scratch, std::span<const WeightView> ws, const float* x,
+                  int64_t n, std::span<float* const> ys) {
+  STRATA_CHECK(ws.size() == ys.size());
+  // One quantization of x and one pass over the concatenated rows when every product takes
+  // the same activation format (q/k/v, gate/up of one layer); otherwise one product at a time.
+  std::vector<DotKernel>& ks = scratch.multi_kernels;
+  ks.clear();
+  bool fused = n > 0 && !ws.empty();
+  for (const WeightView& w : ws) {
+    ks.push_back(dot_kernel(w.type));
+    fused = fused && ks.back().dot != nullptr && ks.back().act == ks.front().act && w.cols == ws[0].cols;
+  }
+  if (!fused) {
+    for (size_t i = 0; i < ws.size(); ++i) matmul(pool, scratch, ws[i], x, n, ys[i]);
+    return;
+  }
+  const uint8_t* xa = quantized_activations(pool, scratch, ks[0], x, ws[0].cols, n);
+  const size_t xs = act_row_bytes(ks[0].act, ws[0].cols);
+  // Chunks of whole row chunks of each product, numbered across the products in order.
+  std::vector<int64_t>& first = scratch.multi_first_chunk;
+  first.assign(1, 0);
+  for (const WeightView& w : ws) first.push_back(first.back() + (w.rows + kRowChunk - 1) / kRowChunk);
+  pool.parallel_for(first.back(), 1, [&](int, int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c) {
+      const size_t i = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), c) - first.begin() - 1);
+      const WeightView& w = ws[i];
+      const int64_t r0 = (c - first[i]) * kRowChunk;
+      run_rows(ks[i], w, xa, xs, n, r0, std::min(w.rows, r0 + kRowChunk), ys[i]);
+    }
+  });
 }
 
 void matmul_experts(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w,

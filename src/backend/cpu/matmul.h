@@ -5,9 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/dot_kernels.h"
 #include "core/thread_pool.h"
 
 namespace strata::backend::cpu {
@@ -19,11 +21,17 @@ struct MatmulScratch {
   std::vector<float> gathered_x, gathered_y;  // matmul_experts: one expert's rows
   std::vector<int64_t> expert_slots;
   std::vector<int64_t> expert_offsets;
+  std::vector<DotKernel> multi_kernels;  // matmul_multi
+  std::vector<int64_t> multi_first_chunk;
 };
 
 // y[n, w.rows] = x[n, w.cols] . w^T
 void matmul(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w, const float* x,
             int64_t n, float* y);
+// ys[i][n, ws[i].rows] = x . ws[i]^T for each i, x quantized once and all rows in one pass
+// when the products share an activation format and column count.
+void matmul_multi(ThreadPool& pool, MatmulScratch& scratch, std::span<const WeightView> ws, const float* x,
+                  int64_t n, std::span<float* const> ys);
 void matmul_experts(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w,
                     const float* x, bool x_per_slot, const int32_t* ids, int64_t n, int k,
                     float* y);

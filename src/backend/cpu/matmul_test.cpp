@@ -168,6 +168,40 @@ TEST_P(CpuMatmulIsa, Q8_0RawBytes) {
   }
 }
 
+// Several products of one input in one pass (q/k/v, gate/up): exactly the separate products,
+// for types sharing an activation format (fused) and mixed formats (one at a time).
+TEST(CpuMatmul, MultiEqualsSeparateProducts) {
+  Rng rng(11);
+  const int64_t cols = 512;
+  const std::vector<std::vector<DType>> groups = {
+      {DType::kQ4_K, DType::kQ4_K, DType::kQ6_K}, {DType::kQ8_0, DType::kQ4_0}, {DType::kQ8_0, DType::kQ4_K, DType::kF16}};
+  const int64_t rows[] = {37, 16, 5};
+  for (const auto& types : groups) {
+    for (int64_t n : {1, 3, 9}) {
+      std::vector<std::vector<uint8_t>> bytes;
+      std::vector<WeightView> ws;
+      for (size_t i = 0; i < types.size(); ++i) {
+        bytes.push_back(testing::random_weights(rng, types[i], rows[i], cols));
+        ws.push_back(WeightView{bytes.back().data(), types[i], rows[i], cols, row_bytes(types[i], cols)});
+      }
+      const std::vector<float> x = testing::normal(rng, static_cast<size_t>(n * cols));
+      std::vector<std::vector<float>> multi(types.size()), alone(types.size());
+      std::vector<float*> ys;
+      for (size_t i = 0; i < types.size(); ++i) {
+        multi[i].assign(static_cast<size_t>(n * rows[i]), 0.0f);
+        alone[i].assign(multi[i].size(), 0.0f);
+        ys.push_back(multi[i].data());
+      }
+      CpuBackend be(2);
+      be.matmul_multi(ws, x.data(), n, ys);
+      for (size_t i = 0; i < types.size(); ++i) {
+        be.matmul(ws[i], x.data(), n, alone[i].data());
+        EXPECT_EQ(multi[i], alone[i]) << dtype_name(types[i]) << " n " << n;
+      }
+    }
+  }
+}
+
 TEST(CpuMatmul, ActivationQuantizationMatchesScalarTwin) {
   Rng rng(3);
   for (ActFormat act : {ActFormat::kQ8_0, ActFormat::kQ8K}) {
