@@ -1,5 +1,7 @@
 #include "cli/backend_choice.h"
 
+#include <fmt/format.h>
+
 #include "backend/cpu/cpu_backend.h"
 #ifdef STRATA_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
@@ -18,6 +20,41 @@ Result<std::unique_ptr<backend::Backend>> make_backend(const std::string& name, 
 #endif
   }
   return error(ErrorCode::kInvalidArgument, "--backend must be cpu or cuda");
+}
+
+#ifdef STRATA_HAVE_CUDA
+namespace {
+class SharedBlockMemory final : public kv::BlockMemory {
+ public:
+  SharedBlockMemory(backend::cuda::CudaBackend& be, void* p, size_t bytes) : be_(be), p_(p), bytes_(bytes) {}
+  ~SharedBlockMemory() override { be_.free_shared(p_); }
+  uint8_t* data() override { return static_cast<uint8_t*>(p_); }
+  size_t bytes() const override { return bytes_; }
+
+ private:
+  backend::cuda::CudaBackend& be_;
+  void* p_;
+  size_t bytes_;
+};
+}  // namespace
+#endif
+
+BlockMemoryFactory kv_device_memory(backend::Backend& backend) {
+#ifdef STRATA_HAVE_CUDA
+  if (auto* cuda = dynamic_cast<backend::cuda::CudaBackend*>(&backend)) {
+    return [cuda](size_t bytes) -> Result<std::unique_ptr<kv::BlockMemory>> {
+      void* p = cuda->alloc_shared(bytes);
+      if (p == nullptr) {
+        return error(ErrorCode::kResourceExhausted,
+                     fmt::format("cannot allocate {:.2f} GiB of GPU memory for the KV cache (lower --ctx or --parallel)",
+                                 static_cast<double>(bytes) / (1u << 30)));
+      }
+      return std::unique_ptr<kv::BlockMemory>(std::make_unique<SharedBlockMemory>(*cuda, p, bytes));
+    };
+  }
+#endif
+  (void)backend;
+  return nullptr;
 }
 
 }  // namespace strata::cli

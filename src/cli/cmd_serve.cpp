@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "backend/cpu/cpu_backend.h"
+#include "cli/backend_choice.h"
 #include "cli/commands.h"
 #include "cli/model_loading.h"
 #include "cli/serial_engine.h"
@@ -82,6 +83,7 @@ struct ServeArgs {
   int max_tokens = 0;
   double keepalive = 5.0;
   int max_waiting = 64;
+  std::string backend = "cpu";
   std::string script;  // testing: replies from a JSON file instead of the model
 };
 
@@ -164,7 +166,9 @@ int run_serve(const ServeArgs& a) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  backend::CpuBackend be(a.threads);
+  auto made_backend = make_backend(a.backend, a.threads);
+  if (!made_backend.is_ok()) return fail(made_backend.status());
+  backend::Backend& be = **made_backend;
   auto loaded = load_model(a.model, be, false);
   if (!loaded.is_ok()) return fail(loaded.status());
   if (!loaded->tokenizer) return fail(error(ErrorCode::kInvalidArgument, "the model has no vocabulary; strata serve needs one"));
@@ -189,6 +193,7 @@ int run_serve(const ServeArgs& a) {
     eo.host_bytes = budgets.ram_bytes;
     eo.ssd_dir = a.cache_dir;
     eo.ssd_bytes = budgets.disk_bytes;
+    eo.device_memory = kv_device_memory(be);
     std::fprintf(stderr, "strata serve: cache tiers: host RAM %.2f GiB%s, SSD %s\n",
                  static_cast<double>(budgets.ram_bytes) / (1u << 30), a.cache_ram == kAuto ? " (auto)" : "",
                  a.cache_dir.empty() ? "off (--cache-dir DIR)"
@@ -262,6 +267,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--cache-disk", a->cache_disk, "SSD cache tier budget, bytes (default: half the free space of --cache-dir's filesystem, at most 64 GiB)");
   cmd->add_option("--cache-dir", a->cache_dir, "SSD cache directory");
   cmd->add_option("--threads", a->threads, "CPU threads (0 = all)");
+  cmd->add_option("--backend", a->backend, "cpu or cuda (the KV cache's device tier in GPU memory)")->capture_default_str();
   cmd->add_option("--chat-template", a->chat_template_file, "Chat template file (Jinja) instead of the model's");
   cmd->add_option("--parser", a->parser, "Output parser family (qwen3, hermes, llama3, mistral, deepseek, gpt-oss, none)");
   cmd->add_flag("--keep-billing-header", a->keep_billing_header, "Keep Claude Code's per-request billing line in the system prompt");

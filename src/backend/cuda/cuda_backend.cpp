@@ -242,6 +242,28 @@ float* CudaBackend::alloc_f32(size_t count) {
   return static_cast<float*>(p);
 }
 
+void* CudaBackend::alloc_shared(size_t bytes) {
+  impl_->enter();
+  void* p = nullptr;
+  if (bytes == 0 || cudaMallocManaged(&p, bytes) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return nullptr;
+  }
+  cudaMemLocation gpu{};
+  gpu.type = cudaMemLocationTypeDevice;
+  gpu.id = impl_->device;
+  (void)cudaMemAdvise(p, bytes, cudaMemAdviseSetPreferredLocation, gpu);
+  (void)cudaGetLastError();  // advice is a hint: ignore where unsupported
+  return p;
+}
+
+void CudaBackend::free_shared(void* p) {
+  impl_->enter();
+  if (p == nullptr) return;
+  STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
+  STRATA_CUDA_CHECK(cudaFree(p));
+}
+
 void CudaBackend::free(void* p) {
   impl_->enter();
   if (p == nullptr) return;

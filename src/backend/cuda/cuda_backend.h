@@ -30,6 +30,11 @@ class CudaBackend final : public Backend {
 
   float* alloc_f32(size_t count) override;
   void free(void* p) override;
+  // Memory that this GPU's kernels and host code both address (CUDA managed memory, preferring
+  // the GPU): the KV cache's device tier, whose blocks the host copies between tiers (pages
+  // migrate on access). nullptr when the allocation fails. Release with free_shared.
+  void* alloc_shared(size_t bytes);
+  void free_shared(void* p);
   void copy_to_host(const float* src, size_t count, float* dst) override;
   void copy_from_host(const float* src, size_t count, float* dst) override;
   // Copies the weight to the device. F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K stay in their
