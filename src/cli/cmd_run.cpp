@@ -203,11 +203,11 @@ int run_bench(const BenchArgs& a) {
   }
   const double pp = a.p / best_prefill, tg = 1.0 / best_decode;
   // Decode roofline: weights read once per token plus the K/V read at the mean context.
-  const double kv_bytes_token = 2.0 * hp.num_layers * hp.num_kv_heads * hp.head_dim * 2 /*f16*/ * (a.n / 2.0);
+  const double kv_bytes_token = 2.0 * hp.num_attention_layers() * hp.num_kv_heads * hp.head_dim * 2 /*f16*/ * (a.n / 2.0);
   const double bytes_per_token = cost.weight_bytes + kv_bytes_token;
   const double roofline_tg = bw > 0 ? bw * 1e9 / bytes_per_token : 0;
   // Prefill: model FLOPs = matrix FLOPs + attention (QK^T and PV over the causal half).
-  const double attn_flops = 4.0 * hp.num_layers * hp.num_heads * hp.head_dim * (a.p / 2.0);
+  const double attn_flops = 4.0 * hp.num_attention_layers() * hp.num_heads * hp.head_dim * (a.p / 2.0);
   const double flops_token = cost.matrix_flops + attn_flops;
   const double pp_gflops = pp * flops_token / 1e9;
   if (a.json) {
