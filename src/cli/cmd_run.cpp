@@ -127,6 +127,8 @@ struct BenchArgs {
   bool json = false;
   int reps = 2;
   std::string backend = "cpu";
+  int block_tokens = 64;
+  int state_slots = 2;  // hybrids: 2 = a state snapshot per block (as the cache keeps them), 1 = none
 };
 
 // Bytes of weights one decode token reads and matrix FLOPs one token costs.
@@ -178,7 +180,7 @@ int run_bench(const BenchArgs& a) {
   std::vector<int32_t> prompt(static_cast<size_t>(a.p));
   for (auto& t : prompt) t = static_cast<int32_t>(rng.below(static_cast<uint32_t>(hp.vocab_size)));
   const int64_t ctx = a.p + a.n + 8;
-  engine::Generator gen(m, ctx, DType::kF16);
+  engine::Generator gen(m, ctx, DType::kF16, a.block_tokens, a.state_slots);
   m.set_max_batch_tokens(a.p);
   engine::GenerateOptions opts;
   opts.prefill_chunk = a.p;
@@ -291,6 +293,11 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--reps", a->reps, "Repetitions (best is reported)")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print JSON");
   cmd->add_option("--backend", a->backend, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--block-tokens", a->block_tokens, "KV block size")->capture_default_str();
+  cmd->add_option("--state-slots", a->state_slots,
+                  "Hybrid models: 2 = snapshot the recurrent state at every block boundary (as the prefix "
+                  "cache does), 1 = keep one state updated in place (the baseline)")
+      ->check(CLI::Range(1, 2))->capture_default_str();
   cmd->callback([a] { set_exit_code(run_bench(*a)); });
 }
 
