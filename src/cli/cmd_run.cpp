@@ -141,6 +141,8 @@ TokenCost token_cost(const model::Model& m) {
   const auto& hp = m.hparams();
   TokenCost c;
   for (const auto& t : m.file().tensors()) {
+    // MTP (nextn) blocks after the main stack are loaded but never run.
+    if (int64_t l = -1; std::sscanf(t.name.c_str(), "blk.%ld.", &l) == 1 && l >= hp.num_layers) continue;
     if (t.shape.size() < 2) {
       c.weight_bytes += static_cast<double>(t.num_bytes);
       continue;
