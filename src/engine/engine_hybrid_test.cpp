@@ -59,6 +59,28 @@ TEST_F(HybridEngineTest, StateBytesRideInTheLayout) {
   EXPECT_EQ(hp.recurrent_state_bytes(), 3 * (3 * 128 + 4 * 16 * 16) * 4);
 }
 
+// A file missing a DeltaNet key, or whose keys disagree with its tensors, is refused with a
+// message naming the key or the tensor.
+TEST_F(HybridEngineTest, BadFilesNameTheMissingKeyOrTensor) {
+  model::SynthOptions so;
+  so.hp = model::preset_hparams("qwen3.5-tiny").value();
+  so.recipe = model::find_recipe("F32").value();
+  ThreadPool pool(1);
+  backend::CpuBackend be(1);
+  auto load_error = [&](const char* key, gguf::Value v) {
+    auto w = model::synthesize(so, pool);
+    STRATA_CHECK(w.is_ok());
+    w->set(key, std::move(v));
+    const std::vector<uint8_t> bytes = w->write_to_buffer();
+    auto m = model::Model::from_file(gguf::File::parse(bytes).value(), be);
+    return m.is_ok() ? std::string("loaded") : m.status().message();
+  };
+  EXPECT_NE(load_error("qwen35.ssm.conv_kernel", gguf::Value::string("four")).find("qwen35.ssm.conv_kernel"), std::string::npos);
+  EXPECT_NE(load_error("qwen35.ssm.inner_size", gguf::Value::u32(128)).find("blk.0.attn_qkv.weight"), std::string::npos);
+  EXPECT_NE(load_error("qwen35.block_count", gguf::Value::u32(6)).find("tensor 'blk.4."), std::string::npos)
+      << "block_count one more than the file holds: layer 4 is read as a DeltaNet layer";
+}
+
 TEST_F(HybridEngineTest, BatchedOutputEqualsSoloOutput) {
   auto moe = testing::make_tiny("qwen3.5-tiny-moe", 4096);
   for (testing::TinyModel* m : {tiny_, moe.get()}) {
