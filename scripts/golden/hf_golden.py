@@ -19,6 +19,34 @@ import transformers
 from transformers import AutoConfig, AutoModelForCausalLM
 
 
+def load_hybrid(path, config):
+    """qwen3_5 / qwen3_5_moe text models: built from the config and loaded strictly, adapting
+    the experts to the layout this transformers version keeps (fused 3-D or one per expert)."""
+    from safetensors.torch import load_file
+    try:
+        model = AutoModelForCausalLM.from_config(config, attn_implementation="eager", experts_implementation="eager")
+    except (TypeError, ValueError):
+        model = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
+    model = model.to(torch.float64)
+    sd = load_file(os.path.join(path, "model.safetensors"))
+    want = model.state_dict()
+    for k in list(sd):
+        if k.endswith("mlp.experts.gate_up_proj") and k not in want:
+            pre = k[: -len("gate_up_proj")]
+            gu, dn = sd.pop(k), sd.pop(pre + "down_proj")
+            f = gu.shape[1] // 2
+            for e in range(gu.shape[0]):
+                sd["%s%d.gate_proj.weight" % (pre, e)] = gu[e, :f]
+                sd["%s%d.up_proj.weight" % (pre, e)] = gu[e, f:]
+                sd["%s%d.down_proj.weight" % (pre, e)] = dn[e]
+    if "lm_head.weight" in want and "lm_head.weight" not in sd:
+        sd["lm_head.weight"] = sd["model.embed_tokens.weight"]  # tied
+    res = model.load_state_dict({k: v.to(torch.float64) for k, v in sd.items()}, strict=False)
+    if res.missing_keys or res.unexpected_keys:
+        raise SystemExit("weights did not load cleanly: missing %s unexpected %s" % (res.missing_keys, res.unexpected_keys))
+    return model
+
+
 def main():
     in_dir, out_dir = sys.argv[1], sys.argv[2]
     os.makedirs(out_dir, exist_ok=True)
@@ -32,6 +60,19 @@ def main():
     for case, case_prompts in sorted(prompts.items()):
         path = os.path.join(in_dir, case)
         config = AutoConfig.from_pretrained(path)
+        if config.model_type.startswith("qwen3_5"):
+            model = load_hybrid(path, config)
+            model.eval()
+            rows = [model(input_ids=torch.tensor([p], dtype=torch.long), use_cache=False).logits[0].to(torch.float64).numpy()
+                    for p in case_prompts]
+            allrows = np.concatenate(rows, axis=0).astype(np.float32)
+            allrows.tofile(os.path.join(out_dir, case + ".logits.bin"))
+            meta = {"case": case, "prompt_lengths": [len(p) for p in case_prompts],
+                    "vocab": int(allrows.shape[1]), "transformers": transformers.__version__,
+                    "torch": torch.__version__, "dtype": "float64 (cpu)", "model_class": type(model).__name__}
+            json.dump(meta, open(os.path.join(out_dir, case + ".json"), "w"), indent=1)
+            print(case, type(model).__name__, allrows.shape, "max|logit| %.3f" % float(np.abs(allrows).max()), flush=True)
+            continue
         kwargs = dict(config=config, torch_dtype=torch.float64, attn_implementation="eager",
                       output_loading_info=True)
         try:

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/check.h"
 #include "core/status.h"
 
 namespace strata::backend {
@@ -60,6 +61,30 @@ struct SeqAttention {
   int64_t q_count = 0;
   int64_t kv_len = 0;
   const int32_t* block_table = nullptr;
+};
+
+// One stretch of a sequence for the recurrent ops (Gated DeltaNet): rows [row_begin,
+// row_begin + num_rows) of the batch, the tokens at positions [pos_begin, pos_begin + num_rows).
+// The state as of the token before the first row is read from state_in (null: zeros, the
+// sequence starts here); the state as of the last row is written to state_out (may equal
+// state_in). Segments of one sequence come in position order; a later segment may read what
+// an earlier one wrote. (The model cuts sequences at KV block boundaries so that each block
+// keeps the state as of its last token: the prefix cache stores it with the block.)
+struct RecurrentSeg {
+  int64_t row_begin = 0;
+  int64_t num_rows = 0;
+  int64_t pos_begin = 0;
+  const float* state_in = nullptr;
+  float* state_out = nullptr;
+};
+
+// Head shapes of a Gated DeltaNet layer. Value head h reads query/key head h % num_k_heads
+// (the GGUF files' "tiled" order).
+struct DeltaNetShape {
+  int num_k_heads = 0;
+  int num_v_heads = 0;
+  int head_k_dim = 0;
+  int head_v_dim = 0;
 };
 
 class Backend {
@@ -137,6 +162,40 @@ class Backend {
   };
   virtual void begin_step(const StepInfo& step) { (void)step; }
   virtual void end_step() {}
+
+  // --- Hybrid models (Gated DeltaNet). A backend that implements these says so here; models
+  // that need them refuse to load on one that does not.
+  virtual bool supports_delta_net() const { return false; }
+  // Causal depthwise conv + SiLU over each segment: with xs = [conv state (kernel-1 rows);
+  // x rows], out[t, c] = silu(sum_j weight[c, j] * xs[t + j, c]). x, out [n, channels];
+  // weight [channels, kernel] f32; state [kernel-1, channels]: the last kernel-1 input rows.
+  virtual void ssm_conv(const float* x, int64_t channels, const float* weight, int kernel,
+                        std::span<const RecurrentSeg> segs, float* out);
+  // The gated delta rule (Yang et al., "Gated Delta Networks", eq. 10), per value head h with
+  // state S [head_k_dim, head_v_dim]: q, k L2-normalised (eps 1e-6), q scaled by
+  // 1/sqrt(head_k_dim); g = a[h] * softplus(alpha + dt_bias[h]), b = sigmoid(beta);
+  //   S <- exp(g) S;  S <- S + k (b (v - S^T k))^T;  out = S^T q.
+  // qkv [n, 2*hk*dk + hv*dv] (q heads, k heads, v heads of each row); alpha, beta [n, hv];
+  // dt_bias, a [hv]; out [n, hv, dv]; state [hv, dk, dv] f32.
+  virtual void gated_delta_rule(const float* qkv, const float* alpha, const float* beta,
+                                const float* dt_bias, const float* a, const DeltaNetShape& shape,
+                                std::span<const RecurrentSeg> segs, float* out);
+  // x[t, i] *= sigmoid(gate[t * gate_dim + (gate_dim == 1 ? 0 : i)]) for x [n, dim]; gate_dim
+  // is dim (an element-wise gate) or 1 (one gate per row).
+  virtual void sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim, int64_t gate_dim);
 };
+
+// Defaults for backends without the hybrid ops: never reached, because models check
+// supports_delta_net() before they bind.
+inline void Backend::ssm_conv(const float*, int64_t, const float*, int, std::span<const RecurrentSeg>, float*) {
+  STRATA_CHECK_MSG(false, "ssm_conv is not implemented by this backend");
+}
+inline void Backend::gated_delta_rule(const float*, const float*, const float*, const float*, const float*,
+                                      const DeltaNetShape&, std::span<const RecurrentSeg>, float*) {
+  STRATA_CHECK_MSG(false, "gated_delta_rule is not implemented by this backend");
+}
+inline void Backend::sigmoid_mul(float*, const float*, int64_t, int64_t, int64_t) {
+  STRATA_CHECK_MSG(false, "sigmoid_mul is not implemented by this backend");
+}
 
 }  // namespace strata::backend

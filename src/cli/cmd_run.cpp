@@ -127,6 +127,8 @@ struct BenchArgs {
   bool json = false;
   int reps = 2;
   std::string backend = "cpu";
+  int block_tokens = 64;
+  int state_slots = 2;  // hybrids: 2 = a state snapshot per block (as the cache keeps them), 1 = none
 };
 
 // Bytes of weights one decode token reads and matrix FLOPs one token costs.
@@ -139,6 +141,8 @@ TokenCost token_cost(const model::Model& m) {
   const auto& hp = m.hparams();
   TokenCost c;
   for (const auto& t : m.file().tensors()) {
+    // MTP (nextn) blocks after the main stack are loaded but never run.
+    if (int64_t l = -1; std::sscanf(t.name.c_str(), "blk.%ld.", &l) == 1 && l >= hp.num_layers) continue;
     if (t.shape.size() < 2) {
       c.weight_bytes += static_cast<double>(t.num_bytes);
       continue;
@@ -178,7 +182,7 @@ int run_bench(const BenchArgs& a) {
   std::vector<int32_t> prompt(static_cast<size_t>(a.p));
   for (auto& t : prompt) t = static_cast<int32_t>(rng.below(static_cast<uint32_t>(hp.vocab_size)));
   const int64_t ctx = a.p + a.n + 8;
-  engine::Generator gen(m, ctx, DType::kF16);
+  engine::Generator gen(m, ctx, DType::kF16, a.block_tokens, a.state_slots);
   m.set_max_batch_tokens(a.p);
   engine::GenerateOptions opts;
   opts.prefill_chunk = a.p;
@@ -203,11 +207,11 @@ int run_bench(const BenchArgs& a) {
   }
   const double pp = a.p / best_prefill, tg = 1.0 / best_decode;
   // Decode roofline: weights read once per token plus the K/V read at the mean context.
-  const double kv_bytes_token = 2.0 * hp.num_layers * hp.num_kv_heads * hp.head_dim * 2 /*f16*/ * (a.n / 2.0);
+  const double kv_bytes_token = 2.0 * hp.num_attention_layers() * hp.num_kv_heads * hp.head_dim * 2 /*f16*/ * (a.n / 2.0);
   const double bytes_per_token = cost.weight_bytes + kv_bytes_token;
   const double roofline_tg = bw > 0 ? bw * 1e9 / bytes_per_token : 0;
   // Prefill: model FLOPs = matrix FLOPs + attention (QK^T and PV over the causal half).
-  const double attn_flops = 4.0 * hp.num_layers * hp.num_heads * hp.head_dim * (a.p / 2.0);
+  const double attn_flops = 4.0 * hp.num_attention_layers() * hp.num_heads * hp.head_dim * (a.p / 2.0);
   const double flops_token = cost.matrix_flops + attn_flops;
   const double pp_gflops = pp * flops_token / 1e9;
   if (a.json) {
@@ -291,6 +295,11 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--reps", a->reps, "Repetitions (best is reported)")->capture_default_str();
   cmd->add_flag("--json", a->json, "Print JSON");
   cmd->add_option("--backend", a->backend, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--block-tokens", a->block_tokens, "KV block size")->capture_default_str();
+  cmd->add_option("--state-slots", a->state_slots,
+                  "Hybrid models: 2 = snapshot the recurrent state at every block boundary (as the prefix "
+                  "cache does), 1 = keep one state updated in place (the baseline)")
+      ->check(CLI::Range(1, 2))->capture_default_str();
   cmd->callback([a] { set_exit_code(run_bench(*a)); });
 }
 

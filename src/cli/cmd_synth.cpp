@@ -60,11 +60,12 @@ int run_synth(const SynthArgs& a) {
   if (a.rope_base > 0) hp.rope_freq_base = static_cast<float>(a.rope_base);
   if (a.tied) hp.tied_embeddings = true;
   if (a.untied) hp.tied_embeddings = false;
-  if (hp.arch == "qwen3moe" && hp.num_experts == 0) {
-    std::fprintf(stderr, "strata synth: qwen3moe needs --experts and --experts-used\n");
+  const bool moe_arch = hp.arch == "qwen3moe" || hp.arch == "qwen35moe";
+  if (moe_arch && hp.num_experts == 0) {
+    std::fprintf(stderr, "strata synth: %s needs --experts and --experts-used\n", hp.arch.c_str());
     return 2;
   }
-  if (hp.arch != "qwen3moe") hp.num_experts = 0;
+  if (!moe_arch) hp.num_experts = 0;
   if (!a.rope_scaling.empty()) {
     using T = model::RopeScaling::Type;
     auto& rs = hp.rope_scaling;

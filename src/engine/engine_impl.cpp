@@ -393,7 +393,8 @@ Result<std::unique_ptr<Engine>> make_engine(model::Model& model,
                  fmt::format("context {} exceeds the model's {}", options.ctx, hp.context_length));
   }
   kv::KvCacheOptions ko;
-  ko.layout.num_layers = static_cast<int32_t>(hp.num_layers);
+  ko.layout.num_layers = static_cast<int32_t>(hp.num_attention_layers());
+  ko.layout.state_bytes = hp.recurrent_state_bytes();  // hybrids: DeltaNet state per block
   ko.layout.num_kv_heads = static_cast<int32_t>(hp.num_kv_heads);
   ko.layout.head_dim = static_cast<int32_t>(hp.head_dim);
   ko.layout.dtype = options.kv_dtype;

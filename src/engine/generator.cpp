@@ -7,11 +7,21 @@
 namespace strata::engine {
 
 KvBuffers::KvBuffers(backend::Backend& backend, const model::Hparams& hp, DType dtype, int block_tokens,
-                     int num_blocks)
+                     int num_blocks, int state_slots)
     : backend_(backend), num_blocks_(num_blocks), block_tokens_(block_tokens) {
   const size_t token_bytes = row_bytes(dtype, hp.num_kv_heads * hp.head_dim);
   const size_t block_bytes = token_bytes * static_cast<size_t>(block_tokens);
-  for (int64_t l = 0; l < hp.num_layers; ++l) {
+  if (hp.is_hybrid()) {
+    const size_t state_bytes = static_cast<size_t>(hp.recurrent_state_bytes());
+    const size_t stride = (state_bytes + 63) & ~size_t{63};
+    void* p = backend_.alloc_f32(stride / 4 * static_cast<size_t>(state_slots));
+    allocations_.push_back(p);
+    bytes_ += stride * static_cast<size_t>(state_slots);
+    layers_.state_base = static_cast<uint8_t*>(p);
+    layers_.state_stride_bytes = stride;
+    for (int b = 0; b < num_blocks; ++b) state_table_.push_back(b % state_slots);
+  }
+  for (int64_t l = 0; l < hp.num_attention_layers(); ++l) {
     backend::PagedKv p;
     p.type = dtype;
     p.block_tokens = block_tokens;
@@ -32,11 +42,11 @@ KvBuffers::~KvBuffers() {
   for (void* p : allocations_) backend_.free(p);
 }
 
-Generator::Generator(model::Model& model, int64_t max_context, DType kv_dtype, int block_tokens)
+Generator::Generator(model::Model& model, int64_t max_context, DType kv_dtype, int block_tokens, int state_slots)
     : model_(model),
       max_context_(max_context),
       kv_(model.backend(), model.hparams(), kv_dtype, block_tokens,
-          static_cast<int>((max_context + block_tokens - 1) / block_tokens)) {
+          static_cast<int>((max_context + block_tokens - 1) / block_tokens), state_slots) {
   // Blocks in reverse order: the block table is not the identity, as in a real cache.
   for (int b = kv_.num_blocks() - 1; b >= 0; --b) block_table_.push_back(b);
   logits_dev_ = model_.backend().alloc_f32(static_cast<size_t>(model_.hparams().vocab_size));
@@ -60,6 +70,7 @@ Status Generator::run_tokens(std::span<const int32_t> tokens, int64_t start_pos,
   seq.num_tokens = n;
   seq.kv_len = start_pos + n;
   seq.block_table = block_table_.data();
+  seq.state_table = kv_.state_table();
   seq.want_logits = want_logits;
   model::Batch batch{tokens, positions, slots, std::span<const model::BatchSeq>(&seq, 1)};
   if (model_.max_batch_tokens() < n) model_.set_max_batch_tokens(n);

@@ -14,12 +14,15 @@
 
 namespace strata::engine {
 
-// Device-tier K/V for a model without the cache: per layer, blocks of
-// [block_tokens, num_kv_heads, head_dim] of `dtype`.
+// Device-tier K/V for a model without the cache: per attention layer, blocks of
+// [block_tokens, num_kv_heads, head_dim] of `dtype`. Hybrid models also get recurrent-state
+// blobs: two, which consecutive blocks alternate (a block reads its predecessor's state and
+// writes its own, as with the cache), or one (state_slots = 1: updated in place, never
+// copied; the baseline that measures what per-block snapshots cost).
 class KvBuffers {
  public:
   KvBuffers(backend::Backend& backend, const model::Hparams& hp, DType dtype, int block_tokens,
-            int num_blocks);
+            int num_blocks, int state_slots = 2);
   ~KvBuffers();
   KvBuffers(const KvBuffers&) = delete;
   KvBuffers& operator=(const KvBuffers&) = delete;
@@ -28,6 +31,8 @@ class KvBuffers {
   int num_blocks() const { return num_blocks_; }
   int block_tokens() const { return block_tokens_; }
   size_t bytes() const { return bytes_; }
+  // State blob of each logical block (hybrid models), or null.
+  const int32_t* state_table() const { return state_table_.empty() ? nullptr : state_table_.data(); }
 
  private:
   backend::Backend& backend_;
@@ -36,6 +41,7 @@ class KvBuffers {
   int num_blocks_;
   int block_tokens_;
   size_t bytes_ = 0;
+  std::vector<int32_t> state_table_;
 };
 
 struct GenerateOptions {
@@ -56,8 +62,9 @@ struct GenerateStats {
 class Generator {
  public:
   // kv_dtype: F16 by default; capacity in tokens for one sequence.
+  // state_slots: see KvBuffers (hybrid models only).
   Generator(model::Model& model, int64_t max_context, DType kv_dtype = DType::kF16,
-            int block_tokens = 64);
+            int block_tokens = 64, int state_slots = 2);
 
   // Streams each new token to on_token (return false to stop). Returns all new tokens.
   Result<std::vector<int32_t>> generate(std::span<const int32_t> prompt, const GenerateOptions& opts,

@@ -19,6 +19,10 @@ Runner::Runner(model::Model& model, kv::KvCache& kv, int max_tokens, int max_seq
     p.head_dim = lay.head_dim;
     layers_.layers.push_back(p);
   }
+  if (lay.state_bytes > 0) {  // hybrid models: the recurrent state rides in every block
+    layers_.state_base = kv.state_ptr(kv::BlockId{0});
+    layers_.state_stride_bytes = st.block_stride_bytes;
+  }
   if (model_.max_batch_tokens() < max_tokens) model_.set_max_batch_tokens(max_tokens);
   const auto vocab = static_cast<size_t>(model_.hparams().vocab_size);
   logits_dev_ = model_.backend().alloc_f32(vocab * static_cast<size_t>(max_seqs));

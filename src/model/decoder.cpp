@@ -52,44 +52,60 @@ Result<WeightView> Decoder::weight(const std::string& name, std::vector<int64_t>
   return backend_->upload_weight(w);
 }
 
+Status Decoder::bind_layer(int64_t l) {
+  const Hparams& hp = hp_;
+  const int64_t d = hp.dim, qd = hp.num_heads * hp.head_dim, kvd = hp.num_kv_heads * hp.head_dim;
+  const std::string p = "blk." + std::to_string(l) + ".";
+  LayerWeights& L = layers_[static_cast<size_t>(l)];
+  STRATA_ASSIGN_OR_RETURN(L.attn_norm, weight(p + "attn_norm.weight", {d}, false));
+  STRATA_ASSIGN_OR_RETURN(L.wq, weight(p + "attn_q.weight", {d, qd}, false));
+  STRATA_ASSIGN_OR_RETURN(L.wk, weight(p + "attn_k.weight", {d, kvd}, false));
+  STRATA_ASSIGN_OR_RETURN(L.wv, weight(p + "attn_v.weight", {d, kvd}, false));
+  STRATA_ASSIGN_OR_RETURN(L.wo, weight(p + "attn_output.weight", {qd, d}, false));
+  STRATA_ASSIGN_OR_RETURN(L.bq, weight(p + "attn_q.bias", {qd}, !hp.attn_bias));
+  STRATA_ASSIGN_OR_RETURN(L.bk, weight(p + "attn_k.bias", {kvd}, !hp.attn_bias));
+  STRATA_ASSIGN_OR_RETURN(L.bv, weight(p + "attn_v.bias", {kvd}, !hp.attn_bias));
+  if (hp.qk_norm) {
+    STRATA_ASSIGN_OR_RETURN(L.q_norm, weight(p + "attn_q_norm.weight", {hp.head_dim}, false));
+    STRATA_ASSIGN_OR_RETURN(L.k_norm, weight(p + "attn_k_norm.weight", {hp.head_dim}, false));
+  }
+  STRATA_ASSIGN_OR_RETURN(L.ffn_norm, weight(p + "ffn_norm.weight", {d}, false));
+  if (hp.is_moe()) {
+    const int64_t e = hp.num_experts, f = hp.expert_ffn_dim;
+    STRATA_ASSIGN_OR_RETURN(L.router, weight(p + "ffn_gate_inp.weight", {d, e}, false));
+    STRATA_ASSIGN_OR_RETURN(L.gate_exps, weight(p + "ffn_gate_exps.weight", {d, f, e}, false));
+    STRATA_ASSIGN_OR_RETURN(L.up_exps, weight(p + "ffn_up_exps.weight", {d, f, e}, false));
+    STRATA_ASSIGN_OR_RETURN(L.down_exps, weight(p + "ffn_down_exps.weight", {f, d, e}, false));
+  } else {
+    STRATA_ASSIGN_OR_RETURN(L.gate, weight(p + "ffn_gate.weight", {d, hp.ffn_dim}, false));
+    STRATA_ASSIGN_OR_RETURN(L.up, weight(p + "ffn_up.weight", {d, hp.ffn_dim}, false));
+    STRATA_ASSIGN_OR_RETURN(L.down, weight(p + "ffn_down.weight", {hp.ffn_dim, d}, false));
+  }
+  return Status::ok();
+}
+
 Status Decoder::bind(std::unique_ptr<gguf::File> file, const Hparams& hp, backend::Backend& backend) {
   file_ = std::move(file);
   hp_ = hp;
   backend_ = &backend;
-  const int64_t d = hp.dim, qd = hp.num_heads * hp.head_dim, kvd = hp.num_kv_heads * hp.head_dim;
+  const int64_t d = hp.dim;
   STRATA_ASSIGN_OR_RETURN(token_embd_, weight("token_embd.weight", {d, hp.vocab_size}, false));
   STRATA_ASSIGN_OR_RETURN(output_norm_, weight("output_norm.weight", {d}, false));
   STRATA_ASSIGN_OR_RETURN(output_, weight("output.weight", {d, hp.vocab_size}, true));
   if (output_.data == nullptr) output_ = token_embd_;
-  layers_.resize(static_cast<size_t>(hp.num_layers));
-  for (int64_t l = 0; l < hp.num_layers; ++l) {
-    const std::string p = "blk." + std::to_string(l) + ".";
-    LayerWeights& L = layers_[static_cast<size_t>(l)];
-    STRATA_ASSIGN_OR_RETURN(L.attn_norm, weight(p + "attn_norm.weight", {d}, false));
-    STRATA_ASSIGN_OR_RETURN(L.wq, weight(p + "attn_q.weight", {d, qd}, false));
-    STRATA_ASSIGN_OR_RETURN(L.wk, weight(p + "attn_k.weight", {d, kvd}, false));
-    STRATA_ASSIGN_OR_RETURN(L.wv, weight(p + "attn_v.weight", {d, kvd}, false));
-    STRATA_ASSIGN_OR_RETURN(L.wo, weight(p + "attn_output.weight", {qd, d}, false));
-    STRATA_ASSIGN_OR_RETURN(L.bq, weight(p + "attn_q.bias", {qd}, !hp.attn_bias));
-    STRATA_ASSIGN_OR_RETURN(L.bk, weight(p + "attn_k.bias", {kvd}, !hp.attn_bias));
-    STRATA_ASSIGN_OR_RETURN(L.bv, weight(p + "attn_v.bias", {kvd}, !hp.attn_bias));
-    if (hp.qk_norm) {
-      STRATA_ASSIGN_OR_RETURN(L.q_norm, weight(p + "attn_q_norm.weight", {hp.head_dim}, false));
-      STRATA_ASSIGN_OR_RETURN(L.k_norm, weight(p + "attn_k_norm.weight", {hp.head_dim}, false));
-    }
-    STRATA_ASSIGN_OR_RETURN(L.ffn_norm, weight(p + "ffn_norm.weight", {d}, false));
-    if (hp.is_moe()) {
-      const int64_t e = hp.num_experts, f = hp.expert_ffn_dim;
-      STRATA_ASSIGN_OR_RETURN(L.router, weight(p + "ffn_gate_inp.weight", {d, e}, false));
-      STRATA_ASSIGN_OR_RETURN(L.gate_exps, weight(p + "ffn_gate_exps.weight", {d, f, e}, false));
-      STRATA_ASSIGN_OR_RETURN(L.up_exps, weight(p + "ffn_up_exps.weight", {d, f, e}, false));
-      STRATA_ASSIGN_OR_RETURN(L.down_exps, weight(p + "ffn_down_exps.weight", {f, d, e}, false));
-    } else {
-      STRATA_ASSIGN_OR_RETURN(L.gate, weight(p + "ffn_gate.weight", {d, hp.ffn_dim}, false));
-      STRATA_ASSIGN_OR_RETURN(L.up, weight(p + "ffn_up.weight", {d, hp.ffn_dim}, false));
-      STRATA_ASSIGN_OR_RETURN(L.down, weight(p + "ffn_down.weight", {hp.ffn_dim, d}, false));
-    }
+  if (hp.is_hybrid() && !backend.supports_delta_net()) {
+    return error(ErrorCode::kUnsupported, fmt::format("architecture '{}' needs the Gated DeltaNet ops, which backend '{}' "
+                                                      "does not implement yet (use --backend cpu)", hp.arch, backend.name()));
   }
+  layers_.resize(static_cast<size_t>(hp.num_layers));
+  int kv_idx = 0, state_idx = 0;
+  for (int64_t l = 0; l < hp.num_layers; ++l) {
+    LayerWeights& L = layers_[static_cast<size_t>(l)];
+    if (hp.is_recurrent(l)) L.state_idx = state_idx++;
+    else L.kv_idx = kv_idx++;
+    STRATA_RETURN_IF_ERROR(hp.is_hybrid() ? bind_hybrid_layer(l) : bind_layer(l));
+  }
+  if (hp.is_hybrid()) STRATA_RETURN_IF_ERROR(check_mtp_layers());
   rope_ = make_rope_table(hp_);
   // Llama 3.1 files may carry per-pair frequency divisors instead of scaling keys.
   if (const gguf::TensorInfo* rf = file_->find_tensor("rope_freqs.weight"); rf && rf->type == DType::kF32 &&
@@ -102,10 +118,12 @@ Status Decoder::bind(std::unique_ptr<gguf::File> file, const Hparams& hp, backen
 }
 
 void Decoder::free_scratch() {
-  for (float* p : {x_, h_, q_, k_, v_, att_, f1_, f2_, fo_, router_, topw_, reinterpret_cast<float*>(topi_), last_}) {
+  for (float* p : {x_, h_, q_, k_, v_, att_, f1_, f2_, fo_, router_, topw_, reinterpret_cast<float*>(topi_), last_,
+                   qfull_, gate_, qkv_, conv_, z_, dn_, alpha_, beta_, sh_, shg_}) {
     if (p != nullptr) backend_->free(p);
   }
   x_ = h_ = q_ = k_ = v_ = att_ = f1_ = f2_ = fo_ = router_ = topw_ = last_ = nullptr;
+  qfull_ = gate_ = qkv_ = conv_ = z_ = dn_ = alpha_ = beta_ = sh_ = shg_ = nullptr;
   topi_ = nullptr;
 }
 
@@ -114,7 +132,8 @@ void Decoder::alloc_scratch() {
   const auto n = static_cast<size_t>(max_batch_tokens_);
   const auto& hp = hp_;
   const size_t k = static_cast<size_t>(std::max<int64_t>(1, hp.num_experts_used));
-  const size_t ff = static_cast<size_t>(std::max(hp.ffn_dim, hp.num_experts_used * hp.expert_ffn_dim));
+  const size_t ff = static_cast<size_t>(
+      std::max({hp.ffn_dim, hp.num_experts_used * hp.expert_ffn_dim, hp.shared_expert_ffn_dim}));
   x_ = backend_->alloc_f32(n * hp.dim);
   h_ = backend_->alloc_f32(n * hp.dim);
   q_ = backend_->alloc_f32(n * hp.num_heads * hp.head_dim);
@@ -130,6 +149,24 @@ void Decoder::alloc_scratch() {
     topi_ = reinterpret_cast<int32_t*>(backend_->alloc_f32(n * k));
   }
   last_ = backend_->alloc_f32(n * hp.dim);
+  if (hp.is_hybrid()) {
+    const size_t qd = static_cast<size_t>(hp.num_heads * hp.head_dim);
+    const auto& dn = hp.delta;
+    qfull_ = backend_->alloc_f32(n * 2 * qd);
+    gate_ = backend_->alloc_f32(n * qd);
+    qkv_ = backend_->alloc_f32(n * dn.conv_dim());
+    conv_ = backend_->alloc_f32(n * dn.conv_dim());
+    z_ = backend_->alloc_f32(n * dn.value_dim());
+    dn_ = backend_->alloc_f32(n * dn.value_dim());
+    alpha_ = backend_->alloc_f32(n * dn.num_v_heads);
+    beta_ = backend_->alloc_f32(n * dn.num_v_heads);
+    if (hp.shared_expert_ffn_dim > 0) {
+      sh_ = backend_->alloc_f32(n * hp.dim);
+      shg_ = backend_->alloc_f32(n);
+    }
+    iota_.resize(n * static_cast<size_t>(hp.num_heads));
+    for (size_t i = 0; i < iota_.size(); ++i) iota_[i] = static_cast<int32_t>(i);
+  }
   scratch_tokens_ = max_batch_tokens_;
 }
 
@@ -147,8 +184,11 @@ Status Decoder::forward(const Batch& batch, const KvLayers& kv, float* logits) {
     return error(ErrorCode::kInvalidArgument, fmt::format("batch of {} tokens exceeds the maximum {}", n, max_batch_tokens_));
   }
   if (scratch_tokens_ != max_batch_tokens_) alloc_scratch();
-  if (static_cast<int64_t>(kv.layers.size()) != hp_.num_layers) {
+  if (static_cast<int64_t>(kv.layers.size()) != hp_.num_attention_layers()) {
     return error(ErrorCode::kInvalidArgument, "KV layers do not match the model");
+  }
+  if (hp_.is_hybrid() && kv.state_base == nullptr) {
+    return error(ErrorCode::kInvalidArgument, "a hybrid model needs recurrent-state blobs beside its K/V");
   }
   for (int32_t t : batch.tokens) {
     if (t < 0 || t >= hp_.vocab_size) return error(ErrorCode::kInvalidArgument, fmt::format("token id {} is outside the vocabulary", t));
@@ -161,6 +201,7 @@ Status Decoder::forward(const Batch& batch, const KvLayers& kv, float* logits) {
   }
   backend::Backend& be = *backend_;
   be.begin_step(step_info(batch, kv, logits));
+  if (hp_.is_hybrid()) plan_state_segments(batch, kv);
   be.get_rows(token_embd_, batch.tokens.data(), n, x_);  // x [n, dim]
   for (int l = 0; l < hp_.num_layers; ++l) layer(l, batch, kv);
   // Only the rows that need logits go through the head.
@@ -219,7 +260,7 @@ void Decoder::attention_block(int l, const Batch& batch, const KvLayers& kv) {
   }
   be.rope(q_, n, static_cast<int>(nh), static_cast<int>(hd), batch.positions.data(), rope_);
   be.rope(k_, n, static_cast<int>(nkv), static_cast<int>(hd), batch.positions.data(), rope_);
-  const backend::PagedKv& layer_kv = kv.layers[static_cast<size_t>(l)];
+  const backend::PagedKv& layer_kv = kv.layers[static_cast<size_t>(L.kv_idx)];
   be.kv_store(layer_kv, k_, v_, n, batch.slots.data());
   be.attention(q_, static_cast<int>(nh), layer_kv, attn_seqs_, 1.0f / std::sqrt(static_cast<float>(hd)), att_);
   be.matmul(L.wo, att_, n, h_);  // h [n, dim]
@@ -243,6 +284,16 @@ void Decoder::moe_ffn_block(int l, int64_t n) {
   backend::Backend& be = *backend_;
   const int k = static_cast<int>(hp_.num_experts_used);
   be.rms_norm(x_, static_cast<const float*>(L.ffn_norm.data), n, hp_.dim, hp_.rms_eps, h_);
+  if (L.up_shexp.data != nullptr) {  // qwen35moe: a shared expert behind a sigmoid gate
+    const int64_t sf = hp_.shared_expert_ffn_dim;
+    be.matmul(L.gate_shexp, h_, n, f1_);  // [n, sf]
+    be.matmul(L.up_shexp, h_, n, f2_);    // [n, sf]
+    be.swiglu(f1_, f2_, n, sf, f1_);
+    be.matmul(L.down_shexp, f1_, n, sh_);  // [n, dim]
+    be.matmul(L.shexp_gate, h_, n, shg_);  // [n, 1]
+    be.sigmoid_mul(sh_, shg_, n, hp_.dim, 1);
+    be.add(x_, sh_, n * hp_.dim);
+  }
   be.matmul(L.router, h_, n, router_);  // [n, experts]
   be.topk_softmax(router_, n, static_cast<int>(hp_.num_experts), k, hp_.norm_topk_prob, topi_, topw_);
   be.matmul_experts(L.gate_exps, h_, false, topi_, n, k, f1_);  // [n, k, expert_ffn]

@@ -8,9 +8,21 @@
 namespace strata::model {
 namespace {
 
-const std::vector<std::string> kArchitectures = {"llama", "qwen2", "qwen3", "qwen3moe"};
+const std::vector<std::string> kArchitectures = {"llama", "qwen2", "qwen3", "qwen3moe", "qwen35", "qwen35moe"};
+
+bool is_hybrid_arch(const std::string& arch) { return arch == "qwen35" || arch == "qwen35moe"; }
 
 }  // namespace
+
+int64_t Hparams::num_attention_layers() const {
+  int64_t n = 0;
+  for (int64_t l = 0; l < num_layers; ++l) n += is_recurrent(l) ? 0 : 1;
+  return n;
+}
+
+int64_t Hparams::recurrent_state_bytes() const {
+  return (num_layers - num_attention_layers()) * delta.state_floats() * 4;
+}
 
 bool is_supported_architecture(const std::string& arch) {
   for (const auto& a : kArchitectures) {
@@ -30,7 +42,9 @@ Status apply_architecture_traits(Hparams& hp) {
   }
   hp.rope_neox = hp.arch != "llama";
   hp.attn_bias = hp.arch == "qwen2";
-  hp.qk_norm = hp.arch == "qwen3" || hp.arch == "qwen3moe";
+  hp.qk_norm = hp.arch == "qwen3" || hp.arch == "qwen3moe" || is_hybrid_arch(hp.arch);
+  if (is_hybrid_arch(hp.arch) && hp.full_attn_interval <= 0) hp.full_attn_interval = 4;  // the ecosystem's default
+  if (!is_hybrid_arch(hp.arch)) hp.full_attn_interval = 0;
   return Status::ok();
 }
 
@@ -60,12 +74,14 @@ Result<Hparams> read_hparams(const gguf::File& f) {
   hp.rms_eps = static_cast<float>(f.get_float(f.arch_key("attention.layer_norm_rms_epsilon")).value_or(1e-6));
   hp.rope_freq_base = static_cast<float>(f.get_float(f.arch_key("rope.freq_base")).value_or(10000.0));
   hp.rope_dim = f.get_int(f.arch_key("rope.dimension_count")).value_or(hp.head_dim);
-  if (hp.arch == "qwen3moe") {
+  if (is_hybrid_arch(hp.arch)) STRATA_RETURN_IF_ERROR(read_hybrid_hparams(f, hp));
+  if (hp.arch == "qwen3moe" || hp.arch == "qwen35moe") {
     STRATA_RETURN_IF_ERROR(need_int("expert_count", hp.num_experts));
     STRATA_RETURN_IF_ERROR(need_int("expert_used_count", hp.num_experts_used));
     STRATA_RETURN_IF_ERROR(need_int("expert_feed_forward_length", hp.expert_ffn_dim));
     if (hp.num_experts_used > hp.num_experts) return error(ErrorCode::kCorrupt, "expert_used_count > expert_count");
     hp.ffn_dim = f.get_int(f.arch_key("feed_forward_length")).value_or(0);
+    if (hp.arch == "qwen35moe") STRATA_RETURN_IF_ERROR(need_int("expert_shared_feed_forward_length", hp.shared_expert_ffn_dim));
   } else {
     STRATA_RETURN_IF_ERROR(need_int("feed_forward_length", hp.ffn_dim));
   }
@@ -103,7 +119,7 @@ void write_hparams(const Hparams& hp, gguf::Writer& w) {
   w.set("general.architecture", Value::string(hp.arch));
   w.set(k("context_length"), Value::u32(static_cast<uint32_t>(hp.context_length)));
   w.set(k("embedding_length"), Value::u32(static_cast<uint32_t>(hp.dim)));
-  w.set(k("block_count"), Value::u32(static_cast<uint32_t>(hp.num_layers)));
+  w.set(k("block_count"), Value::u32(static_cast<uint32_t>(hp.num_layers + hp.num_nextn_layers)));
   w.set(k("feed_forward_length"), Value::u32(static_cast<uint32_t>(hp.ffn_dim)));
   w.set(k("attention.head_count"), Value::u32(static_cast<uint32_t>(hp.num_heads)));
   w.set(k("attention.head_count_kv"), Value::u32(static_cast<uint32_t>(hp.num_kv_heads)));
@@ -117,7 +133,11 @@ void write_hparams(const Hparams& hp, gguf::Writer& w) {
     w.set(k("expert_count"), Value::u32(static_cast<uint32_t>(hp.num_experts)));
     w.set(k("expert_used_count"), Value::u32(static_cast<uint32_t>(hp.num_experts_used)));
     w.set(k("expert_feed_forward_length"), Value::u32(static_cast<uint32_t>(hp.expert_ffn_dim)));
+    if (hp.shared_expert_ffn_dim > 0) {
+      w.set(k("expert_shared_feed_forward_length"), Value::u32(static_cast<uint32_t>(hp.shared_expert_ffn_dim)));
+    }
   }
+  if (hp.is_hybrid()) write_hybrid_hparams(hp, w);
   const auto& rs = hp.rope_scaling;
   if (rs.type != RopeScaling::Type::kNone) {
     const char* names[] = {"none", "linear", "yarn", "llama3"};
@@ -132,6 +152,7 @@ void write_hparams(const Hparams& hp, gguf::Writer& w) {
 }
 
 std::vector<TensorDecl> declare_tensors(const Hparams& hp) {
+  if (hp.is_hybrid()) return declare_hybrid_tensors(hp);
   using Init = TensorDecl::Init;
   std::vector<TensorDecl> t;
   const int64_t q_dim = hp.num_heads * hp.head_dim;

@@ -23,6 +23,7 @@ Result<std::unique_ptr<Model>> Model::from_file(std::unique_ptr<gguf::File> file
   else if (hp.arch == "qwen2") m = make_qwen2();
   else if (hp.arch == "qwen3") m = make_qwen3();
   else if (hp.arch == "qwen3moe") m = make_qwen3moe();
+  else if (hp.arch == "qwen35" || hp.arch == "qwen35moe") m = make_qwen35();
   else return error(ErrorCode::kUnsupported, fmt::format("architecture '{}' is not supported", hp.arch));
   STRATA_RETURN_IF_ERROR(m->bind(std::move(file), hp, backend));
   return std::unique_ptr<Model>(std::move(m));

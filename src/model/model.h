@@ -23,6 +23,9 @@ struct BatchSeq {
   int64_t kv_len = 0;        // tokens in the cache after this step (positions 0..kv_len-1)
   const int32_t* block_table = nullptr;  // ceil(kv_len / block_tokens) block ids
   bool want_logits = true;   // logits for this sequence's last token
+  // Hybrid models: the recurrent-state blob of logical block j is KvLayers::state_blob(
+  // state_table[j]); null: block_table[j] (the KV cache keeps a blob in every block).
+  const int32_t* state_table = nullptr;
 };
 
 struct Batch {
@@ -32,10 +35,18 @@ struct Batch {
   std::span<const BatchSeq> seqs;
 };
 
-// Where each layer's K/V lives: one PagedKv per layer, all with the same layout.
+// Where each attention layer's K/V lives: one PagedKv per layer that keeps K/V (every layer,
+// or only the full-attention layers of a hybrid), all with the same layout. Hybrid models
+// also keep, per block, the recurrent state of every DeltaNet layer as of the block's last
+// computed token (Hparams::recurrent_state_bytes(), backend memory): the model reads the
+// state before a block from the previous block's blob and writes the block's own, so a block
+// found in the prefix cache brings the state needed to resume after it.
 struct KvLayers {
   std::vector<backend::PagedKv> layers;
+  uint8_t* state_base = nullptr;
+  size_t state_stride_bytes = 0;
   int block_tokens() const { return layers.empty() ? 0 : layers[0].block_tokens; }
+  uint8_t* state_blob(int32_t idx) const { return state_base + static_cast<size_t>(idx) * state_stride_bytes; }
 };
 
 class Model {

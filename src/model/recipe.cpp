@@ -74,6 +74,7 @@ DType tensor_type(const Recipe& recipe, std::string_view name, const std::vector
                   int num_layers) {
   if (shape.size() < 2) return DType::kF32;
   if (contains(name, "ffn_gate_inp")) return DType::kF32;  // MoE router: tiny, precision-critical
+  if (contains(name, "ssm_conv1d")) return DType::kF32;    // [kernel, channels]: rows of 4, as the ecosystem keeps it
   const std::string_view r = recipe.name;
   DType t = recipe.base;
   const int layer = layer_of(name);

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -35,6 +36,9 @@ void fill_row(const TensorDecl& d, uint64_t row_seed, float* out, int64_t n) {
     case TensorDecl::Init::kNormal:
       for (int64_t i = 0; i < n; ++i) out[i] = d.std * rng.normal();
       break;
+    case TensorDecl::Init::kNegExp:
+      for (int64_t i = 0; i < n; ++i) out[i] = -std::exp(d.std * rng.normal());
+      break;
   }
 }
 
@@ -59,7 +63,8 @@ const char* kChatmlTemplate =
 }  // namespace
 
 std::vector<std::string> preset_names() {
-  return {"tiny", "tiny-moe", "tiny-llama", "tiny-qwen2", "qwen3-0.6b", "qwen3-8b", "llama3-8b", "qwen3-30b-a3b"};
+  return {"tiny",        "tiny-moe",          "tiny-llama", "tiny-qwen2",    "qwen3-0.6b",     "qwen3-8b",
+          "llama3-8b",   "qwen3-30b-a3b",     "qwen3.5-tiny", "qwen3.5-tiny-moe", "qwen3.5-9b", "qwen3.6-35b-a3b"};
 }
 
 Result<Hparams> preset_hparams(const std::string& name) {
@@ -89,12 +94,36 @@ Result<Hparams> preset_hparams(const std::string& name) {
     hp.arch = "qwen3moe"; hp.num_layers = 48; hp.dim = 2048; hp.num_heads = 32; hp.num_kv_heads = 4;
     hp.head_dim = 128; hp.ffn_dim = 6144; hp.vocab_size = 151936; hp.num_experts = 128;
     hp.num_experts_used = 8; hp.expert_ffn_dim = 768;
+  } else if (name == "qwen3.5-tiny" || name == "qwen3.5-tiny-moe") {
+    // Every hybrid part at toy size: 3 DeltaNet layers + 1 gated attention layer, 2 key heads
+    // serving 4 value heads, partial RoPE, one MTP block.
+    hp.arch = name == "qwen3.5-tiny" ? "qwen35" : "qwen35moe";
+    hp.num_layers = 4; hp.dim = 64; hp.num_heads = 4; hp.num_kv_heads = 2; hp.head_dim = 16;
+    hp.ffn_dim = 128; hp.vocab_size = 512; hp.context_length = 4096; hp.rope_freq_base = 10000000.0f;
+    hp.full_attn_interval = 4; hp.num_nextn_layers = 1;
+    hp.delta = {4, 2, 4, 16, 16};
+    if (hp.arch == "qwen35moe") { hp.num_experts = 8; hp.num_experts_used = 2; hp.expert_ffn_dim = 32; hp.shared_expert_ffn_dim = 64; }
+  } else if (name == "qwen3.5-9b") {
+    // Qwen/Qwen3.5-9B text config: 32 layers (24 DeltaNet, 8 gated attention), 16 query and
+    // 4 KV heads of 256 (a quarter rotated), DeltaNet 16 key / 32 value heads of 128.
+    hp.arch = "qwen35"; hp.num_layers = 32; hp.dim = 4096; hp.num_heads = 16; hp.num_kv_heads = 4;
+    hp.head_dim = 256; hp.ffn_dim = 12288; hp.vocab_size = 248320; hp.context_length = 262144;
+    hp.rope_freq_base = 10000000.0f; hp.full_attn_interval = 4; hp.num_nextn_layers = 1;
+    hp.delta = {4, 16, 32, 128, 128};
+  } else if (name == "qwen3.6-35b-a3b") {
+    // Qwen/Qwen3.6-35B-A3B (the Qwen3.5-35B-A3B shape): 40 layers (30 DeltaNet, 10 gated
+    // attention), 16 query / 2 KV heads of 256, 256 experts (8 used) of 512 plus a shared 512.
+    hp.arch = "qwen35moe"; hp.num_layers = 40; hp.dim = 2048; hp.num_heads = 16; hp.num_kv_heads = 2;
+    hp.head_dim = 256; hp.ffn_dim = 0; hp.vocab_size = 248320; hp.context_length = 262144;
+    hp.rope_freq_base = 10000000.0f; hp.full_attn_interval = 4; hp.num_nextn_layers = 1;
+    hp.num_experts = 256; hp.num_experts_used = 8; hp.expert_ffn_dim = 512; hp.shared_expert_ffn_dim = 512;
+    hp.delta = {4, 16, 32, 128, 128};
   } else {
     std::string all;
     for (const auto& p : preset_names()) all += (all.empty() ? "" : ", ") + p;
     return error(ErrorCode::kInvalidArgument, fmt::format("unknown preset '{}' (known: {})", name, all));
   }
-  hp.rope_dim = hp.head_dim;
+  hp.rope_dim = hp.is_hybrid() ? hp.head_dim / 4 : hp.head_dim;  // qwen35*: partial_rotary_factor 0.25
   STRATA_RETURN_IF_ERROR(apply_architecture_traits(hp));
   return hp;
 }
@@ -171,6 +200,15 @@ Result<gguf::Writer> synthesize(const SynthOptions& opts, ThreadPool& pool) {
     return error(ErrorCode::kInvalidArgument, "shape needs a positive ffn dim (and experts used <= experts)");
   }
   if (hp.rope_dim <= 0) hp.rope_dim = hp.head_dim;
+  if (hp.is_hybrid()) {
+    const DeltaNetHparams& d = hp.delta;
+    if (d.conv_kernel < 2 || d.num_k_heads <= 0 || d.num_v_heads <= 0 || d.head_k_dim <= 0 || d.head_v_dim <= 0 ||
+        d.num_v_heads % d.num_k_heads != 0) {
+      return error(ErrorCode::kInvalidArgument, "a hybrid shape needs a conv kernel >= 2 and value heads a multiple of key heads");
+    }
+    if (hp.is_moe() && hp.shared_expert_ffn_dim <= 0) return error(ErrorCode::kInvalidArgument, "qwen35moe needs a shared expert ffn dim");
+    if (hp.num_attention_layers() == 0) return error(ErrorCode::kInvalidArgument, "a hybrid needs at least one full-attention layer");
+  }
 
   struct RowPools {
     std::mutex mu;

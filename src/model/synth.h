@@ -15,7 +15,8 @@
 
 namespace strata::model {
 
-// Named real shapes: tiny, tiny-moe, qwen3-0.6b, qwen3-8b, llama3-8b, qwen3-30b-a3b.
+// Named real shapes: tiny, tiny-moe, qwen3-0.6b, qwen3-8b, llama3-8b, qwen3-30b-a3b, and the
+// hybrids qwen3.5-tiny, qwen3.5-tiny-moe, qwen3.5-9b, qwen3.6-35b-a3b.
 Result<Hparams> preset_hparams(const std::string& name);
 std::vector<std::string> preset_names();
 

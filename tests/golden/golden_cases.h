@@ -52,6 +52,25 @@ inline std::vector<Case> load_cases(const std::string& path) {
       hp.num_experts_used = 2;
       hp.expert_ffn_dim = 256;
     }
+    if (hp.arch == "qwen35" || hp.arch == "qwen35moe") {
+      // Qwen3.5's proportions, shrunk: partial RoPE (a quarter of the head), 2 key heads
+      // serving 4 value heads (so the tiled head order matters), kernel-4 conv.
+      hp.rope_dim = 16;
+      hp.full_attn_interval = c.value("full_attn_interval", 4);
+      hp.delta.conv_kernel = 4;
+      hp.delta.num_k_heads = 2;
+      hp.delta.num_v_heads = 4;
+      hp.delta.head_k_dim = 32;
+      hp.delta.head_v_dim = 32;
+      hp.num_nextn_layers = c.value("mtp_layers", 0);
+      hp.tied_embeddings = hp.arch == "qwen35";
+      if (hp.arch == "qwen35moe") {
+        hp.num_experts = 8;
+        hp.num_experts_used = 2;
+        hp.expert_ffn_dim = 128;
+        hp.shared_expert_ffn_dim = 256;
+      }
+    }
     const std::string rs = c.value("rope_scaling", "none");
     if (rs != "none") {
       hp.rope_scaling.type = rs == "yarn" ? model::RopeScaling::Type::kYarn

@@ -13,8 +13,8 @@
 #include "model/export_hf.h"
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: golden_tool OUT_DIR | --hashes (run from the repository root)\n");
+  if (argc != 2 && argc != 3) {
+    std::fprintf(stderr, "usage: golden_tool OUT_DIR [CASE_PREFIX] | --hashes (run from the repository root)\n");
     return 2;
   }
   const std::string out = argv[1];
@@ -30,7 +30,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   nlohmann::json prompts;
+  const std::string prefix = argc == 3 ? argv[2] : "";
   for (const auto& c : strata::golden::load_cases("tests/golden/cases.json")) {
+    if (c.name.rfind(prefix, 0) != 0) continue;  // only the cases named CASE_PREFIX*
     auto w = strata::model::synthesize(c.synth, pool);
     if (!w.is_ok()) {
       std::fprintf(stderr, "%s: %s\n", c.name.c_str(), w.status().to_string().c_str());

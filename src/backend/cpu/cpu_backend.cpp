@@ -6,6 +6,7 @@
 #include <new>
 
 #include "backend/cpu/attention.h"
+#include "backend/cpu/deltanet.h"
 #include "backend/cpu/ops.h"
 #include "backend/cpu/ref_ops.h"
 #include "core/check.h"
@@ -84,6 +85,22 @@ void CpuBackend::weighted_sum(const float* x, const float* weights, int64_t n, i
                               float* out) {
   if (reference_) return ref::weighted_sum(x, weights, n, k, dim, out);
   cpu::weighted_sum(pool_, x, weights, n, k, dim, out);
+}
+
+void CpuBackend::ssm_conv(const float* x, int64_t channels, const float* weight, int kernel,
+                          std::span<const RecurrentSeg> segs, float* out) {
+  if (reference_) ref::ssm_conv(x, channels, weight, kernel, segs, out);
+  else cpu::ssm_conv(pool_, x, channels, weight, kernel, segs, out);
+}
+void CpuBackend::gated_delta_rule(const float* qkv, const float* alpha, const float* beta,
+                                  const float* dt_bias, const float* a, const DeltaNetShape& shape,
+                                  std::span<const RecurrentSeg> segs, float* out) {
+  if (reference_) ref::gated_delta_rule(qkv, alpha, beta, dt_bias, a, shape, segs, out);
+  else cpu::gated_delta_rule(pool_, qkv, alpha, beta, dt_bias, a, shape, segs, out);
+}
+void CpuBackend::sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim, int64_t gate_dim) {
+  if (reference_) ref::sigmoid_mul(x, gate, n, dim, gate_dim);
+  else cpu::sigmoid_mul(pool_, x, gate, n, dim, gate_dim);
 }
 
 }  // namespace strata::backend::cpu

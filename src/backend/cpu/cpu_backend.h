@@ -48,6 +48,14 @@ class CpuBackend final : public Backend {
                     float* out) override;
   void synchronize() override {}
 
+  bool supports_delta_net() const override { return true; }
+  void ssm_conv(const float* x, int64_t channels, const float* weight, int kernel,
+                std::span<const RecurrentSeg> segs, float* out) override;
+  void gated_delta_rule(const float* qkv, const float* alpha, const float* beta, const float* dt_bias,
+                        const float* a, const DeltaNetShape& shape, std::span<const RecurrentSeg> segs,
+                        float* out) override;
+  void sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim, int64_t gate_dim) override;
+
  private:
   ThreadPool pool_;
   bool reference_;

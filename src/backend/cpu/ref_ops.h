@@ -30,6 +30,14 @@ void topk_softmax(const float* logits, int64_t n, int num_experts, int k, bool r
 void weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim,
                   float* out);
 
+// Gated DeltaNet (deltanet_ref.cpp): the recurrent form, token by token, in double.
+void ssm_conv(const float* x, int64_t channels, const float* weight, int kernel,
+              std::span<const RecurrentSeg> segs, float* out);
+void gated_delta_rule(const float* qkv, const float* alpha, const float* beta, const float* dt_bias,
+                      const float* a, const DeltaNetShape& shape, std::span<const RecurrentSeg> segs,
+                      float* out);
+void sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim, int64_t gate_dim);
+
 // KV element codecs shared with the fast kernels: a row of head_dim values of kv.type.
 // (Q8_0 KV: head_dim a multiple of 32, d = amax / 127 in fp16, q = round(x / d).)
 void kv_encode_row(DType type, const float* src, void* dst, int64_t n);
