@@ -2,6 +2,7 @@
 // odd sizes included; then a tiny synthesized model's greedy output, CUDA vs CPU. Label gpu:
 // skipped where no CUDA device is present.
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/kernels.h"
 
 #include <gtest/gtest.h>
 
@@ -268,6 +269,66 @@ TEST(CudaBackend, ExpertsAndRowsMatchReference) {
   }
 }
 
+// Batch 1 expert products on int8 activations, as a MoE block runs them: gate and up of the
+// same x and ids (one launch: the gate is held back until the up arrives), SwiGLU writing
+// the int8 copy of its k slots, down per slot; and a lone product of odd rows, both x kinds.
+TEST(CudaBackend, ExpertsInt8MatchReference) {
+  REQUIRE_GPU();
+  Gpu g;
+  Rng rng(15);
+  auto experts_of = [&](DType t, int64_t experts, int64_t rows, int64_t cols,
+                        std::vector<uint8_t>& wb) {
+    for (int64_t e = 0; e < experts; ++e) {
+      auto one = random_weights(rng, t, rows, cols);
+      wb.insert(wb.end(), one.begin(), one.end());
+    }
+    return host_view(wb, t, rows, cols, experts);
+  };
+  for (DType t : {DType::kQ4_K, DType::kQ6_K, DType::kQ8_0, DType::kQ4_0}) {
+    for (int64_t cols : {768, 2048}) {
+      const int64_t experts = 9, ffn = 256;
+      const int k = 3;
+      std::vector<uint8_t> gb, ub, db, ob;
+      const WeightView hg = experts_of(t, experts, ffn, cols, gb);
+      const WeightView hu = experts_of(t, experts, ffn, cols, ub);
+      const WeightView hd = experts_of(t, experts, cols, ffn, db);
+      const WeightView dg = g.be.upload_weight(hg), du = g.be.upload_weight(hu),
+                       dd = g.be.upload_weight(hd);
+      std::vector<int32_t> ids = {7, 0, 4};
+      const auto x = normal(rng, static_cast<size_t>(cols));
+      std::vector<float> rg(k * ffn), ru(k * ffn), rs(k * ffn), rd(k * cols);
+      cpu::ref::matmul_experts(hg, x.data(), false, ids.data(), 1, k, rg.data());
+      cpu::ref::matmul_experts(hu, x.data(), false, ids.data(), 1, k, ru.data());
+      cpu::ref::swiglu(rg.data(), ru.data(), k, ffn, rs.data());
+      cpu::ref::matmul_experts(hd, rs.data(), true, ids.data(), 1, k, rd.data());
+      float* dx = g.up(x);
+      int32_t* di = g.up_i32(ids);
+      float *yg = g.out(rg.size()), *yu = g.out(ru.size()), *yd = g.out(rd.size());
+      g.be.matmul_experts(dg, dx, false, di, 1, k, yg);
+      g.be.matmul_experts(du, dx, false, di, 1, k, yu);
+      const auto got_g = g.down(yg, rg.size()), got_u = g.down(yu, ru.size());
+      g.be.swiglu(yg, yu, k, ffn, yg);
+      g.be.matmul_experts(dd, yg, true, di, 1, k, yd);
+      // x rounded to int8 per 32 (~0.5% rms a product); down adds its own on top.
+      EXPECT_LT(rel_err(got_g, rg), 1.5e-2) << dtype_name(t) << " gate cols " << cols;
+      EXPECT_LT(rel_err(got_u, ru), 1.5e-2) << dtype_name(t) << " up cols " << cols;
+      EXPECT_LT(rel_err(g.down(yd, rd.size()), rd), 3e-2) << dtype_name(t) << " down cols " << cols;
+      // A lone product (nothing to join), 37 rows, host ids; x shared and per slot.
+      const WeightView ho = experts_of(t, experts, 37, cols, ob);
+      const WeightView d_o = g.be.upload_weight(ho);
+      for (bool per_slot : {false, true}) {
+        const auto xo = normal(rng, static_cast<size_t>((per_slot ? k : 1) * cols));
+        std::vector<float> ref(k * 37);
+        cpu::ref::matmul_experts(ho, xo.data(), per_slot, ids.data(), 1, k, ref.data());
+        float* y = g.out(ref.size());
+        g.be.matmul_experts(d_o, g.up(xo), per_slot, ids.data(), 1, k, y);
+        EXPECT_LT(rel_err(g.down(y, ref.size()), ref), 1.5e-2)
+            << dtype_name(t) << " lone, per_slot " << per_slot << " cols " << cols;
+      }
+    }
+  }
+}
+
 TEST(CudaBackend, ElementwiseOpsMatchReference) {
   REQUIRE_GPU();
   Gpu g;
@@ -416,6 +477,16 @@ TEST(CudaBackend, AttentionMatchesReference) {
                     {{130, 200}, {1, 50}, {64, 64}});  // tiled prefill, mixed
     check_attention(g, rng, t, 128, 4, 1, 32, {{200, 333}});
     if (t != DType::kQ8_0) check_attention(g, rng, t, 16, 4, 2, 4, {{3, 9}, {1, 20}});
+    if (t == DType::kF32) continue;
+    // Tiled prefill over KV groups of 1, 7 (9 positions a CTA, one row idle) and 8 heads; a
+    // prefill chunk after 900 cached keys (8-warp CTAs, the default); then with 4-warp CTAs.
+    check_attention(g, rng, t, 64, 4, 4, 16, {{70, 90}, {17, 17}});
+    check_attention(g, rng, t, 128, 7, 1, 16, {{100, 150}, {20, 20}});
+    check_attention(g, rng, t, 128, 16, 2, 16, {{40, 940}, {1, 33}});
+    set_attention_prefill_warps(4);
+    check_attention(g, rng, t, 128, 8, 2, 16, {{130, 200}, {1, 50}, {64, 64}});
+    check_attention(g, rng, t, 64, 7, 1, 32, {{100, 150}});
+    set_attention_prefill_warps(8);
   }
 }
 
@@ -472,6 +543,7 @@ TEST(CudaBackend, TinyModelGreedyMatchesCpu) {
   check_model("tiny-moe", "F32", true);
   check_model("tiny", "Q4_K_M", false);
   check_model("tiny", "Q8_0", false);
+  check_model("tiny-moe", "Q8_0", false);  // int8 expert products, gate/up joined
 }
 
 }  // namespace
