@@ -127,7 +127,28 @@ struct CudaBackend::Impl {
     int k = 0;
     float* y = nullptr;
   } pending_exp;
-  void flush() {
+  // Per-head ops (q/k RMSNorm, RoPE) held back so that a step's chain up to the K/V store
+  // runs as one launch (head_chain); any other op launches what is held (count = 0: none).
+  HeadChainArgs chain{};
+  bool chain_overlaps(const float* p, int64_t count) const {
+    for (int i = 0; i < chain.count; ++i) {
+      const HeadRowOp& o = chain.op[i];
+      if (p < o.x + o.rows * chain.dim && o.x < p + count) return true;
+    }
+    return false;
+  }
+  // A new independent op of `rows` rows of `dim` at x can join the held chain.
+  bool chain_can_append(const float* x, int64_t rows, int dim) const {
+    return chain.count < 2 && (chain.count == 0 || chain.dim == dim) &&
+           !chain_overlaps(x, rows * dim);
+  }
+  void flush_chain() {
+    if (chain.count > 0 && !replay()) head_chain(chain, stream);
+    chain.count = 0;
+    chain.store = false;
+  }
+  // Launches the held add and expert product, not the chain.
+  void flush_others() {
     if (pending.y != nullptr && !replay()) cuda::add(pending.y, pending.x, pending.count, stream);
     pending = {};
     if (pending_exp.y != nullptr && !replay()) {
@@ -135,6 +156,10 @@ struct CudaBackend::Impl {
       gemv_q8_experts(&e.w, &e.y, 1, q8_buffers(e.w.cols), false, e.d_ids, e.n, e.k, stream);
     }
     pending_exp = {};
+  }
+  void flush() {
+    flush_chain();
+    flush_others();
   }
   // Every op begins here: launches a held-back add, and forgets the int8 copy of x unless
   // the op keeps it.
@@ -454,6 +479,16 @@ void CudaBackend::rms_norm(const float* x, const float* weight, int64_t n, int64
   const bool fuse_add = m.pending.y == x && m.pending.count == n * dim;
   const Impl::PendingAdd add = m.pending;
   if (fuse_add) m.pending = {};
+  // A per-head norm in place (qwen3 q_norm, k_norm): held for the head chain.
+  if (!fuse_add && out == x && n > 1 && dim % 32 == 0 && dim <= kHeadChainMaxDim) {
+    m.flush_others();
+    if (!m.chain_can_append(x, n, static_cast<int>(dim))) m.flush_chain();
+    m.invalidate();
+    if (m.replay()) return;
+    m.chain.dim = static_cast<int>(dim);
+    m.chain.op[m.chain.count++] = {out, weight, eps, n, 0, nullptr};
+    return;
+  }
   m.enter();
   if (m.replay() || n == 0) return;
   // One token whose norm feeds the int8 products: quantize it in the same kernel.
@@ -470,7 +505,14 @@ void CudaBackend::rms_norm(const float* x, const float* weight, int64_t n, int64
 
 void CudaBackend::rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
                        const RopeTable& table) {
-  impl_->enter();
+  // The head chain (see rms_norm) keeps what it holds; anything else held is launched.
+  const bool chain = head_dim % 32 == 0 && head_dim <= kHeadChainMaxDim;
+  if (chain) {
+    impl_->flush_others();
+    impl_->invalidate();
+  } else {
+    impl_->enter();
+  }
   STRATA_CHECK(table.n_rot <= head_dim && table.n_rot % 2 == 0);
   RopeArgs a{};
   a.half = table.n_rot / 2;
@@ -479,6 +521,28 @@ void CudaBackend::rope(float* x, int64_t n, int num_heads, int head_dim, const i
   a.mscale = table.mscale;
   std::copy(table.freqs.begin(), table.freqs.begin() + a.half, a.freqs);
   if (n == 0) return;
+  Impl& m = *impl_;
+  if (head_dim % 32 == 0 && head_dim <= kHeadChainMaxDim) {
+    // Joins the head chain: onto the held norm of this x, else as an op of its own.
+    const int64_t rows = n * num_heads;
+    int idx = -1;
+    for (int i = 0; i < m.chain.count; ++i) {
+      const HeadRowOp& o = m.chain.op[i];
+      if (o.x == x && o.rows == rows && o.pos == nullptr && m.chain.dim == head_dim) idx = i;
+    }
+    if (idx < 0 && !m.chain_can_append(x, rows, head_dim)) m.flush_chain();
+    const int32_t* d_pos = m.stage_i32(positions, static_cast<size_t>(n));
+    if (m.replay()) return;
+    if (idx < 0) {
+      idx = m.chain.count++;
+      m.chain.dim = head_dim;
+      m.chain.op[idx] = {x, nullptr, 0.0f, rows, num_heads, nullptr};
+    }
+    m.chain.op[idx].heads = num_heads;
+    m.chain.op[idx].pos = d_pos;
+    m.chain.rope[idx] = a;
+    return;
+  }
   const int32_t* d_pos = impl_->stage_i32(positions, static_cast<size_t>(n));
   if (impl_->replay()) return;
   cuda::rope(x, n, num_heads, head_dim, d_pos, a, impl_->stream);
@@ -486,7 +550,31 @@ void CudaBackend::rope(float* x, int64_t n, int num_heads, int head_dim, const i
 
 void CudaBackend::kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n,
                            const int32_t* slots) {
-  impl_->enter();
+  Impl& m = *impl_;
+  // The end of a held head chain whose last op wrote k: one launch for all of it.
+  int idx = -1;
+  for (int i = 0; i < m.chain.count; ++i) {
+    const HeadRowOp& o = m.chain.op[i];
+    if (o.x == k && o.rows == n * kv.num_kv_heads && m.chain.dim == kv.head_dim) idx = i;
+  }
+  if (idx >= 0 && n > 0 && !m.chain_overlaps(v, n * kv.num_kv_heads * kv.head_dim)) {
+    m.flush_others();
+    const int32_t* d_slots = m.stage_i32(slots, static_cast<size_t>(n));
+    if (m.replay()) return;
+    HeadChainArgs& c = m.chain;
+    if (idx != c.count - 1) {  // K goes last (the kernel stores from op[count - 1])
+      std::swap(c.op[0], c.op[1]);
+      std::swap(c.rope[0], c.rope[1]);
+    }
+    c.store = true;
+    c.kv = kv;
+    c.v = v;
+    c.slots = d_slots;
+    c.row_bytes = row_bytes(kv.type, kv.head_dim);
+    m.flush_chain();
+    return;
+  }
+  m.enter();
   if (n == 0) return;
   const int32_t* d_slots = impl_->stage_i32(slots, static_cast<size_t>(n));
   if (impl_->replay()) return;

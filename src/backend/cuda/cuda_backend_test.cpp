@@ -196,6 +196,85 @@ TEST(CudaBackend, FusedOpsMatchReference) {
   EXPECT_LT(rel_err(g.down(y, ref.size()), ref), matmul_tol(DType::kQ4_K, 1));
 }
 
+// The per-head chain (q/k RMSNorm, RoPE, K/V store: held back, one launch at the store) and
+// its partial forms (rope only; a chain cut by another op) against the reference ops.
+TEST(CudaBackend, HeadChainMatchesReference) {
+  REQUIRE_GPU();
+  Gpu g;
+  Rng rng(23);
+  struct Case {
+    DType kv_type;
+    int hd, n_rot;
+    bool neox, norm, cut;
+    int n;
+  };
+  const Case cases[] = {{DType::kF16, 128, 128, true, true, false, 1},
+                        {DType::kQ8_0, 128, 128, true, true, false, 3},
+                        {DType::kBF16, 64, 32, false, true, false, 2},
+                        {DType::kF32, 64, 64, false, false, false, 1},
+                        {DType::kF16, 256, 256, true, true, false, 1},
+                        {DType::kF16, 128, 96, true, true, true, 2}};
+  for (const Case& c : cases) {
+    const int heads = 6, kvh = 2, bt = 16, blocks = 4;
+    PagedKv kv;
+    kv.type = c.kv_type;
+    kv.block_tokens = bt;
+    kv.num_kv_heads = kvh;
+    kv.head_dim = c.hd;
+    kv.block_stride_bytes = row_bytes(c.kv_type, c.hd) * kvh * bt;
+    const size_t kv_bytes = kv.block_stride_bytes * blocks;
+    std::vector<uint8_t> hk((kv_bytes + 3) / 4 * 4, 0), hv(hk.size(), 0);
+    PagedKv hkv = kv, dkv = kv;
+    hkv.k = hk.data();
+    hkv.v = hv.data();
+    dkv.k = g.up(std::vector<float>(hk.size() / 4, 0.0f));
+    dkv.v = g.up(std::vector<float>(hv.size() / 4, 0.0f));
+    RopeTable table;
+    table.mode = c.neox ? RopeTable::Mode::kNeox : RopeTable::Mode::kNormal;
+    table.n_rot = c.n_rot;
+    for (int i = 0; i < c.n_rot / 2; ++i)
+      table.freqs.push_back(std::pow(1e4f, -2.0f * static_cast<float>(i) / c.n_rot));
+    const std::vector<int32_t> pos_all = {5, 17, 40}, slot_all = {3 * bt + 2, 7, 2 * bt + 15};
+    const std::vector<int32_t> pos(pos_all.begin(), pos_all.begin() + c.n),
+        slots(slot_all.begin(), slot_all.begin() + c.n);
+    auto q = normal(rng, static_cast<size_t>(c.n * heads * c.hd));
+    auto k = normal(rng, static_cast<size_t>(c.n * kvh * c.hd));
+    const auto v = normal(rng, k.size()), qw = normal(rng, c.hd), kw = normal(rng, c.hd);
+    float *dq = g.up(q), *dk = g.up(k), *dv = g.up(v), *dqw = g.up(qw), *dkw = g.up(kw);
+    float* other = g.out(4);
+    if (c.norm) {
+      cpu::ref::rms_norm(q.data(), qw.data(), c.n * heads, c.hd, 1e-6f, q.data());
+      cpu::ref::rms_norm(k.data(), kw.data(), c.n * kvh, c.hd, 1e-6f, k.data());
+      g.be.rms_norm(dq, dqw, c.n * heads, c.hd, 1e-6f, dq);
+      g.be.rms_norm(dk, dkw, c.n * kvh, c.hd, 1e-6f, dk);
+    }
+    if (c.cut) g.be.add(other, other, 4);  // another op: what is held runs first
+    cpu::ref::rope(q.data(), c.n, heads, c.hd, pos.data(), table);
+    cpu::ref::rope(k.data(), c.n, kvh, c.hd, pos.data(), table);
+    cpu::ref::kv_store(hkv, k.data(), v.data(), c.n, slots.data());
+    g.be.rope(dq, c.n, heads, c.hd, pos.data(), table);
+    g.be.rope(dk, c.n, kvh, c.hd, pos.data(), table);
+    g.be.kv_store(dkv, dk, dv, c.n, slots.data());
+    const std::string what = std::string(dtype_name(c.kv_type)) + " hd " + std::to_string(c.hd);
+    EXPECT_LT(rel_err(g.down(dq, q.size()), q), 1e-5) << what;
+    EXPECT_LT(rel_err(g.down(dk, k.size()), k), 1e-5) << what;
+    // The stored rows decode to the reference's (Q8_0 may round one step differently).
+    for (int which = 0; which < 2; ++which) {
+      std::vector<uint8_t> got(hk.size());
+      g.be.copy_to_host(static_cast<const float*>(which == 0 ? dkv.k : dkv.v), got.size() / 4,
+                        reinterpret_cast<float*>(got.data()));
+      const std::vector<uint8_t>& want = which == 0 ? hk : hv;
+      std::vector<float> a(static_cast<size_t>(blocks * bt * kvh * c.hd)), b(a.size());
+      const size_t rb = row_bytes(c.kv_type, c.hd);
+      for (int64_t r = 0; r < blocks * bt * kvh; ++r) {
+        cpu::ref::kv_decode_row(c.kv_type, got.data() + r * rb, a.data() + r * c.hd, c.hd);
+        cpu::ref::kv_decode_row(c.kv_type, want.data() + r * rb, b.data() + r * c.hd, c.hd);
+      }
+      EXPECT_LT(rel_err(a, b), c.kv_type == DType::kQ8_0 ? 1e-2 : 4e-3) << what << " " << which;
+    }
+  }
+}
+
 // Step graphs: the same ops over host arrays whose contents change every step (measured,
 // captured, then replayed) give what the reference gives for each step's arrays.
 TEST(CudaBackend, StepGraphsReplayWithNewHostArrays) {

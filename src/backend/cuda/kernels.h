@@ -80,6 +80,32 @@ struct RopeArgs {
 void rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
           const RopeArgs& args, cudaStream_t s);
 void swiglu(const float* gate, const float* up, int64_t count, float* out, cudaStream_t s);
+// One launch for the per-head ops of a step (decode): for each of count <= 2 ops, rows
+// [op.rows] of x [rows, dim] f32 in place: RMSNorm by norm_w [dim] (if set), then RoPE at
+// positions pos [rows / heads] with rope[i] (if pos is set); if store, op[count - 1] is K
+// [n, kv.num_kv_heads, dim] and it and v (same shape) go into kv at slots [n], as kv_store.
+constexpr int kHeadChainMaxDim = 256;
+struct HeadRowOp {
+  float* x;
+  const float* norm_w;
+  float eps;
+  int64_t rows;
+  int heads;
+  const int32_t* pos;
+};
+struct HeadChainArgs {
+  HeadRowOp op[2];
+  int count;
+  int dim;
+  RopeArgs rope[2];
+  bool store;
+  PagedKv kv;
+  const float* v;
+  const int32_t* slots;
+  size_t row_bytes;
+};
+void head_chain(const HeadChainArgs& a, cudaStream_t s);
+
 void add(float* y, const float* x, int64_t count, cudaStream_t s);
 void topk_softmax(const float* logits, int64_t n, int num_experts, int k, bool renormalize,
                   int32_t* ids, float* weights, cudaStream_t s);
