@@ -486,6 +486,16 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
       "model estimate {:.0f} tok/s\n",
       n, t_layer * 1e3, (layer_flops + attn_flops) / t_layer / 1e12,
       100.0 * (layer_flops + attn_flops) / t_layer / peak, n / (t_layer * nl));
+  // The attention of that layer alone (causal, 32 heads over 8 KV heads), CTAs of 4 and 8 warps.
+  for (const int warps : {4, 8}) {
+    backend::cuda::set_attention_prefill_warps(warps);
+    const double t_attn = time_it(s, 2, 10, [&] {
+      be.attention(q, static_cast<int>(S.heads), kvs[0], {&seqn, 1}, scale, att);
+    });
+    fmt::print("  prefill attention alone ({} warps a CTA): {:.1f} us = {:.0f} TFLOP/s\n", warps,
+               t_attn * 1e6, attn_flops / t_attn / 1e12);
+  }
+  backend::cuda::set_attention_prefill_warps(8);
   be.synchronize();
   for (auto& p : kvs) {
     be.free(p.k);

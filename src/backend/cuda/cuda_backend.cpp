@@ -54,6 +54,9 @@ struct Scratch {
 constexpr size_t kCublasWorkspace = size_t{32} << 20;
 // Steps of more tokens than this run eagerly (prefill: few launches, each long).
 constexpr int64_t kGraphMaxTokens = 64;
+// SwiGLU of up to this many elements writes the int8 copy of its output (decode: one token's
+// ffn, or its k expert slots).
+constexpr int64_t kSwigluQ8MaxElems = int64_t{1} << 15;
 // Step graphs kept at once; more distinct keys than this clear the cache.
 constexpr size_t kMaxGraphs = 64;
 
@@ -93,6 +96,12 @@ struct CudaBackend::Impl {
   const float* q8_src = nullptr;
   int64_t q8_cols = 0;
   void invalidate() { q8_src = nullptr; }
+  // Forget the int8 copy if [p, p + bytes) overlaps its source (an op wrote over it).
+  void invalidate_if_written(const void* p, size_t bytes) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    const auto* src = reinterpret_cast<const uint8_t*>(q8_src);
+    if (q8_src != nullptr && b < src + q8_cols * 4 && src < b + bytes) invalidate();
+  }
   // [xq: cols int8][xd: cols/32 f32][xs: cols/16 int32] for an input of `cols`.
   Q8Buf q8_buffers(int64_t cols) {
     auto* base = static_cast<uint8_t*>(act_q8.get(static_cast<size_t>(cols) * 2 + 64));
@@ -106,9 +115,51 @@ struct CudaBackend::Impl {
     const float* x = nullptr;
     int64_t count = 0;
   } pending;
-  void flush() {
+  // An int8 expert product (gate) held back so that the next op, when it is the product of
+  // the same x and ids (up), runs in the same launch; any other op launches it first. Its x
+  // is in act_q8 (already quantized when it was held).
+  struct PendingExperts {
+    WeightView w;
+    const float* x = nullptr;
+    const int32_t* ids = nullptr;    // as the caller passed them
+    const int32_t* d_ids = nullptr;  // device view
+    int64_t n = 0;
+    int k = 0;
+    float* y = nullptr;
+  } pending_exp;
+  // Per-head ops (q/k RMSNorm, RoPE) held back so that a step's chain up to the K/V store
+  // runs as one launch (head_chain); any other op launches what is held (count = 0: none).
+  HeadChainArgs chain{};
+  bool chain_overlaps(const float* p, int64_t count) const {
+    for (int i = 0; i < chain.count; ++i) {
+      const HeadRowOp& o = chain.op[i];
+      if (p < o.x + o.rows * chain.dim && o.x < p + count) return true;
+    }
+    return false;
+  }
+  // A new independent op of `rows` rows of `dim` at x can join the held chain.
+  bool chain_can_append(const float* x, int64_t rows, int dim) const {
+    return chain.count < 2 && (chain.count == 0 || chain.dim == dim) &&
+           !chain_overlaps(x, rows * dim);
+  }
+  void flush_chain() {
+    if (chain.count > 0 && !replay()) head_chain(chain, stream);
+    chain.count = 0;
+    chain.store = false;
+  }
+  // Launches the held add and expert product, not the chain.
+  void flush_others() {
     if (pending.y != nullptr && !replay()) cuda::add(pending.y, pending.x, pending.count, stream);
     pending = {};
+    if (pending_exp.y != nullptr && !replay()) {
+      const PendingExperts& e = pending_exp;
+      gemv_q8_experts(&e.w, &e.y, 1, q8_buffers(e.w.cols), false, e.d_ids, e.n, e.k, stream);
+    }
+    pending_exp = {};
+  }
+  void flush() {
+    flush_chain();
+    flush_others();
   }
   // Every op begins here: launches a held-back add, and forgets the int8 copy of x unless
   // the op keeps it.
@@ -370,7 +421,11 @@ void CudaBackend::matmul_multi(std::span<const WeightView> ws, const float* x, i
     }
     return;
   }
-  impl_->enter();
+  // Keeps the int8 copy of x (a float router before int8 expert products) unless a product
+  // writes over it.
+  impl_->enter(true);
+  for (size_t i = 0; i < ws.size(); ++i)
+    impl_->invalidate_if_written(ys[i], static_cast<size_t>(n * ws[i].rows) * 4);
   if (impl_->replay()) return;
   for (size_t i = 0; i < ws.size(); ++i) matmul_one(ws[i], x, n, ys[i]);
 }
@@ -402,7 +457,37 @@ void CudaBackend::matmul_one(const WeightView& w, const float* x, int64_t n, flo
 
 void CudaBackend::matmul_experts(const WeightView& w, const float* x, bool x_per_slot,
                                  const int32_t* ids, int64_t n, int k, float* y) {
-  impl_->enter();
+  Impl& m = *impl_;
+  if (n == 1 && gemv_q8_supported(w.type) && w.cols % 32 == 0) {
+    // Batch 1: int8 products. x (n rows, or n*k with x_per_slot) quantized once; the product
+    // of the same x and ids after a held-back one (up after gate) joins its launch.
+    const Impl::PendingExperts held = m.pending_exp;
+    const bool join = !x_per_slot && held.y != nullptr && held.x == x && held.ids == ids &&
+                      held.n == n && held.k == k && held.w.cols == w.cols;
+    if (join) m.pending_exp = {};
+    m.enter(true);
+    const int32_t* d_ids = m.stage_i32(ids, static_cast<size_t>(n * k));
+    if (m.replay()) return;
+    const int64_t cols = (x_per_slot ? n * k : n) * w.cols;
+    const Q8Buf b = m.q8_buffers(cols);
+    if (m.q8_src != x || m.q8_cols != cols) quantize_act_q8(x, cols, b.xq, b.xd, b.xs, m.stream);
+    m.q8_src = x;
+    m.q8_cols = cols;
+    if (join) {
+      const WeightView ws[2] = {held.w, w};
+      float* const ys[2] = {held.y, y};
+      gemv_q8_experts(ws, ys, 2, b, false, d_ids, n, k, m.stream);
+      m.invalidate_if_written(held.y, static_cast<size_t>(n * k * held.w.rows) * 4);
+    } else if (!x_per_slot) {
+      m.pending_exp = {w, x, ids, d_ids, n, k, y};
+      return;  // launched by the next op (joined if it is the matching up product)
+    } else {
+      gemv_q8_experts(&w, &y, 1, b, true, d_ids, n, k, m.stream);
+    }
+    m.invalidate_if_written(y, static_cast<size_t>(n * k * w.rows) * 4);
+    return;
+  }
+  m.enter();
   if (n == 0) return;
   const int32_t* d_ids = impl_->stage_i32(ids, static_cast<size_t>(n * k));
   if (impl_->replay()) return;
@@ -416,6 +501,16 @@ void CudaBackend::rms_norm(const float* x, const float* weight, int64_t n, int64
   const bool fuse_add = m.pending.y == x && m.pending.count == n * dim;
   const Impl::PendingAdd add = m.pending;
   if (fuse_add) m.pending = {};
+  // A per-head norm in place (qwen3 q_norm, k_norm): held for the head chain.
+  if (!fuse_add && out == x && n > 1 && dim % 32 == 0 && dim <= kHeadChainMaxDim) {
+    m.flush_others();
+    if (!m.chain_can_append(x, n, static_cast<int>(dim))) m.flush_chain();
+    m.invalidate();
+    if (m.replay()) return;
+    m.chain.dim = static_cast<int>(dim);
+    m.chain.op[m.chain.count++] = {out, weight, eps, n, 0, nullptr};
+    return;
+  }
   m.enter();
   if (m.replay() || n == 0) return;
   // One token whose norm feeds the int8 products: quantize it in the same kernel.
@@ -432,7 +527,14 @@ void CudaBackend::rms_norm(const float* x, const float* weight, int64_t n, int64
 
 void CudaBackend::rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
                        const RopeTable& table) {
-  impl_->enter();
+  // The head chain (see rms_norm) keeps what it holds; anything else held is launched.
+  const bool chain = head_dim % 32 == 0 && head_dim <= kHeadChainMaxDim;
+  if (chain) {
+    impl_->flush_others();
+    impl_->invalidate();
+  } else {
+    impl_->enter();
+  }
   STRATA_CHECK(table.n_rot <= head_dim && table.n_rot % 2 == 0);
   RopeArgs a{};
   a.half = table.n_rot / 2;
@@ -441,6 +543,28 @@ void CudaBackend::rope(float* x, int64_t n, int num_heads, int head_dim, const i
   a.mscale = table.mscale;
   std::copy(table.freqs.begin(), table.freqs.begin() + a.half, a.freqs);
   if (n == 0) return;
+  Impl& m = *impl_;
+  if (head_dim % 32 == 0 && head_dim <= kHeadChainMaxDim) {
+    // Joins the head chain: onto the held norm of this x, else as an op of its own.
+    const int64_t rows = n * num_heads;
+    int idx = -1;
+    for (int i = 0; i < m.chain.count; ++i) {
+      const HeadRowOp& o = m.chain.op[i];
+      if (o.x == x && o.rows == rows && o.pos == nullptr && m.chain.dim == head_dim) idx = i;
+    }
+    if (idx < 0 && !m.chain_can_append(x, rows, head_dim)) m.flush_chain();
+    const int32_t* d_pos = m.stage_i32(positions, static_cast<size_t>(n));
+    if (m.replay()) return;
+    if (idx < 0) {
+      idx = m.chain.count++;
+      m.chain.dim = head_dim;
+      m.chain.op[idx] = {x, nullptr, 0.0f, rows, num_heads, nullptr};
+    }
+    m.chain.op[idx].heads = num_heads;
+    m.chain.op[idx].pos = d_pos;
+    m.chain.rope[idx] = a;
+    return;
+  }
   const int32_t* d_pos = impl_->stage_i32(positions, static_cast<size_t>(n));
   if (impl_->replay()) return;
   cuda::rope(x, n, num_heads, head_dim, d_pos, a, impl_->stream);
@@ -448,7 +572,31 @@ void CudaBackend::rope(float* x, int64_t n, int num_heads, int head_dim, const i
 
 void CudaBackend::kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n,
                            const int32_t* slots) {
-  impl_->enter();
+  Impl& m = *impl_;
+  // The end of a held head chain whose last op wrote k: one launch for all of it.
+  int idx = -1;
+  for (int i = 0; i < m.chain.count; ++i) {
+    const HeadRowOp& o = m.chain.op[i];
+    if (o.x == k && o.rows == n * kv.num_kv_heads && m.chain.dim == kv.head_dim) idx = i;
+  }
+  if (idx >= 0 && n > 0 && !m.chain_overlaps(v, n * kv.num_kv_heads * kv.head_dim)) {
+    m.flush_others();
+    const int32_t* d_slots = m.stage_i32(slots, static_cast<size_t>(n));
+    if (m.replay()) return;
+    HeadChainArgs& c = m.chain;
+    if (idx != c.count - 1) {  // K goes last (the kernel stores from op[count - 1])
+      std::swap(c.op[0], c.op[1]);
+      std::swap(c.rope[0], c.rope[1]);
+    }
+    c.store = true;
+    c.kv = kv;
+    c.v = v;
+    c.slots = d_slots;
+    c.row_bytes = row_bytes(kv.type, kv.head_dim);
+    m.flush_chain();
+    return;
+  }
+  m.enter();
   if (n == 0) return;
   const int32_t* d_slots = impl_->stage_i32(slots, static_cast<size_t>(n));
   if (impl_->replay()) return;
@@ -463,7 +611,7 @@ void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv,
   // In a step graph each table takes kv_cap keys' worth of entries, and the kernels are sized
   // for kv_cap keys (each sequence's own kv_len is read on the device).
   int64_t rows = 0, max_keys = 0, table_len = 0, max_q = 0, num_tiles = 0;
-  const int tile_rows = attention_tile_rows();
+  const int tile_rows = attention_tile_rows(kv, num_heads);
   const int64_t cap_blocks = (m.kv_cap + kv.block_tokens - 1) / kv.block_tokens;
   for (const SeqAttention& sq : seqs) {
     rows = std::max(rows, sq.q_begin + sq.q_count);
@@ -476,7 +624,7 @@ void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv,
   }
   if (rows == 0) return;
   if (m.graph_layout()) max_keys = m.kv_cap;
-  const bool tiled = attention_uses_tiles(kv, max_q);
+  const bool tiled = attention_uses_tiles(kv, num_heads, max_q);
   if (!tiled) num_tiles = 0;
   const size_t seq_bytes = seqs.size() * sizeof(AttnSeq);
   const size_t rows_bytes = static_cast<size_t>(rows) * 4;
@@ -531,12 +679,13 @@ void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, int64_t 
   Impl& m = *impl_;
   m.enter();
   if (m.replay()) return;
-  // One token (the input of ffn_down): quantize for the int8 product in the same kernel.
-  if (n == 1 && dim % 32 == 0) {
-    const Q8Buf b = m.q8_buffers(dim);
-    swiglu_q8(gate, up, dim, out, b, m.stream);
+  // One token (the input of ffn_down), or one token's k expert slots (the input of the
+  // experts' down): quantize for the int8 product in the same kernel.
+  if ((n == 1 || n * dim <= kSwigluQ8MaxElems) && dim % 32 == 0) {
+    const Q8Buf b = m.q8_buffers(n * dim);
+    swiglu_q8(gate, up, n * dim, out, b, m.stream);
     m.q8_src = out;
-    m.q8_cols = dim;
+    m.q8_cols = n * dim;
     return;
   }
   cuda::swiglu(gate, up, n * dim, out, m.stream);
@@ -550,7 +699,10 @@ void CudaBackend::add(float* y, const float* x, int64_t count) {
 
 void CudaBackend::topk_softmax(const float* logits, int64_t n, int num_experts, int k,
                                bool renormalize, int32_t* ids, float* weights) {
-  impl_->enter();
+  // Keeps the int8 copy of the router's input (the experts' x) unless it writes over it.
+  impl_->enter(true);
+  impl_->invalidate_if_written(ids, static_cast<size_t>(n * k) * 4);
+  impl_->invalidate_if_written(weights, static_cast<size_t>(n * k) * 4);
   if (impl_->replay()) return;
   cuda::topk_softmax(logits, n, num_experts, k, renormalize, ids, weights, impl_->stream);
 }

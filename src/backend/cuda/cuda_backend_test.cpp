@@ -2,6 +2,7 @@
 // odd sizes included; then a tiny synthesized model's greedy output, CUDA vs CPU. Label gpu:
 // skipped where no CUDA device is present.
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/kernels.h"
 
 #include <gtest/gtest.h>
 
@@ -195,6 +196,85 @@ TEST(CudaBackend, FusedOpsMatchReference) {
   EXPECT_LT(rel_err(g.down(y, ref.size()), ref), matmul_tol(DType::kQ4_K, 1));
 }
 
+// The per-head chain (q/k RMSNorm, RoPE, K/V store: held back, one launch at the store) and
+// its partial forms (rope only; a chain cut by another op) against the reference ops.
+TEST(CudaBackend, HeadChainMatchesReference) {
+  REQUIRE_GPU();
+  Gpu g;
+  Rng rng(23);
+  struct Case {
+    DType kv_type;
+    int hd, n_rot;
+    bool neox, norm, cut;
+    int n;
+  };
+  const Case cases[] = {{DType::kF16, 128, 128, true, true, false, 1},
+                        {DType::kQ8_0, 128, 128, true, true, false, 3},
+                        {DType::kBF16, 64, 32, false, true, false, 2},
+                        {DType::kF32, 64, 64, false, false, false, 1},
+                        {DType::kF16, 256, 256, true, true, false, 1},
+                        {DType::kF16, 128, 96, true, true, true, 2}};
+  for (const Case& c : cases) {
+    const int heads = 6, kvh = 2, bt = 16, blocks = 4;
+    PagedKv kv;
+    kv.type = c.kv_type;
+    kv.block_tokens = bt;
+    kv.num_kv_heads = kvh;
+    kv.head_dim = c.hd;
+    kv.block_stride_bytes = row_bytes(c.kv_type, c.hd) * kvh * bt;
+    const size_t kv_bytes = kv.block_stride_bytes * blocks;
+    std::vector<uint8_t> hk((kv_bytes + 3) / 4 * 4, 0), hv(hk.size(), 0);
+    PagedKv hkv = kv, dkv = kv;
+    hkv.k = hk.data();
+    hkv.v = hv.data();
+    dkv.k = g.up(std::vector<float>(hk.size() / 4, 0.0f));
+    dkv.v = g.up(std::vector<float>(hv.size() / 4, 0.0f));
+    RopeTable table;
+    table.mode = c.neox ? RopeTable::Mode::kNeox : RopeTable::Mode::kNormal;
+    table.n_rot = c.n_rot;
+    for (int i = 0; i < c.n_rot / 2; ++i)
+      table.freqs.push_back(std::pow(1e4f, -2.0f * static_cast<float>(i) / c.n_rot));
+    const std::vector<int32_t> pos_all = {5, 17, 40}, slot_all = {3 * bt + 2, 7, 2 * bt + 15};
+    const std::vector<int32_t> pos(pos_all.begin(), pos_all.begin() + c.n),
+        slots(slot_all.begin(), slot_all.begin() + c.n);
+    auto q = normal(rng, static_cast<size_t>(c.n * heads * c.hd));
+    auto k = normal(rng, static_cast<size_t>(c.n * kvh * c.hd));
+    const auto v = normal(rng, k.size()), qw = normal(rng, c.hd), kw = normal(rng, c.hd);
+    float *dq = g.up(q), *dk = g.up(k), *dv = g.up(v), *dqw = g.up(qw), *dkw = g.up(kw);
+    float* other = g.out(4);
+    if (c.norm) {
+      cpu::ref::rms_norm(q.data(), qw.data(), c.n * heads, c.hd, 1e-6f, q.data());
+      cpu::ref::rms_norm(k.data(), kw.data(), c.n * kvh, c.hd, 1e-6f, k.data());
+      g.be.rms_norm(dq, dqw, c.n * heads, c.hd, 1e-6f, dq);
+      g.be.rms_norm(dk, dkw, c.n * kvh, c.hd, 1e-6f, dk);
+    }
+    if (c.cut) g.be.add(other, other, 4);  // another op: what is held runs first
+    cpu::ref::rope(q.data(), c.n, heads, c.hd, pos.data(), table);
+    cpu::ref::rope(k.data(), c.n, kvh, c.hd, pos.data(), table);
+    cpu::ref::kv_store(hkv, k.data(), v.data(), c.n, slots.data());
+    g.be.rope(dq, c.n, heads, c.hd, pos.data(), table);
+    g.be.rope(dk, c.n, kvh, c.hd, pos.data(), table);
+    g.be.kv_store(dkv, dk, dv, c.n, slots.data());
+    const std::string what = std::string(dtype_name(c.kv_type)) + " hd " + std::to_string(c.hd);
+    EXPECT_LT(rel_err(g.down(dq, q.size()), q), 1e-5) << what;
+    EXPECT_LT(rel_err(g.down(dk, k.size()), k), 1e-5) << what;
+    // The stored rows decode to the reference's (Q8_0 may round one step differently).
+    for (int which = 0; which < 2; ++which) {
+      std::vector<uint8_t> got(hk.size());
+      g.be.copy_to_host(static_cast<const float*>(which == 0 ? dkv.k : dkv.v), got.size() / 4,
+                        reinterpret_cast<float*>(got.data()));
+      const std::vector<uint8_t>& want = which == 0 ? hk : hv;
+      std::vector<float> a(static_cast<size_t>(blocks * bt * kvh * c.hd)), b(a.size());
+      const size_t rb = row_bytes(c.kv_type, c.hd);
+      for (int64_t r = 0; r < blocks * bt * kvh; ++r) {
+        cpu::ref::kv_decode_row(c.kv_type, got.data() + r * rb, a.data() + r * c.hd, c.hd);
+        cpu::ref::kv_decode_row(c.kv_type, want.data() + r * rb, b.data() + r * c.hd, c.hd);
+      }
+      EXPECT_LT(rel_err(a, b), c.kv_type == DType::kQ8_0 ? 1e-2 : 4e-3) << what << " " << which;
+    }
+  }
+}
+
 // Step graphs: the same ops over host arrays whose contents change every step (measured,
 // captured, then replayed) give what the reference gives for each step's arrays.
 TEST(CudaBackend, StepGraphsReplayWithNewHostArrays) {
@@ -265,6 +345,66 @@ TEST(CudaBackend, ExpertsAndRowsMatchReference) {
     g.be.get_rows(d1, rid.data(), static_cast<int64_t>(rid.size()), out);
     EXPECT_LT(rel_err(g.down(out, ref.size()), ref), t == DType::kQ5_K ? 1e-3 : 1e-7)
         << dtype_name(t);
+  }
+}
+
+// Batch 1 expert products on int8 activations, as a MoE block runs them: gate and up of the
+// same x and ids (one launch: the gate is held back until the up arrives), SwiGLU writing
+// the int8 copy of its k slots, down per slot; and a lone product of odd rows, both x kinds.
+TEST(CudaBackend, ExpertsInt8MatchReference) {
+  REQUIRE_GPU();
+  Gpu g;
+  Rng rng(15);
+  auto experts_of = [&](DType t, int64_t experts, int64_t rows, int64_t cols,
+                        std::vector<uint8_t>& wb) {
+    for (int64_t e = 0; e < experts; ++e) {
+      auto one = random_weights(rng, t, rows, cols);
+      wb.insert(wb.end(), one.begin(), one.end());
+    }
+    return host_view(wb, t, rows, cols, experts);
+  };
+  for (DType t : {DType::kQ4_K, DType::kQ6_K, DType::kQ8_0, DType::kQ4_0}) {
+    for (int64_t cols : {768, 2048}) {
+      const int64_t experts = 9, ffn = 256;
+      const int k = 3;
+      std::vector<uint8_t> gb, ub, db, ob;
+      const WeightView hg = experts_of(t, experts, ffn, cols, gb);
+      const WeightView hu = experts_of(t, experts, ffn, cols, ub);
+      const WeightView hd = experts_of(t, experts, cols, ffn, db);
+      const WeightView dg = g.be.upload_weight(hg), du = g.be.upload_weight(hu),
+                       dd = g.be.upload_weight(hd);
+      std::vector<int32_t> ids = {7, 0, 4};
+      const auto x = normal(rng, static_cast<size_t>(cols));
+      std::vector<float> rg(k * ffn), ru(k * ffn), rs(k * ffn), rd(k * cols);
+      cpu::ref::matmul_experts(hg, x.data(), false, ids.data(), 1, k, rg.data());
+      cpu::ref::matmul_experts(hu, x.data(), false, ids.data(), 1, k, ru.data());
+      cpu::ref::swiglu(rg.data(), ru.data(), k, ffn, rs.data());
+      cpu::ref::matmul_experts(hd, rs.data(), true, ids.data(), 1, k, rd.data());
+      float* dx = g.up(x);
+      int32_t* di = g.up_i32(ids);
+      float *yg = g.out(rg.size()), *yu = g.out(ru.size()), *yd = g.out(rd.size());
+      g.be.matmul_experts(dg, dx, false, di, 1, k, yg);
+      g.be.matmul_experts(du, dx, false, di, 1, k, yu);
+      const auto got_g = g.down(yg, rg.size()), got_u = g.down(yu, ru.size());
+      g.be.swiglu(yg, yu, k, ffn, yg);
+      g.be.matmul_experts(dd, yg, true, di, 1, k, yd);
+      // x rounded to int8 per 32 (~0.5% rms a product); down adds its own on top.
+      EXPECT_LT(rel_err(got_g, rg), 1.5e-2) << dtype_name(t) << " gate cols " << cols;
+      EXPECT_LT(rel_err(got_u, ru), 1.5e-2) << dtype_name(t) << " up cols " << cols;
+      EXPECT_LT(rel_err(g.down(yd, rd.size()), rd), 3e-2) << dtype_name(t) << " down cols " << cols;
+      // A lone product (nothing to join), 37 rows, host ids; x shared and per slot.
+      const WeightView ho = experts_of(t, experts, 37, cols, ob);
+      const WeightView d_o = g.be.upload_weight(ho);
+      for (bool per_slot : {false, true}) {
+        const auto xo = normal(rng, static_cast<size_t>((per_slot ? k : 1) * cols));
+        std::vector<float> ref(k * 37);
+        cpu::ref::matmul_experts(ho, xo.data(), per_slot, ids.data(), 1, k, ref.data());
+        float* y = g.out(ref.size());
+        g.be.matmul_experts(d_o, g.up(xo), per_slot, ids.data(), 1, k, y);
+        EXPECT_LT(rel_err(g.down(y, ref.size()), ref), 1.5e-2)
+            << dtype_name(t) << " lone, per_slot " << per_slot << " cols " << cols;
+      }
+    }
   }
 }
 
@@ -416,6 +556,16 @@ TEST(CudaBackend, AttentionMatchesReference) {
                     {{130, 200}, {1, 50}, {64, 64}});  // tiled prefill, mixed
     check_attention(g, rng, t, 128, 4, 1, 32, {{200, 333}});
     if (t != DType::kQ8_0) check_attention(g, rng, t, 16, 4, 2, 4, {{3, 9}, {1, 20}});
+    if (t == DType::kF32) continue;
+    // Tiled prefill over KV groups of 1, 7 (9 positions a CTA, one row idle) and 8 heads; a
+    // prefill chunk after 900 cached keys (8-warp CTAs, the default); then with 4-warp CTAs.
+    check_attention(g, rng, t, 64, 4, 4, 16, {{70, 90}, {17, 17}});
+    check_attention(g, rng, t, 128, 7, 1, 16, {{100, 150}, {20, 20}});
+    check_attention(g, rng, t, 128, 16, 2, 16, {{40, 940}, {1, 33}});
+    set_attention_prefill_warps(4);
+    check_attention(g, rng, t, 128, 8, 2, 16, {{130, 200}, {1, 50}, {64, 64}});
+    check_attention(g, rng, t, 64, 7, 1, 32, {{100, 150}});
+    set_attention_prefill_warps(8);
   }
 }
 
@@ -472,6 +622,7 @@ TEST(CudaBackend, TinyModelGreedyMatchesCpu) {
   check_model("tiny-moe", "F32", true);
   check_model("tiny", "Q4_K_M", false);
   check_model("tiny", "Q8_0", false);
+  check_model("tiny-moe", "Q8_0", false);  // int8 expert products, gate/up joined
 }
 
 }  // namespace

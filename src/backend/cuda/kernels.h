@@ -47,6 +47,11 @@ void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Bu
 // x row (x_per_slot ? j : t).
 void gemv_experts(const WeightView& w, const float* x, bool x_per_slot, const int32_t* ids,
                   int64_t n, int k, float* y, cudaStream_t s);
+// Expert slots on int8 activations (types as gemv_q8): for each of count <= 2 weights of one
+// cols (gate and up, one launch), ys[i][j, ws[i].rows] = ws[i][ids[j]] . x row, j < n*k, where
+// x row = j if x_per_slot else j / k, quantized in xb as quantize_act_q8 does ([rows, cols]).
+void gemv_q8_experts(const WeightView* ws, float* const* ys, int count, const Q8Buf& xb,
+                     bool x_per_slot, const int32_t* ids, int64_t n, int k, cudaStream_t s);
 // out[w.rows, w.cols] bf16 <- dequantize(w)
 void dequantize_bf16(const WeightView& w, __nv_bfloat16* out, cudaStream_t s);
 // out[n, w.cols] f32 <- rows ids[n] (device) of w
@@ -75,6 +80,32 @@ struct RopeArgs {
 void rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
           const RopeArgs& args, cudaStream_t s);
 void swiglu(const float* gate, const float* up, int64_t count, float* out, cudaStream_t s);
+// One launch for the per-head ops of a step (decode): for each of count <= 2 ops, rows
+// [op.rows] of x [rows, dim] f32 in place: RMSNorm by norm_w [dim] (if set), then RoPE at
+// positions pos [rows / heads] with rope[i] (if pos is set); if store, op[count - 1] is K
+// [n, kv.num_kv_heads, dim] and it and v (same shape) go into kv at slots [n], as kv_store.
+constexpr int kHeadChainMaxDim = 256;
+struct HeadRowOp {
+  float* x;
+  const float* norm_w;
+  float eps;
+  int64_t rows;
+  int heads;
+  const int32_t* pos;
+};
+struct HeadChainArgs {
+  HeadRowOp op[2];
+  int count;
+  int dim;
+  RopeArgs rope[2];
+  bool store;
+  PagedKv kv;
+  const float* v;
+  const int32_t* slots;
+  size_t row_bytes;
+};
+void head_chain(const HeadChainArgs& a, cudaStream_t s);
+
 void add(float* y, const float* x, int64_t count, cudaStream_t s);
 void topk_softmax(const float* logits, int64_t n, int num_experts, int k, bool renormalize,
                   int32_t* ids, float* weights, cudaStream_t s);
@@ -106,10 +137,13 @@ struct AttnArgs {
 // Split-K: the keys of each query are cut into splits merged by a second kernel.
 size_t attention_partial_floats(const PagedKv& kv, const AttnArgs& a);
 void attention(const PagedKv& kv, const AttnArgs& a, cudaStream_t s);
-// Prefill (attention_prefill.cu): tensor-core tiles of attention_tile_rows() query rows, used
-// when some sequence brings at least 16 queries (F16/BF16/Q8_0 K/V, head_dim 64 or 128).
-int attention_tile_rows();
-bool attention_uses_tiles(const PagedKv& kv, int64_t max_q_count);
+// Prefill (attention_prefill.cu): tensor-core tiles, a CTA per (attention_tile_rows query
+// positions of one sequence, KV head), used when some sequence brings at least 16 queries
+// (F16/BF16/Q8_0 K/V, head_dim 64 or 128, at most 64 query heads a KV head).
+int attention_tile_rows(const PagedKv& kv, int num_heads);
+bool attention_uses_tiles(const PagedKv& kv, int num_heads, int64_t max_q_count);
+// Warps a prefill CTA (16 rows each): 8 (default) or 4 (bench, tests).
+void set_attention_prefill_warps(int warps);
 void attention_prefill(const PagedKv& kv, const AttnArgs& a, cudaStream_t s);
 
 }  // namespace strata::backend::cuda

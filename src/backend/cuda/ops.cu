@@ -247,6 +247,104 @@ __global__ void kv_store_kernel(PagedKv kv, const float* k, const float* v, cons
   }
 }
 
+// Per-head chain (decode v5, bench/cuda/NOTES.md): q/k head RMSNorm, RoPE and the K/V store
+// of one step in one launch, a warp per head row. The row sits in registers as elements
+// lane + 32 j and in shared memory for the rotation's pairs. Same arithmetic as
+// rms_norm_kernel, rope_kernel and kv_store_kernel.
+constexpr int kHeadChainWarps = 4;
+
+__global__ void __launch_bounds__(32 * kHeadChainWarps) head_chain_kernel(HeadChainArgs a) {
+  __shared__ float rows[kHeadChainWarps][kHeadChainMaxDim];
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  int64_t r = static_cast<int64_t>(blockIdx.x) * kHeadChainWarps + warp;
+  const bool second = a.count > 1 && r >= a.op[0].rows;
+  const HeadRowOp& op = second ? a.op[1] : a.op[0];
+  if (second) r -= a.op[0].rows;
+  if (r >= op.rows) return;
+  const int dim = a.dim, per = dim / 32;
+  float* x = op.x + r * dim;
+  float v[kHeadChainMaxDim / 32];
+#pragma unroll
+  for (int j = 0; j < kHeadChainMaxDim / 32; ++j) v[j] = j < per ? x[lane + 32 * j] : 0.0f;
+  if (op.norm_w != nullptr) {
+    float ss = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kHeadChainMaxDim / 32; ++j) ss += v[j] * v[j];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    const float inv = rsqrtf(ss / static_cast<float>(dim) + op.eps);
+#pragma unroll
+    for (int j = 0; j < kHeadChainMaxDim / 32; ++j)
+      if (j < per) v[j] = v[j] * inv * op.norm_w[lane + 32 * j];
+  }
+  float* sh = rows[warp];
+  if (op.pos != nullptr) {
+    const RopeArgs& ra = second ? a.rope[1] : a.rope[0];
+#pragma unroll
+    for (int j = 0; j < kHeadChainMaxDim / 32; ++j)
+      if (j < per) sh[lane + 32 * j] = v[j];
+    __syncwarp();
+    const int64_t t = r / op.heads;
+    for (int i = lane; i < ra.half; i += 32) {
+      const double theta = static_cast<double>(op.pos[t]) * static_cast<double>(ra.freqs[i]);
+      double sn, cs;
+      sincos(theta, &sn, &cs);
+      const double c = cs * ra.mscale, sv = sn * ra.mscale;
+      const int ia = ra.mode_neox ? i : 2 * i, ib = ra.mode_neox ? i + ra.half : 2 * i + 1;
+      const double va = sh[ia], vb = sh[ib];
+      sh[ia] = static_cast<float>(va * c - vb * sv);
+      sh[ib] = static_cast<float>(va * sv + vb * c);
+    }
+    __syncwarp();
+#pragma unroll
+    for (int j = 0; j < kHeadChainMaxDim / 32; ++j)
+      if (j < per) v[j] = sh[lane + 32 * j];
+  }
+#pragma unroll
+  for (int j = 0; j < kHeadChainMaxDim / 32; ++j)
+    if (j < per) x[lane + 32 * j] = v[j];
+  if (!a.store || (second ? 2 : 1) != a.count) return;  // K is the last op
+  // K row r (token r / kv heads, head r % kv heads) and its V row into the slot of the token.
+  const PagedKv& kv = a.kv;
+  const int64_t t = r / kv.num_kv_heads;
+  const int head = static_cast<int>(r % kv.num_kv_heads);
+  const int64_t slot = a.slots[t];
+  const size_t off = static_cast<size_t>(slot / kv.block_tokens) * kv.block_stride_bytes +
+                     (static_cast<size_t>(slot % kv.block_tokens) * kv.num_kv_heads + head) *
+                         a.row_bytes;
+  const float* vr = a.v + r * dim;
+  for (int which = 0; which < 2; ++which) {
+    uint8_t* dst = static_cast<uint8_t*>(which == 0 ? kv.k : kv.v) + off;
+#pragma unroll
+    for (int j = 0; j < kHeadChainMaxDim / 32; ++j) {
+      if (j >= per) break;
+      const int i = lane + 32 * j;
+      const float val = which == 0 ? v[j] : vr[i];
+      switch (kv.type) {
+        case DType::kF32:
+          reinterpret_cast<float*>(dst)[i] = val;
+          break;
+        case DType::kF16:
+          reinterpret_cast<__half*>(dst)[i] = __float2half_rn(val);
+          break;
+        case DType::kBF16:
+          reinterpret_cast<__nv_bfloat16*>(dst)[i] = __float2bfloat16_rn(val);
+          break;
+        default: {  // Q8_0, block j = elements 32 j + lane (as kv_store_kernel)
+          float amax = fabsf(val);
+          for (int o = 16; o > 0; o >>= 1)
+            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+          const float d = amax / 127.0f;
+          const float id = d != 0 ? 1.0f / d : 0.0f;
+          uint8_t* blk = dst + 34 * j;
+          if (lane == 0) *reinterpret_cast<__half*>(blk) = __float2half_rn(d);
+          blk[2 + lane] = static_cast<uint8_t>(static_cast<int8_t>(rintf(val * id)));
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps, float* out,
@@ -329,6 +427,15 @@ void kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n, cons
   const size_t rb = row_bytes(kv.type, kv.head_dim);
   kv_store_kernel<<<dim3(static_cast<unsigned>(n), static_cast<unsigned>(kv.num_kv_heads), 2), 32,
                     0, s>>>(kv, k, v, slots, rb);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+void head_chain(const HeadChainArgs& a, cudaStream_t s) {
+  STRATA_CHECK(a.count >= 1 && a.count <= 2 && a.dim % 32 == 0 && a.dim <= kHeadChainMaxDim);
+  const int64_t rows = a.op[0].rows + (a.count > 1 ? a.op[1].rows : 0);
+  if (rows == 0) return;
+  head_chain_kernel<<<static_cast<unsigned>((rows + kHeadChainWarps - 1) / kHeadChainWarps),
+                      32 * kHeadChainWarps, 0, s>>>(a);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 
