@@ -121,6 +121,7 @@ class EngineImpl final : public Engine {
   std::unique_ptr<kv::KvCache> kv_;
   const int32_t device_blocks_;  // the device tier's size (all free at the start)
   Scheduler sched_;
+  PrefillRate prefill_rate_;  // the bar an SSD read has to beat
   Runner runner_;
   const int64_t vocab_;
   std::unordered_map<RequestId, std::unique_ptr<Request>> live_;
@@ -270,9 +271,8 @@ bool EngineImpl::step() {
   const auto t1 = Clock::now();
   // How long a prompt token takes to compute: the bar an SSD read has to beat.
   if (plan.num_prefill_tokens >= 64) {
-    const double per_token = seconds(t0, t1) / plan.num_tokens;
-    double& est = sched_.options().load_seconds_per_token;
-    est = 0.8 * est + 0.2 * per_token;
+    prefill_rate_.observe(seconds(t0, t1), plan.num_tokens);
+    sched_.options().load_seconds_per_token = prefill_rate_.seconds_per_token();
   }
   sched_.commit(plan);
   size_t row = 0;

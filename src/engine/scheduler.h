@@ -40,13 +40,36 @@ struct SeqState {
   bool is_decoding() const { return num_computed >= num_prompt && num_uncomputed() == 1; }
 };
 
+inline constexpr double kUnmeasuredSecondsPerToken = 1e-3;
+
+// The measured cost of computing one prompt token: the first measurement replaces the
+// pessimistic default outright; later ones are averaged in (weight 0.2).
+class PrefillRate {
+ public:
+  void observe(double seconds, int64_t tokens) {
+    if (tokens <= 0) return;
+    const double per_token = seconds / static_cast<double>(tokens);
+    est_ = measured_ ? 0.8 * est_ + 0.2 * per_token : per_token;
+    measured_ = true;
+  }
+  double seconds_per_token() const { return est_; }
+  bool measured() const { return measured_; }
+
+ private:
+  double est_ = kUnmeasuredSecondsPerToken;
+  bool measured_ = false;
+};
+
 struct SchedulerOptions {
   int parallel = 4;          // most sequences admitted at once
   int batch_tokens = 512;    // token budget of one step
   bool prefix_cache = true;  // false: never reuse cached K/V (every prompt is computed)
   // Wait for SSD reads at most this long per cached token before recomputing instead
-  // (the engine updates it from the measured prefill rate).
-  double load_seconds_per_token = 50e-6;
+  // (the engine replaces it with the measured prefill rate: PrefillRate). Until a prefill has
+  // been measured it is pessimistic, 1 ms a token: waiting too long for the first reads after
+  // a start costs a fraction of a second; giving up too early recomputes the whole restored
+  // prefix (on a 2-core CPU, 14k tokens: minutes).
+  double load_seconds_per_token = kUnmeasuredSecondsPerToken;
   double min_load_wait_seconds = 0.002;
 };
 

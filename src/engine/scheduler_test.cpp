@@ -254,3 +254,24 @@ TEST(Scheduler, SlowSsdReadIsAbandonedAndRecomputed) {
 
 }  // namespace
 }  // namespace strata::engine
+
+namespace strata::engine {
+namespace {
+
+TEST(PrefillRate, PessimisticUntilMeasuredThenTheMeasurement) {
+  PrefillRate r;
+  EXPECT_FALSE(r.measured());
+  // Unmeasured: a 14k-token SSD hit may take 14 s to read before it is given up for a
+  // recompute (the old 50 us/token default gave 0.7 s and threw restored prefixes away).
+  EXPECT_GE(r.seconds_per_token() * 14000, 10.0);
+  r.observe(2.0, 100);  // a CPU: 50 tokens/s
+  EXPECT_TRUE(r.measured());
+  EXPECT_DOUBLE_EQ(r.seconds_per_token(), 0.02);  // replaced, not averaged with the default
+  r.observe(1.0, 100);
+  EXPECT_DOUBLE_EQ(r.seconds_per_token(), 0.8 * 0.02 + 0.2 * 0.01);
+  r.observe(1.0, 0);  // nothing computed: ignored
+  EXPECT_DOUBLE_EQ(r.seconds_per_token(), 0.8 * 0.02 + 0.2 * 0.01);
+}
+
+}  // namespace
+}  // namespace strata::engine
