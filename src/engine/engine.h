@@ -66,7 +66,6 @@ struct EngineStats {
   uint64_t generated_tokens_total = 0;
   // KV cache, bytes and blocks per tier. A used device block is one a running request holds
   // (or an SSD write reads); cached blocks no request holds count as free (evictable).
-  // host_bytes_used is not reported yet (0).
   uint64_t device_blocks_used = 0, device_blocks_total = 0;
   uint64_t host_bytes_used = 0, disk_bytes_used = 0;
   // Scheduler

@@ -372,6 +372,7 @@ void EngineImpl::publish_stats() {
   const kv::CacheStats cs = kv_->stats();
   s.device_blocks_total = static_cast<uint64_t>(device_blocks_);
   s.device_blocks_used = static_cast<uint64_t>(device_blocks_ - kv_->num_free_blocks());
+  s.host_bytes_used = cs.host_bytes_used;
   s.disk_bytes_used = cs.ssd.used_bytes;
   std::lock_guard lk(stats_mu_);
   stats_ = s;

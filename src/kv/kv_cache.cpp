@@ -370,6 +370,9 @@ RequestStats KvCache::sequence_stats(SeqId seq) const { return compute_stats(seq
 
 CacheStats KvCache::stats() const {
   CacheStats c = totals_;
+  // Every host write fills a free slot with a cached block and only eviction empties one.
+  c.host_bytes_used = static_cast<uint64_t>(totals_.host_blocks_written - totals_.host_blocks_evicted) *
+                      encoded_block_bytes(opt_.layout, codec_);
   if (ssd_) c.ssd = ssd_->stats();
   return c;
 }

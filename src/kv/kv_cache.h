@@ -97,6 +97,7 @@ struct CacheStats {
   int64_t host_blocks_read = 0;  // promoted to the device tier
   uint64_t host_bytes_read = 0;
   int64_t host_blocks_evicted = 0;
+  uint64_t host_bytes_used = 0;  // the host tier's cached blocks now (encoded bytes)
   int64_t ssd_reads_wasted = 0;    // prefetches whose sequence gave up or left
   int64_t ssd_writes_skipped = 0;  // full blocks evicted or pushed out of the backlog unwritten
   SsdStats ssd;                    // written, read, evicted, dropped, failures

@@ -222,6 +222,10 @@ void demote_promote(bool int8) {
   EXPECT_EQ(m.num_tokens, 12);
   EXPECT_EQ(m.tokens_in(Tier::kHost), 12);
   EXPECT_GE(c->stats().host_blocks_written, 3);
+  // what /metrics reports as the host tier's bytes: a's 3 blocks, the only ones demoted
+  const uint64_t block_bytes = encoded_block_bytes(c->layout(), int8 ? BlockCodec::kInt8 : BlockCodec::kRaw);
+  EXPECT_EQ(c->stats().host_blocks_written, 3);
+  EXPECT_EQ(c->stats().host_bytes_used, 3 * block_bytes);
   SeqId s = c->add_sequence(a, {}, 12);
   EXPECT_EQ(c->num_cached_tokens(s), 12);
   EXPECT_TRUE(kv_matches(*c, s, a, 12, int8 ? 4.2f / 254.f * 1.01f + 0.01f : 0.f));
