@@ -89,7 +89,9 @@ struct CudaBackend::Impl {
   Scratch partial;         // split-K attention partials
   Scratch act_q8;          // batch-1 int8 activations: xq, xd, xs
   Scratch cublas_ws;       // cuBLAS workspace
+  Scratch moe_y;           // MoE prefill: the grouped products' outputs
   std::vector<uint8_t> attn_host;  // attention's packed host arrays
+  std::vector<uint8_t> dn_host;    // the DeltaNet ops' packed segments (DnPlan)
   // The activation act_q8 holds (q/k/v and gate/up share one x): valid until any other op
   // runs or a product writes over it. RMSNorm and SwiGLU of one token write it as they write
   // their output (fused quantization); every other op forgets it (enter()).
@@ -183,6 +185,7 @@ struct CudaBackend::Impl {
   bool graphs_enabled = true;
   uint64_t step_key = 0;
   int64_t kv_cap = 0;
+  int64_t step_tokens = 0;  // tokens of the step (graph layouts size per-token arrays by it)
   std::unordered_map<uint64_t, size_t> measured;  // key -> staged bytes of its eager step
   std::unordered_map<uint64_t, StepGraph> graphs;
   uint8_t* step_host = nullptr;  // pinned
@@ -237,6 +240,121 @@ struct CudaBackend::Impl {
     ring_off += need;
     return d;
   }
+  // The DeltaNet ops' segments, staged as [num_chains][chains][segs][row_chain] (DnPlan). In
+  // a step graph every array is sized for the step's tokens (at most one segment and one
+  // chain per token), so that steps of one key stage the same bytes and launch the same grid.
+  DnPlan stage_segments(std::span<const RecurrentSeg> segs) {
+    std::vector<DnChain> chains;
+    int64_t rows = 0;
+    for (size_t i = 0; i < segs.size(); ++i) {
+      const RecurrentSeg& g = segs[i];
+      rows = std::max(rows, g.row_begin + g.num_rows);
+      const bool joins = i > 0 && g.state_in != nullptr && g.state_in == segs[i - 1].state_out;
+      if (joins) {
+        STRATA_CHECK_MSG(g.row_begin == segs[i - 1].row_begin + segs[i - 1].num_rows,
+                         "a segment that reads the previous one's state must follow its rows");
+        chains.back().seg_end = static_cast<int32_t>(i + 1);
+      } else {
+        chains.push_back({g.row_begin, static_cast<int32_t>(i), static_cast<int32_t>(i + 1)});
+      }
+    }
+    size_t cap_chains = chains.size(), cap_segs = segs.size();
+    if (graph_layout()) {
+      STRATA_CHECK_MSG(rows <= step_tokens && static_cast<int64_t>(segs.size()) <= step_tokens,
+                       "step's segments over its tokens");
+      rows = step_tokens;
+      cap_chains = cap_segs = static_cast<size_t>(step_tokens);
+    }
+    const size_t chains_off = 16, segs_off = chains_off + cap_chains * sizeof(DnChain);
+    const size_t rows_off = segs_off + cap_segs * sizeof(DnSeg);
+    dn_host.assign(rows_off + static_cast<size_t>(rows) * 4, 0);
+    const auto num = static_cast<int32_t>(chains.size());
+    std::memcpy(dn_host.data(), &num, 4);
+    auto* h_chains = reinterpret_cast<DnChain*>(dn_host.data() + chains_off);
+    auto* h_segs = reinterpret_cast<DnSeg*>(dn_host.data() + segs_off);
+    auto* h_rows = reinterpret_cast<int32_t*>(dn_host.data() + rows_off);
+    std::copy(chains.begin(), chains.end(), h_chains);
+    std::fill(h_rows, h_rows + rows, -1);
+    for (size_t c = 0; c < chains.size(); ++c) {
+      for (int32_t i = chains[c].seg_begin; i < chains[c].seg_end; ++i) {
+        const RecurrentSeg& g = segs[static_cast<size_t>(i)];
+        h_segs[i] = {g.row_begin, g.num_rows, g.state_in, g.state_out};
+        std::fill(h_rows + g.row_begin, h_rows + g.row_begin + g.num_rows, static_cast<int32_t>(c));
+      }
+    }
+    const auto* dev = static_cast<const uint8_t*>(stage(dn_host.data(), dn_host.size()));
+    DnPlan p{};
+    p.num_chains = reinterpret_cast<const int32_t*>(dev);
+    p.chains = reinterpret_cast<const DnChain*>(dev + chains_off);
+    p.segs = reinterpret_cast<const DnSeg*>(dev + segs_off);
+    p.row_chain = reinterpret_cast<const int32_t*>(dev + rows_off);
+    p.rows = rows;
+    p.max_chains = static_cast<int64_t>(cap_chains);
+    return p;
+  }
+  // Expert products of many tokens (prefill): the slots grouped by expert on the host (one
+  // device-to-host copy of the ids and a wait), each group's x rows gathered as bf16 and padded
+  // to the largest group, every expert's weights dequantized to bf16, and one strided batched
+  // GEMM over all experts; then the rows go back to their slots. Eager steps only (it waits).
+  void experts_grouped(const WeightView& w, const float* x, bool x_per_slot, const int32_t* ids,
+                       int64_t n, int k, float* y) {
+    const int64_t slots = n * k;
+    const int experts = static_cast<int>(w.num_experts);
+    std::vector<int32_t> h_ids(static_cast<size_t>(slots));
+    if (is_device_pointer(ids)) {
+      STRATA_CUDA_CHECK(cudaMemcpyAsync(h_ids.data(), ids, static_cast<size_t>(slots) * 4,
+                                        cudaMemcpyDeviceToHost, stream));
+      STRATA_CUDA_CHECK(cudaStreamSynchronize(stream));
+    } else {
+      std::memcpy(h_ids.data(), ids, static_cast<size_t>(slots) * 4);
+    }
+    // [order: slots][offsets: experts + 1]
+    std::vector<int32_t> host(static_cast<size_t>(slots + experts + 1), 0);
+    int32_t* order = host.data();
+    int32_t* offsets = host.data() + slots;
+    for (int32_t e : h_ids) {
+      STRATA_CHECK_MSG(e >= 0 && e < experts, "expert id out of range");
+      ++offsets[e + 1];
+    }
+    int64_t max_count = 0;
+    for (int e = 0; e < experts; ++e) {
+      max_count = std::max<int64_t>(max_count, offsets[e + 1]);
+      offsets[e + 1] += offsets[e];
+    }
+    std::vector<int32_t> fill(offsets, offsets + experts);
+    for (int64_t j = 0; j < slots; ++j) order[fill[static_cast<size_t>(h_ids[static_cast<size_t>(j)])]++] = static_cast<int32_t>(j);
+    const auto* dev = static_cast<const int32_t*>(stage(host.data(), host.size() * 4));
+    const int32_t* d_order = dev;
+    const int32_t* d_offsets = dev + slots;
+    const size_t wcount = static_cast<size_t>(w.rows * w.cols);
+    auto* wb = static_cast<__nv_bfloat16*>(w_bf16.get(wcount * experts * 2));
+    if (w.expert_bytes == w.row_bytes * static_cast<size_t>(w.rows)) {
+      WeightView all = w;
+      all.rows = w.rows * experts;
+      all.num_experts = 1;
+      dequantize_bf16(all, wb, stream);
+    } else {
+      for (int e = 0; e < experts; ++e) {
+        WeightView one = w;
+        one.data = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(e) * w.expert_bytes;
+        one.num_experts = 1;
+        dequantize_bf16(one, wb + static_cast<size_t>(e) * wcount, stream);
+      }
+    }
+    auto* xb = static_cast<__nv_bfloat16*>(
+        x_bf16.get(static_cast<size_t>(experts * max_count * w.cols) * 2));
+    auto* yb = static_cast<float*>(moe_y.get(static_cast<size_t>(experts * max_count * w.rows) * 4));
+    moe_gather_bf16(x, w.cols, x_per_slot, k, d_order, d_offsets, experts, max_count, xb, stream);
+    const float one = 1.0f, zero = 0.0f;
+    STRATA_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+        cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w.rows), static_cast<int>(max_count),
+        static_cast<int>(w.cols), &one, wb, CUDA_R_16BF, static_cast<int>(w.cols),
+        static_cast<long long>(wcount), xb, CUDA_R_16BF, static_cast<int>(w.cols),
+        static_cast<long long>(max_count * w.cols), &zero, yb, CUDA_R_32F,
+        static_cast<int>(w.rows), static_cast<long long>(max_count * w.rows), experts,
+        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    moe_scatter(yb, w.rows, d_order, d_offsets, experts, max_count, y, stream);
+  }
   // A device view of n int32 values at p (host or device).
   const int32_t* stage_i32(const int32_t* p, size_t n) {
     if (n == 0 || is_device_pointer(p)) return p;
@@ -281,6 +399,7 @@ CudaBackend::~CudaBackend() {
   impl_->x_bf16.release();
   impl_->partial.release();
   impl_->act_q8.release();
+  impl_->moe_y.release();
   cublasDestroy(impl_->cublas);
   cudaStreamDestroy(impl_->stream);
 }
@@ -489,6 +608,11 @@ void CudaBackend::matmul_experts(const WeightView& w, const float* x, bool x_per
   }
   m.enter();
   if (n == 0) return;
+  // Prefill: grouped by expert through cuBLAS (bf16 operands, like the dense prefill products).
+  if (!m.graph_layout() && n > kGraphMaxTokens && w.type != DType::kF32 && w.num_experts > 1) {
+    m.experts_grouped(w, x, x_per_slot, ids, n, k, y);
+    return;
+  }
   const int32_t* d_ids = impl_->stage_i32(ids, static_cast<size_t>(n * k));
   if (impl_->replay()) return;
   gemv_experts(w, x, x_per_slot, d_ids, n, k, y, impl_->stream);
@@ -714,6 +838,37 @@ void CudaBackend::weighted_sum(const float* x, const float* weights, int64_t n, 
   cuda::weighted_sum(x, weights, n, k, dim, out, impl_->stream);
 }
 
+void CudaBackend::ssm_conv(const float* x, int64_t channels, const float* weight, int kernel,
+                           std::span<const RecurrentSeg> segs, float* out) {
+  Impl& m = *impl_;
+  m.enter();
+  if (segs.empty() && !m.graph_layout()) return;
+  const DnPlan plan = m.stage_segments(segs);
+  if (m.replay()) return;
+  cuda::ssm_conv(x, channels, weight, kernel, plan, out, m.stream);
+}
+
+void CudaBackend::gated_delta_rule(const float* qkv, const float* alpha, const float* beta,
+                                   const float* dt_bias, const float* a,
+                                   const DeltaNetShape& shape, std::span<const RecurrentSeg> segs,
+                                   float* out) {
+  Impl& m = *impl_;
+  m.enter();
+  if (segs.empty() && !m.graph_layout()) return;
+  const DnPlan plan = m.stage_segments(segs);
+  if (m.replay()) return;
+  cuda::gated_delta_rule(qkv, alpha, beta, dt_bias, a, shape, plan, out, m.stream);
+}
+
+void CudaBackend::sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim,
+                              int64_t gate_dim) {
+  // Keeps the int8 copy of the FFN input (the router and experts read it next).
+  impl_->enter(true);
+  impl_->invalidate_if_written(x, static_cast<size_t>(n * dim) * 4);
+  if (impl_->replay()) return;
+  cuda::sigmoid_mul(x, gate, n, dim, gate_dim, impl_->stream);
+}
+
 void* CudaBackend::stream() const { return impl_->stream; }
 
 void CudaBackend::synchronize() {
@@ -735,6 +890,7 @@ void CudaBackend::begin_step(const StepInfo& step) {
   int64_t cap = 256;
   while (cap < step.max_kv_len) cap *= 2;
   m.kv_cap = cap;
+  m.step_tokens = step.num_tokens;
   m.step_key = mix_key(step.key, static_cast<uint64_t>(cap));
   m.step_off = 0;
   if (m.graphs.count(m.step_key) != 0) {
