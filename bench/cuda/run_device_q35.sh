@@ -19,3 +19,6 @@ M=/tmp/q36_35b_a3b_q4km.gguf
 echo "synth rc=$? $(( $(date +%s) - T0 ))s"; tail -3 "$OUT/synth.log"; ls -la $M
 timeout 200 "$CARRY/strata" bench --backend cuda -m $M -p 2048 -n 128 "$@" > "$OUT/bench.log" 2>&1
 echo "bench rc=$? $(( $(date +%s) - T0 ))s"; cat "$OUT/bench.log" | tail -8
+# Prefill op times (STRATA_CUDA_OP_TIMES: each op of a large eager step waits for the stream).
+STRATA_CUDA_OP_TIMES=1 timeout 120 "$CARRY/strata" bench --backend cuda -m $M -p 2048 -n 16 --reps 1 > "$OUT/bench_optimes.log" 2>&1
+echo "bench op times rc=$? $(( $(date +%s) - T0 ))s"; cat "$OUT/bench_optimes.log" | tail -30

@@ -7,9 +7,12 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -193,6 +196,40 @@ struct CudaBackend::Impl {
   size_t step_cap = 0, step_off = 0;
   cudaEvent_t step_copied = nullptr;  // the last step buffer copy has been read
   bool replay() const { return mode == Mode::kReplay; }
+
+  // Op times of large eager steps (prefill), for benchmarks: with STRATA_CUDA_OP_TIMES set,
+  // every op of a step of more than kGraphMaxTokens tokens first waits for the stream and
+  // charges the time since the previous op's start to that op (held-back ops are charged to
+  // the op that launches them); the table goes to stderr when the backend goes.
+  bool prof_on = std::getenv("STRATA_CUDA_OP_TIMES") != nullptr;
+  bool prof_step = false;
+  const char* prof_name = nullptr;
+  std::chrono::steady_clock::time_point prof_t;
+  std::map<std::string, std::pair<double, int64_t>> prof;
+  void prof_mark(const char* name) {
+    if (!prof_on || !prof_step) return;
+    STRATA_CUDA_CHECK(cudaStreamSynchronize(stream));
+    const auto now = std::chrono::steady_clock::now();
+    if (prof_name != nullptr) {
+      auto& e = prof[prof_name];
+      e.first += std::chrono::duration<double>(now - prof_t).count();
+      ++e.second;
+    }
+    prof_name = name;
+    prof_t = now;
+  }
+  void prof_print() {
+    if (prof.empty()) return;
+    double total = 0;
+    for (const auto& [k, v] : prof) total += v.first;
+    std::fprintf(stderr, "[cuda op times] large eager steps, %.1f ms in all\n", total * 1e3);
+    std::vector<std::pair<double, std::string>> rows;
+    for (const auto& [k, v] : prof) rows.push_back({v.first, k});
+    std::sort(rows.rbegin(), rows.rend());
+    for (const auto& [t, k] : rows)
+      std::fprintf(stderr, "  %-22s %9.2f ms %5.1f%%  %6lld calls\n", k.c_str(), t * 1e3, 100 * t / total,
+                   static_cast<long long>(prof[k].second));
+  }
   bool graph_layout() const { return mode != Mode::kEager; }
 
   void clear_graphs() {
@@ -326,6 +363,7 @@ struct CudaBackend::Impl {
     const auto* dev = static_cast<const int32_t*>(stage(host.data(), host.size() * 4));
     const int32_t* d_order = dev;
     const int32_t* d_offsets = dev + slots;
+    prof_mark("experts: dequantize");
     const size_t wcount = static_cast<size_t>(w.rows * w.cols);
     auto* wb = static_cast<__nv_bfloat16*>(w_bf16.get(wcount * experts * 2));
     if (w.expert_bytes == w.row_bytes * static_cast<size_t>(w.rows)) {
@@ -344,6 +382,7 @@ struct CudaBackend::Impl {
     auto* xb = static_cast<__nv_bfloat16*>(
         x_bf16.get(static_cast<size_t>(experts * max_count * w.cols) * 2));
     auto* yb = static_cast<float*>(moe_y.get(static_cast<size_t>(experts * max_count * w.rows) * 4));
+    prof_mark("experts: gather+gemm");
     moe_gather_bf16(x, w.cols, x_per_slot, k, d_order, d_offsets, experts, max_count, xb, stream);
     const float one = 1.0f, zero = 0.0f;
     STRATA_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
@@ -387,6 +426,7 @@ CudaBackend::CudaBackend(int device) : impl_(std::make_unique<Impl>()) {
 
 CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(impl_->stream);
+  impl_->prof_print();
   impl_->clear_graphs();
   if (impl_->step_host != nullptr) cudaFreeHost(impl_->step_host);
   if (impl_->step_dev != nullptr) cudaFree(impl_->step_dev);
@@ -506,6 +546,7 @@ WeightView CudaBackend::upload_weight(const WeightView& host) {
 }
 
 void CudaBackend::get_rows(const WeightView& w, const int32_t* ids, int64_t n, float* out) {
+  impl_->prof_mark("get_rows");
   impl_->enter();
   if (n == 0) return;
   const int32_t* d_ids = impl_->stage_i32(ids, static_cast<size_t>(n));
@@ -519,6 +560,7 @@ void CudaBackend::matmul(const WeightView& w, const float* x, int64_t n, float* 
 
 void CudaBackend::matmul_multi(std::span<const WeightView> ws, const float* x, int64_t n,
                                std::span<float* const> ys) {
+  impl_->prof_mark("matmul");
   STRATA_CHECK(ws.size() == ys.size() && !ws.empty());
   if (n == 0) return;
   cudaStream_t s = impl_->stream;
@@ -576,6 +618,7 @@ void CudaBackend::matmul_one(const WeightView& w, const float* x, int64_t n, flo
 
 void CudaBackend::matmul_experts(const WeightView& w, const float* x, bool x_per_slot,
                                  const int32_t* ids, int64_t n, int k, float* y) {
+  impl_->prof_mark("matmul_experts");
   Impl& m = *impl_;
   if (n == 1 && gemv_q8_supported(w.type) && w.cols % 32 == 0) {
     // Batch 1: int8 products. x (n rows, or n*k with x_per_slot) quantized once; the product
@@ -620,6 +663,7 @@ void CudaBackend::matmul_experts(const WeightView& w, const float* x, bool x_per
 
 void CudaBackend::rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps,
                            float* out) {
+  impl_->prof_mark("rms_norm");
   Impl& m = *impl_;
   // The residual add held back by add() runs inside the norm when it adds into x.
   const bool fuse_add = m.pending.y == x && m.pending.count == n * dim;
@@ -651,6 +695,7 @@ void CudaBackend::rms_norm(const float* x, const float* weight, int64_t n, int64
 
 void CudaBackend::rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
                        const RopeTable& table) {
+  impl_->prof_mark("rope");
   // The head chain (see rms_norm) keeps what it holds; anything else held is launched.
   const bool chain = head_dim % 32 == 0 && head_dim <= kHeadChainMaxDim;
   if (chain) {
@@ -696,6 +741,7 @@ void CudaBackend::rope(float* x, int64_t n, int num_heads, int head_dim, const i
 
 void CudaBackend::kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n,
                            const int32_t* slots) {
+  impl_->prof_mark("kv_store");
   Impl& m = *impl_;
   // The end of a held head chain whose last op wrote k: one launch for all of it.
   int idx = -1;
@@ -729,6 +775,7 @@ void CudaBackend::kv_store(const PagedKv& kv, const float* k, const float* v, in
 
 void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv,
                             std::span<const SeqAttention> seqs, float scale, float* out) {
+  impl_->prof_mark("attention");
   Impl& m = *impl_;
   m.enter();
   // Pack [seqs][row_seq][tables][tiles] into one host buffer, then one copy to the device.
@@ -800,6 +847,7 @@ void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv,
 }
 
 void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, int64_t dim, float* out) {
+  impl_->prof_mark("swiglu");
   Impl& m = *impl_;
   m.enter();
   if (m.replay()) return;
@@ -816,6 +864,7 @@ void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, int64_t 
 }
 
 void CudaBackend::add(float* y, const float* x, int64_t count) {
+  impl_->prof_mark("add");
   impl_->enter();
   if (count == 0) return;
   impl_->pending = {y, x, count};  // launched by the next op (fused if it is y's RMSNorm)
@@ -823,6 +872,7 @@ void CudaBackend::add(float* y, const float* x, int64_t count) {
 
 void CudaBackend::topk_softmax(const float* logits, int64_t n, int num_experts, int k,
                                bool renormalize, int32_t* ids, float* weights) {
+  impl_->prof_mark("topk_softmax");
   // Keeps the int8 copy of the router's input (the experts' x) unless it writes over it.
   impl_->enter(true);
   impl_->invalidate_if_written(ids, static_cast<size_t>(n * k) * 4);
@@ -833,6 +883,7 @@ void CudaBackend::topk_softmax(const float* logits, int64_t n, int num_experts, 
 
 void CudaBackend::weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim,
                                float* out) {
+  impl_->prof_mark("weighted_sum");
   impl_->enter();
   if (impl_->replay()) return;
   cuda::weighted_sum(x, weights, n, k, dim, out, impl_->stream);
@@ -840,6 +891,7 @@ void CudaBackend::weighted_sum(const float* x, const float* weights, int64_t n, 
 
 void CudaBackend::ssm_conv(const float* x, int64_t channels, const float* weight, int kernel,
                            std::span<const RecurrentSeg> segs, float* out) {
+  impl_->prof_mark("ssm_conv");
   Impl& m = *impl_;
   m.enter();
   if (segs.empty() && !m.graph_layout()) return;
@@ -852,6 +904,7 @@ void CudaBackend::gated_delta_rule(const float* qkv, const float* alpha, const f
                                    const float* dt_bias, const float* a,
                                    const DeltaNetShape& shape, std::span<const RecurrentSeg> segs,
                                    float* out) {
+  impl_->prof_mark("gated_delta_rule");
   Impl& m = *impl_;
   m.enter();
   if (segs.empty() && !m.graph_layout()) return;
@@ -862,6 +915,7 @@ void CudaBackend::gated_delta_rule(const float* qkv, const float* alpha, const f
 
 void CudaBackend::sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim,
                               int64_t gate_dim) {
+  impl_->prof_mark("sigmoid_mul");
   // Keeps the int8 copy of the FFN input (the router and experts read it next).
   impl_->enter(true);
   impl_->invalidate_if_written(x, static_cast<size_t>(n * dim) * 4);
@@ -872,6 +926,7 @@ void CudaBackend::sigmoid_mul(float* x, const float* gate, int64_t n, int64_t di
 void* CudaBackend::stream() const { return impl_->stream; }
 
 void CudaBackend::synchronize() {
+  impl_->prof_mark(nullptr);
   impl_->enter(true);
   STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
 }
@@ -885,6 +940,8 @@ void CudaBackend::begin_step(const StepInfo& step) {
   Impl& m = *impl_;
   STRATA_CHECK_MSG(m.mode == Impl::Mode::kEager, "begin_step inside a step");
   m.enter();
+  m.prof_step = step.num_tokens > kGraphMaxTokens;
+  m.prof_mark(nullptr);
   if (!m.graphs_enabled || step.num_tokens > kGraphMaxTokens) return;
   // Capacity: the next power of two of the longest context, at least 256 keys.
   int64_t cap = 256;
@@ -917,6 +974,8 @@ void CudaBackend::begin_step(const StepInfo& step) {
 void CudaBackend::end_step() {
   Impl& m = *impl_;
   m.flush();
+  m.prof_mark(nullptr);
+  m.prof_step = false;
   m.invalidate();
   const Impl::Mode mode = m.mode;
   m.mode = Impl::Mode::kEager;

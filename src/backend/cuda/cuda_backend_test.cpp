@@ -596,8 +596,10 @@ TEST(CudaBackend, AttentionMatchesReference) {
     check_attention(g, rng, t, 64, 4, 4, 16, {{70, 90}, {17, 17}});
     check_attention(g, rng, t, 128, 7, 1, 16, {{100, 150}, {20, 20}});
     check_attention(g, rng, t, 128, 16, 2, 16, {{40, 940}, {1, 33}});
+    check_attention(g, rng, t, 256, 16, 2, 16, {{150, 300}, {17, 17}});  // head_dim 256, 8 warps
     set_attention_prefill_warps(4);
     check_attention(g, rng, t, 128, 8, 2, 16, {{130, 200}, {1, 50}, {64, 64}});
+    check_attention(g, rng, t, 256, 16, 2, 64, {{100, 180}, {1, 40}});  // qwen3.5/3.6 heads
     check_attention(g, rng, t, 64, 7, 1, 32, {{100, 150}});
     set_attention_prefill_warps(8);
   }

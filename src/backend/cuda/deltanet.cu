@@ -85,6 +85,47 @@ __global__ void conv_state_kernel(const float* x, int64_t channels, int kernel, 
   }
 }
 
+// Few rows (decode): a thread per (chain, channel) walks the chain's rows with the window in
+// registers, writing each output and, at each segment's end, its state; one launch.
+constexpr int64_t kConvFusedMaxRows = 16;
+__global__ void conv_fused_kernel(const float* x, int64_t channels, const float* w, int kernel,
+                                  DnPlan plan, float* out) {
+  const int ci = static_cast<int>(blockIdx.x);
+  if (ci >= *plan.num_chains) return;
+  const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (c >= channels) return;
+  const DnChain ch = plan.chains[ci];
+  const int hist = kernel - 1;
+  const float* init = plan.segs[ch.seg_begin].state_in;
+  float win[kMaxConvKernel], wt[kMaxConvKernel];
+#pragma unroll
+  for (int i = 0; i < kMaxConvKernel; ++i) {
+    win[i] = i < hist && init != nullptr ? init[i * channels + c] : 0.0f;
+    wt[i] = i < kernel ? w[c * kernel + i] : 0.0f;
+  }
+  for (int s = ch.seg_begin; s < ch.seg_end; ++s) {
+    const DnSeg seg = plan.segs[s];
+    for (int64_t r = seg.row_begin; r < seg.row_begin + seg.num_rows; ++r) {
+      const float xv = x[r * channels + c];
+      float acc = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kMaxConvKernel; ++j) {
+        if (j < hist) acc += wt[j] * win[j];
+        else if (j == hist) acc += wt[j] * xv;
+      }
+      out[r * channels + c] = silu(acc);
+#pragma unroll
+      for (int j = 0; j < kMaxConvKernel - 1; ++j) {
+        if (j + 1 < hist) win[j] = win[j + 1];
+        else if (j + 1 == hist) win[j] = xv;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kMaxConvKernel - 1; ++i)
+      if (i < hist) seg.state_out[i * channels + c] = win[i];
+  }
+}
+
 template <int R>
 struct DeltaTile {
   static constexpr int kDk = 4 * R;                     // rows of S a CTA holds (>= dk)
@@ -227,6 +268,12 @@ void ssm_conv(const float* x, int64_t channels, const float* weight, int kernel,
   STRATA_CHECK_MSG(kernel >= 1 && kernel <= kMaxConvKernel, "ssm_conv: kernel size over 8");
   if (plan.max_chains == 0 || channels == 0) return;
   const auto cblocks = static_cast<unsigned>((channels + kConvThreads - 1) / kConvThreads);
+  if (plan.rows <= kConvFusedMaxRows) {
+    conv_fused_kernel<<<dim3(static_cast<unsigned>(plan.max_chains), cblocks), kConvThreads, 0, s>>>(
+        x, channels, weight, kernel, plan, out);
+    STRATA_CUDA_LAUNCH_CHECK();
+    return;
+  }
   if (plan.rows > 0) {
     conv_out_kernel<<<dim3(static_cast<unsigned>(plan.rows), cblocks), kConvThreads, 0, s>>>(
         x, channels, weight, kernel, plan, out);
