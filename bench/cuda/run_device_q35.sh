@@ -22,3 +22,6 @@ echo "bench rc=$? $(( $(date +%s) - T0 ))s"; cat "$OUT/bench.log" | tail -8
 # Prefill op times (STRATA_CUDA_OP_TIMES: each op of a large eager step waits for the stream).
 STRATA_CUDA_OP_TIMES=1 timeout 120 "$CARRY/strata" bench --backend cuda -m $M -p 2048 -n 16 --reps 1 > "$OUT/bench_optimes.log" 2>&1
 echo "bench op times rc=$? $(( $(date +%s) - T0 ))s"; cat "$OUT/bench_optimes.log" | tail -30
+# One state updated in place (no per-block snapshots) for comparison.
+timeout 100 "$CARRY/strata" bench --backend cuda -m $M -p 2048 -n 128 --state-slots 1 > "$OUT/bench_slots1.log" 2>&1
+echo "bench slots1 rc=$? $(( $(date +%s) - T0 ))s"; tail -3 "$OUT/bench_slots1.log"
