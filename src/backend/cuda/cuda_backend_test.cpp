@@ -569,11 +569,12 @@ void check_attention(Gpu& g, Rng& rng, DType kv_type, int head_dim, int heads, i
   float* out = g.out(ref.size());
   g.be.attention(g.up(q), heads, dkv, seqs, scale, out);
   // f32 softmax and sums: well under 1e-5; Q8_0 K/V may round one step differently (1/254).
-  // Batches with a sequence of 16+ queries (head_dim 64/128, K/V not F32) take the tensor-core
-  // kernel: Q, K, V and P in bf16 (2^-9 each) -> a few 1e-3.
+  // Batches with a sequence of 16+ queries (head_dim 64/128/256, K/V not F32) take the
+  // tensor-core kernel: Q, K, V and P in bf16 (2^-9 each) -> a few 1e-3.
   int64_t max_q = 0;
   for (const auto& sq : seqs) max_q = std::max(max_q, sq.q_count);
-  const bool tiled = max_q >= 16 && (head_dim == 64 || head_dim == 128) && kv_type != DType::kF32;
+  const bool tiled = max_q >= 16 && (head_dim == 64 || head_dim == 128 || head_dim == 256) &&
+                     kv_type != DType::kF32;
   const double tol = tiled ? 1e-2 : kv_type == DType::kQ8_0 ? 2e-3 : 1e-5;
   EXPECT_LT(rel_err(g.down(out, ref.size()), ref), tol)
       << dtype_name(kv_type) << " head_dim " << head_dim << " block_tokens " << block_tokens;
