@@ -115,11 +115,22 @@ struct CudaBackend::Impl {
   }
   // An add (y += x) held back so that the next op, when it is the RMSNorm of y, runs fused
   // with it (the residual add before each norm); any other op launches it first.
+  // A gated add (from a held sigmoid_mul of x by one gate a row, then y += x) launches as one
+  // kernel that also writes the gated x, and does not fuse into the norm.
   struct PendingAdd {
     float* y = nullptr;
-    const float* x = nullptr;
+    float* x = nullptr;
     int64_t count = 0;
+    const float* gate = nullptr;  // set: x[i] *= sigmoid(gate[i / gate_every]) first
+    int64_t gate_every = 0;
   } pending;
+  // A sigmoid_mul with one gate a row (the shared expert's gate) held back so that the add of
+  // its x that follows runs in the same kernel; any other op launches it first.
+  struct PendingGate {
+    float* x = nullptr;
+    const float* gate = nullptr;
+    int64_t n = 0, dim = 0;
+  } pending_gate;
   // An int8 expert product (gate) held back so that the next op, when it is the product of
   // the same x and ids (up), runs in the same launch; any other op launches it first. Its x
   // is in act_q8 (already quantized when it was held).
@@ -154,7 +165,17 @@ struct CudaBackend::Impl {
   }
   // Launches the held add and expert product, not the chain.
   void flush_others() {
-    if (pending.y != nullptr && !replay()) cuda::add(pending.y, pending.x, pending.count, stream);
+    if (pending_gate.x != nullptr && !replay()) {
+      cuda::sigmoid_mul(pending_gate.x, pending_gate.gate, pending_gate.n, pending_gate.dim, 1, stream);
+    }
+    pending_gate = {};
+    if (pending.y != nullptr && !replay()) {
+      if (pending.gate != nullptr) {
+        gated_add(pending.y, pending.x, pending.gate, pending.count, pending.gate_every, stream);
+      } else {
+        cuda::add(pending.y, pending.x, pending.count, stream);
+      }
+    }
     pending = {};
     if (pending_exp.y != nullptr && !replay()) {
       const PendingExperts& e = pending_exp;
@@ -198,11 +219,13 @@ struct CudaBackend::Impl {
   bool replay() const { return mode == Mode::kReplay; }
 
   // Op times of large eager steps (prefill), for benchmarks: with STRATA_CUDA_OP_TIMES set,
-  // every op of a step of more than kGraphMaxTokens tokens first waits for the stream and
+  // every op of a step of more than kGraphMaxTokens tokens (but the first such step) first
+  // waits for the stream and
   // charges the time since the previous op's start to that op (held-back ops are charged to
   // the op that launches them); the table goes to stderr when the backend goes.
   bool prof_on = std::getenv("STRATA_CUDA_OP_TIMES") != nullptr;
   bool prof_step = false;
+  int64_t prof_big_steps = 0;
   const char* prof_name = nullptr;
   std::chrono::steady_clock::time_point prof_t;
   std::map<std::string, std::pair<double, int64_t>> prof;
@@ -666,7 +689,7 @@ void CudaBackend::rms_norm(const float* x, const float* weight, int64_t n, int64
   impl_->prof_mark("rms_norm");
   Impl& m = *impl_;
   // The residual add held back by add() runs inside the norm when it adds into x.
-  const bool fuse_add = m.pending.y == x && m.pending.count == n * dim;
+  const bool fuse_add = m.pending.y == x && m.pending.count == n * dim && m.pending.gate == nullptr;
   const Impl::PendingAdd add = m.pending;
   if (fuse_add) m.pending = {};
   // A per-head norm in place (qwen3 q_norm, k_norm): held for the head chain.
@@ -864,10 +887,16 @@ void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, int64_t 
 }
 
 void CudaBackend::add(float* y, const float* x, int64_t count) {
-  impl_->prof_mark("add");
-  impl_->enter();
+  Impl& m = *impl_;
+  m.prof_mark("add");
+  // The add of a held gated x: one kernel for both.
+  const Impl::PendingGate g = m.pending_gate;
+  const bool gated = g.x == x && g.n * g.dim == count;
+  if (gated) m.pending_gate = {};
+  m.enter();
   if (count == 0) return;
-  impl_->pending = {y, x, count};  // launched by the next op (fused if it is y's RMSNorm)
+  // Launched by the next op (fused if it is y's RMSNorm and the add is not gated).
+  m.pending = {y, const_cast<float*>(x), count, gated ? g.gate : nullptr, gated ? g.dim : 0};
 }
 
 void CudaBackend::topk_softmax(const float* logits, int64_t n, int num_experts, int k,
@@ -919,6 +948,10 @@ void CudaBackend::sigmoid_mul(float* x, const float* gate, int64_t n, int64_t di
   // Keeps the int8 copy of the FFN input (the router and experts read it next).
   impl_->enter(true);
   impl_->invalidate_if_written(x, static_cast<size_t>(n * dim) * 4);
+  if (gate_dim == 1 && n * dim > 0) {  // held: joins the add of x that usually follows
+    impl_->pending_gate = {x, gate, n, dim};
+    return;
+  }
   if (impl_->replay()) return;
   cuda::sigmoid_mul(x, gate, n, dim, gate_dim, impl_->stream);
 }
@@ -940,7 +973,9 @@ void CudaBackend::begin_step(const StepInfo& step) {
   Impl& m = *impl_;
   STRATA_CHECK_MSG(m.mode == Impl::Mode::kEager, "begin_step inside a step");
   m.enter();
-  m.prof_step = step.num_tokens > kGraphMaxTokens;
+  // The first large step is left out (lazy module loading, first allocations).
+  if (step.num_tokens > kGraphMaxTokens) ++m.prof_big_steps;
+  m.prof_step = step.num_tokens > kGraphMaxTokens && m.prof_big_steps > 1;
   m.prof_mark(nullptr);
   if (!m.graphs_enabled || step.num_tokens > kGraphMaxTokens) return;
   // Capacity: the next power of two of the longest context, at least 256 keys.

@@ -821,6 +821,20 @@ TEST(CudaBackend, SigmoidMulMatchesReference) {
     g.be.sigmoid_mul(dx, g.up(gt), n, dim, gate_dim);
     const auto b = g.down(dx, a.size());
     for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(b[i], a[i], 4 * cpu::testing::kF32Eps * std::fabs(a[i]) + 1e-30);
+    // Followed by the add of the gated x (the shared expert's output): one kernel when
+    // gate_dim is 1; both x and y as the two ops give.
+    const auto y0 = normal(rng, n * dim);
+    std::vector<float> ya = y0;
+    cpu::ref::add(ya.data(), a.data(), n * dim);
+    float* dx2 = g.up(x);
+    float* dy = g.up(y0);
+    g.be.sigmoid_mul(dx2, g.up(gt), n, dim, gate_dim);
+    g.be.add(dy, dx2, n * dim);
+    const auto yb = g.down(dy, ya.size()), xb = g.down(dx2, a.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      ASSERT_NEAR(xb[i], a[i], 4 * cpu::testing::kF32Eps * std::fabs(a[i]) + 1e-30);
+      ASSERT_NEAR(yb[i], ya[i], 8 * cpu::testing::kF32Eps * (std::fabs(ya[i]) + std::fabs(a[i])) + 1e-30);
+    }
   }
 }
 

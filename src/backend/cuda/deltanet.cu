@@ -4,12 +4,15 @@
 // state goes from one segment to the next.
 //
 // gated_delta_rule v1: the recurrent form, token by token, in one CTA per (chain, value head,
-// 32 value columns). Column j of a head's state S [dk, dv] evolves on its own given q and k
-// (S[:, j] <- d S[:, j] + k b (v_j - d S[:, j].k); o_j = S[:, j].q), so a CTA keeps its 32
-// columns in registers for the whole chain: a warp holds 8 columns, its lanes split the dk
-// rows in 4 groups (lane = 8 * group + column) and the two dot products over rows are two
-// shuffles. q, k (L2-normalised), the decay and b of up to kChunk tokens are staged in shared
+// 4 * CPW value columns). Column j of a head's state S [dk, dv] evolves on its own given q and
+// k (S[:, j] <- d S[:, j] + k b (v_j - d S[:, j].k); o_j = S[:, j].q), so a CTA keeps its
+// columns in registers for the whole chain: a warp holds CPW columns, its lanes split the dk
+// rows in 32 / CPW groups (lane = CPW * group + column) and the two dot products over rows
+// are shuffles. Decode: CPW = 8 (4 row groups); prefill: CPW = 4 (8 row groups, twice the
+// CTAs, half the serial work a token). q, k (L2-normalised), the decay and b of up to kChunk tokens are staged in shared
 // memory together, so the token loop runs without block barriers.
+#include <cstdlib>
+
 #include "backend/cuda/kernels.h"
 #include "core/check.h"
 
@@ -18,8 +21,10 @@ namespace {
 
 constexpr int kConvThreads = 128;
 constexpr int kMaxConvKernel = 8;
-constexpr int kDeltaWarps = 4;                 // 8 columns each: 32 columns a CTA
-constexpr int kDeltaCols = 8 * kDeltaWarps;
+constexpr int kDeltaWarps = 4;
+// Steps of more rows than this (prefill) take 4 columns a warp (8 row groups): twice the CTAs
+// and half the serial work per token; decode keeps 8 (32-byte rows of the state per load).
+constexpr int64_t kDeltaNarrowMinRows = 64;
 
 __device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
 
@@ -126,40 +131,44 @@ __global__ void conv_fused_kernel(const float* x, int64_t channels, const float*
   }
 }
 
-template <int R>
+// CPW columns a warp, its lanes in 32 / CPW row groups of R rows each.
+template <int R, int CPW>
 struct DeltaTile {
-  static constexpr int kDk = 4 * R;                     // rows of S a CTA holds (>= dk)
+  static constexpr int kGroups = 32 / CPW;
+  static constexpr int kDk = kGroups * R;               // rows of S a CTA holds (>= dk)
+  static constexpr int kCols = CPW * kDeltaWarps;       // columns a CTA
   static constexpr int kChunk = kDk <= 128 ? 32 : 16;   // tokens staged at once
 };
 
 // One CTA per (chain, value head, 32 value columns): see the file comment.
-template <int R>
+template <int R, int CPW>
 __global__ void __launch_bounds__(32 * kDeltaWarps)
     delta_rule_kernel(const float* qkv, const float* alpha, const float* beta,
                       const float* dt_bias, const float* a, DeltaNetShape sh, DnPlan plan,
                       float* out) {
-  constexpr int kDk = DeltaTile<R>::kDk, kChunk = DeltaTile<R>::kChunk;
+  using Tile = DeltaTile<R, CPW>;
+  constexpr int kDk = Tile::kDk, kChunk = Tile::kChunk, kG = Tile::kGroups, kCols = Tile::kCols;
   __shared__ float q_sm[kChunk][kDk], k_sm[kChunk][kDk];
-  __shared__ float v_sm[kChunk][kDeltaCols], dec_sm[kChunk], b_sm[kChunk];
+  __shared__ float v_sm[kChunk][kCols], dec_sm[kChunk], b_sm[kChunk];
   const int ci = static_cast<int>(blockIdx.x);
   if (ci >= *plan.num_chains) return;
   const int h = static_cast<int>(blockIdx.y);
   const int dk = sh.head_k_dim, dv = sh.head_v_dim, hv = sh.num_v_heads;
   const int kh = h % sh.num_k_heads;
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  const int group = lane >> 3, jc = warp * 8 + (lane & 7);
-  const int j0 = static_cast<int>(blockIdx.z) * kDeltaCols, j = j0 + jc;
+  const int group = lane / CPW, jc = warp * CPW + lane % CPW;
+  const int j0 = static_cast<int>(blockIdx.z) * kCols, j = j0 + jc;
   const int64_t key_dim = static_cast<int64_t>(sh.num_k_heads) * dk;
   const int64_t row_len = 2 * key_dim + static_cast<int64_t>(hv) * dv;
   const size_t head_off = static_cast<size_t>(h) * dk * dv;
   const DnChain ch = plan.chains[ci];
-  // This thread's part of S: rows group + 4 i of column j.
+  // This thread's part of S: rows group + kG i of column j.
   float s[R];
   {
     const float* init = plan.segs[ch.seg_begin].state_in;
 #pragma unroll
     for (int i = 0; i < R; ++i) {
-      const int row = group + 4 * i;
+      const int row = group + kG * i;
       s[i] = init != nullptr && row < dk && j < dv ? init[head_off + static_cast<size_t>(row) * dv + j] : 0.0f;
     }
   }
@@ -192,7 +201,7 @@ __global__ void __launch_bounds__(32 * kDeltaWarps)
           q_sm[t][i] *= qs;
           k_sm[t][i] *= ks;
         }
-        v_sm[t][lane] = j0 + lane < dv ? src[2 * key_dim + static_cast<int64_t>(h) * dv + j0 + lane] : 0.0f;
+        if (lane < kCols) v_sm[t][lane] = j0 + lane < dv ? src[2 * key_dim + static_cast<int64_t>(h) * dv + j0 + lane] : 0.0f;
         if (lane == 0) {
           const float xg = alpha[row * hv + h] + dt_h;
           const float sp = xg > 20.0f ? xg : log1pf(expf(xg));
@@ -209,33 +218,33 @@ __global__ void __launch_bounds__(32 * kDeltaWarps)
         float p0 = 0.0f, p1 = 0.0f;
 #pragma unroll
         for (int i = 0; i < R; i += 2) {
-          p0 += s[i] * kt[group + 4 * i];
-          if (i + 1 < R) p1 += s[i + 1] * kt[group + 4 * (i + 1)];
+          p0 += s[i] * kt[group + kG * i];
+          if (i + 1 < R) p1 += s[i + 1] * kt[group + kG * (i + 1)];
         }
         float sk = p0 + p1;
-        sk += __shfl_xor_sync(0xffffffffu, sk, 8);
-        sk += __shfl_xor_sync(0xffffffffu, sk, 16);
+#pragma unroll
+        for (int m = CPW; m < 32; m <<= 1) sk += __shfl_xor_sync(0xffffffffu, sk, m);
         const float delta = b_sm[t] * (v_sm[t][jc] - d * sk);
         float o0 = 0.0f, o1 = 0.0f;
 #pragma unroll
         for (int i = 0; i < R; i += 2) {
-          s[i] = s[i] * d + kt[group + 4 * i] * delta;
-          o0 += s[i] * qt[group + 4 * i];
+          s[i] = s[i] * d + kt[group + kG * i] * delta;
+          o0 += s[i] * qt[group + kG * i];
           if (i + 1 < R) {
-            s[i + 1] = s[i + 1] * d + kt[group + 4 * (i + 1)] * delta;
-            o1 += s[i + 1] * qt[group + 4 * (i + 1)];
+            s[i + 1] = s[i + 1] * d + kt[group + kG * (i + 1)] * delta;
+            o1 += s[i + 1] * qt[group + kG * (i + 1)];
           }
         }
         float o = o0 + o1;
-        o += __shfl_xor_sync(0xffffffffu, o, 8);
-        o += __shfl_xor_sync(0xffffffffu, o, 16);
+#pragma unroll
+        for (int m = CPW; m < 32; m <<= 1) o += __shfl_xor_sync(0xffffffffu, o, m);
         if (group == 0 && j < dv) out[((seg.row_begin + t0 + t) * hv + h) * dv + j] = o;
       }
     }
     if (seg.state_out != nullptr) {
 #pragma unroll
       for (int i = 0; i < R; ++i) {
-        const int row = group + 4 * i;
+        const int row = group + kG * i;
         if (row < dk && j < dv) seg.state_out[head_off + static_cast<size_t>(row) * dv + j] = s[i];
       }
     }
@@ -251,13 +260,25 @@ __global__ void sigmoid_mul_kernel(float* x, const float* gate, int64_t n, int64
   x[idx] *= 1.0f / (1.0f + expf(-g));
 }
 
-template <int R>
+__global__ void gated_add_kernel(float* y, float* x, const float* gate, int64_t count,
+                                 int64_t gate_every) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= count) return;
+  const float g = gate[i / gate_every];
+  float v = x[i];
+  v *= 1.0f / (1.0f + expf(-g));
+  x[i] = v;
+  y[i] += v;
+}
+
+template <int R, int CPW>
 void launch_delta(const float* qkv, const float* alpha, const float* beta, const float* dt_bias,
                   const float* a, const DeltaNetShape& sh, const DnPlan& plan, float* out,
                   cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>(plan.max_chains), static_cast<unsigned>(sh.num_v_heads),
-                  static_cast<unsigned>((sh.head_v_dim + kDeltaCols - 1) / kDeltaCols));
-  delta_rule_kernel<R><<<grid, 32 * kDeltaWarps, 0, s>>>(qkv, alpha, beta, dt_bias, a, sh, plan, out);
+                  static_cast<unsigned>((sh.head_v_dim + DeltaTile<R, CPW>::kCols - 1) /
+                                        DeltaTile<R, CPW>::kCols));
+  delta_rule_kernel<R, CPW><<<grid, 32 * kDeltaWarps, 0, s>>>(qkv, alpha, beta, dt_bias, a, sh, plan, out);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 
@@ -293,10 +314,20 @@ void gated_delta_rule(const float* qkv, const float* alpha, const float* beta,
   STRATA_CHECK_MSG(sh.head_k_dim <= 256, "gated_delta_rule: head_k_dim over 256");
   if (plan.max_chains == 0) return;
   const int dk = sh.head_k_dim;
-  if (dk <= 32) launch_delta<8>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
-  else if (dk <= 64) launch_delta<16>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
-  else if (dk <= 128) launch_delta<32>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
-  else launch_delta<64>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
+  // STRATA_CUDA_DELTA_CPW=8 or 4 forces the layout (benchmarks).
+  static const int forced = std::getenv("STRATA_CUDA_DELTA_CPW") ? std::atoi(std::getenv("STRATA_CUDA_DELTA_CPW")) : 0;
+  const bool narrow = forced == 4 || (forced != 8 && plan.rows > kDeltaNarrowMinRows);
+  if (narrow) {  // 8 row groups of R
+    if (dk <= 32) launch_delta<4, 4>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
+    else if (dk <= 64) launch_delta<8, 4>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
+    else if (dk <= 128) launch_delta<16, 4>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
+    else launch_delta<32, 4>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
+    return;
+  }
+  if (dk <= 32) launch_delta<8, 8>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
+  else if (dk <= 64) launch_delta<16, 8>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
+  else if (dk <= 128) launch_delta<32, 8>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
+  else launch_delta<64, 8>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
 }
 
 void sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim, int64_t gate_dim,
@@ -305,6 +336,18 @@ void sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim, int64_t ga
   if (count == 0) return;
   sigmoid_mul_kernel<<<static_cast<unsigned>((count + 255) / 256), 256, 0, s>>>(x, gate, n, dim,
                                                                                gate_dim);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace strata::backend::cuda
+
+namespace strata::backend::cuda {
+
+void gated_add(float* y, float* x, const float* gate, int64_t count, int64_t gate_every,
+               cudaStream_t s) {
+  if (count == 0) return;
+  gated_add_kernel<<<static_cast<unsigned>((count + 255) / 256), 256, 0, s>>>(y, x, gate, count,
+                                                                            gate_every);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 

@@ -184,5 +184,9 @@ void gated_delta_rule(const float* qkv, const float* alpha, const float* beta,
                       const DnPlan& plan, float* out, cudaStream_t s);
 void sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim, int64_t gate_dim,
                  cudaStream_t s);
+// x[i] *= sigmoid(gate[i / gate_every]); y[i] += x[i] (sigmoid_mul with one gate a row, then
+// add, in one kernel, with the same arithmetic).
+void gated_add(float* y, float* x, const float* gate, int64_t count, int64_t gate_every,
+               cudaStream_t s);
 
 }  // namespace strata::backend::cuda
