@@ -19,9 +19,9 @@ M=/tmp/q36_35b_a3b_q4km.gguf
 echo "synth rc=$? $(( $(date +%s) - T0 ))s"; tail -3 "$OUT/synth.log"; ls -la $M
 timeout 200 "$CARRY/strata" bench --backend cuda -m $M -p 2048 -n 128 "$@" > "$OUT/bench.log" 2>&1
 echo "bench rc=$? $(( $(date +%s) - T0 ))s"; cat "$OUT/bench.log" | tail -8
-# The delta rule's decode layout (8 columns a warp) forced for prefill too: the A/B of its layout.
-STRATA_CUDA_DELTA_CPW=8 timeout 100 "$CARRY/strata" bench --backend cuda -m $M -p 2048 -n 16 > "$OUT/bench_cpw8.log" 2>&1
-echo "bench cpw8 rc=$? $(( $(date +%s) - T0 ))s"; tail -2 "$OUT/bench_cpw8.log"
+# The delta rule staging q, k and gates inside the kernel (v1) for prefill: the A/B of the prep pass.
+STRATA_CUDA_DELTA_PREP=0 timeout 100 "$CARRY/strata" bench --backend cuda -m $M -p 2048 -n 16 > "$OUT/bench_noprep.log" 2>&1
+echo "bench noprep rc=$? $(( $(date +%s) - T0 ))s"; tail -2 "$OUT/bench_noprep.log"
 # Prefill op times (STRATA_CUDA_OP_TIMES: each op of a large eager step but the first waits
 # for the stream): the second prefill of two.
 STRATA_CUDA_OP_TIMES=1 timeout 120 "$CARRY/strata" bench --backend cuda -m $M -p 2048 -n 16 --reps 2 > "$OUT/bench_optimes.log" 2>&1

@@ -93,6 +93,7 @@ struct CudaBackend::Impl {
   Scratch act_q8;          // batch-1 int8 activations: xq, xd, xs
   Scratch cublas_ws;       // cuBLAS workspace
   Scratch moe_y;           // MoE prefill: the grouped products' outputs
+  Scratch dn_prep;         // DeltaNet prefill: normalised q, k and gates of every row
   std::vector<uint8_t> attn_host;  // attention's packed host arrays
   std::vector<uint8_t> dn_host;    // the DeltaNet ops' packed segments (DnPlan)
   // The activation act_q8 holds (q/k/v and gate/up share one x): valid until any other op
@@ -463,6 +464,7 @@ CudaBackend::~CudaBackend() {
   impl_->partial.release();
   impl_->act_q8.release();
   impl_->moe_y.release();
+  impl_->dn_prep.release();
   cublasDestroy(impl_->cublas);
   cudaStreamDestroy(impl_->stream);
 }
@@ -939,7 +941,9 @@ void CudaBackend::gated_delta_rule(const float* qkv, const float* alpha, const f
   if (segs.empty() && !m.graph_layout()) return;
   const DnPlan plan = m.stage_segments(segs);
   if (m.replay()) return;
-  cuda::gated_delta_rule(qkv, alpha, beta, dt_bias, a, shape, plan, out, m.stream);
+  const size_t scratch = gated_delta_rule_scratch_floats(shape, plan);
+  float* prep = scratch > 0 ? static_cast<float*>(m.dn_prep.get(scratch * 4)) : nullptr;
+  cuda::gated_delta_rule(qkv, alpha, beta, dt_bias, a, shape, plan, prep, out, m.stream);
 }
 
 void CudaBackend::sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim,

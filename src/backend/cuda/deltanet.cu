@@ -9,7 +9,9 @@
 // columns in registers for the whole chain: a warp holds CPW columns, its lanes split the dk
 // rows in 32 / CPW groups (lane = CPW * group + column) and the two dot products over rows
 // are shuffles. Decode: CPW = 8 (4 row groups); prefill: CPW = 4 (8 row groups, twice the
-// CTAs, half the serial work a token). q, k (L2-normalised), the decay and b of up to kChunk tokens are staged in shared
+// CTAs, half the serial work a token). Prefill (v2) also normalises q, k and computes the
+// gates of all rows in one parallel pass first, so that staging a chunk is plain loads
+// (v1 staged them inside the kernel: ~8 dependent global round trips a chunk). q, k (L2-normalised), the decay and b of up to kChunk tokens are staged in shared
 // memory together, so the token loop runs without block barriers.
 #include <cstdlib>
 
@@ -140,12 +142,54 @@ struct DeltaTile {
   static constexpr int kChunk = kDk <= 128 ? 32 : 16;   // tokens staged at once
 };
 
-// One CTA per (chain, value head, 32 value columns): see the file comment.
+// Prefill: each row's q and k of every key head L2-normalised (q also scaled by 1/sqrt(dk)),
+// as prep [row][key head][q dk, k dk], and each value head's (decay, b) as gates [row][head],
+// in one parallel pass, so that the recurrent kernel stages chunks with plain loads. The same
+// arithmetic as the in-kernel staging.
+__global__ void delta_prep_kernel(const float* qkv, const float* alpha, const float* beta,
+                                  const float* dt_bias, const float* a, DeltaNetShape sh,
+                                  const int32_t* row_chain, float* prep, float2* gates) {
+  const int64_t row = blockIdx.x;
+  if (row_chain[row] < 0) return;
+  const int dk = sh.head_k_dim, hk = sh.num_k_heads, hv = sh.num_v_heads;
+  const int64_t key_dim = static_cast<int64_t>(hk) * dk;
+  const int64_t row_len = 2 * key_dim + static_cast<int64_t>(hv) * sh.head_v_dim;
+  const float* src = qkv + row * row_len;
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const float qscale = 1.0f / sqrtf(static_cast<float>(dk));
+  for (int kh = warp; kh < hk; kh += static_cast<int>(blockDim.x) / 32) {
+    float qq = 0.0f, kk = 0.0f;
+    for (int i = lane; i < dk; i += 32) {
+      const float qv = src[kh * dk + i], kv = src[key_dim + kh * dk + i];
+      qq += qv * qv;
+      kk += kv * kv;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      qq += __shfl_xor_sync(0xffffffffu, qq, o);
+      kk += __shfl_xor_sync(0xffffffffu, kk, o);
+    }
+    const float qs = qscale / sqrtf(qq + 1e-6f), ks = 1.0f / sqrtf(kk + 1e-6f);
+    float* p = prep + (row * hk + kh) * 2 * dk;
+    for (int i = lane; i < dk; i += 32) {
+      p[i] = src[kh * dk + i] * qs;
+      p[dk + i] = src[key_dim + kh * dk + i] * ks;
+    }
+  }
+  for (int h = static_cast<int>(threadIdx.x); h < hv; h += static_cast<int>(blockDim.x)) {
+    const float xg = alpha[row * hv + h] + dt_bias[h];
+    const float sp = xg > 20.0f ? xg : log1pf(expf(xg));
+    gates[row * hv + h] = make_float2(expf(a[h] * sp), 1.0f / (1.0f + expf(-beta[row * hv + h])));
+  }
+}
+
+// One CTA per (chain, value head, 32 value columns): see the file comment. prep/gates: as
+// delta_prep_kernel wrote them, or null (staging normalises q, k itself).
 template <int R, int CPW>
 __global__ void __launch_bounds__(32 * kDeltaWarps)
     delta_rule_kernel(const float* qkv, const float* alpha, const float* beta,
                       const float* dt_bias, const float* a, DeltaNetShape sh, DnPlan plan,
-                      float* out) {
+                      const float* prep, const float2* gates, float* out) {
   using Tile = DeltaTile<R, CPW>;
   constexpr int kDk = Tile::kDk, kChunk = Tile::kChunk, kG = Tile::kGroups, kCols = Tile::kCols;
   __shared__ float q_sm[kChunk][kDk], k_sm[kChunk][kDk];
@@ -179,7 +223,26 @@ __global__ void __launch_bounds__(32 * kDeltaWarps)
     for (int64_t t0 = 0; t0 < seg.num_rows; t0 += kChunk) {
       const int len = static_cast<int>(seg.num_rows - t0 < kChunk ? seg.num_rows - t0 : kChunk);
       __syncthreads();  // the previous chunk has been read
-      for (int t = warp; t < len; t += kDeltaWarps) {
+      if (prep != nullptr) {
+        // Independent loads, all threads: q and k rows, v columns, gates.
+        for (int idx = static_cast<int>(threadIdx.x); idx < len * kDk; idx += 32 * kDeltaWarps) {
+          const int t = idx / kDk, i = idx % kDk;
+          const float* p = prep + ((seg.row_begin + t0 + t) * sh.num_k_heads + kh) * 2 * dk;
+          q_sm[t][i] = i < dk ? p[i] : 0.0f;
+          k_sm[t][i] = i < dk ? p[dk + i] : 0.0f;
+        }
+        for (int idx = static_cast<int>(threadIdx.x); idx < len * kCols; idx += 32 * kDeltaWarps) {
+          const int t = idx / kCols, c = idx % kCols;
+          const int64_t row = seg.row_begin + t0 + t;
+          v_sm[t][c] = j0 + c < dv ? qkv[row * row_len + 2 * key_dim + static_cast<int64_t>(h) * dv + j0 + c] : 0.0f;
+        }
+        for (int t = static_cast<int>(threadIdx.x); t < len; t += 32 * kDeltaWarps) {
+          const float2 g = gates[(seg.row_begin + t0 + t) * hv + h];
+          dec_sm[t] = g.x;
+          b_sm[t] = g.y;
+        }
+      }
+      for (int t = warp; prep == nullptr && t < len; t += kDeltaWarps) {
         const int64_t row = seg.row_begin + t0 + t;
         const float* src = qkv + row * row_len;
         float qq = 0.0f, kk = 0.0f;
@@ -273,12 +336,12 @@ __global__ void gated_add_kernel(float* y, float* x, const float* gate, int64_t 
 
 template <int R, int CPW>
 void launch_delta(const float* qkv, const float* alpha, const float* beta, const float* dt_bias,
-                  const float* a, const DeltaNetShape& sh, const DnPlan& plan, float* out,
-                  cudaStream_t s) {
+                  const float* a, const DeltaNetShape& sh, const DnPlan& plan, const float* prep,
+                  const float2* gates, float* out, cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>(plan.max_chains), static_cast<unsigned>(sh.num_v_heads),
                   static_cast<unsigned>((sh.head_v_dim + DeltaTile<R, CPW>::kCols - 1) /
                                         DeltaTile<R, CPW>::kCols));
-  delta_rule_kernel<R, CPW><<<grid, 32 * kDeltaWarps, 0, s>>>(qkv, alpha, beta, dt_bias, a, sh, plan, out);
+  delta_rule_kernel<R, CPW><<<grid, 32 * kDeltaWarps, 0, s>>>(qkv, alpha, beta, dt_bias, a, sh, plan, prep, gates, out);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 
@@ -307,27 +370,47 @@ void ssm_conv(const float* x, int64_t channels, const float* weight, int kernel,
   }
 }
 
+size_t gated_delta_rule_scratch_floats(const DeltaNetShape& sh, const DnPlan& plan) {
+  if (plan.rows <= kDeltaNarrowMinRows) return 0;
+  return static_cast<size_t>(plan.rows) *
+         (2 * static_cast<size_t>(sh.num_k_heads) * sh.head_k_dim + 2 * static_cast<size_t>(sh.num_v_heads));
+}
+
 void gated_delta_rule(const float* qkv, const float* alpha, const float* beta,
                       const float* dt_bias, const float* a, const DeltaNetShape& sh,
-                      const DnPlan& plan, float* out, cudaStream_t s) {
+                      const DnPlan& plan, float* scratch, float* out, cudaStream_t s) {
   STRATA_CHECK(sh.num_v_heads % sh.num_k_heads == 0);
   STRATA_CHECK_MSG(sh.head_k_dim <= 256, "gated_delta_rule: head_k_dim over 256");
   if (plan.max_chains == 0) return;
   const int dk = sh.head_k_dim;
-  // STRATA_CUDA_DELTA_CPW=8 or 4 forces the layout (benchmarks).
+  // STRATA_CUDA_DELTA_CPW=8 or 4 forces the layout, STRATA_CUDA_DELTA_PREP=0 the in-kernel
+  // staging (benchmarks).
   static const int forced = std::getenv("STRATA_CUDA_DELTA_CPW") ? std::atoi(std::getenv("STRATA_CUDA_DELTA_CPW")) : 0;
+  static const bool no_prep = std::getenv("STRATA_CUDA_DELTA_PREP") != nullptr &&
+                              std::atoi(std::getenv("STRATA_CUDA_DELTA_PREP")) == 0;
   const bool narrow = forced == 4 || (forced != 8 && plan.rows > kDeltaNarrowMinRows);
+  const float* prep = nullptr;
+  const float2* gates = nullptr;
+  if (scratch != nullptr && !no_prep && plan.rows > kDeltaNarrowMinRows) {
+    float2* g = reinterpret_cast<float2*>(
+        scratch + static_cast<size_t>(plan.rows) * 2 * sh.num_k_heads * sh.head_k_dim);
+    delta_prep_kernel<<<static_cast<unsigned>(plan.rows), 128, 0, s>>>(qkv, alpha, beta, dt_bias, a, sh,
+                                                                       plan.row_chain, scratch, g);
+    STRATA_CUDA_LAUNCH_CHECK();
+    prep = scratch;
+    gates = g;
+  }
   if (narrow) {  // 8 row groups of R
-    if (dk <= 32) launch_delta<4, 4>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
-    else if (dk <= 64) launch_delta<8, 4>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
-    else if (dk <= 128) launch_delta<16, 4>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
-    else launch_delta<32, 4>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
+    if (dk <= 32) launch_delta<4, 4>(qkv, alpha, beta, dt_bias, a, sh, plan, prep, gates, out, s);
+    else if (dk <= 64) launch_delta<8, 4>(qkv, alpha, beta, dt_bias, a, sh, plan, prep, gates, out, s);
+    else if (dk <= 128) launch_delta<16, 4>(qkv, alpha, beta, dt_bias, a, sh, plan, prep, gates, out, s);
+    else launch_delta<32, 4>(qkv, alpha, beta, dt_bias, a, sh, plan, prep, gates, out, s);
     return;
   }
-  if (dk <= 32) launch_delta<8, 8>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
-  else if (dk <= 64) launch_delta<16, 8>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
-  else if (dk <= 128) launch_delta<32, 8>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
-  else launch_delta<64, 8>(qkv, alpha, beta, dt_bias, a, sh, plan, out, s);
+  if (dk <= 32) launch_delta<8, 8>(qkv, alpha, beta, dt_bias, a, sh, plan, prep, gates, out, s);
+  else if (dk <= 64) launch_delta<16, 8>(qkv, alpha, beta, dt_bias, a, sh, plan, prep, gates, out, s);
+  else if (dk <= 128) launch_delta<32, 8>(qkv, alpha, beta, dt_bias, a, sh, plan, prep, gates, out, s);
+  else launch_delta<64, 8>(qkv, alpha, beta, dt_bias, a, sh, plan, prep, gates, out, s);
 }
 
 void sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim, int64_t gate_dim,

@@ -178,10 +178,13 @@ struct DnPlan {
 // Causal depthwise conv + SiLU with per-segment state (Backend::ssm_conv); kernel <= 8.
 void ssm_conv(const float* x, int64_t channels, const float* weight, int kernel,
               const DnPlan& plan, float* out, cudaStream_t s);
-// The gated delta rule (Backend::gated_delta_rule), recurrent form; head_k_dim <= 256.
+// The gated delta rule (Backend::gated_delta_rule), recurrent form; head_k_dim <= 256. For
+// more than 64 rows it first normalises q, k and computes the gates of every row into
+// scratch (gated_delta_rule_scratch_floats; null: staged inside the kernel instead).
+size_t gated_delta_rule_scratch_floats(const DeltaNetShape& sh, const DnPlan& plan);
 void gated_delta_rule(const float* qkv, const float* alpha, const float* beta,
                       const float* dt_bias, const float* a, const DeltaNetShape& sh,
-                      const DnPlan& plan, float* out, cudaStream_t s);
+                      const DnPlan& plan, float* scratch, float* out, cudaStream_t s);
 void sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim, int64_t gate_dim,
                  cudaStream_t s);
 // x[i] *= sigmoid(gate[i / gate_every]); y[i] += x[i] (sigmoid_mul with one gate a row, then
