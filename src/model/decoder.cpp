@@ -286,8 +286,9 @@ void Decoder::moe_ffn_block(int l, int64_t n) {
   be.rms_norm(x_, static_cast<const float*>(L.ffn_norm.data), n, hp_.dim, hp_.rms_eps, h_);
   if (L.up_shexp.data != nullptr) {  // qwen35moe: a shared expert behind a sigmoid gate
     const int64_t sf = hp_.shared_expert_ffn_dim;
-    be.matmul(L.gate_shexp, h_, n, f1_);  // [n, sf]
-    be.matmul(L.up_shexp, h_, n, f2_);    // [n, sf]
+    const WeightView sh_w[2] = {L.gate_shexp, L.up_shexp};
+    float* const sh_y[2] = {f1_, f2_};
+    be.matmul_multi(sh_w, h_, n, sh_y);  // f1, f2 [n, sf]
     be.swiglu(f1_, f2_, n, sf, f1_);
     be.matmul(L.down_shexp, f1_, n, sh_);  // [n, dim]
     be.matmul(L.shexp_gate, h_, n, shg_);  // [n, 1]

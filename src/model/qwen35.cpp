@@ -109,13 +109,14 @@ void Decoder::gated_attention_block(int l, const Batch& batch, const KvLayers& k
   const int64_t n = static_cast<int64_t>(batch.tokens.size());
   const int64_t hd = hp_.head_dim, nh = hp_.num_heads, nkv = hp_.num_kv_heads;
   be.rms_norm(x_, static_cast<const float*>(L.attn_norm.data), n, hp_.dim, hp_.rms_eps, h_);  // h [n, dim]
-  be.matmul(L.wq, h_, n, qfull_);  // [n, nh, 2, hd]: per head its query, then its gate
+  // qfull [n, nh, 2, hd]: per head its query, then its gate; k [n, nkv*hd]; v [n, nkv*hd]
+  const WeightView qkv_w[3] = {L.wq, L.wk, L.wv};
+  float* const qkv_y[3] = {qfull_, k_, v_};
+  be.matmul_multi(qkv_w, h_, n, qkv_y);
   // Split query and gate: rows of hd floats, 2*hd apart.
   const size_t stride = static_cast<size_t>(2 * hd) * 4;
   be.get_rows(WeightView{qfull_, DType::kF32, n * nh, hd, stride}, iota_.data(), n * nh, q_);         // q [n, nh, hd]
   be.get_rows(WeightView{qfull_ + hd, DType::kF32, n * nh, hd, stride}, iota_.data(), n * nh, gate_);  // [n, nh*hd]
-  be.matmul(L.wk, h_, n, k_);  // k [n, nkv*hd]
-  be.matmul(L.wv, h_, n, v_);  // v [n, nkv*hd]
   be.rms_norm(q_, static_cast<const float*>(L.q_norm.data), n * nh, hd, hp_.rms_eps, q_);
   be.rms_norm(k_, static_cast<const float*>(L.k_norm.data), n * nkv, hd, hp_.rms_eps, k_);
   be.rope(q_, n, static_cast<int>(nh), static_cast<int>(hd), batch.positions.data(), rope_);  // first rope_dim dims
@@ -143,10 +144,11 @@ void Decoder::delta_net_block(int l, int64_t n) {
     delta_segs_.push_back({s.row_begin, s.num_rows, s.pos_begin, at(s.in, delta_off), at(s.out, delta_off)});
   }
   be.rms_norm(x_, static_cast<const float*>(L.attn_norm.data), n, hp_.dim, hp_.rms_eps, h_);  // h [n, dim]
-  be.matmul(L.ssm_qkv, h_, n, qkv_);      // [n, conv_dim]: q, k, v heads
-  be.matmul(L.ssm_z, h_, n, z_);          // [n, value_dim]: the output gate
-  be.matmul(L.ssm_alpha, h_, n, alpha_);  // [n, v_heads]: decay
-  be.matmul(L.ssm_beta, h_, n, beta_);    // [n, v_heads]: write strength
+  // qkv [n, conv_dim]: q, k, v heads; z [n, value_dim]: the output gate; alpha [n, v_heads]:
+  // decay; beta [n, v_heads]: write strength. Four products of one input (one launch on CUDA).
+  const WeightView in_w[4] = {L.ssm_qkv, L.ssm_z, L.ssm_alpha, L.ssm_beta};
+  float* const in_y[4] = {qkv_, z_, alpha_, beta_};
+  be.matmul_multi(in_w, h_, n, in_y);
   be.ssm_conv(qkv_, dn.conv_dim(), static_cast<const float*>(L.ssm_conv.data), static_cast<int>(dn.conv_kernel),
               conv_segs_, conv_);
   const backend::DeltaNetShape shape{static_cast<int>(dn.num_k_heads), static_cast<int>(dn.num_v_heads),

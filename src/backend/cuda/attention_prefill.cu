@@ -332,8 +332,10 @@ template <DType T>
 void launch_prefill_t(const PagedKv& kv, const AttnArgs& a, cudaStream_t s) {
   if (kv.head_dim == 64)
     launch_prefill_w<T, 64>(kv, a, s);
-  else
+  else if (kv.head_dim == 128)
     launch_prefill_w<T, 128>(kv, a, s);
+  else
+    launch_prefill_w<T, 256>(kv, a, s);
 }
 
 }  // namespace
@@ -347,7 +349,7 @@ int attention_tile_rows(const PagedKv& kv, int num_heads) {
 
 bool attention_uses_tiles(const PagedKv& kv, int num_heads, int64_t max_q_count) {
   const int group = num_heads / kv.num_kv_heads;
-  return max_q_count >= 16 && (kv.head_dim == 64 || kv.head_dim == 128) &&
+  return max_q_count >= 16 && (kv.head_dim == 64 || kv.head_dim == 128 || kv.head_dim == 256) &&
          kv.type != DType::kF32 && (kv.type != DType::kQ8_0 || kv.head_dim % 32 == 0) &&
          group >= 1 && group <= 16 * g_warps && num_heads % kv.num_kv_heads == 0;
 }

@@ -7,9 +7,12 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -89,7 +92,10 @@ struct CudaBackend::Impl {
   Scratch partial;         // split-K attention partials
   Scratch act_q8;          // batch-1 int8 activations: xq, xd, xs
   Scratch cublas_ws;       // cuBLAS workspace
+  Scratch moe_y;           // MoE prefill: the grouped products' outputs
+  Scratch dn_prep;         // DeltaNet prefill: normalised q, k and gates of every row
   std::vector<uint8_t> attn_host;  // attention's packed host arrays
+  std::vector<uint8_t> dn_host;    // the DeltaNet ops' packed segments (DnPlan)
   // The activation act_q8 holds (q/k/v and gate/up share one x): valid until any other op
   // runs or a product writes over it. RMSNorm and SwiGLU of one token write it as they write
   // their output (fused quantization); every other op forgets it (enter()).
@@ -110,11 +116,22 @@ struct CudaBackend::Impl {
   }
   // An add (y += x) held back so that the next op, when it is the RMSNorm of y, runs fused
   // with it (the residual add before each norm); any other op launches it first.
+  // A gated add (from a held sigmoid_mul of x by one gate a row, then y += x) launches as one
+  // kernel that also writes the gated x, and does not fuse into the norm.
   struct PendingAdd {
     float* y = nullptr;
-    const float* x = nullptr;
+    float* x = nullptr;
     int64_t count = 0;
+    const float* gate = nullptr;  // set: x[i] *= sigmoid(gate[i / gate_every]) first
+    int64_t gate_every = 0;
   } pending;
+  // A sigmoid_mul with one gate a row (the shared expert's gate) held back so that the add of
+  // its x that follows runs in the same kernel; any other op launches it first.
+  struct PendingGate {
+    float* x = nullptr;
+    const float* gate = nullptr;
+    int64_t n = 0, dim = 0;
+  } pending_gate;
   // An int8 expert product (gate) held back so that the next op, when it is the product of
   // the same x and ids (up), runs in the same launch; any other op launches it first. Its x
   // is in act_q8 (already quantized when it was held).
@@ -149,7 +166,17 @@ struct CudaBackend::Impl {
   }
   // Launches the held add and expert product, not the chain.
   void flush_others() {
-    if (pending.y != nullptr && !replay()) cuda::add(pending.y, pending.x, pending.count, stream);
+    if (pending_gate.x != nullptr && !replay()) {
+      cuda::sigmoid_mul(pending_gate.x, pending_gate.gate, pending_gate.n, pending_gate.dim, 1, stream);
+    }
+    pending_gate = {};
+    if (pending.y != nullptr && !replay()) {
+      if (pending.gate != nullptr) {
+        gated_add(pending.y, pending.x, pending.gate, pending.count, pending.gate_every, stream);
+      } else {
+        cuda::add(pending.y, pending.x, pending.count, stream);
+      }
+    }
     pending = {};
     if (pending_exp.y != nullptr && !replay()) {
       const PendingExperts& e = pending_exp;
@@ -183,6 +210,7 @@ struct CudaBackend::Impl {
   bool graphs_enabled = true;
   uint64_t step_key = 0;
   int64_t kv_cap = 0;
+  int64_t step_tokens = 0;  // tokens of the step (graph layouts size per-token arrays by it)
   std::unordered_map<uint64_t, size_t> measured;  // key -> staged bytes of its eager step
   std::unordered_map<uint64_t, StepGraph> graphs;
   uint8_t* step_host = nullptr;  // pinned
@@ -190,6 +218,42 @@ struct CudaBackend::Impl {
   size_t step_cap = 0, step_off = 0;
   cudaEvent_t step_copied = nullptr;  // the last step buffer copy has been read
   bool replay() const { return mode == Mode::kReplay; }
+
+  // Op times of large eager steps (prefill), for benchmarks: with STRATA_CUDA_OP_TIMES set,
+  // every op of a step of more than kGraphMaxTokens tokens (but the first such step) first
+  // waits for the stream and
+  // charges the time since the previous op's start to that op (held-back ops are charged to
+  // the op that launches them); the table goes to stderr when the backend goes.
+  bool prof_on = std::getenv("STRATA_CUDA_OP_TIMES") != nullptr;
+  bool prof_step = false;
+  int64_t prof_big_steps = 0;
+  const char* prof_name = nullptr;
+  std::chrono::steady_clock::time_point prof_t;
+  std::map<std::string, std::pair<double, int64_t>> prof;
+  void prof_mark(const char* name) {
+    if (!prof_on || !prof_step) return;
+    STRATA_CUDA_CHECK(cudaStreamSynchronize(stream));
+    const auto now = std::chrono::steady_clock::now();
+    if (prof_name != nullptr) {
+      auto& e = prof[prof_name];
+      e.first += std::chrono::duration<double>(now - prof_t).count();
+      ++e.second;
+    }
+    prof_name = name;
+    prof_t = now;
+  }
+  void prof_print() {
+    if (prof.empty()) return;
+    double total = 0;
+    for (const auto& [k, v] : prof) total += v.first;
+    std::fprintf(stderr, "[cuda op times] large eager steps, %.1f ms in all\n", total * 1e3);
+    std::vector<std::pair<double, std::string>> rows;
+    for (const auto& [k, v] : prof) rows.push_back({v.first, k});
+    std::sort(rows.rbegin(), rows.rend());
+    for (const auto& [t, k] : rows)
+      std::fprintf(stderr, "  %-22s %9.2f ms %5.1f%%  %6lld calls\n", k.c_str(), t * 1e3, 100 * t / total,
+                   static_cast<long long>(prof[k].second));
+  }
   bool graph_layout() const { return mode != Mode::kEager; }
 
   void clear_graphs() {
@@ -237,6 +301,123 @@ struct CudaBackend::Impl {
     ring_off += need;
     return d;
   }
+  // The DeltaNet ops' segments, staged as [num_chains][chains][segs][row_chain] (DnPlan). In
+  // a step graph every array is sized for the step's tokens (at most one segment and one
+  // chain per token), so that steps of one key stage the same bytes and launch the same grid.
+  DnPlan stage_segments(std::span<const RecurrentSeg> segs) {
+    std::vector<DnChain> chains;
+    int64_t rows = 0;
+    for (size_t i = 0; i < segs.size(); ++i) {
+      const RecurrentSeg& g = segs[i];
+      rows = std::max(rows, g.row_begin + g.num_rows);
+      const bool joins = i > 0 && g.state_in != nullptr && g.state_in == segs[i - 1].state_out;
+      if (joins) {
+        STRATA_CHECK_MSG(g.row_begin == segs[i - 1].row_begin + segs[i - 1].num_rows,
+                         "a segment that reads the previous one's state must follow its rows");
+        chains.back().seg_end = static_cast<int32_t>(i + 1);
+      } else {
+        chains.push_back({g.row_begin, static_cast<int32_t>(i), static_cast<int32_t>(i + 1)});
+      }
+    }
+    size_t cap_chains = chains.size(), cap_segs = segs.size();
+    if (graph_layout()) {
+      STRATA_CHECK_MSG(rows <= step_tokens && static_cast<int64_t>(segs.size()) <= step_tokens,
+                       "step's segments over its tokens");
+      rows = step_tokens;
+      cap_chains = cap_segs = static_cast<size_t>(step_tokens);
+    }
+    const size_t chains_off = 16, segs_off = chains_off + cap_chains * sizeof(DnChain);
+    const size_t rows_off = segs_off + cap_segs * sizeof(DnSeg);
+    dn_host.assign(rows_off + static_cast<size_t>(rows) * 4, 0);
+    const auto num = static_cast<int32_t>(chains.size());
+    std::memcpy(dn_host.data(), &num, 4);
+    auto* h_chains = reinterpret_cast<DnChain*>(dn_host.data() + chains_off);
+    auto* h_segs = reinterpret_cast<DnSeg*>(dn_host.data() + segs_off);
+    auto* h_rows = reinterpret_cast<int32_t*>(dn_host.data() + rows_off);
+    std::copy(chains.begin(), chains.end(), h_chains);
+    std::fill(h_rows, h_rows + rows, -1);
+    for (size_t c = 0; c < chains.size(); ++c) {
+      for (int32_t i = chains[c].seg_begin; i < chains[c].seg_end; ++i) {
+        const RecurrentSeg& g = segs[static_cast<size_t>(i)];
+        h_segs[i] = {g.row_begin, g.num_rows, g.state_in, g.state_out};
+        std::fill(h_rows + g.row_begin, h_rows + g.row_begin + g.num_rows, static_cast<int32_t>(c));
+      }
+    }
+    const auto* dev = static_cast<const uint8_t*>(stage(dn_host.data(), dn_host.size()));
+    DnPlan p{};
+    p.num_chains = reinterpret_cast<const int32_t*>(dev);
+    p.chains = reinterpret_cast<const DnChain*>(dev + chains_off);
+    p.segs = reinterpret_cast<const DnSeg*>(dev + segs_off);
+    p.row_chain = reinterpret_cast<const int32_t*>(dev + rows_off);
+    p.rows = rows;
+    p.max_chains = static_cast<int64_t>(cap_chains);
+    return p;
+  }
+  // Expert products of many tokens (prefill): the slots grouped by expert on the host (one
+  // device-to-host copy of the ids and a wait), each group's x rows gathered as bf16 and padded
+  // to the largest group, every expert's weights dequantized to bf16, and one strided batched
+  // GEMM over all experts; then the rows go back to their slots. Eager steps only (it waits).
+  void experts_grouped(const WeightView& w, const float* x, bool x_per_slot, const int32_t* ids,
+                       int64_t n, int k, float* y) {
+    const int64_t slots = n * k;
+    const int experts = static_cast<int>(w.num_experts);
+    std::vector<int32_t> h_ids(static_cast<size_t>(slots));
+    if (is_device_pointer(ids)) {
+      STRATA_CUDA_CHECK(cudaMemcpyAsync(h_ids.data(), ids, static_cast<size_t>(slots) * 4,
+                                        cudaMemcpyDeviceToHost, stream));
+      STRATA_CUDA_CHECK(cudaStreamSynchronize(stream));
+    } else {
+      std::memcpy(h_ids.data(), ids, static_cast<size_t>(slots) * 4);
+    }
+    // [order: slots][offsets: experts + 1]
+    std::vector<int32_t> host(static_cast<size_t>(slots + experts + 1), 0);
+    int32_t* order = host.data();
+    int32_t* offsets = host.data() + slots;
+    for (int32_t e : h_ids) {
+      STRATA_CHECK_MSG(e >= 0 && e < experts, "expert id out of range");
+      ++offsets[e + 1];
+    }
+    int64_t max_count = 0;
+    for (int e = 0; e < experts; ++e) {
+      max_count = std::max<int64_t>(max_count, offsets[e + 1]);
+      offsets[e + 1] += offsets[e];
+    }
+    std::vector<int32_t> fill(offsets, offsets + experts);
+    for (int64_t j = 0; j < slots; ++j) order[fill[static_cast<size_t>(h_ids[static_cast<size_t>(j)])]++] = static_cast<int32_t>(j);
+    const auto* dev = static_cast<const int32_t*>(stage(host.data(), host.size() * 4));
+    const int32_t* d_order = dev;
+    const int32_t* d_offsets = dev + slots;
+    prof_mark("experts: dequantize");
+    const size_t wcount = static_cast<size_t>(w.rows * w.cols);
+    auto* wb = static_cast<__nv_bfloat16*>(w_bf16.get(wcount * experts * 2));
+    if (w.expert_bytes == w.row_bytes * static_cast<size_t>(w.rows)) {
+      WeightView all = w;
+      all.rows = w.rows * experts;
+      all.num_experts = 1;
+      dequantize_bf16(all, wb, stream);
+    } else {
+      for (int e = 0; e < experts; ++e) {
+        WeightView one = w;
+        one.data = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(e) * w.expert_bytes;
+        one.num_experts = 1;
+        dequantize_bf16(one, wb + static_cast<size_t>(e) * wcount, stream);
+      }
+    }
+    auto* xb = static_cast<__nv_bfloat16*>(
+        x_bf16.get(static_cast<size_t>(experts * max_count * w.cols) * 2));
+    auto* yb = static_cast<float*>(moe_y.get(static_cast<size_t>(experts * max_count * w.rows) * 4));
+    prof_mark("experts: gather+gemm");
+    moe_gather_bf16(x, w.cols, x_per_slot, k, d_order, d_offsets, experts, max_count, xb, stream);
+    const float one = 1.0f, zero = 0.0f;
+    STRATA_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+        cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w.rows), static_cast<int>(max_count),
+        static_cast<int>(w.cols), &one, wb, CUDA_R_16BF, static_cast<int>(w.cols),
+        static_cast<long long>(wcount), xb, CUDA_R_16BF, static_cast<int>(w.cols),
+        static_cast<long long>(max_count * w.cols), &zero, yb, CUDA_R_32F,
+        static_cast<int>(w.rows), static_cast<long long>(max_count * w.rows), experts,
+        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    moe_scatter(yb, w.rows, d_order, d_offsets, experts, max_count, y, stream);
+  }
   // A device view of n int32 values at p (host or device).
   const int32_t* stage_i32(const int32_t* p, size_t n) {
     if (n == 0 || is_device_pointer(p)) return p;
@@ -269,6 +450,7 @@ CudaBackend::CudaBackend(int device) : impl_(std::make_unique<Impl>()) {
 
 CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(impl_->stream);
+  impl_->prof_print();
   impl_->clear_graphs();
   if (impl_->step_host != nullptr) cudaFreeHost(impl_->step_host);
   if (impl_->step_dev != nullptr) cudaFree(impl_->step_dev);
@@ -281,6 +463,8 @@ CudaBackend::~CudaBackend() {
   impl_->x_bf16.release();
   impl_->partial.release();
   impl_->act_q8.release();
+  impl_->moe_y.release();
+  impl_->dn_prep.release();
   cublasDestroy(impl_->cublas);
   cudaStreamDestroy(impl_->stream);
 }
@@ -387,6 +571,7 @@ WeightView CudaBackend::upload_weight(const WeightView& host) {
 }
 
 void CudaBackend::get_rows(const WeightView& w, const int32_t* ids, int64_t n, float* out) {
+  impl_->prof_mark("get_rows");
   impl_->enter();
   if (n == 0) return;
   const int32_t* d_ids = impl_->stage_i32(ids, static_cast<size_t>(n));
@@ -400,6 +585,7 @@ void CudaBackend::matmul(const WeightView& w, const float* x, int64_t n, float* 
 
 void CudaBackend::matmul_multi(std::span<const WeightView> ws, const float* x, int64_t n,
                                std::span<float* const> ys) {
+  impl_->prof_mark("matmul");
   STRATA_CHECK(ws.size() == ys.size() && !ws.empty());
   if (n == 0) return;
   cudaStream_t s = impl_->stream;
@@ -457,6 +643,7 @@ void CudaBackend::matmul_one(const WeightView& w, const float* x, int64_t n, flo
 
 void CudaBackend::matmul_experts(const WeightView& w, const float* x, bool x_per_slot,
                                  const int32_t* ids, int64_t n, int k, float* y) {
+  impl_->prof_mark("matmul_experts");
   Impl& m = *impl_;
   if (n == 1 && gemv_q8_supported(w.type) && w.cols % 32 == 0) {
     // Batch 1: int8 products. x (n rows, or n*k with x_per_slot) quantized once; the product
@@ -489,6 +676,11 @@ void CudaBackend::matmul_experts(const WeightView& w, const float* x, bool x_per
   }
   m.enter();
   if (n == 0) return;
+  // Prefill: grouped by expert through cuBLAS (bf16 operands, like the dense prefill products).
+  if (!m.graph_layout() && n > kGraphMaxTokens && w.type != DType::kF32 && w.num_experts > 1) {
+    m.experts_grouped(w, x, x_per_slot, ids, n, k, y);
+    return;
+  }
   const int32_t* d_ids = impl_->stage_i32(ids, static_cast<size_t>(n * k));
   if (impl_->replay()) return;
   gemv_experts(w, x, x_per_slot, d_ids, n, k, y, impl_->stream);
@@ -496,9 +688,10 @@ void CudaBackend::matmul_experts(const WeightView& w, const float* x, bool x_per
 
 void CudaBackend::rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps,
                            float* out) {
+  impl_->prof_mark("rms_norm");
   Impl& m = *impl_;
   // The residual add held back by add() runs inside the norm when it adds into x.
-  const bool fuse_add = m.pending.y == x && m.pending.count == n * dim;
+  const bool fuse_add = m.pending.y == x && m.pending.count == n * dim && m.pending.gate == nullptr;
   const Impl::PendingAdd add = m.pending;
   if (fuse_add) m.pending = {};
   // A per-head norm in place (qwen3 q_norm, k_norm): held for the head chain.
@@ -527,6 +720,7 @@ void CudaBackend::rms_norm(const float* x, const float* weight, int64_t n, int64
 
 void CudaBackend::rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
                        const RopeTable& table) {
+  impl_->prof_mark("rope");
   // The head chain (see rms_norm) keeps what it holds; anything else held is launched.
   const bool chain = head_dim % 32 == 0 && head_dim <= kHeadChainMaxDim;
   if (chain) {
@@ -572,6 +766,7 @@ void CudaBackend::rope(float* x, int64_t n, int num_heads, int head_dim, const i
 
 void CudaBackend::kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n,
                            const int32_t* slots) {
+  impl_->prof_mark("kv_store");
   Impl& m = *impl_;
   // The end of a held head chain whose last op wrote k: one launch for all of it.
   int idx = -1;
@@ -605,6 +800,7 @@ void CudaBackend::kv_store(const PagedKv& kv, const float* k, const float* v, in
 
 void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv,
                             std::span<const SeqAttention> seqs, float scale, float* out) {
+  impl_->prof_mark("attention");
   Impl& m = *impl_;
   m.enter();
   // Pack [seqs][row_seq][tables][tiles] into one host buffer, then one copy to the device.
@@ -676,6 +872,7 @@ void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv,
 }
 
 void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, int64_t dim, float* out) {
+  impl_->prof_mark("swiglu");
   Impl& m = *impl_;
   m.enter();
   if (m.replay()) return;
@@ -692,13 +889,21 @@ void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, int64_t 
 }
 
 void CudaBackend::add(float* y, const float* x, int64_t count) {
-  impl_->enter();
+  Impl& m = *impl_;
+  m.prof_mark("add");
+  // The add of a held gated x: one kernel for both.
+  const Impl::PendingGate g = m.pending_gate;
+  const bool gated = g.x == x && g.n * g.dim == count;
+  if (gated) m.pending_gate = {};
+  m.enter();
   if (count == 0) return;
-  impl_->pending = {y, x, count};  // launched by the next op (fused if it is y's RMSNorm)
+  // Launched by the next op (fused if it is y's RMSNorm and the add is not gated).
+  m.pending = {y, const_cast<float*>(x), count, gated ? g.gate : nullptr, gated ? g.dim : 0};
 }
 
 void CudaBackend::topk_softmax(const float* logits, int64_t n, int num_experts, int k,
                                bool renormalize, int32_t* ids, float* weights) {
+  impl_->prof_mark("topk_softmax");
   // Keeps the int8 copy of the router's input (the experts' x) unless it writes over it.
   impl_->enter(true);
   impl_->invalidate_if_written(ids, static_cast<size_t>(n * k) * 4);
@@ -709,14 +914,56 @@ void CudaBackend::topk_softmax(const float* logits, int64_t n, int num_experts, 
 
 void CudaBackend::weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim,
                                float* out) {
+  impl_->prof_mark("weighted_sum");
   impl_->enter();
   if (impl_->replay()) return;
   cuda::weighted_sum(x, weights, n, k, dim, out, impl_->stream);
 }
 
+void CudaBackend::ssm_conv(const float* x, int64_t channels, const float* weight, int kernel,
+                           std::span<const RecurrentSeg> segs, float* out) {
+  impl_->prof_mark("ssm_conv");
+  Impl& m = *impl_;
+  m.enter();
+  if (segs.empty() && !m.graph_layout()) return;
+  const DnPlan plan = m.stage_segments(segs);
+  if (m.replay()) return;
+  cuda::ssm_conv(x, channels, weight, kernel, plan, out, m.stream);
+}
+
+void CudaBackend::gated_delta_rule(const float* qkv, const float* alpha, const float* beta,
+                                   const float* dt_bias, const float* a,
+                                   const DeltaNetShape& shape, std::span<const RecurrentSeg> segs,
+                                   float* out) {
+  impl_->prof_mark("gated_delta_rule");
+  Impl& m = *impl_;
+  m.enter();
+  if (segs.empty() && !m.graph_layout()) return;
+  const DnPlan plan = m.stage_segments(segs);
+  if (m.replay()) return;
+  const size_t scratch = gated_delta_rule_scratch_floats(shape, plan);
+  float* prep = scratch > 0 ? static_cast<float*>(m.dn_prep.get(scratch * 4)) : nullptr;
+  cuda::gated_delta_rule(qkv, alpha, beta, dt_bias, a, shape, plan, prep, out, m.stream);
+}
+
+void CudaBackend::sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim,
+                              int64_t gate_dim) {
+  impl_->prof_mark("sigmoid_mul");
+  // Keeps the int8 copy of the FFN input (the router and experts read it next).
+  impl_->enter(true);
+  impl_->invalidate_if_written(x, static_cast<size_t>(n * dim) * 4);
+  if (gate_dim == 1 && n * dim > 0) {  // held: joins the add of x that usually follows
+    impl_->pending_gate = {x, gate, n, dim};
+    return;
+  }
+  if (impl_->replay()) return;
+  cuda::sigmoid_mul(x, gate, n, dim, gate_dim, impl_->stream);
+}
+
 void* CudaBackend::stream() const { return impl_->stream; }
 
 void CudaBackend::synchronize() {
+  impl_->prof_mark(nullptr);
   impl_->enter(true);
   STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
 }
@@ -730,11 +977,16 @@ void CudaBackend::begin_step(const StepInfo& step) {
   Impl& m = *impl_;
   STRATA_CHECK_MSG(m.mode == Impl::Mode::kEager, "begin_step inside a step");
   m.enter();
+  // The first large step is left out (lazy module loading, first allocations).
+  if (step.num_tokens > kGraphMaxTokens) ++m.prof_big_steps;
+  m.prof_step = step.num_tokens > kGraphMaxTokens && m.prof_big_steps > 1;
+  m.prof_mark(nullptr);
   if (!m.graphs_enabled || step.num_tokens > kGraphMaxTokens) return;
   // Capacity: the next power of two of the longest context, at least 256 keys.
   int64_t cap = 256;
   while (cap < step.max_kv_len) cap *= 2;
   m.kv_cap = cap;
+  m.step_tokens = step.num_tokens;
   m.step_key = mix_key(step.key, static_cast<uint64_t>(cap));
   m.step_off = 0;
   if (m.graphs.count(m.step_key) != 0) {
@@ -761,6 +1013,8 @@ void CudaBackend::begin_step(const StepInfo& step) {
 void CudaBackend::end_step() {
   Impl& m = *impl_;
   m.flush();
+  m.prof_mark(nullptr);
+  m.prof_step = false;
   m.invalidate();
   const Impl::Mode mode = m.mode;
   m.mode = Impl::Mode::kEager;

@@ -62,6 +62,18 @@ class CudaBackend final : public Backend {
                     int32_t* ids, float* weights) override;
   void weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim,
                     float* out) override;
+  // Gated DeltaNet (deltanet.cu): the recurrent form, a CTA per (sequence, value head, 32
+  // value columns) holding its part of the state in registers. Segments that chain (each
+  // reads the state_out of the one before it) must be contiguous rows; the state pointers are
+  // device (or managed) memory. Inside step graphs the segment arrays are staged like the
+  // other host arrays, sized for one segment per token.
+  bool supports_delta_net() const override { return true; }
+  void ssm_conv(const float* x, int64_t channels, const float* weight, int kernel,
+                std::span<const RecurrentSeg> segs, float* out) override;
+  void gated_delta_rule(const float* qkv, const float* alpha, const float* beta,
+                        const float* dt_bias, const float* a, const DeltaNetShape& shape,
+                        std::span<const RecurrentSeg> segs, float* out) override;
+  void sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim, int64_t gate_dim) override;
   void synchronize() override;
   // Steps of at most 64 tokens become CUDA graphs: the first step of a key runs eagerly and
   // measures its staged host arrays, the second is captured, later ones replay the graph

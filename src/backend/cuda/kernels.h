@@ -52,6 +52,15 @@ void gemv_experts(const WeightView& w, const float* x, bool x_per_slot, const in
 // x row = j if x_per_slot else j / k, quantized in xb as quantize_act_q8 does ([rows, cols]).
 void gemv_q8_experts(const WeightView* ws, float* const* ys, int count, const Q8Buf& xb,
                      bool x_per_slot, const int32_t* ids, int64_t n, int k, cudaStream_t s);
+// MoE prefill (CudaBackend::matmul_experts of many tokens): the slots of expert e are
+// order[offsets[e] .. offsets[e + 1]) (device). Gather: xb[e, i, cols] bf16 <- x row of the
+// i-th slot of e (x row = slot if x_per_slot else slot / k), zeros past its count, i <
+// max_count. Scatter: y[slot, rows] <- yb[e, i, rows] for the same slots.
+void moe_gather_bf16(const float* x, int64_t cols, bool x_per_slot, int k, const int32_t* order,
+                     const int32_t* offsets, int experts, int64_t max_count, __nv_bfloat16* xb,
+                     cudaStream_t s);
+void moe_scatter(const float* yb, int64_t rows, const int32_t* order, const int32_t* offsets,
+                 int experts, int64_t max_count, float* y, cudaStream_t s);
 // out[w.rows, w.cols] bf16 <- dequantize(w)
 void dequantize_bf16(const WeightView& w, __nv_bfloat16* out, cudaStream_t s);
 // out[n, w.cols] f32 <- rows ids[n] (device) of w
@@ -145,5 +154,42 @@ bool attention_uses_tiles(const PagedKv& kv, int num_heads, int64_t max_q_count)
 // Warps a prefill CTA (16 rows each): 8 (default) or 4 (bench, tests).
 void set_attention_prefill_warps(int warps);
 void attention_prefill(const PagedKv& kv, const AttnArgs& a, cudaStream_t s);
+
+// Gated DeltaNet (deltanet.cu). The segments of a call as the kernels read them: chains of
+// segments where each reads the state the one before wrote (one sequence's stretch of rows,
+// contiguous in the batch); chains are independent of one another.
+struct DnSeg {
+  int64_t row_begin, num_rows;
+  const float* state_in;  // read only for a chain's first segment (null: zeros)
+  float* state_out;
+};
+struct DnChain {
+  int64_t row_begin;         // the chain's first row
+  int32_t seg_begin, seg_end;  // its segments in segs
+};
+struct DnPlan {
+  const int32_t* num_chains;  // device: chains in use (<= max_chains)
+  const DnChain* chains;
+  const DnSeg* segs;
+  const int32_t* row_chain;   // [rows]: the chain of each row, -1: none
+  int64_t rows;
+  int64_t max_chains;         // launch size
+};
+// Causal depthwise conv + SiLU with per-segment state (Backend::ssm_conv); kernel <= 8.
+void ssm_conv(const float* x, int64_t channels, const float* weight, int kernel,
+              const DnPlan& plan, float* out, cudaStream_t s);
+// The gated delta rule (Backend::gated_delta_rule), recurrent form; head_k_dim <= 256. For
+// more than 64 rows it first normalises q, k and computes the gates of every row into
+// scratch (gated_delta_rule_scratch_floats; null: staged inside the kernel instead).
+size_t gated_delta_rule_scratch_floats(const DeltaNetShape& sh, const DnPlan& plan);
+void gated_delta_rule(const float* qkv, const float* alpha, const float* beta,
+                      const float* dt_bias, const float* a, const DeltaNetShape& sh,
+                      const DnPlan& plan, float* scratch, float* out, cudaStream_t s);
+void sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim, int64_t gate_dim,
+                 cudaStream_t s);
+// x[i] *= sigmoid(gate[i / gate_every]); y[i] += x[i] (sigmoid_mul with one gate a row, then
+// add, in one kernel, with the same arithmetic).
+void gated_add(float* y, float* x, const float* gate, int64_t count, int64_t gate_every,
+               cudaStream_t s);
 
 }  // namespace strata::backend::cuda

@@ -403,7 +403,54 @@ __global__ void f32_to_bf16_kernel(const float* x, size_t count, __nv_bfloat16* 
   if (i < count) out[i] = __float2bfloat16_rn(x[i]);
 }
 
+// MoE prefill: slot rows grouped by expert, each group padded to max_count rows (zeros).
+__global__ void moe_gather_kernel(const float* x, int64_t cols, bool x_per_slot, int k,
+                                  const int32_t* order, const int32_t* offsets, int64_t max_count,
+                                  __nv_bfloat16* xb) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= cols) return;
+  const int e = static_cast<int>(blockIdx.z);
+  const int64_t i = blockIdx.y;
+  const int32_t beg = offsets[e], cnt = offsets[e + 1] - beg;
+  float v = 0.0f;
+  if (i < cnt) {
+    const int64_t slot = order[beg + i];
+    v = x[(x_per_slot ? slot : slot / k) * cols + c];
+  }
+  xb[(static_cast<int64_t>(e) * max_count + i) * cols + c] = __float2bfloat16_rn(v);
+}
+
+__global__ void moe_scatter_kernel(const float* yb, int64_t rows, const int32_t* order,
+                                   const int32_t* offsets, int64_t max_count, float* y) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (r >= rows) return;
+  const int e = static_cast<int>(blockIdx.z);
+  const int64_t i = blockIdx.y;
+  const int32_t beg = offsets[e], cnt = offsets[e + 1] - beg;
+  if (i >= cnt) return;
+  y[static_cast<int64_t>(order[beg + i]) * rows + r] = yb[(static_cast<int64_t>(e) * max_count + i) * rows + r];
+}
+
 }  // namespace
+
+void moe_gather_bf16(const float* x, int64_t cols, bool x_per_slot, int k, const int32_t* order,
+                     const int32_t* offsets, int experts, int64_t max_count, __nv_bfloat16* xb,
+                     cudaStream_t s) {
+  if (max_count == 0) return;
+  const dim3 grid(static_cast<unsigned>((cols + 255) / 256), static_cast<unsigned>(max_count),
+                  static_cast<unsigned>(experts));
+  moe_gather_kernel<<<grid, 256, 0, s>>>(x, cols, x_per_slot, k, order, offsets, max_count, xb);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+void moe_scatter(const float* yb, int64_t rows, const int32_t* order, const int32_t* offsets,
+                 int experts, int64_t max_count, float* y, cudaStream_t s) {
+  if (max_count == 0) return;
+  const dim3 grid(static_cast<unsigned>((rows + 255) / 256), static_cast<unsigned>(max_count),
+                  static_cast<unsigned>(experts));
+  moe_scatter_kernel<<<grid, 256, 0, s>>>(yb, rows, order, offsets, max_count, y);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
 
 void gemv(const WeightView& w, const float* x, int64_t n, float* y, cudaStream_t s) {
   const GemvArgs a = gemv_args(w, x, n, y);
