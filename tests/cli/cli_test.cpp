@@ -210,3 +210,22 @@ TEST(Cli, TemplateRendersLikeJinja2) {
 }
 
 }  // namespace
+
+namespace {
+
+// The spelling `strata bench agent` and `strata bench-agent` write the same trace.
+TEST(Cli, BenchAgentBothSpellings) {
+  const std::string a = tmp("trace_a.json"), b = tmp("trace_b.json");
+  const std::string args = " --url http://127.0.0.1:1 --dialect openai --preset smoke --seed 5 --write-trace ";
+  RunResult ra = run("bench agent" + args + a);
+  RunResult rb = run("bench-agent" + args + b);
+  ASSERT_EQ(ra.code, 0) << ra.out;
+  ASSERT_EQ(rb.code, 0) << rb.out;
+  std::ifstream fa(a), fb(b);
+  const std::string ta((std::istreambuf_iterator<char>(fa)), {}), tb((std::istreambuf_iterator<char>(fb)), {});
+  EXPECT_FALSE(ta.empty());
+  EXPECT_EQ(ta, tb);
+  EXPECT_NE(run("bench -m " + tmp("missing.gguf")).code, 0);  // plain bench is untouched
+}
+
+}  // namespace
