@@ -254,15 +254,25 @@ void Decoder::attention_block(int l, const Batch& batch, const KvLayers& kv) {
   add_bias_rows(be, q_, L.bq, n, nh * hd);
   add_bias_rows(be, k_, L.bk, n, nkv * hd);
   add_bias_rows(be, v_, L.bv, n, nkv * hd);
-  if (L.q_norm.data != nullptr) {  // qwen3: RMSNorm over each head's vector
+  attend_and_project(l, batch, kv, nullptr);
+}
+
+void Decoder::attend_and_project(int l, const Batch& batch, const KvLayers& kv, const float* gate) {
+  const LayerWeights& L = layers_[static_cast<size_t>(l)];
+  backend::Backend& be = *backend_;
+  const int64_t n = static_cast<int64_t>(batch.tokens.size());
+  const int64_t hd = hp_.head_dim, nh = hp_.num_heads, nkv = hp_.num_kv_heads;
+  if (L.q_norm.data != nullptr) {  // qwen3, qwen35: RMSNorm over each head's vector
     be.rms_norm(q_, static_cast<const float*>(L.q_norm.data), n * nh, hd, hp_.rms_eps, q_);
     be.rms_norm(k_, static_cast<const float*>(L.k_norm.data), n * nkv, hd, hp_.rms_eps, k_);
   }
+  // (qwen35: the rope covers the first rope_dim dimensions of each head)
   be.rope(q_, n, static_cast<int>(nh), static_cast<int>(hd), batch.positions.data(), rope_);
   be.rope(k_, n, static_cast<int>(nkv), static_cast<int>(hd), batch.positions.data(), rope_);
   const backend::PagedKv& layer_kv = kv.layers[static_cast<size_t>(L.kv_idx)];
   be.kv_store(layer_kv, k_, v_, n, batch.slots.data());
   be.attention(q_, static_cast<int>(nh), layer_kv, attn_seqs_, 1.0f / std::sqrt(static_cast<float>(hd)), att_);
+  if (gate != nullptr) be.sigmoid_mul(att_, gate, n, nh * hd, nh * hd);  // the output gate
   be.matmul(L.wo, att_, n, h_);  // h [n, dim]
   be.add(x_, h_, n * hp_.dim);
 }

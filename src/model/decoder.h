@@ -36,6 +36,10 @@ class Decoder : public Model {
 
   // Steps. x_ [n, dim] is the residual stream.
   void attention_block(int l, const Batch& batch, const KvLayers& kv);
+  // The part both attention blocks share, from q_, k_, v_: QK-norm (where the layer has it),
+  // RoPE, K/V store, paged attention, the output gate (gate != nullptr: att *= sigmoid(gate)),
+  // the output projection and the residual add.
+  void attend_and_project(int l, const Batch& batch, const KvLayers& kv, const float* gate);
   void dense_ffn_block(int l, int64_t n);
   void moe_ffn_block(int l, int64_t n);
   // Hybrid steps (qwen35.cpp).

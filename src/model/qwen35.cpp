@@ -107,7 +107,7 @@ void Decoder::gated_attention_block(int l, const Batch& batch, const KvLayers& k
   const LayerWeights& L = layers_[static_cast<size_t>(l)];
   backend::Backend& be = *backend_;
   const int64_t n = static_cast<int64_t>(batch.tokens.size());
-  const int64_t hd = hp_.head_dim, nh = hp_.num_heads, nkv = hp_.num_kv_heads;
+  const int64_t hd = hp_.head_dim, nh = hp_.num_heads;
   be.rms_norm(x_, static_cast<const float*>(L.attn_norm.data), n, hp_.dim, hp_.rms_eps, h_);  // h [n, dim]
   // qfull [n, nh, 2, hd]: per head its query, then its gate; k [n, nkv*hd]; v [n, nkv*hd]
   const WeightView qkv_w[3] = {L.wq, L.wk, L.wv};
@@ -117,16 +117,7 @@ void Decoder::gated_attention_block(int l, const Batch& batch, const KvLayers& k
   const size_t stride = static_cast<size_t>(2 * hd) * 4;
   be.get_rows(WeightView{qfull_, DType::kF32, n * nh, hd, stride}, iota_.data(), n * nh, q_);         // q [n, nh, hd]
   be.get_rows(WeightView{qfull_ + hd, DType::kF32, n * nh, hd, stride}, iota_.data(), n * nh, gate_);  // [n, nh*hd]
-  be.rms_norm(q_, static_cast<const float*>(L.q_norm.data), n * nh, hd, hp_.rms_eps, q_);
-  be.rms_norm(k_, static_cast<const float*>(L.k_norm.data), n * nkv, hd, hp_.rms_eps, k_);
-  be.rope(q_, n, static_cast<int>(nh), static_cast<int>(hd), batch.positions.data(), rope_);  // first rope_dim dims
-  be.rope(k_, n, static_cast<int>(nkv), static_cast<int>(hd), batch.positions.data(), rope_);
-  const backend::PagedKv& layer_kv = kv.layers[static_cast<size_t>(L.kv_idx)];
-  be.kv_store(layer_kv, k_, v_, n, batch.slots.data());
-  be.attention(q_, static_cast<int>(nh), layer_kv, attn_seqs_, 1.0f / std::sqrt(static_cast<float>(hd)), att_);
-  be.sigmoid_mul(att_, gate_, n, nh * hd, nh * hd);  // the output gate
-  be.matmul(L.wo, att_, n, h_);
-  be.add(x_, h_, n * hp_.dim);
+  attend_and_project(l, batch, kv, gate_);
 }
 
 void Decoder::delta_net_block(int l, int64_t n) {
