@@ -23,22 +23,9 @@ class HybridEngineTest : public ::testing::Test {
     delete tiny_;
     tiny_ = nullptr;
   }
-  static EngineOptions options() {
-    EngineOptions o;
-    o.parallel = 4;
-    o.batch_tokens = 32;  // prefill chunks end anywhere, not only at block boundaries
-    o.ctx = kCtx;
-    o.kv_dtype = DType::kF32;
-    o.block_tokens = kBlock;
-    o.model_id = "qwen3.5-tiny-test";
-    o.tokenizer_id = "builtin";
-    return o;
-  }
+  static EngineOptions options() { return testing::tiny_options("qwen3.5-tiny-test", kCtx, kBlock); }
   static std::unique_ptr<Engine> engine(const EngineOptions& o, testing::TinyModel* m = nullptr) {
-    if (m == nullptr) m = tiny_;
-    auto e = make_engine(*m->model, *m->tok, o);
-    STRATA_CHECK(e.is_ok());
-    return std::move(e).value();
+    return testing::tiny_engine(m != nullptr ? *m : *tiny_, o);
   }
   static std::vector<int32_t> prompt(uint32_t seed, size_t n) {
     std::mt19937 rng(seed);

@@ -26,22 +26,8 @@ class EngineTest : public ::testing::Test {
     delete tiny_;
     tiny_ = nullptr;
   }
-  static EngineOptions options() {
-    EngineOptions o;
-    o.parallel = 4;
-    o.batch_tokens = 32;
-    o.ctx = kCtx;
-    o.kv_dtype = DType::kF32;
-    o.block_tokens = kBlock;
-    o.model_id = "tiny-test";
-    o.tokenizer_id = "builtin";
-    return o;
-  }
-  static std::unique_ptr<Engine> engine(const EngineOptions& o) {
-    auto e = make_engine(*tiny_->model, *tiny_->tok, o);
-    STRATA_CHECK(e.is_ok());
-    return std::move(e).value();
-  }
+  static EngineOptions options() { return testing::tiny_options("tiny-test", kCtx, kBlock); }
+  static std::unique_ptr<Engine> engine(const EngineOptions& o) { return testing::tiny_engine(*tiny_, o); }
   static std::vector<int32_t> prompt(uint32_t seed, size_t n) {
     std::mt19937 rng(seed);
     return testing::random_prompt(rng, n, static_cast<int32_t>(tiny_->model->hparams().vocab_size));

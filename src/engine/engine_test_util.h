@@ -52,6 +52,26 @@ inline std::unique_ptr<TinyModel> make_tiny(const std::string& preset = "tiny",
   return t;
 }
 
+// The engine tests' options: 4 sequences, 32-token steps (prefill chunks end anywhere, not
+// only at block boundaries), F32 K/V in blocks of `block` tokens.
+inline EngineOptions tiny_options(const std::string& model_id, int64_t ctx, int block) {
+  EngineOptions o;
+  o.parallel = 4;
+  o.batch_tokens = 32;
+  o.ctx = ctx;
+  o.kv_dtype = DType::kF32;
+  o.block_tokens = block;
+  o.model_id = model_id;
+  o.tokenizer_id = "builtin";
+  return o;
+}
+
+inline std::unique_ptr<Engine> tiny_engine(TinyModel& m, const EngineOptions& o) {
+  auto e = make_engine(*m.model, *m.tok, o);
+  STRATA_CHECK(e.is_ok());
+  return std::move(e).value();
+}
+
 inline std::vector<int32_t> random_prompt(std::mt19937& rng, size_t n, int32_t vocab) {
   std::vector<int32_t> p(n);
   // Byte tokens and merges only: no specials (ids 256..262 in the built-in vocabulary).
