@@ -63,7 +63,9 @@ std::vector<PreFamily> make_families() {
   f.push_back({{"mpt"}, {kGpt2Regex}, false, true});  // EleutherAI gpt-neox-20b: NFC
   f.push_back({{"llama-bpe", "llama3", "llama-v3", "falcon3"}, {kLlama3Regex}, true, false});
   f.push_back({{"qwen2", "qwen3"}, {kQwen2Regex}, false, true});
-  f.push_back({{"qwen35"}, {kQwen35Regex}, false, true});
+  // No normaliser in Qwen3.5's tokenizer.json: a decomposed "e\u0301" stays two symbols
+  // (the family's reference ids, ggml-vocab-qwen35.gguf.out).
+  f.push_back({{"qwen35"}, {kQwen35Regex}, false, false});
   f.push_back({{"gpt-4o", "o200k", "gpt-oss", "llama4"}, {kO200kRegex}, true, false});
   f.push_back({{"deepseek-llm"},
                {"[\r\n]", kDeepseekLlmLetters, kDeepseekPunct, "\\s+$", kCjk, "\\p{N}+"},

