@@ -294,6 +294,12 @@ void Decoder::moe_ffn_block(int l, int64_t n) {
   backend::Backend& be = *backend_;
   const int k = static_cast<int>(hp_.num_experts_used);
   be.rms_norm(x_, static_cast<const float*>(L.ffn_norm.data), n, hp_.dim, hp_.rms_eps, h_);
+  be.matmul(L.router, h_, n, router_);  // [n, experts]
+  be.topk_softmax(router_, n, static_cast<int>(hp_.num_experts), k, hp_.norm_topk_prob, topi_, topw_);
+  be.matmul_experts(L.gate_exps, h_, false, topi_, n, k, f1_);  // [n, k, expert_ffn]
+  be.matmul_experts(L.up_exps, h_, false, topi_, n, k, f2_);    // [n, k, expert_ffn]
+  be.swiglu(f1_, f2_, n * k, hp_.expert_ffn_dim, f1_);
+  be.matmul_experts(L.down_exps, f1_, true, topi_, n, k, fo_);  // [n, k, dim]
   if (L.up_shexp.data != nullptr) {  // qwen35moe: a shared expert behind a sigmoid gate
     const int64_t sf = hp_.shared_expert_ffn_dim;
     const WeightView sh_w[2] = {L.gate_shexp, L.up_shexp};
@@ -301,17 +307,13 @@ void Decoder::moe_ffn_block(int l, int64_t n) {
     be.matmul_multi(sh_w, h_, n, sh_y);  // f1, f2 [n, sf]
     be.swiglu(f1_, f2_, n, sf, f1_);
     be.matmul(L.down_shexp, f1_, n, sh_);  // [n, dim]
+    // The gate's product, its sigmoid, the two adds and the weighted sum come last and in this
+    // order, so that a backend can run them with the next layer's norm (the CUDA decode path).
     be.matmul(L.shexp_gate, h_, n, shg_);  // [n, 1]
     be.sigmoid_mul(sh_, shg_, n, hp_.dim, 1);
     be.add(x_, sh_, n * hp_.dim);
   }
-  be.matmul(L.router, h_, n, router_);  // [n, experts]
-  be.topk_softmax(router_, n, static_cast<int>(hp_.num_experts), k, hp_.norm_topk_prob, topi_, topw_);
-  be.matmul_experts(L.gate_exps, h_, false, topi_, n, k, f1_);  // [n, k, expert_ffn]
-  be.matmul_experts(L.up_exps, h_, false, topi_, n, k, f2_);    // [n, k, expert_ffn]
-  be.swiglu(f1_, f2_, n * k, hp_.expert_ffn_dim, f1_);
-  be.matmul_experts(L.down_exps, f1_, true, topi_, n, k, fo_);  // [n, k, dim]
-  be.weighted_sum(fo_, topw_, n, k, hp_.dim, h_);               // [n, dim]
+  be.weighted_sum(fo_, topw_, n, k, hp_.dim, h_);  // [n, dim]
   be.add(x_, h_, n * hp_.dim);
 }
 

@@ -42,7 +42,7 @@ CudaBackend::~CudaBackend() {
   impl_->w_bf16.release();
   impl_->x_bf16.release();
   impl_->partial.release();
-  impl_->act_q8.release();
+  for (auto& q : impl_->q8s) q.buf.release();
   impl_->moe_y.release();
   impl_->dn_prep.release();
   cublasDestroy(impl_->cublas);

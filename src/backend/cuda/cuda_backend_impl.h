@@ -94,47 +94,105 @@ struct CudaBackend::Impl {
   size_t ring_bytes = 0, ring_off = 0;
   Scratch w_bf16, x_bf16;  // prefill: dequantized weight, converted activations
   Scratch partial;         // split-K attention partials
-  Scratch act_q8;          // batch-1 int8 activations: xq, xd, xs
   Scratch cublas_ws;       // cuBLAS workspace
   Scratch moe_y;           // MoE prefill: the grouped products' outputs
   Scratch dn_prep;         // DeltaNet prefill: normalised q, k and gates of every row
   std::vector<uint8_t> attn_host;  // attention's packed host arrays
   std::vector<uint8_t> dn_host;    // the DeltaNet ops' packed segments (DnPlan)
-  // The activation act_q8 holds (q/k/v and gate/up share one x): valid until any other op
-  // runs or a product writes over it. RMSNorm and SwiGLU of one token write it as they write
-  // their output (fused quantization); every other op forgets it (enter()).
-  const float* q8_src = nullptr;
-  int64_t q8_cols = 0;
-  void invalidate() { q8_src = nullptr; }
-  // Forget the int8 copy if [p, p + bytes) overlaps its source (an op wrote over it).
-  void invalidate_if_written(const void* p, size_t bytes) {
-    const auto* b = static_cast<const uint8_t*>(p);
-    const auto* src = reinterpret_cast<const uint8_t*>(q8_src);
-    if (q8_src != nullptr && b < src + q8_cols * 4 && src < b + bytes) invalidate();
-  }
-  // [xq: cols int8][xd: cols/32 f32][xs: cols/16 int32] for an input of `cols`.
-  Q8Buf q8_buffers(int64_t cols) {
-    auto* base = static_cast<uint8_t*>(act_q8.get(static_cast<size_t>(cols) * 2 + 64));
+  // Int8 copies of batch-1 activations (q/k/v and gate/up share one x), kept for the two
+  // sources used last: a copy is valid until an op writes over its source, or any op that does
+  // not keep them runs (enter()). RMSNorm and SwiGLU of one token write the copy of their
+  // output as they write it (fused quantization). Two, so that the routed experts and the
+  // shared expert of a MoE layer both find the norm's copy after the other's SwiGLU.
+  struct Q8Slot {
+    const float* src = nullptr;
+    int64_t cols = 0;
+    uint64_t used = 0;
+    Scratch buf;  // [xq: cols int8][xd: cols/32 f32][xs: cols/16 int32]
+  };
+  Q8Slot q8s[2];
+  uint64_t q8_clock = 0;
+  static Q8Buf q8_view(Scratch& sc, int64_t cols) {
+    auto* base = static_cast<uint8_t*>(sc.get(static_cast<size_t>(cols) * 2 + 64));
     return {reinterpret_cast<int8_t*>(base), reinterpret_cast<float*>(base + cols),
             reinterpret_cast<int32_t*>(base + cols + cols / 8)};
+  }
+  // The held copy of x [cols], if any (then marked used).
+  bool q8_find(const float* x, int64_t cols, Q8Buf* out) {
+    for (Q8Slot& q : q8s) {
+      if (q.src == x && q.cols == cols) {
+        q.used = ++q8_clock;
+        *out = q8_view(q.buf, cols);
+        return true;
+      }
+    }
+    return false;
+  }
+  // Where the copy of x [cols] is to be written: its slot, else the least recently used one.
+  Q8Buf q8_claim(const float* x, int64_t cols) {
+    Q8Slot* q = &q8s[0];
+    for (Q8Slot& c : q8s) {
+      if (c.src == x) {
+        q = &c;
+        break;
+      }
+      if (c.used < q->used) q = &c;
+    }
+    q->src = x;
+    q->cols = cols;
+    q->used = ++q8_clock;
+    return q8_view(q->buf, cols);
+  }
+  void invalidate() {
+    for (Q8Slot& q : q8s) q.src = nullptr;
+  }
+  // Forget the int8 copies whose source overlaps [p, p + bytes) (an op wrote over it).
+  void invalidate_if_written(const void* p, size_t bytes) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    for (Q8Slot& q : q8s) {
+      const auto* src = reinterpret_cast<const uint8_t*>(q.src);
+      if (q.src != nullptr && b < src + q.cols * 4 && src < b + bytes) q.src = nullptr;
+    }
   }
   // An add (y += x) held back so that the next op, when it is the RMSNorm of y, runs fused
   // with it (the residual add before each norm); any other op launches it first.
   // A gated add (from a held sigmoid_mul of x by one gate a row, then y += x) launches as one
   // kernel that also writes the gated x, and does not fuse into the norm.
+  // Decode (one row): the add carries every term of the layer's residual (ResidualTerms: the
+  // shared expert's gated output with its gate's dot, the routed experts' weighted sum) and
+  // runs inside the next RMSNorm of y as one kernel (decode_fused.cu).
   struct PendingAdd {
     float* y = nullptr;
     float* x = nullptr;
     int64_t count = 0;
     const float* gate = nullptr;  // set: x[i] *= sigmoid(gate[i / gate_every]) first
     int64_t gate_every = 0;
+    bool row = false;  // one row of a supported dim: terms below, x and gate unused
+    ResidualTerms terms;
   } pending;
+  // A one-row F32 product of one token (the shared expert's gate, [dim] . x) held for the
+  // sigmoid_mul that reads it; any other op launches it first.
+  struct PendingDot {
+    WeightView wv;
+    const float* x = nullptr;
+    float* y = nullptr;
+  } pending_dot;
+  // A weighted sum of one token's expert outputs held for the add of its output into the
+  // held residual; any other op launches it first.
+  struct PendingWsum {
+    const float* fo = nullptr;
+    const float* w = nullptr;
+    int k = 0;
+    int64_t dim = 0;
+    float* out = nullptr;
+  } pending_wsum;
   // A sigmoid_mul with one gate a row (the shared expert's gate) held back so that the add of
   // its x that follows runs in the same kernel; any other op launches it first.
   struct PendingGate {
     float* x = nullptr;
     const float* gate = nullptr;
     int64_t n = 0, dim = 0;
+    PendingDot dot;  // the gate's held product (one token), if it was held
   } pending_gate;
   // An int8 expert product (gate) held back so that the next op, when it is the product of
   // the same x and ids (up), runs in the same launch; any other op launches it first. Its x
@@ -147,6 +205,7 @@ struct CudaBackend::Impl {
     int64_t n = 0;
     int k = 0;
     float* y = nullptr;
+    Q8Buf xb{};  // x's int8 copy
   } pending_exp;
   // Per-head ops (q/k RMSNorm, RoPE) held back so that a step's chain up to the K/V store
   // runs as one launch (head_chain); any other op launches what is held (count = 0: none).
@@ -168,25 +227,56 @@ struct CudaBackend::Impl {
     chain.count = 0;
     chain.store = false;
   }
-  // Launches the held add and expert product, not the chain.
-  void flush_others() {
+  // Held ops other than the add (whose place in the order they would take if it stayed held).
+  bool holds_others() const {
+    return chain.count > 0 || pending_dot.y != nullptr || pending_gate.x != nullptr ||
+           pending_wsum.out != nullptr || pending_exp.y != nullptr;
+  }
+  void launch_dot(const PendingDot& d) {
+    if (d.y != nullptr && !replay()) gemv(d.wv, d.x, 1, d.y, stream);
+  }
+  // Launches the held gate (with its dot), in issue order.
+  void flush_gate() {
+    launch_dot(pending_dot);
+    pending_dot = {};
     if (pending_gate.x != nullptr && !replay()) {
+      launch_dot(pending_gate.dot);
       cuda::sigmoid_mul(pending_gate.x, pending_gate.gate, pending_gate.n, pending_gate.dim, 1, stream);
     }
     pending_gate = {};
+  }
+  void flush_add() {
     if (pending.y != nullptr && !replay()) {
-      if (pending.gate != nullptr) {
+      if (pending.row) {
+        residual_norm(pending.y, pending.terms, nullptr, pending.count, 0.0f, nullptr, nullptr, stream);
+      } else if (pending.gate != nullptr) {
         gated_add(pending.y, pending.x, pending.gate, pending.count, pending.gate_every, stream);
       } else {
         cuda::add(pending.y, pending.x, pending.count, stream);
       }
     }
     pending = {};
+  }
+  void flush_wsum() {
+    const PendingWsum& w = pending_wsum;
+    if (w.out != nullptr && !replay()) cuda::weighted_sum(w.fo, w.w, 1, w.k, w.dim, w.out, stream);
+    pending_wsum = {};
+  }
+  void flush_experts() {
     if (pending_exp.y != nullptr && !replay()) {
       const PendingExperts& e = pending_exp;
-      gemv_q8_experts(&e.w, &e.y, 1, q8_buffers(e.w.cols), false, e.d_ids, e.n, e.k, stream);
+      gemv_q8_experts(&e.w, &e.y, 1, e.xb, false, e.d_ids, e.n, e.k, stream);
     }
     pending_exp = {};
+  }
+  // Launches the held ops but the chain, in the order they were issued (a dot and its gate
+  // come before the add that reads them; an add held with its weighted sum outstanding reads
+  // the sum's output buffer before the sum writes it).
+  void flush_others() {
+    flush_gate();
+    flush_add();
+    flush_wsum();
+    flush_experts();
   }
   void flush() {
     flush_chain();

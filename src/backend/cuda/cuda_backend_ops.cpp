@@ -23,14 +23,24 @@ void CudaBackend::matmul_multi(std::span<const WeightView> ws, const float* x, i
     const int64_t cols = ws[0].cols;
     impl_->enter(true);
     if (impl_->replay()) return;
-    const Q8Buf b = impl_->q8_buffers(cols);
-    if (impl_->q8_src != x || impl_->q8_cols != cols) quantize_act_q8(x, cols, b.xq, b.xd, b.xs, s);
-    impl_->q8_src = x;
-    impl_->q8_cols = cols;
-    gemv_q8_multi(ws.data(), ys.data(), static_cast<int>(ws.size()), b, s);
-    for (size_t i = 0; i < ws.size(); ++i) {
-      if (ys[i] < x + cols && x < ys[i] + ws[i].rows) impl_->invalidate();  // wrote over x
+    Q8Buf b;
+    if (!impl_->q8_find(x, cols, &b)) {
+      b = impl_->q8_claim(x, cols);
+      quantize_act_q8(x, cols, b.xq, b.xd, b.xs, s);
     }
+    gemv_q8_multi(ws.data(), ys.data(), static_cast<int>(ws.size()), b, s);
+    for (size_t i = 0; i < ws.size(); ++i)
+      impl_->invalidate_if_written(ys[i], static_cast<size_t>(ws[i].rows) * 4);
+    return;
+  }
+  // One token's product with a one-row F32 weight (the shared expert's gate): held for the
+  // sigmoid_mul that reads it, which holds it on into the residual's kernel.
+  if (n == 1 && ws.size() == 1 && ws[0].type == DType::kF32 && ws[0].rows == 1 &&
+      ws[0].row_bytes == static_cast<size_t>(ws[0].cols) * 4 && residual_norm_supported(ws[0].cols)) {
+    impl_->enter(true);
+    impl_->invalidate_if_written(ys[0], 4);
+    if (impl_->replay()) return;
+    impl_->pending_dot = {ws[0], x, ys[0]};
     return;
   }
   // Keeps the int8 copy of x (a float router before int8 expert products) unless a product
@@ -82,17 +92,18 @@ void CudaBackend::matmul_experts(const WeightView& w, const float* x, bool x_per
     const int32_t* d_ids = m.stage_i32(ids, static_cast<size_t>(n * k));
     if (m.replay()) return;
     const int64_t cols = (x_per_slot ? n * k : n) * w.cols;
-    const Q8Buf b = m.q8_buffers(cols);
-    if (m.q8_src != x || m.q8_cols != cols) quantize_act_q8(x, cols, b.xq, b.xd, b.xs, m.stream);
-    m.q8_src = x;
-    m.q8_cols = cols;
+    Q8Buf b;
+    if (!m.q8_find(x, cols, &b)) {
+      b = m.q8_claim(x, cols);
+      quantize_act_q8(x, cols, b.xq, b.xd, b.xs, m.stream);
+    }
     if (join) {
       const WeightView ws[2] = {held.w, w};
       float* const ys[2] = {held.y, y};
       gemv_q8_experts(ws, ys, 2, b, false, d_ids, n, k, m.stream);
       m.invalidate_if_written(held.y, static_cast<size_t>(n * k * held.w.rows) * 4);
     } else if (!x_per_slot) {
-      m.pending_exp = {w, x, ids, d_ids, n, k, y};
+      m.pending_exp = {w, x, ids, d_ids, n, k, y, b};
       return;  // launched by the next op (joined if it is the matching up product)
     } else {
       gemv_q8_experts(&w, &y, 1, b, true, d_ids, n, k, m.stream);
@@ -116,8 +127,11 @@ void CudaBackend::rms_norm(const float* x, const float* weight, int64_t n, int64
                            float* out) {
   impl_->prof_mark("rms_norm");
   Impl& m = *impl_;
+  // One token of a supported dim: the held residual (all its terms) and the norm in one kernel.
+  const bool row = n == 1 && residual_norm_supported(dim);
   // The residual add held back by add() runs inside the norm when it adds into x.
-  const bool fuse_add = m.pending.y == x && m.pending.count == n * dim && m.pending.gate == nullptr;
+  const bool fuse_add = m.pending.y == x && m.pending.count == n * dim &&
+                        (m.pending.row ? row : m.pending.gate == nullptr);
   const Impl::PendingAdd add = m.pending;
   if (fuse_add) m.pending = {};
   // A per-head norm in place (qwen3 q_norm, k_norm): held for the head chain.
@@ -132,16 +146,20 @@ void CudaBackend::rms_norm(const float* x, const float* weight, int64_t n, int64
   }
   m.enter();
   if (m.replay() || n == 0) return;
+  if (row) {
+    ResidualTerms t;
+    if (fuse_add && add.row) t = add.terms;
+    else if (fuse_add) t.plain = add.x;
+    const Q8Buf b = m.q8_claim(out, dim);
+    residual_norm(fuse_add ? add.y : const_cast<float*>(x), t, weight, dim, eps, out, &b, m.stream);
+    return;
+  }
   // One token whose norm feeds the int8 products: quantize it in the same kernel.
   const bool q8 = n == 1 && dim % 32 == 0;
   Q8Buf b{};
-  if (q8) b = m.q8_buffers(dim);
+  if (q8) b = m.q8_claim(out, dim);
   rms_norm_fused(fuse_add ? add.y : nullptr, fuse_add ? add.x : nullptr, x, weight, n, dim, eps,
                  out, q8 ? &b : nullptr, m.stream);
-  if (q8) {
-    m.q8_src = out;
-    m.q8_cols = dim;
-  }
 }
 
 void CudaBackend::rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
@@ -300,15 +318,30 @@ void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv,
 void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, int64_t dim, float* out) {
   impl_->prof_mark("swiglu");
   Impl& m = *impl_;
-  m.enter();
+  const bool q8 = (n == 1 || n * dim <= kSwigluQ8MaxElems) && dim % 32 == 0;
+  // A held per-head RMSNorm of up (the Gated DeltaNet output before its gate): one kernel.
+  const HeadRowOp& c0 = m.chain.op[0];
+  if (q8 && m.chain.count == 1 && !m.chain.store && c0.x == up && c0.norm_w != nullptr &&
+      c0.pos == nullptr && c0.rows * m.chain.dim == n * dim) {
+    const HeadRowOp op = c0;
+    const int hd = m.chain.dim;
+    m.chain.count = 0;
+    m.enter(true);
+    m.invalidate_if_written(out, static_cast<size_t>(n * dim) * 4);
+    if (m.replay()) return;
+    const Q8Buf b = m.q8_claim(out, n * dim);
+    gated_norm_q8(up, op.norm_w, gate, op.rows, hd, op.eps, out, b, m.stream);
+    return;
+  }
+  // Keeps the int8 copies of other activations (the norm's, read again by the shared expert).
+  m.enter(true);
+  m.invalidate_if_written(out, static_cast<size_t>(n * dim) * 4);
   if (m.replay()) return;
   // One token (the input of ffn_down), or one token's k expert slots (the input of the
   // experts' down): quantize for the int8 product in the same kernel.
-  if ((n == 1 || n * dim <= kSwigluQ8MaxElems) && dim % 32 == 0) {
-    const Q8Buf b = m.q8_buffers(n * dim);
+  if (q8) {
+    const Q8Buf b = m.q8_claim(out, n * dim);
     swiglu_q8(gate, up, n * dim, out, b, m.stream);
-    m.q8_src = out;
-    m.q8_cols = n * dim;
     return;
   }
   cuda::swiglu(gate, up, n * dim, out, m.stream);
@@ -319,9 +352,46 @@ void CudaBackend::add(float* y, const float* x, int64_t count) {
   m.prof_mark("add");
   // The add of a held gated x: one kernel for both.
   const Impl::PendingGate g = m.pending_gate;
+  const Impl::PendingWsum ws = m.pending_wsum;
   const bool gated = g.x == x && g.n * g.dim == count;
+  const bool wsum = ws.out == x && ws.dim == count;
   if (gated) m.pending_gate = {};
+  if (wsum) m.pending_wsum = {};
+  // Decode: a term of one token's residual (the gated shared expert, the experts' weighted
+  // sum) joins the residual of y held for its next RMSNorm, in issue order, when nothing else
+  // is held; else the held ops launch and the term starts a residual.
+  if (residual_norm_supported(count) && (wsum || (gated && g.n == 1))) {
+    ResidualTerms t;
+    const bool join = m.pending.y == y && m.pending.row && m.pending.count == count &&
+                      !m.holds_others() && m.pending.terms.k == 0 && (wsum || m.pending.terms.gated == nullptr);
+    if (join) {
+      t = m.pending.terms;
+      m.flush_chain();
+      m.invalidate();
+    } else {
+      m.enter();
+    }
+    if (gated) {
+      t.gated = g.x;
+      if (g.dot.y != nullptr) {
+        t.gate_w = static_cast<const float*>(g.dot.wv.data);
+        t.gate_x = g.dot.x;
+        t.gate_out = g.dot.y;
+      } else {
+        t.gate = g.gate;
+      }
+    } else {
+      t.fo = ws.fo;
+      t.fw = ws.w;
+      t.k = ws.k;
+      t.fo_out = ws.out;
+    }
+    m.pending = {y, nullptr, count, nullptr, 0, true, t};
+    return;
+  }
   m.enter();
+  if (gated) m.launch_dot(g.dot);
+  if (wsum && !m.replay()) cuda::weighted_sum(ws.fo, ws.w, 1, ws.k, ws.dim, ws.out, m.stream);
   if (count == 0) return;
   // Launched by the next op (fused if it is y's RMSNorm and the add is not gated).
   m.pending = {y, const_cast<float*>(x), count, gated ? g.gate : nullptr, gated ? g.dim : 0};
@@ -341,6 +411,16 @@ void CudaBackend::topk_softmax(const float* logits, int64_t n, int num_experts, 
 void CudaBackend::weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim,
                                float* out) {
   impl_->prof_mark("weighted_sum");
+  Impl& m = *impl_;
+  // One token: held for the add of out into the held residual (the residual stays held when
+  // nothing else is; it reads out's old contents first, as it was issued first).
+  if (n == 1 && residual_norm_supported(dim)) {
+    if (m.holds_others()) m.enter();
+    m.invalidate();
+    if (m.replay()) return;
+    m.pending_wsum = {x, weights, k, dim, out};
+    return;
+  }
   impl_->enter();
   if (impl_->replay()) return;
   cuda::weighted_sum(x, weights, n, k, dim, out, impl_->stream);
@@ -375,13 +455,19 @@ void CudaBackend::gated_delta_rule(const float* qkv, const float* alpha, const f
 void CudaBackend::sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim,
                               int64_t gate_dim) {
   impl_->prof_mark("sigmoid_mul");
+  Impl& m = *impl_;
+  // The held product that computed a one-token gate stays held with the gate.
+  const Impl::PendingDot dot = m.pending_dot;
+  const bool with_dot = gate_dim == 1 && n == 1 && dot.y == gate;
+  if (with_dot) m.pending_dot = {};
   // Keeps the int8 copy of the FFN input (the router and experts read it next).
   impl_->enter(true);
   impl_->invalidate_if_written(x, static_cast<size_t>(n * dim) * 4);
   if (gate_dim == 1 && n * dim > 0) {  // held: joins the add of x that usually follows
-    impl_->pending_gate = {x, gate, n, dim};
+    impl_->pending_gate = {x, gate, n, dim, with_dot ? dot : Impl::PendingDot{}};
     return;
   }
+  if (with_dot) m.launch_dot(dot);
   if (impl_->replay()) return;
   cuda::sigmoid_mul(x, gate, n, dim, gate_dim, impl_->stream);
 }

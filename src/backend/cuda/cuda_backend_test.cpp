@@ -104,6 +104,71 @@ TEST(CudaBackend, FusedOpsMatchReference) {
   EXPECT_LT(rel_err(g.down(y, ref.size()), ref), matmul_tol(DType::kQ4_K, 1));
 }
 
+// One token's residual as the MoE decoder issues it (the shared expert's gate product,
+// sigmoid_mul, add; weighted sum, add) held and run inside the next RMSNorm, whose int8 copy
+// feeds a product; every intermediate buffer ends as the unfused ops leave it. Dims 2048 (a
+// float4 a thread) and 6144 (two), and a norm with no held residual.
+TEST(CudaBackend, DecodeResidualFusionMatchesReference) {
+  REQUIRE_GPU();
+  Gpu g;
+  Rng rng(31);
+  for (const int64_t dim : {int64_t{2048}, int64_t{6144}}) {
+    const int k = 8, rows = 160;
+    const auto x0 = normal(rng, dim), h = normal(rng, dim), sh0 = normal(rng, dim);
+    const auto wg = normal(rng, dim, 0.02f), fo = normal(rng, k * dim), fw = normal(rng, k);
+    const auto nw = normal(rng, dim);
+    const auto wb = random_weights(rng, DType::kQ8_0, rows, dim);
+    const WeightView hw = host_view(wb, DType::kQ8_0, rows, dim);
+    const WeightView dw = g.be.upload_weight(hw);
+    // Reference: the unfused ops in the decoder's order.
+    std::vector<float> x = x0, sh = sh0, hs(dim), g1(1), out(dim), ref(rows);
+    WeightView gv{wg.data(), DType::kF32, 1, dim, static_cast<size_t>(dim) * 4};
+    cpu::ref::matmul(gv, h.data(), 1, g1.data());
+    cpu::ref::sigmoid_mul(sh.data(), g1.data(), 1, dim, 1);
+    cpu::ref::add(x.data(), sh.data(), dim);
+    cpu::ref::weighted_sum(fo.data(), fw.data(), 1, k, dim, hs.data());
+    cpu::ref::add(x.data(), hs.data(), dim);
+    cpu::ref::rms_norm(x.data(), nw.data(), 1, dim, 1e-6f, out.data());
+    cpu::ref::matmul(hw, out.data(), 1, ref.data());
+    float* dx = g.up(x0);
+    float* dh = g.up(h);
+    float* dsh = g.up(sh0);
+    float* dg = g.out(1);
+    float* dy = g.out(rows);
+    const WeightView dgw = g.be.upload_weight(gv);
+    g.be.matmul(dgw, dh, 1, dg);
+    g.be.sigmoid_mul(dsh, dg, 1, dim, 1);
+    g.be.add(dx, dsh, dim);
+    g.be.weighted_sum(g.up(fo), g.up(fw), 1, k, dim, dh);
+    g.be.add(dx, dh, dim);
+    g.be.rms_norm(dx, g.up(nw), 1, dim, 1e-6f, dh);
+    g.be.matmul(dw, dh, 1, dy);
+    EXPECT_LT(rel_err(g.down(dx, x.size()), x), 1e-6) << dim;
+    EXPECT_LT(rel_err(g.down(dh, out.size()), out), 1e-6) << dim;
+    EXPECT_LT(rel_err(g.down(dsh, sh.size()), sh), 1e-6) << dim;
+    EXPECT_NEAR(g.down(dg, 1)[0], g1[0], 1e-4 * (1 + std::fabs(g1[0]))) << dim;
+    EXPECT_LT(rel_err(g.down(dy, ref.size()), ref), matmul_tol(DType::kQ8_0, 1)) << dim;
+    // The same terms flushed by another op (no norm): x, the gated sh and the sum as above.
+    float* dx2 = g.up(x0);
+    float* dh2 = g.up(h);
+    float* dsh2 = g.up(sh0);
+    g.be.matmul(dgw, dh2, 1, dg);
+    g.be.sigmoid_mul(dsh2, dg, 1, dim, 1);
+    g.be.add(dx2, dsh2, dim);
+    g.be.weighted_sum(g.up(fo), g.up(fw), 1, k, dim, dh2);
+    g.be.add(dx2, dh2, dim);
+    g.be.swiglu(dx2, dx2, 1, dim, g.out(dim));  // any other op
+    EXPECT_LT(rel_err(g.down(dx2, x.size()), x), 1e-6) << dim;
+    EXPECT_LT(rel_err(g.down(dh2, hs.size()), hs), 1e-6) << dim;
+    EXPECT_LT(rel_err(g.down(dsh2, sh.size()), sh), 1e-6) << dim;
+    // A norm of one token with nothing held: out and its int8 copy.
+    g.be.rms_norm(g.up(x), g.up(nw), 1, dim, 1e-6f, dh);
+    g.be.matmul(dw, dh, 1, dy);
+    EXPECT_LT(rel_err(g.down(dh, out.size()), out), 1e-6) << dim;
+    EXPECT_LT(rel_err(g.down(dy, ref.size()), ref), matmul_tol(DType::kQ8_0, 1)) << dim;
+  }
+}
+
 // The per-head chain (q/k RMSNorm, RoPE, K/V store: held back, one launch at the store) and
 // its partial forms (rope only; a chain cut by another op) against the reference ops.
 TEST(CudaBackend, HeadChainMatchesReference) {

@@ -231,10 +231,11 @@ TEST(CudaBackend, SigmoidMulMatchesReference) {
 
 // A tiny synthesized model in F32: greedy tokens identical to the CPU reference; logits close.
 void check_model(const std::string& preset, const std::string& recipe_name,
-                 bool expect_same_tokens) {
+                 bool expect_same_tokens, void (*edit)(model::Hparams&) = nullptr) {
   ThreadPool pool(2);
   model::SynthOptions opts;
   opts.hp = *model::preset_hparams(preset);
+  if (edit != nullptr) edit(opts.hp);
   opts.recipe = *model::find_recipe(recipe_name);
   auto w = model::synthesize(opts, pool);
   ASSERT_TRUE(w.is_ok()) << w.status().to_string();
@@ -289,6 +290,28 @@ TEST(CudaBackend, TinyHybridGreedyMatchesCpu) {
   REQUIRE_GPU();
   check_model("qwen3.5-tiny", "F32", true);
   check_model("qwen3.5-tiny-moe", "F32", true);
+}
+
+// The hybrid MoE at sizes that take the one-token fusions (decode_fused.cu): a dim of 256
+// (the residual with the gated shared expert, its gate's product and the experts' weighted
+// sum in the next norm's kernel) and value heads of 32 (the DeltaNet output's gated norm with
+// its int8 copy); in F32 (same tokens) and Q8_0 (int8 products).
+void mid_hybrid(model::Hparams& hp) {
+  hp.dim = 256;
+  hp.head_dim = 64;
+  hp.delta = {4, 2, 4, 32, 32};
+  hp.expert_ffn_dim = 64;
+  hp.shared_expert_ffn_dim = 128;
+}
+
+TEST(CudaBackend, MidHybridMoeMatchesCpu) {
+  REQUIRE_GPU();
+  check_model("qwen3.5-tiny-moe", "F32", true, mid_hybrid);
+  check_model("qwen3.5-tiny-moe", "Q8_0", false, mid_hybrid);
+  check_model("qwen3.5-tiny", "Q4_K_M", false, [](model::Hparams& hp) {
+    mid_hybrid(hp);
+    hp.ffn_dim = 512;
+  });
 }
 
 }  // namespace

@@ -79,6 +79,33 @@ void rms_norm_fused(float* add_y, const float* add_x, const float* x, const floa
 // out[dim] = silu(gate) * up, also quantized into q8 (dim % 32 == 0).
 void swiglu_q8(const float* gate, const float* up, int64_t dim, float* out, const Q8Buf& q8,
                cudaStream_t s);
+// The residual of one token (decode_fused.cu): y[dim] += its terms (each optional, in this
+// order), then, if weight, out = rms_norm(y) * weight and its int8 copy into q8 (if set).
+//   plain: y += plain
+//   gated: g = *gate, or g = dot(gate_w, gate_x) [dim] (stored to *gate_out if set);
+//          gated *= sigmoid(g) (stored back), y += gated
+//   fo:    s = sum_j fw[j] * fo[j, dim] for j < k (stored to fo_out if set, unless fo_out is
+//          out and the norm runs); y += s
+// gate_x may be out (the dot is taken before out is written). dim % 128 == 0, dim <= 8192.
+struct ResidualTerms {
+  const float* plain = nullptr;
+  float* gated = nullptr;
+  const float* gate = nullptr;
+  const float* gate_w = nullptr;
+  const float* gate_x = nullptr;
+  float* gate_out = nullptr;
+  const float* fo = nullptr;
+  const float* fw = nullptr;
+  int k = 0;
+  float* fo_out = nullptr;
+};
+bool residual_norm_supported(int64_t dim);
+void residual_norm(float* y, const ResidualTerms& t, const float* weight, int64_t dim, float eps,
+                   float* out, const Q8Buf* q8, cudaStream_t s);
+// out[rows, dim] = rms_norm(x) * w * silu(z) per row (the Gated DeltaNet output gate), and
+// its int8 copy (rows * dim elements, as quantize_act_q8). dim % 32 == 0, dim <= 256.
+void gated_norm_q8(const float* x, const float* w, const float* z, int64_t rows, int dim,
+                   float eps, float* out, const Q8Buf& q8, cudaStream_t s);
 struct RopeArgs {
   static constexpr int kMaxPairs = 256;
   int mode_neox = 0;
