@@ -296,8 +296,11 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
         t_fused * 1e3, 100.0 * weight_bytes / t_fused / bw, 1.0 / t_fused);
     CK(cudaGraphExecDestroy(exec));
     CK(cudaGraphDestroy(graph));
-    // Rows per CTA forced to 2, 4, 8 (a graph bakes the launch shapes: capture each anew).
-    for (int rows_per_cta : {2, 4, 8}) {
+    // Kernel and rows per CTA forced (a graph bakes the launch shapes: capture each anew): v3
+    // (the CTA over R rows' parts) at 2 and 4 rows, v5 (a warp per row or two) at 4 and 8.
+    const std::pair<int, int> forced[] = {{3, 2}, {3, 4}, {5, 4}, {5, 8}};
+    for (const auto& [variant, rows_per_cta] : forced) {
+      backend::cuda::set_gemv_q8_variant(variant);
       backend::cuda::set_gemv_q8_rows(rows_per_cta);
       be.matmul(L[0].down, f1, 1, x);
       be.synchronize();
@@ -316,12 +319,13 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
       CK(cudaStreamEndCapture(s, &graph));
       CK(cudaGraphInstantiate(&exec, graph, 0));
       const double t_r = time_it(s, 3, 20, [&] { CK(cudaGraphLaunch(exec, s)); });
-      fmt::print("  fused GEMVs with {} rows per CTA: {:.3f} ms/token ({:.1f}%)\n", rows_per_cta,
-                 t_r * 1e3, 100.0 * weight_bytes / t_r / bw);
+      fmt::print("  fused GEMVs, v{} with {} rows per CTA: {:.3f} ms/token ({:.1f}%)\n", variant,
+                 rows_per_cta, t_r * 1e3, 100.0 * weight_bytes / t_r / bw);
       CK(cudaGraphExecDestroy(exec));
       CK(cudaGraphDestroy(graph));
     }
     backend::cuda::set_gemv_q8_rows(0);
+    backend::cuda::set_gemv_q8_variant(5);
   }
 
   // 2. A whole decode step through the Backend API (eager launches), context 1024, F16 K/V.

@@ -127,11 +127,15 @@ __global__ void __launch_bounds__(32 * kGatedNormWarps)
   const int64_t r = static_cast<int64_t>(blockIdx.x) * kGatedNormWarps + threadIdx.x / 32;
   if (r >= rows) return;
   const int per = dim / 32;
-  float v[kHeadChainMaxDim / 32];
+  // x, z and w in one round of loads.
+  float v[kHeadChainMaxDim / 32], zv[kHeadChainMaxDim / 32], wv[kHeadChainMaxDim / 32];
   float ss = 0.0f;
 #pragma unroll
   for (int j = 0; j < kHeadChainMaxDim / 32; ++j) {
-    v[j] = j < per ? x[r * dim + lane + 32 * j] : 0.0f;
+    const bool in = j < per;
+    v[j] = in ? x[r * dim + lane + 32 * j] : 0.0f;
+    zv[j] = in ? z[r * dim + lane + 32 * j] : 0.0f;
+    wv[j] = in ? w[lane + 32 * j] : 0.0f;
     ss += v[j] * v[j];
   }
 #pragma unroll
@@ -141,8 +145,8 @@ __global__ void __launch_bounds__(32 * kGatedNormWarps)
   for (int j = 0; j < kHeadChainMaxDim / 32; ++j) {
     if (j >= per) break;
     const int64_t i = r * dim + lane + 32 * j;
-    const float g = z[i];
-    const float o = g / (1.0f + expf(-g)) * (v[j] * inv * w[lane + 32 * j]);
+    const float g = zv[j];
+    const float o = g / (1.0f + expf(-g)) * (v[j] * inv * wv[j]);
     out[i] = o;
     q8_store_lane(o, i / 32, lane, q8.xq, q8.xd, q8.xs);
   }

@@ -41,6 +41,9 @@ struct Q8Buf {
 constexpr size_t kMaxGemvSegments = 4;
 // Rows per CTA of the int8 products: 0 (default) picks by size; 2, 4 or 8 force it (bench).
 void set_gemv_q8_rows(int rows_per_cta);
+// The int8 product's kernel: 5 (default; a warp per row) or 3 (a CTA's threads over R rows'
+// parts). STRATA_CUDA_GEMV=3 in the environment picks 3 at start.
+void set_gemv_q8_variant(int variant);
 void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Buf& x,
                    cudaStream_t s);
 // Expert slots: y[n*k, w.rows], slot j = t*k + s uses expert ids[j] (device) and

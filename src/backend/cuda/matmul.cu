@@ -263,12 +263,58 @@ __device__ __forceinline__ void gemv_q8_rows(const uint8_t* wbase, size_t row_by
   }
 }
 
-template <class D, class Dot, int R>
+// v5: a warp per RW rows of the CTA's R = 4 RW, its lanes walking each row's parts 32 apart
+// (unrolled: several 16-byte loads of each lane in flight), reduced by shuffles: no shared
+// memory, no barrier, and no idle threads where a row has fewer parts than the CTA threads
+// (v3 left half of them idle on rows of 2048 Q4_K columns: 64 parts).
+template <class D, class Dot, int RW>
+__device__ __forceinline__ void gemv_q8_warp_rows(const uint8_t* wbase, size_t row_bytes,
+                                                  int64_t rows, int64_t cols, const Q8Act& x,
+                                                  float* y, int64_t row0) {
+  const int lane = static_cast<int>(threadIdx.x) % 32, warp = static_cast<int>(threadIdx.x) / 32;
+  const int64_t r0 = row0 + static_cast<int64_t>(warp) * RW;
+  if (r0 >= rows) return;
+  const int nr = static_cast<int>(min(static_cast<int64_t>(RW), rows - r0));
+  const uint8_t* w = wbase + r0 * row_bytes;
+  const int num_parts = static_cast<int>(cols / D::kBlockElems) * D::kParts;
+  float acc[RW];
+#pragma unroll
+  for (int r = 0; r < RW; ++r) acc[r] = 0.0f;
+#pragma unroll 4
+  for (int i = lane; i < num_parts; i += 32) {
+    const int blk = i / D::kParts, p = i % D::kParts;
+    const int64_t e0 = static_cast<int64_t>(blk) * D::kBlockElems;
+#pragma unroll
+    for (int r = 0; r < RW; ++r) {
+      if (r < nr)
+        acc[r] += Dot::dot(w + r * row_bytes + static_cast<size_t>(blk) * D::kBlockBytes, p, x, e0);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < RW; ++r) {
+    float v = acc[r];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0 && r < nr) y[r0 + r] = v;
+  }
+}
+
+// R rows a CTA: v3 (kWarps false: the CTA's threads walk the parts of R rows together) or v5.
+template <class D, class Dot, int R, bool kWarps>
+__device__ __forceinline__ void gemv_q8_cta(const uint8_t* wbase, size_t row_bytes, int64_t rows,
+                                            int64_t cols, const Q8Act& x, float* y, int64_t row0) {
+  if constexpr (kWarps)
+    gemv_q8_warp_rows<D, Dot, R / (kGemvThreads / 32)>(wbase, row_bytes, rows, cols, x, y, row0);
+  else
+    gemv_q8_rows<D, Dot, R>(wbase, row_bytes, rows, cols, x, y, row0);
+}
+
+template <class D, class Dot, int R, bool kWarps>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_q8_kernel(const uint8_t* wbase, size_t row_bytes, int64_t rows, int64_t cols, Q8Act x,
                    float* y) {
-  gemv_q8_rows<D, Dot, R>(wbase, row_bytes, rows, cols, x, y,
-                          static_cast<int64_t>(blockIdx.x) * R);
+  gemv_q8_cta<D, Dot, R, kWarps>(wbase, row_bytes, rows, cols, x, y,
+                                 static_cast<int64_t>(blockIdx.x) * R);
 }
 
 // Several weights of one cols in one launch (v4, bench/cuda/NOTES.md): CTAs [cta_begin of
@@ -287,7 +333,7 @@ struct GemvSegs {
   int64_t cols;
 };
 
-template <int R>
+template <int R, bool kWarps>
 __global__ void __launch_bounds__(kGemvThreads) gemv_q8_multi_kernel(GemvSegs a, Q8Act x) {
   int i = 0;
 #pragma unroll
@@ -297,16 +343,16 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_q8_multi_kernel(GemvSegs a,
   const int64_t row0 = static_cast<int64_t>(blockIdx.x - g.cta_begin) * R;
   switch (g.type) {
     case DType::kQ8_0:
-      gemv_q8_rows<DeqQ8_0, DotQ8_0, R>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
+      gemv_q8_cta<DeqQ8_0, DotQ8_0, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
       break;
     case DType::kQ4_0:
-      gemv_q8_rows<DeqQ4_0, DotQ4_0, R>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
+      gemv_q8_cta<DeqQ4_0, DotQ4_0, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
       break;
     case DType::kQ4_K:
-      gemv_q8_rows<DeqQ4_K, DotQ4_K, R>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
+      gemv_q8_cta<DeqQ4_K, DotQ4_K, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
       break;
     default:
-      gemv_q8_rows<DeqQ6_K, DotQ6_K, R>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
+      gemv_q8_cta<DeqQ6_K, DotQ6_K, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
       break;
   }
 }
@@ -477,25 +523,44 @@ void quantize_act_q8(const float* x, int64_t cols, int8_t* xq, float* xd, int32_
 
 namespace {
 int g_gemv_q8_rows = 0;  // 0: by size (bench/cuda sets 2, 4 or 8 to compare)
+// 5 (default): warp rows (v5); 3: the CTA walks R rows' parts together (v3). STRATA_CUDA_GEMV
+// in the environment, or set_gemv_q8_variant (bench), picks one.
+int g_gemv_q8_variant = [] {
+  const char* v = std::getenv("STRATA_CUDA_GEMV");
+  return v != nullptr && std::atoi(v) == 3 ? 3 : 5;
+}();
 
 int gemv_q8_rows_for(int64_t rows) {
   if (g_gemv_q8_rows != 0) return g_gemv_q8_rows;
   (void)rows;
-  return 2;  // run 7: 2 rows a CTA beat 4 (and 8) on every shape of the fused decode step
+  // run 7 (v3): 2 rows a CTA beat 4 (and 8) on every shape of the fused decode step. v5: a
+  // warp per row (4 a CTA).
+  return g_gemv_q8_variant == 5 ? 4 : 2;
+}
+
+template <class D, class Dot, int R>
+void launch_gemv_q8_r(const WeightView& w, const Q8Act& x, float* y, unsigned grid, cudaStream_t s) {
+  const auto* wb = static_cast<const uint8_t*>(w.data);
+  if constexpr (R >= 4) {
+    if (g_gemv_q8_variant == 5) {
+      gemv_q8_kernel<D, Dot, R, true><<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
+      return;
+    }
+  }
+  gemv_q8_kernel<D, Dot, R, false><<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
 }
 
 template <class D, class Dot>
 void launch_gemv_q8(const WeightView& w, const Q8Act& x, float* y, cudaStream_t s) {
   STRATA_CHECK(w.cols % D::kBlockElems == 0);
-  const auto* wb = static_cast<const uint8_t*>(w.data);
   const int R = gemv_q8_rows_for(w.rows);
   const auto grid = static_cast<unsigned>((w.rows + R - 1) / R);
   if (R == 8)
-    gemv_q8_kernel<D, Dot, 8><<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
+    launch_gemv_q8_r<D, Dot, 8>(w, x, y, grid, s);
   else if (R == 4)
-    gemv_q8_kernel<D, Dot, 4><<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
+    launch_gemv_q8_r<D, Dot, 4>(w, x, y, grid, s);
   else
-    gemv_q8_kernel<D, Dot, 2><<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
+    launch_gemv_q8_r<D, Dot, 2>(w, x, y, grid, s);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 }  // namespace
@@ -503,6 +568,11 @@ void launch_gemv_q8(const WeightView& w, const Q8Act& x, float* y, cudaStream_t 
 void set_gemv_q8_rows(int rows_per_cta) {
   STRATA_CHECK(rows_per_cta == 0 || rows_per_cta == 2 || rows_per_cta == 4 || rows_per_cta == 8);
   g_gemv_q8_rows = rows_per_cta;
+}
+
+void set_gemv_q8_variant(int variant) {
+  STRATA_CHECK(variant == 3 || variant == 5);
+  g_gemv_q8_variant = variant;
 }
 
 void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32_t* xs, float* y,
@@ -549,12 +619,17 @@ void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Bu
     ctas += static_cast<unsigned>((w.rows + R - 1) / R);
   }
   const Q8Act x{reinterpret_cast<const int*>(xb.xq), xb.xd, xb.xs};
-  if (R == 8)
-    gemv_q8_multi_kernel<8><<<ctas, kGemvThreads, 0, s>>>(a, x);
+  const bool warps = g_gemv_q8_variant == 5 && R >= 4;
+  if (R == 8 && warps)
+    gemv_q8_multi_kernel<8, true><<<ctas, kGemvThreads, 0, s>>>(a, x);
+  else if (R == 4 && warps)
+    gemv_q8_multi_kernel<4, true><<<ctas, kGemvThreads, 0, s>>>(a, x);
+  else if (R == 8)
+    gemv_q8_multi_kernel<8, false><<<ctas, kGemvThreads, 0, s>>>(a, x);
   else if (R == 4)
-    gemv_q8_multi_kernel<4><<<ctas, kGemvThreads, 0, s>>>(a, x);
+    gemv_q8_multi_kernel<4, false><<<ctas, kGemvThreads, 0, s>>>(a, x);
   else
-    gemv_q8_multi_kernel<2><<<ctas, kGemvThreads, 0, s>>>(a, x);
+    gemv_q8_multi_kernel<2, false><<<ctas, kGemvThreads, 0, s>>>(a, x);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 

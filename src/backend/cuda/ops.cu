@@ -161,41 +161,43 @@ __global__ void topk_warp_kernel(const float* logits, int64_t n, int num_experts
   for (int i = 0; i < kTopkPerLane; ++i) mx = fmaxf(mx, lv[i]);
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-  double ex[kTopkPerLane];
   double sum = 0;
 #pragma unroll
-  for (int i = 0; i < kTopkPerLane; ++i) {
-    const int e = lane + 32 * i;
-    ex[i] = e < num_experts ? exp(static_cast<double>(lv[i]) - mx) : -1.0;
-    if (e < num_experts) sum += ex[i];
-  }
+  for (int i = 0; i < kTopkPerLane; ++i)
+    if (lane + 32 * i < num_experts) sum += exp(static_cast<double>(lv[i]) - mx);
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  // k rounds of a warp argmax over the float logits (exp is increasing, so this is the order
+  // of the probabilities; ties to the lower id), each chosen one's probability as the
+  // reference computes it. v3: the rounds in double (two shuffles a step) were most of the
+  // kernel's time.
 #pragma unroll
-  for (int i = 0; i < kTopkPerLane; ++i) ex[i] = ex[i] >= 0 ? ex[i] / sum : -1.0;
+  for (int i = 0; i < kTopkPerLane; ++i)
+    if (lane + 32 * i >= num_experts) lv[i] = -INFINITY;
   double ksum = 0, chosen_p[kMaxTopK];
   for (int s = 0; s < k; ++s) {
-    double bp = -1;
+    float bv = -INFINITY;
     int best = 0x7fffffff;
 #pragma unroll
     for (int i = 0; i < kTopkPerLane; ++i) {
-      if (ex[i] > bp) {
-        bp = ex[i];
+      if (lv[i] > bv) {
+        bv = lv[i];
         best = lane + 32 * i;
       }
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
-      const double ob = __shfl_xor_sync(0xffffffffu, bp, o);
+      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
       const int oi = __shfl_xor_sync(0xffffffffu, best, o);
-      if (ob > bp || (ob == bp && oi < best)) {
-        bp = ob;
+      if (ov > bv || (ov == bv && oi < best)) {
+        bv = ov;
         best = oi;
       }
     }
 #pragma unroll
     for (int i = 0; i < kTopkPerLane; ++i)
-      if (lane + 32 * i == best) ex[i] = -1.0;  // taken
+      if (lane + 32 * i == best) lv[i] = -INFINITY;  // taken
+    const double bp = exp(static_cast<double>(bv) - mx) / sum;
     chosen_p[s] = bp;
     ksum += bp;
     if (lane == 0) ids[t * k + s] = best;
