@@ -399,6 +399,18 @@ TEST(CudaBackend, ExpertsInt8MatchReference) {
       EXPECT_LT(rel_err(got_g, rg), 1.5e-2) << dtype_name(t) << " gate cols " << cols;
       EXPECT_LT(rel_err(got_u, ru), 1.5e-2) << dtype_name(t) << " up cols " << cols;
       EXPECT_LT(rel_err(g.down(yd, rd.size()), rd), 3e-2) << dtype_name(t) << " down cols " << cols;
+      // gate, up and SwiGLU with nothing between: one launch, the SwiGLU and its int8 copy by
+      // each slot's last CTA; twice, as its counters must be left zero.
+      for (int rep = 0; rep < 2; ++rep) {
+        float *yg2 = g.out(rg.size()), *yu2 = g.out(ru.size()), *yd2 = g.out(rd.size());
+        g.be.matmul_experts(dg, dx, false, di, 1, k, yg2);
+        g.be.matmul_experts(du, dx, false, di, 1, k, yu2);
+        g.be.swiglu(yg2, yu2, k, ffn, yg2);
+        g.be.matmul_experts(dd, yg2, true, di, 1, k, yd2);
+        EXPECT_LT(rel_err(g.down(yu2, ru.size()), ru), 1.5e-2) << dtype_name(t) << " up (fused) " << cols;
+        EXPECT_LT(rel_err(g.down(yg2, rs.size()), rs), 3e-2) << dtype_name(t) << " swiglu (fused) " << cols;
+        EXPECT_LT(rel_err(g.down(yd2, rd.size()), rd), 3e-2) << dtype_name(t) << " down (fused) " << cols;
+      }
       // A lone product (nothing to join), 37 rows, host ids; x shared and per slot.
       const WeightView ho = experts_of(t, experts, 37, cols, ob);
       const WeightView d_o = g.be.upload_weight(ho);
