@@ -39,7 +39,6 @@ CudaBackend::~CudaBackend() {
   for (void* p : impl_->weights) cudaFree(p);
   if (impl_->ring_host != nullptr) cudaFreeHost(impl_->ring_host);
   if (impl_->ring_dev != nullptr) cudaFree(impl_->ring_dev);
-  if (impl_->glu_counters != nullptr) cudaFree(impl_->glu_counters);
   impl_->w_bf16.release();
   impl_->x_bf16.release();
   impl_->partial.release();

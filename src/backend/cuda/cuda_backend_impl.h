@@ -206,22 +206,7 @@ struct CudaBackend::Impl {
     int k = 0;
     float* y = nullptr;
     Q8Buf xb{};  // x's int8 copy
-    // Joined (up after gate): the pair is held on for the SwiGLU that reads both, which the
-    // launch then does too (ExpertGlu).
-    WeightView w2;
-    float* y2 = nullptr;
   } pending_exp;
-  // Zeroed counters for ExpertGlu (kGluCounters slots), allocated before any graph capture
-  // (the first step of a key runs eagerly).
-  static constexpr int64_t kGluCounters = 1024;
-  unsigned* glu_counters = nullptr;
-  unsigned* glu_counter_buffer() {
-    if (glu_counters == nullptr) {
-      STRATA_CUDA_CHECK(cudaMalloc(&glu_counters, kGluCounters * sizeof(unsigned)));
-      STRATA_CUDA_CHECK(cudaMemsetAsync(glu_counters, 0, kGluCounters * sizeof(unsigned), stream));
-    }
-    return glu_counters;
-  }
   // Per-head ops (q/k RMSNorm, RoPE) held back so that a step's chain up to the K/V store
   // runs as one launch (head_chain); any other op launches what is held (count = 0: none).
   HeadChainArgs chain{};
@@ -246,10 +231,6 @@ struct CudaBackend::Impl {
   bool holds_others() const {
     return chain.count > 0 || pending_dot.y != nullptr || pending_gate.x != nullptr ||
            pending_wsum.out != nullptr || pending_exp.y != nullptr;
-  }
-  bool holds_others_than_experts() const {
-    return chain.count > 0 || pending_dot.y != nullptr || pending_gate.x != nullptr ||
-           pending.y != nullptr || pending_wsum.out != nullptr;
   }
   void launch_dot(const PendingDot& d) {
     if (d.y != nullptr && !replay()) gemv(d.wv, d.x, 1, d.y, stream);
@@ -284,9 +265,7 @@ struct CudaBackend::Impl {
   void flush_experts() {
     if (pending_exp.y != nullptr && !replay()) {
       const PendingExperts& e = pending_exp;
-      const WeightView ws[2] = {e.w, e.w2};
-      float* const ys[2] = {e.y, e.y2};
-      gemv_q8_experts(ws, ys, e.y2 != nullptr ? 2 : 1, e.xb, false, e.d_ids, e.n, e.k, stream);
+      gemv_q8_experts(&e.w, &e.y, 1, e.xb, false, e.d_ids, e.n, e.k, stream);
     }
     pending_exp = {};
   }

@@ -98,13 +98,10 @@ void CudaBackend::matmul_experts(const WeightView& w, const float* x, bool x_per
       quantize_act_q8(x, cols, b.xq, b.xd, b.xs, m.stream);
     }
     if (join) {
-      // Held on: launched by the next op, with the SwiGLU if that is the op.
+      const WeightView ws[2] = {held.w, w};
+      float* const ys[2] = {held.y, y};
+      gemv_q8_experts(ws, ys, 2, b, false, d_ids, n, k, m.stream);
       m.invalidate_if_written(held.y, static_cast<size_t>(n * k * held.w.rows) * 4);
-      m.invalidate_if_written(y, static_cast<size_t>(n * k * w.rows) * 4);
-      m.pending_exp = held;
-      m.pending_exp.w2 = w;
-      m.pending_exp.y2 = y;
-      return;
     } else if (!x_per_slot) {
       m.pending_exp = {w, x, ids, d_ids, n, k, y, b};
       return;  // launched by the next op (joined if it is the matching up product)
@@ -322,24 +319,6 @@ void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, int64_t 
   impl_->prof_mark("swiglu");
   Impl& m = *impl_;
   const bool q8 = (n == 1 || n * dim <= kSwigluQ8MaxElems) && dim % 32 == 0;
-  // The held gate/up expert pair of these slots: SwiGLU and its int8 copy in the same launch.
-  const Impl::PendingExperts& pe = m.pending_exp;
-  if (q8 && pe.y2 != nullptr && pe.y == gate && pe.y2 == up && pe.n * pe.k == n &&
-      pe.w.rows == dim && pe.w2.rows == dim && n <= Impl::kGluCounters && !m.holds_others_than_experts()) {
-    const Impl::PendingExperts e = pe;
-    m.pending_exp = {};
-    m.enter(true);
-    m.invalidate_if_written(out, static_cast<size_t>(n * dim) * 4);
-    if (m.replay()) return;
-    ExpertGlu glu;
-    glu.out = out;
-    glu.q8 = m.q8_claim(out, n * dim);
-    glu.counters = m.glu_counter_buffer();
-    const WeightView ws[2] = {e.w, e.w2};
-    float* const ys[2] = {e.y, e.y2};
-    gemv_q8_experts(ws, ys, 2, e.xb, false, e.d_ids, e.n, e.k, m.stream, &glu);
-    return;
-  }
   // A held per-head RMSNorm of up (the Gated DeltaNet output before its gate): one kernel.
   const HeadRowOp& c0 = m.chain.op[0];
   if (q8 && m.chain.count == 1 && !m.chain.store && c0.x == up && c0.norm_w != nullptr &&

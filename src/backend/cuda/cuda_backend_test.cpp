@@ -399,8 +399,8 @@ TEST(CudaBackend, ExpertsInt8MatchReference) {
       EXPECT_LT(rel_err(got_g, rg), 1.5e-2) << dtype_name(t) << " gate cols " << cols;
       EXPECT_LT(rel_err(got_u, ru), 1.5e-2) << dtype_name(t) << " up cols " << cols;
       EXPECT_LT(rel_err(g.down(yd, rd.size()), rd), 3e-2) << dtype_name(t) << " down cols " << cols;
-      // gate, up and SwiGLU with nothing between: one launch, the SwiGLU and its int8 copy by
-      // each slot's last CTA; twice, as its counters must be left zero.
+      // gate, up and SwiGLU with nothing between (the pair in one launch, the SwiGLU writing
+      // the int8 copy that down reads), twice.
       for (int rep = 0; rep < 2; ++rep) {
         float *yg2 = g.out(rg.size()), *yu2 = g.out(ru.size()), *yd2 = g.out(rd.size());
         g.be.matmul_experts(dg, dx, false, di, 1, k, yg2);

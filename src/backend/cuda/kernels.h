@@ -41,8 +41,8 @@ struct Q8Buf {
 constexpr size_t kMaxGemvSegments = 4;
 // Rows per CTA of the int8 products: 0 (default) picks by size; 2, 4 or 8 force it (bench).
 void set_gemv_q8_rows(int rows_per_cta);
-// The int8 product's kernel: 5 (default; a warp per row) or 3 (a CTA's threads over R rows'
-// parts). STRATA_CUDA_GEMV=3 in the environment picks 3 at start.
+// The int8 product's kernel: 0 (default: by shape), 5 (a warp per row) or 3 (a CTA's threads
+// over R rows' parts). STRATA_CUDA_GEMV=3 or 5 in the environment picks one at start.
 void set_gemv_q8_variant(int variant);
 void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Buf& x,
                    cudaStream_t s);
@@ -53,17 +53,8 @@ void gemv_experts(const WeightView& w, const float* x, bool x_per_slot, const in
 // Expert slots on int8 activations (types as gemv_q8): for each of count <= 2 weights of one
 // cols (gate and up, one launch), ys[i][j, ws[i].rows] = ws[i][ids[j]] . x row, j < n*k, where
 // x row = j if x_per_slot else j / k, quantized in xb as quantize_act_q8 does ([rows, cols]).
-// With glu (count 2, gate then up, rows % 32 == 0): also glu.out [slots, rows] = silu(gate) *
-// up and its int8 copy in glu.q8 (as swiglu_q8 of all slots), by each slot's last CTA;
-// glu.counters [slots] must be zero (they are left zero).
-struct ExpertGlu {
-  float* out = nullptr;
-  Q8Buf q8{};
-  unsigned* counters = nullptr;
-};
 void gemv_q8_experts(const WeightView* ws, float* const* ys, int count, const Q8Buf& xb,
-                     bool x_per_slot, const int32_t* ids, int64_t n, int k, cudaStream_t s,
-                     const ExpertGlu* glu = nullptr);
+                     bool x_per_slot, const int32_t* ids, int64_t n, int k, cudaStream_t s);
 // MoE prefill (CudaBackend::matmul_experts of many tokens): the slots of expert e are
 // order[offsets[e] .. offsets[e + 1]) (device). Gather: xb[e, i, cols] bf16 <- x row of the
 // i-th slot of e (x row = slot if x_per_slot else slot / k), zeros past its count, i <

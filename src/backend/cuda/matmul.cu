@@ -374,7 +374,6 @@ struct ExpertArgs {
   const int32_t* ids;  // [slots]
   int k;
   bool x_per_slot;  // x row = slot, else slot / k
-  ExpertGlu glu;    // set: the SwiGLU of gate and up (count 2) by each slot's last CTA
 };
 constexpr int kExpertRowGroups = 2;
 
@@ -413,52 +412,26 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_q8_experts_kernel(ExpertArg
   const int warp = static_cast<int>(threadIdx.x) / 32;
   const int64_t row_base =
       (static_cast<int64_t>(blockIdx.x) * (kGemvThreads / 32) + warp) * kRowsPerWarp;
+  if (row_base >= g.rows) return;
   const int64_t slot = blockIdx.y;
-  if (row_base < g.rows) {  // no early exit: the epilogue below waits for every warp
-    const int64_t xr = a.x_per_slot ? slot : slot / a.k;
-    const Q8Act xs{x.xq + xr * a.cols / 4, x.xd + xr * a.cols / 32, x.xs + xr * a.cols / 16};
-    const uint8_t* w = g.w + static_cast<size_t>(a.ids[slot]) * g.expert_bytes;
-    float* y = g.y + slot * g.rows;
-    switch (g.type) {
-      case DType::kQ8_0:
-        expert_rows<DeqQ8_0, DotQ8_0, LPR>(g, a.cols, xs, y, w, row_base);
-        break;
-      case DType::kQ4_0:
-        expert_rows<DeqQ4_0, DotQ4_0, LPR>(g, a.cols, xs, y, w, row_base);
-        break;
-      case DType::kQ4_K:
-        expert_rows<DeqQ4_K, DotQ4_K, LPR>(g, a.cols, xs, y, w, row_base);
-        break;
-      default:
-        expert_rows<DeqQ6_K, DotQ6_K, LPR>(g, a.cols, xs, y, w, row_base);
-        break;
-    }
+  const int64_t xr = a.x_per_slot ? slot : slot / a.k;
+  const Q8Act xs{x.xq + xr * a.cols / 4, x.xd + xr * a.cols / 32, x.xs + xr * a.cols / 16};
+  const uint8_t* w = g.w + static_cast<size_t>(a.ids[slot]) * g.expert_bytes;
+  float* y = g.y + slot * g.rows;
+  switch (g.type) {
+    case DType::kQ8_0:
+      expert_rows<DeqQ8_0, DotQ8_0, LPR>(g, a.cols, xs, y, w, row_base);
+      break;
+    case DType::kQ4_0:
+      expert_rows<DeqQ4_0, DotQ4_0, LPR>(g, a.cols, xs, y, w, row_base);
+      break;
+    case DType::kQ4_K:
+      expert_rows<DeqQ4_K, DotQ4_K, LPR>(g, a.cols, xs, y, w, row_base);
+      break;
+    default:
+      expert_rows<DeqQ6_K, DotQ6_K, LPR>(g, a.cols, xs, y, w, row_base);
+      break;
   }
-  if (a.glu.out == nullptr) return;
-  // MoE v7: the slot's last CTA (of gate's and up's) applies SwiGLU to the slot's rows and
-  // quantizes them (as swiglu_q8), instead of a kernel of its own after this one. Every
-  // thread's stores are fenced before the CTA counts itself; the last one reads through L2.
-  __shared__ bool last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    const unsigned total = gridDim.x * gridDim.z;
-    last = atomicAdd(a.glu.counters + slot, 1u) == total - 1;
-  }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  const int64_t rows = a.seg[0].rows, lane = threadIdx.x % 32;
-  const float* gy = a.seg[0].y + slot * rows;
-  const float* uy = a.seg[1].y + slot * rows;
-  for (int64_t b = warp; b < rows / 32; b += kGemvThreads / 32) {
-    const int64_t e = 32 * b + lane;
-    const float gv = __ldcg(gy + e), uv = __ldcg(uy + e);
-    const float v = gv / (1.0f + expf(-gv)) * uv;
-    a.glu.out[slot * rows + e] = v;
-    q8_store_lane(v, (slot * rows) / 32 + b, static_cast<int>(lane), a.glu.q8.xq, a.glu.q8.xd, a.glu.q8.xs);
-  }
-  if (threadIdx.x == 0) a.glu.counters[slot] = 0;
 }
 
 // One warp per 32 elements (lane = element): d = amax / 127, q = round-half-even(x / d),
@@ -550,27 +523,31 @@ void quantize_act_q8(const float* x, int64_t cols, int8_t* xq, float* xd, int32_
 
 namespace {
 int g_gemv_q8_rows = 0;  // 0: by size (bench/cuda sets 2, 4 or 8 to compare)
-// 5 (default): warp rows (v5); 3: the CTA walks R rows' parts together (v3). STRATA_CUDA_GEMV
-// in the environment, or set_gemv_q8_variant (bench), picks one.
+// 0 (default): by shape (below); 5: v5 (a warp per row) everywhere; 3: v3 (the CTA walks R
+// rows' parts together) everywhere. STRATA_CUDA_GEMV in the environment, or
+// set_gemv_q8_variant (bench), picks one.
 int g_gemv_q8_variant = [] {
   const char* v = std::getenv("STRATA_CUDA_GEMV");
-  return v != nullptr && std::atoi(v) == 3 ? 3 : 5;
+  const int n = v != nullptr ? std::atoi(v) : 0;
+  return n == 3 || n == 5 ? n : 0;
 }();
 
-// Rows per CTA, and through it the kernel (4 and 8 take v5 where chosen). run 7 (v3): 2 rows
-// a CTA beat 4 (and 8) on every shape of the Qwen3-8B decode step (4096 columns and more);
-// run 21: v5 (a warp per row, 4 a CTA) is 4-6% faster on the Qwen3.6-35B-A3B step (2048
-// columns, where v3 leaves half its threads idle on Q4_K rows) and 4% slower on Qwen3-8B.
-int gemv_q8_rows_for(int64_t cols) {
+// Rows per CTA, and through it the kernel (4 and 8 take v5). run 7 (v3): 2 rows a CTA beat 4
+// (and 8) on every shape of the Qwen3-8B decode step. run 21: v5 (a warp per row, 4 a CTA)
+// made the Qwen3.6-35B-A3B step 4-6% faster (rows of 2048 and 4096 columns: v3 leaves half
+// its threads idle on 2048-column Q4_K rows) and the Qwen3-8B products 4% slower (v3 2.578
+// vs v5 2.682 ms): v5 for rows of up to 2048 columns or matrices of up to 4096 rows.
+int gemv_q8_rows_for(int64_t rows, int64_t cols) {
   if (g_gemv_q8_rows != 0) return g_gemv_q8_rows;
-  return g_gemv_q8_variant == 5 && cols <= 2048 ? 4 : 2;
+  if (g_gemv_q8_variant != 0) return g_gemv_q8_variant == 5 ? 4 : 2;
+  return cols <= 2048 || rows <= 4096 ? 4 : 2;
 }
 
 template <class D, class Dot, int R>
 void launch_gemv_q8_r(const WeightView& w, const Q8Act& x, float* y, unsigned grid, cudaStream_t s) {
   const auto* wb = static_cast<const uint8_t*>(w.data);
   if constexpr (R >= 4) {
-    if (g_gemv_q8_variant == 5) {
+    if (g_gemv_q8_variant != 3) {
       gemv_q8_kernel<D, Dot, R, true><<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
       return;
     }
@@ -581,7 +558,7 @@ void launch_gemv_q8_r(const WeightView& w, const Q8Act& x, float* y, unsigned gr
 template <class D, class Dot>
 void launch_gemv_q8(const WeightView& w, const Q8Act& x, float* y, cudaStream_t s) {
   STRATA_CHECK(w.cols % D::kBlockElems == 0);
-  const int R = gemv_q8_rows_for(w.cols);
+  const int R = gemv_q8_rows_for(w.rows, w.cols);
   const auto grid = static_cast<unsigned>((w.rows + R - 1) / R);
   if (R == 8)
     launch_gemv_q8_r<D, Dot, 8>(w, x, y, grid, s);
@@ -599,7 +576,7 @@ void set_gemv_q8_rows(int rows_per_cta) {
 }
 
 void set_gemv_q8_variant(int variant) {
-  STRATA_CHECK(variant == 3 || variant == 5);
+  STRATA_CHECK(variant == 0 || variant == 3 || variant == 5);
   g_gemv_q8_variant = variant;
 }
 
@@ -634,8 +611,10 @@ void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Bu
   GemvSegs a{};
   a.count = count;
   a.cols = ws[0].cols;
-  // Rows per CTA as gemv_q8 picks them.
-  const int R = gemv_q8_rows_for(a.cols);
+  int64_t total_rows = 0;
+  for (int i = 0; i < count; ++i) total_rows += ws[i].rows;
+  // Rows per CTA as gemv_q8 picks them for one matrix of all the rows.
+  const int R = gemv_q8_rows_for(total_rows, a.cols);
   unsigned ctas = 0;
   for (int i = 0; i < count; ++i) {
     const WeightView& w = ws[i];
@@ -645,7 +624,7 @@ void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Bu
     ctas += static_cast<unsigned>((w.rows + R - 1) / R);
   }
   const Q8Act x{reinterpret_cast<const int*>(xb.xq), xb.xd, xb.xs};
-  const bool warps = g_gemv_q8_variant == 5 && R >= 4;
+  const bool warps = g_gemv_q8_variant != 3 && R >= 4;
   if (R == 8 && warps)
     gemv_q8_multi_kernel<8, true><<<ctas, kGemvThreads, 0, s>>>(a, x);
   else if (R == 4 && warps)
@@ -660,18 +639,13 @@ void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Bu
 }
 
 void gemv_q8_experts(const WeightView* ws, float* const* ys, int count, const Q8Buf& xb,
-                     bool x_per_slot, const int32_t* ids, int64_t n, int k, cudaStream_t s,
-                     const ExpertGlu* glu) {
+                     bool x_per_slot, const int32_t* ids, int64_t n, int k, cudaStream_t s) {
   STRATA_CHECK(count >= 1 && count <= 2);
   ExpertArgs a{};
   a.cols = ws[0].cols;
   a.ids = ids;
   a.k = k;
   a.x_per_slot = x_per_slot;
-  if (glu != nullptr) {
-    STRATA_CHECK(count == 2 && ws[0].rows == ws[1].rows && ws[0].rows % 32 == 0);
-    a.glu = *glu;
-  }
   int64_t max_rows = 0, parts = 1 << 30;
   for (int i = 0; i < count; ++i) {
     const WeightView& w = ws[i];
