@@ -533,14 +533,16 @@ int g_gemv_q8_variant = [] {
 }();
 
 // Rows per CTA, and through it the kernel (4 and 8 take v5). run 7 (v3): 2 rows a CTA beat 4
-// (and 8) on every shape of the Qwen3-8B decode step. run 21: v5 (a warp per row, 4 a CTA)
-// made the Qwen3.6-35B-A3B step 4-6% faster (rows of 2048 and 4096 columns: v3 leaves half
-// its threads idle on 2048-column Q4_K rows) and the Qwen3-8B products 4% slower (v3 2.578
-// vs v5 2.682 ms): v5 for rows of up to 2048 columns or matrices of up to 4096 rows.
+// (and 8) on every shape of the Qwen3-8B decode step. Runs 21-24 (bench/cuda/NOTES.md): v5
+// (a warp per row, 4 a CTA) everywhere made the Qwen3.6-35B-A3B step 5% faster than v3 (323
+// vs 307 tok/s: rows of 2048 columns, where v3 leaves half its threads idle on Q4_K rows, and
+// matrices of 2048 rows) and Qwen3-8B 2% slower (287 vs 293; its products have 4096 rows or
+// more of 4096 columns or more). This rule gives every product of the first v5 and every
+// product of the second v3.
 int gemv_q8_rows_for(int64_t rows, int64_t cols) {
   if (g_gemv_q8_rows != 0) return g_gemv_q8_rows;
   if (g_gemv_q8_variant != 0) return g_gemv_q8_variant == 5 ? 4 : 2;
-  return cols <= 2048 || rows <= 4096 ? 4 : 2;
+  return cols <= 2048 || rows <= 2048 ? 4 : 2;
 }
 
 template <class D, class Dot, int R>
