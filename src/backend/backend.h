@@ -115,6 +115,14 @@ class Backend {
   // Implementations batch all rows that use one expert.
   virtual void matmul_experts(const WeightView& w, const float* x, bool x_per_slot,
                               const int32_t* ids, int64_t n, int k, float* y) = 0;
+  // One token's expert products with a shared expert as slot k: y[s, w.rows] for s < k as
+  // matmul_experts (n = 1), and y[k, w.rows] = x_row(k) . shared^T (shared.rows == w.rows,
+  // same cols). Backends may run all k + 1 in one launch; the default is the two ops.
+  virtual void matmul_experts_shared(const WeightView& w, const WeightView& shared, const float* x,
+                                     bool x_per_slot, const int32_t* ids, int k, float* y) {
+    matmul_experts(w, x, x_per_slot, ids, 1, k, y);
+    matmul(shared, x_per_slot ? x + static_cast<int64_t>(k) * w.cols : x, 1, y + static_cast<int64_t>(k) * w.rows);
+  }
   // out[n, dim] = x / rms(x) * weight  (weight [dim] f32); out may alias x
   virtual void rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps,
                         float* out) = 0;

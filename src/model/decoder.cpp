@@ -131,7 +131,8 @@ void Decoder::alloc_scratch() {
   free_scratch();
   const auto n = static_cast<size_t>(max_batch_tokens_);
   const auto& hp = hp_;
-  const size_t k = static_cast<size_t>(std::max<int64_t>(1, hp.num_experts_used));
+  // Expert slots a token: a shared expert may run as one more (moe_ffn_block).
+  const size_t k = static_cast<size_t>(std::max<int64_t>(1, hp.num_experts_used) + (hp.shared_expert_ffn_dim > 0 ? 1 : 0));
   const size_t ff = static_cast<size_t>(
       std::max({hp.ffn_dim, hp.num_experts_used * hp.expert_ffn_dim, hp.shared_expert_ffn_dim}));
   x_ = backend_->alloc_f32(n * hp.dim);
@@ -293,25 +294,41 @@ void Decoder::moe_ffn_block(int l, int64_t n) {
   const LayerWeights& L = layers_[static_cast<size_t>(l)];
   backend::Backend& be = *backend_;
   const int k = static_cast<int>(hp_.num_experts_used);
+  const int64_t ef = hp_.expert_ffn_dim;
   be.rms_norm(x_, static_cast<const float*>(L.ffn_norm.data), n, hp_.dim, hp_.rms_eps, h_);
   be.matmul(L.router, h_, n, router_);  // [n, experts]
   be.topk_softmax(router_, n, static_cast<int>(hp_.num_experts), k, hp_.norm_topk_prob, topi_, topw_);
-  be.matmul_experts(L.gate_exps, h_, false, topi_, n, k, f1_);  // [n, k, expert_ffn]
-  be.matmul_experts(L.up_exps, h_, false, topi_, n, k, f2_);    // [n, k, expert_ffn]
-  be.swiglu(f1_, f2_, n * k, hp_.expert_ffn_dim, f1_);
-  be.matmul_experts(L.down_exps, f1_, true, topi_, n, k, fo_);  // [n, k, dim]
-  if (L.up_shexp.data != nullptr) {  // qwen35moe: a shared expert behind a sigmoid gate
-    const int64_t sf = hp_.shared_expert_ffn_dim;
-    const WeightView sh_w[2] = {L.gate_shexp, L.up_shexp};
-    float* const sh_y[2] = {f1_, f2_};
-    be.matmul_multi(sh_w, h_, n, sh_y);  // f1, f2 [n, sf]
-    be.swiglu(f1_, f2_, n, sf, f1_);
-    be.matmul(L.down_shexp, f1_, n, sh_);  // [n, dim]
+  // qwen35moe: a shared expert behind a sigmoid gate. Of one token, and of the routed experts'
+  // size, it runs as slot k beside them (one launch each on CUDA).
+  const bool shared = L.up_shexp.data != nullptr;
+  const bool shared_slot = shared && n == 1 && hp_.shared_expert_ffn_dim == ef;
+  float* sh = sh_;
+  if (shared_slot) {
+    be.matmul_experts_shared(L.gate_exps, L.gate_shexp, h_, false, topi_, k, f1_);  // [k + 1, ef]
+    be.matmul_experts_shared(L.up_exps, L.up_shexp, h_, false, topi_, k, f2_);
+    be.swiglu(f1_, f2_, k + 1, ef, f1_);
+    be.matmul_experts_shared(L.down_exps, L.down_shexp, f1_, true, topi_, k, fo_);  // [k + 1, dim]
+    sh = fo_ + static_cast<int64_t>(k) * hp_.dim;
+  } else {
+    be.matmul_experts(L.gate_exps, h_, false, topi_, n, k, f1_);  // [n, k, expert_ffn]
+    be.matmul_experts(L.up_exps, h_, false, topi_, n, k, f2_);    // [n, k, expert_ffn]
+    be.swiglu(f1_, f2_, n * k, ef, f1_);
+    be.matmul_experts(L.down_exps, f1_, true, topi_, n, k, fo_);  // [n, k, dim]
+    if (shared) {
+      const int64_t sf = hp_.shared_expert_ffn_dim;
+      const WeightView sh_w[2] = {L.gate_shexp, L.up_shexp};
+      float* const sh_y[2] = {f1_, f2_};
+      be.matmul_multi(sh_w, h_, n, sh_y);  // f1, f2 [n, sf]
+      be.swiglu(f1_, f2_, n, sf, f1_);
+      be.matmul(L.down_shexp, f1_, n, sh_);  // [n, dim]
+    }
+  }
+  if (shared) {
     // The gate's product, its sigmoid, the two adds and the weighted sum come last and in this
     // order, so that a backend can run them with the next layer's norm (the CUDA decode path).
     be.matmul(L.shexp_gate, h_, n, shg_);  // [n, 1]
-    be.sigmoid_mul(sh_, shg_, n, hp_.dim, 1);
-    be.add(x_, sh_, n * hp_.dim);
+    be.sigmoid_mul(sh, shg_, n, hp_.dim, 1);
+    be.add(x_, sh, n * hp_.dim);
   }
   be.weighted_sum(fo_, topw_, n, k, hp_.dim, h_);  // [n, dim]
   be.add(x_, h_, n * hp_.dim);

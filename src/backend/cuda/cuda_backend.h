@@ -48,6 +48,8 @@ class CudaBackend final : public Backend {
                     std::span<float* const> ys) override;
   void matmul_experts(const WeightView& w, const float* x, bool x_per_slot, const int32_t* ids,
                       int64_t n, int k, float* y) override;
+  void matmul_experts_shared(const WeightView& w, const WeightView& shared, const float* x,
+                             bool x_per_slot, const int32_t* ids, int k, float* y) override;
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps,
                 float* out) override;
   void rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
@@ -92,6 +94,8 @@ class CudaBackend final : public Backend {
   static constexpr int64_t kGemvMaxTokens = 8;
 
  private:
+  void experts_q8(const WeightView& w, const WeightView* shared, const float* x, bool x_per_slot,
+                  const int32_t* ids, int k, float* y);
   void matmul_one(const WeightView& w, const float* x, int64_t n, float* y);
   struct Impl;
   std::unique_ptr<Impl> impl_;

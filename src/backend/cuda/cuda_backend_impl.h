@@ -206,6 +206,8 @@ struct CudaBackend::Impl {
     int k = 0;
     float* y = nullptr;
     Q8Buf xb{};  // x's int8 copy
+    WeightView sh;  // the shared expert (slot k), if has_shared
+    bool has_shared = false;
   } pending_exp;
   // Per-head ops (q/k RMSNorm, RoPE) held back so that a step's chain up to the K/V store
   // runs as one launch (head_chain); any other op launches what is held (count = 0: none).
@@ -265,7 +267,8 @@ struct CudaBackend::Impl {
   void flush_experts() {
     if (pending_exp.y != nullptr && !replay()) {
       const PendingExperts& e = pending_exp;
-      gemv_q8_experts(&e.w, &e.y, 1, e.xb, false, e.d_ids, e.n, e.k, stream);
+      gemv_q8_experts(&e.w, &e.y, 1, e.xb, false, e.d_ids, e.n, e.k, stream,
+                      e.has_shared ? &e.sh : nullptr);
     }
     pending_exp = {};
   }

@@ -82,33 +82,7 @@ void CudaBackend::matmul_experts(const WeightView& w, const float* x, bool x_per
   impl_->prof_mark("matmul_experts");
   Impl& m = *impl_;
   if (n == 1 && gemv_q8_supported(w.type) && w.cols % 32 == 0) {
-    // Batch 1: int8 products. x (n rows, or n*k with x_per_slot) quantized once; the product
-    // of the same x and ids after a held-back one (up after gate) joins its launch.
-    const Impl::PendingExperts held = m.pending_exp;
-    const bool join = !x_per_slot && held.y != nullptr && held.x == x && held.ids == ids &&
-                      held.n == n && held.k == k && held.w.cols == w.cols;
-    if (join) m.pending_exp = {};
-    m.enter(true);
-    const int32_t* d_ids = m.stage_i32(ids, static_cast<size_t>(n * k));
-    if (m.replay()) return;
-    const int64_t cols = (x_per_slot ? n * k : n) * w.cols;
-    Q8Buf b;
-    if (!m.q8_find(x, cols, &b)) {
-      b = m.q8_claim(x, cols);
-      quantize_act_q8(x, cols, b.xq, b.xd, b.xs, m.stream);
-    }
-    if (join) {
-      const WeightView ws[2] = {held.w, w};
-      float* const ys[2] = {held.y, y};
-      gemv_q8_experts(ws, ys, 2, b, false, d_ids, n, k, m.stream);
-      m.invalidate_if_written(held.y, static_cast<size_t>(n * k * held.w.rows) * 4);
-    } else if (!x_per_slot) {
-      m.pending_exp = {w, x, ids, d_ids, n, k, y, b};
-      return;  // launched by the next op (joined if it is the matching up product)
-    } else {
-      gemv_q8_experts(&w, &y, 1, b, true, d_ids, n, k, m.stream);
-    }
-    m.invalidate_if_written(y, static_cast<size_t>(n * k * w.rows) * 4);
+    experts_q8(w, nullptr, x, x_per_slot, ids, k, y);
     return;
   }
   m.enter();
@@ -121,6 +95,53 @@ void CudaBackend::matmul_experts(const WeightView& w, const float* x, bool x_per
   const int32_t* d_ids = impl_->stage_i32(ids, static_cast<size_t>(n * k));
   if (impl_->replay()) return;
   gemv_experts(w, x, x_per_slot, d_ids, n, k, y, impl_->stream);
+}
+
+void CudaBackend::matmul_experts_shared(const WeightView& w, const WeightView& shared,
+                                        const float* x, bool x_per_slot, const int32_t* ids,
+                                        int k, float* y) {
+  impl_->prof_mark("matmul_experts");
+  if (gemv_q8_supported(w.type) && gemv_q8_supported(shared.type) && w.cols % 32 == 0 &&
+      shared.cols == w.cols && shared.rows == w.rows) {
+    experts_q8(w, &shared, x, x_per_slot, ids, k, y);
+    return;
+  }
+  Backend::matmul_experts_shared(w, shared, x, x_per_slot, ids, k, y);
+}
+
+// One token's expert products on int8 activations (and the shared expert as slot k): x (one
+// row, or one a slot with x_per_slot) quantized once; the product of the same x and ids after
+// a held-back one (up after gate) joins its launch.
+void CudaBackend::experts_q8(const WeightView& w, const WeightView* shared, const float* x,
+                             bool x_per_slot, const int32_t* ids, int k, float* y) {
+  Impl& m = *impl_;
+  const int spt = shared != nullptr ? k + 1 : k;  // slots
+  const Impl::PendingExperts held = m.pending_exp;
+  const bool join = !x_per_slot && held.y != nullptr && held.x == x && held.ids == ids &&
+                    held.k == k && held.w.cols == w.cols && held.has_shared == (shared != nullptr);
+  if (join) m.pending_exp = {};
+  m.enter(true);
+  const int32_t* d_ids = m.stage_i32(ids, static_cast<size_t>(k));
+  if (m.replay()) return;
+  const int64_t cols = (x_per_slot ? spt : 1) * w.cols;
+  Q8Buf b;
+  if (!m.q8_find(x, cols, &b)) {
+    b = m.q8_claim(x, cols);
+    quantize_act_q8(x, cols, b.xq, b.xd, b.xs, m.stream);
+  }
+  if (join) {
+    const WeightView ws[2] = {held.w, w};
+    const WeightView shs[2] = {held.sh, shared != nullptr ? *shared : WeightView{}};
+    float* const ys[2] = {held.y, y};
+    gemv_q8_experts(ws, ys, 2, b, false, d_ids, 1, k, m.stream, shared != nullptr ? shs : nullptr);
+    m.invalidate_if_written(held.y, static_cast<size_t>(spt * held.w.rows) * 4);
+  } else if (!x_per_slot) {
+    m.pending_exp = {w, x, ids, d_ids, 1, k, y, b, shared != nullptr ? *shared : WeightView{}, shared != nullptr};
+    return;  // launched by the next op (joined if it is the matching up product)
+  } else {
+    gemv_q8_experts(&w, &y, 1, b, true, d_ids, 1, k, m.stream, shared);
+  }
+  m.invalidate_if_written(y, static_cast<size_t>(spt * w.rows) * 4);
 }
 
 void CudaBackend::rms_norm(const float* x, const float* weight, int64_t n, int64_t dim, float eps,

@@ -411,6 +411,36 @@ TEST(CudaBackend, ExpertsInt8MatchReference) {
         EXPECT_LT(rel_err(g.down(yg2, rs.size()), rs), 3e-2) << dtype_name(t) << " swiglu (fused) " << cols;
         EXPECT_LT(rel_err(g.down(yd2, rd.size()), rd), 3e-2) << dtype_name(t) << " down (fused) " << cols;
       }
+      // The shared expert as slot k (gate and up joined, SwiGLU over k + 1 slots, down per
+      // slot); its weights in another type.
+      {
+        const DType st = t == DType::kQ8_0 ? DType::kQ4_K : DType::kQ8_0;
+        std::vector<uint8_t> sgb, sub, sdb;
+        const WeightView hsg = experts_of(st, 1, ffn, cols, sgb), hsu = experts_of(st, 1, ffn, cols, sub),
+                         hsd = experts_of(st, 1, cols, ffn, sdb);
+        const WeightView dsg = g.be.upload_weight(hsg), dsu = g.be.upload_weight(hsu),
+                         dsd = g.be.upload_weight(hsd);
+        std::vector<float> sg(ffn), su(ffn), sd(cols);
+        cpu::ref::matmul(hsg, x.data(), 1, sg.data());
+        cpu::ref::matmul(hsu, x.data(), 1, su.data());
+        std::vector<float> eg(rg), eu(ru);  // [k + 1, ffn]
+        eg.insert(eg.end(), sg.begin(), sg.end());
+        eu.insert(eu.end(), su.begin(), su.end());
+        std::vector<float> es((k + 1) * ffn), ed(k * cols);
+        cpu::ref::swiglu(eg.data(), eu.data(), k + 1, ffn, es.data());
+        cpu::ref::matmul_experts(hd, es.data(), true, ids.data(), 1, k, ed.data());
+        cpu::ref::matmul(hsd, es.data() + k * ffn, 1, sd.data());
+        ed.insert(ed.end(), sd.begin(), sd.end());
+        float *zg = g.out(eg.size()), *zu = g.out(eu.size()), *zd = g.out(ed.size());
+        g.be.matmul_experts_shared(dg, dsg, dx, false, di, k, zg);
+        g.be.matmul_experts_shared(du, dsu, dx, false, di, k, zu);
+        const auto got_sg = g.down(zg, eg.size()), got_su = g.down(zu, eu.size());
+        g.be.swiglu(zg, zu, k + 1, ffn, zg);
+        g.be.matmul_experts_shared(dd, dsd, zg, true, di, k, zd);
+        EXPECT_LT(rel_err(got_sg, eg), 1.5e-2) << dtype_name(t) << " shared slot gate " << cols;
+        EXPECT_LT(rel_err(got_su, eu), 1.5e-2) << dtype_name(t) << " shared slot up " << cols;
+        EXPECT_LT(rel_err(g.down(zd, ed.size()), ed), 3e-2) << dtype_name(t) << " shared slot down " << cols;
+      }
       // A lone product (nothing to join), 37 rows, host ids; x shared and per slot.
       const WeightView ho = experts_of(t, experts, 37, cols, ob);
       const WeightView d_o = g.be.upload_weight(ho);

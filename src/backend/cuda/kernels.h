@@ -53,8 +53,11 @@ void gemv_experts(const WeightView& w, const float* x, bool x_per_slot, const in
 // Expert slots on int8 activations (types as gemv_q8): for each of count <= 2 weights of one
 // cols (gate and up, one launch), ys[i][j, ws[i].rows] = ws[i][ids[j]] . x row, j < n*k, where
 // x row = j if x_per_slot else j / k, quantized in xb as quantize_act_q8 does ([rows, cols]).
+// With shared (count weights, each ws[i]'s rows and cols): a token has k + 1 slots, the
+// last one computed with shared[i] (y [n, k + 1, rows]; x rows per slot the same way).
 void gemv_q8_experts(const WeightView* ws, float* const* ys, int count, const Q8Buf& xb,
-                     bool x_per_slot, const int32_t* ids, int64_t n, int k, cudaStream_t s);
+                     bool x_per_slot, const int32_t* ids, int64_t n, int k, cudaStream_t s,
+                     const WeightView* shared = nullptr);
 // MoE prefill (CudaBackend::matmul_experts of many tokens): the slots of expert e are
 // order[offsets[e] .. offsets[e + 1]) (device). Gather: xb[e, i, cols] bf16 <- x row of the
 // i-th slot of e (x row = slot if x_per_slot else slot / k), zeros past its count, i <

@@ -370,10 +370,13 @@ struct ExpertSeg {
 };
 struct ExpertArgs {
   ExpertSeg seg[2];
+  ExpertSeg sh[2];  // the shared expert's weights (slot k of each token), if has_shared
   int64_t cols;
-  const int32_t* ids;  // [slots]
+  const int32_t* ids;  // [tokens, k]
   int k;
-  bool x_per_slot;  // x row = slot, else slot / k
+  int spt;  // slots a token: k, or k + 1 with the shared expert
+  bool has_shared;
+  bool x_per_slot;  // x row = slot, else the slot's token
 };
 constexpr int kExpertRowGroups = 2;
 
@@ -407,16 +410,20 @@ __device__ __forceinline__ void expert_rows(const ExpertSeg& g, int64_t cols, co
 
 template <int LPR>
 __global__ void __launch_bounds__(kGemvThreads) gemv_q8_experts_kernel(ExpertArgs a, Q8Act x) {
-  const ExpertSeg g = blockIdx.z == 0 ? a.seg[0] : a.seg[1];  // no run-time index: no stack
+  const int64_t slot = blockIdx.y, t = slot / a.spt, s = slot % a.spt;
+  const bool shared = a.has_shared && s == a.k;  // MoE v8: the shared expert as slot k
+  // No run-time index into the arrays: no stack.
+  const ExpertSeg g = shared ? (blockIdx.z == 0 ? a.sh[0] : a.sh[1])
+                             : (blockIdx.z == 0 ? a.seg[0] : a.seg[1]);
   constexpr int kRowsPerWarp = kExpertRowGroups * 32 / LPR;
   const int warp = static_cast<int>(threadIdx.x) / 32;
   const int64_t row_base =
       (static_cast<int64_t>(blockIdx.x) * (kGemvThreads / 32) + warp) * kRowsPerWarp;
   if (row_base >= g.rows) return;
-  const int64_t slot = blockIdx.y;
-  const int64_t xr = a.x_per_slot ? slot : slot / a.k;
+  const int64_t xr = a.x_per_slot ? slot : t;
   const Q8Act xs{x.xq + xr * a.cols / 4, x.xd + xr * a.cols / 32, x.xs + xr * a.cols / 16};
-  const uint8_t* w = g.w + static_cast<size_t>(a.ids[slot]) * g.expert_bytes;
+  const uint8_t* w =
+      shared ? g.w : g.w + static_cast<size_t>(a.ids[t * a.k + s]) * g.expert_bytes;
   float* y = g.y + slot * g.rows;
   switch (g.type) {
     case DType::kQ8_0:
@@ -641,13 +648,22 @@ void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Bu
 }
 
 void gemv_q8_experts(const WeightView* ws, float* const* ys, int count, const Q8Buf& xb,
-                     bool x_per_slot, const int32_t* ids, int64_t n, int k, cudaStream_t s) {
+                     bool x_per_slot, const int32_t* ids, int64_t n, int k, cudaStream_t s,
+                     const WeightView* shared) {
   STRATA_CHECK(count >= 1 && count <= 2);
   ExpertArgs a{};
   a.cols = ws[0].cols;
   a.ids = ids;
   a.k = k;
+  a.spt = shared != nullptr ? k + 1 : k;
+  a.has_shared = shared != nullptr;
   a.x_per_slot = x_per_slot;
+  for (int i = 0; shared != nullptr && i < count; ++i) {
+    const WeightView& w = shared[i];
+    STRATA_CHECK(gemv_q8_supported(w.type) && w.cols == a.cols && w.rows == ws[i].rows &&
+                 w.cols % native_block_elems(w.type) == 0);
+    a.sh[i] = {static_cast<const uint8_t*>(w.data), w.row_bytes, 0, w.rows, ys[i], w.type};
+  }
   int64_t max_rows = 0, parts = 1 << 30;
   for (int i = 0; i < count; ++i) {
     const WeightView& w = ws[i];
@@ -664,7 +680,7 @@ void gemv_q8_experts(const WeightView* ws, float* const* ys, int count, const Q8
   const int lpr = parts >= 64 ? 32 : parts >= 32 ? 16 : 8;
   const int64_t rows_per_cta = (kGemvThreads / 32) * kExpertRowGroups * (32 / lpr);
   const dim3 grid(static_cast<unsigned>((max_rows + rows_per_cta - 1) / rows_per_cta),
-                  static_cast<unsigned>(n * k), static_cast<unsigned>(count));
+                  static_cast<unsigned>(n * a.spt), static_cast<unsigned>(count));
   const Q8Act x{reinterpret_cast<const int*>(xb.xq), xb.xd, xb.xs};
   if (lpr == 32)
     gemv_q8_experts_kernel<32><<<grid, kGemvThreads, 0, s>>>(a, x);
