@@ -490,6 +490,13 @@ void CudaBackend::sigmoid_mul(float* x, const float* gate, int64_t n, int64_t di
   }
   if (with_dot) m.launch_dot(dot);
   if (impl_->replay()) return;
+  // One token's elementwise gate (the gated attention output, read next by the output
+  // projection): its int8 copy in the same kernel.
+  if (n == 1 && gate_dim == dim && dim % 32 == 0) {
+    const Q8Buf b = m.q8_claim(x, dim);
+    sigmoid_mul_q8(x, gate, dim, b, impl_->stream);
+    return;
+  }
   cuda::sigmoid_mul(x, gate, n, dim, gate_dim, impl_->stream);
 }
 

@@ -501,10 +501,12 @@ TEST(CudaBackend, ElementwiseOpsMatchReference) {
     EXPECT_LT(rel_err(g.down(dq, q.size()), q), 1e-6);
   }
 
-  for (bool renorm : {false, true}) {
-    const int experts = 37, kk = 5;
+  for (int c = 0; c < 4; ++c) {
+    const bool renorm = c % 2 == 1;
+    const int experts = c < 2 ? 37 : 256, kk = c < 2 ? 5 : 8;
     auto logits = normal(rng, n * experts);
     logits[3] = logits[4];  // a tie: the lower id first
+    if (experts == 256) logits[40] = logits[9] = 10.0f;  // the top two tied: id 9 (lane 9) before 40 (lane 8)
     std::vector<int32_t> ids(n * kk);
     std::vector<float> wts(n * kk);
     cpu::ref::topk_softmax(logits.data(), n, experts, kk, renorm, ids.data(), wts.data());

@@ -152,7 +152,23 @@ __global__ void __launch_bounds__(32 * kGatedNormWarps)
   }
 }
 
+// A warp per 32 elements: sigmoid_mul_kernel's arithmetic, then q8_store_lane.
+__global__ void sigmoid_mul_q8_kernel(float* x, const float* gate, int64_t dim, Q8Buf q8) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= dim) return;  // dim % 32 == 0: whole warps
+  const float v = x[i] * (1.0f / (1.0f + expf(-gate[i])));
+  x[i] = v;
+  q8_store_lane(v, i / 32, static_cast<int>(i % 32), q8.xq, q8.xd, q8.xs);
+}
+
 }  // namespace
+
+void sigmoid_mul_q8(float* x, const float* gate, int64_t dim, const Q8Buf& q8, cudaStream_t s) {
+  STRATA_CHECK(dim % 32 == 0);
+  if (dim == 0) return;
+  sigmoid_mul_q8_kernel<<<static_cast<unsigned>((dim + 127) / 128), 128, 0, s>>>(x, gate, dim, q8);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
 
 bool residual_norm_supported(int64_t dim) { return dim % 128 == 0 && dim > 0 && dim <= 8192; }
 

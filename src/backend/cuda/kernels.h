@@ -220,6 +220,8 @@ void gated_delta_rule(const float* qkv, const float* alpha, const float* beta,
                       const DnPlan& plan, float* scratch, float* out, cudaStream_t s);
 void sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim, int64_t gate_dim,
                  cudaStream_t s);
+// One row: x[dim] *= sigmoid(gate[dim]), and its int8 copy into q8 (dim % 32 == 0).
+void sigmoid_mul_q8(float* x, const float* gate, int64_t dim, const Q8Buf& q8, cudaStream_t s);
 // x[i] *= sigmoid(gate[i / gate_every]); y[i] += x[i] (sigmoid_mul with one gate a row, then
 // add, in one kernel, with the same arithmetic).
 void gated_add(float* y, float* x, const float* gate, int64_t count, int64_t gate_every,

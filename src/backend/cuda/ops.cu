@@ -138,23 +138,31 @@ __global__ void topk_kernel(const float* logits, int64_t n, int num_experts, int
 }
 
 // v2: one warp per token, each lane holding experts lane + 32 i (up to 256 experts): the
-// probabilities once in double, then k rounds of a warp argmax (largest, ties to the lower id,
-// as the reference). v1 (topk_kernel above, kept for > 256 experts) ran one thread per token
-// and recomputed 128 double exps per round: ~150 us a layer for 128 experts, top-8.
+// softmax denominator in double, then k rounds of a warp argmax (largest, ties to the lower
+// id, as the reference). v1 (topk_kernel above, kept for > 256 experts or k > 32) ran one
+// thread per token and recomputed 128 double exps per round: ~150 us a layer for 128 experts.
+// v4: a lane's logits in one round of loads; the rounds over the float logits (exp is
+// increasing: the same order) as two warp reductions (redux.sync: the largest key, then the
+// lowest id holding it), and the k probabilities computed after the rounds, one a lane.
 constexpr int kTopkPerLane = 8;
+__device__ __forceinline__ unsigned float_key(float f) {  // unsigned order = float order
+  const unsigned u = __float_as_uint(f);
+  return (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ float key_float(unsigned k) {
+  return __uint_as_float((k & 0x80000000u) != 0 ? (k & 0x7fffffffu) : ~k);
+}
 __global__ void topk_warp_kernel(const float* logits, int64_t n, int num_experts, int k,
                                  bool renormalize, int32_t* ids, float* weights) {
   const int64_t t = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32;
   if (t >= n) return;
   const float* l = logits + t * num_experts;
-  // All of a lane's logits in one round of independent loads (v3: the loop of dependent
-  // loads took ~8 memory latencies, ~7.7 us a call).
   float lv[kTopkPerLane];
 #pragma unroll
   for (int i = 0; i < kTopkPerLane; ++i) {
     const int e = lane + 32 * i;
-    lv[i] = e < num_experts ? l[e] : -FLT_MAX;
+    lv[i] = e < num_experts ? l[e] : -INFINITY;
   }
   float mx = -FLT_MAX;
 #pragma unroll
@@ -167,44 +175,36 @@ __global__ void topk_warp_kernel(const float* logits, int64_t n, int num_experts
     if (lane + 32 * i < num_experts) sum += exp(static_cast<double>(lv[i]) - mx);
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  // k rounds of a warp argmax over the float logits (exp is increasing, so this is the order
-  // of the probabilities; ties to the lower id), each chosen one's probability as the
-  // reference computes it. v3: the rounds in double (two shuffles a step) were most of the
-  // kernel's time.
-#pragma unroll
-  for (int i = 0; i < kTopkPerLane; ++i)
-    if (lane + 32 * i >= num_experts) lv[i] = -INFINITY;
-  double ksum = 0, chosen_p[kMaxTopK];
+  float my_l = 0.0f;  // lane s: the s-th chosen logit and id
+  int my_id = 0;
   for (int s = 0; s < k; ++s) {
     float bv = -INFINITY;
-    int best = 0x7fffffff;
+    int bi = 0;
 #pragma unroll
     for (int i = 0; i < kTopkPerLane; ++i) {
       if (lv[i] > bv) {
         bv = lv[i];
-        best = lane + 32 * i;
+        bi = i;
       }
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-      const int oi = __shfl_xor_sync(0xffffffffu, best, o);
-      if (ov > bv || (ov == bv && oi < best)) {
-        bv = ov;
-        best = oi;
-      }
-    }
+    const unsigned kmax = __reduce_max_sync(0xffffffffu, float_key(bv));
+    const unsigned cand = float_key(bv) == kmax ? static_cast<unsigned>(lane + 32 * bi) : 0xffffffffu;
+    const int best = static_cast<int>(__reduce_min_sync(0xffffffffu, cand));
 #pragma unroll
     for (int i = 0; i < kTopkPerLane; ++i)
       if (lane + 32 * i == best) lv[i] = -INFINITY;  // taken
-    const double bp = exp(static_cast<double>(bv) - mx) / sum;
-    chosen_p[s] = bp;
-    ksum += bp;
-    if (lane == 0) ids[t * k + s] = best;
+    if (lane == s) {
+      my_l = key_float(kmax);
+      my_id = best;
+    }
   }
-  if (lane == 0) {
-    for (int s = 0; s < k; ++s)
-      weights[t * k + s] = static_cast<float>(renormalize ? chosen_p[s] / ksum : chosen_p[s]);
+  const double p = lane < k ? exp(static_cast<double>(my_l) - mx) / sum : 0.0;
+  double ksum = p;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) ksum += __shfl_xor_sync(0xffffffffu, ksum, o);
+  if (lane < k) {
+    ids[t * k + lane] = my_id;
+    weights[t * k + lane] = static_cast<float>(renormalize ? p / ksum : p);
   }
 }
 
@@ -414,7 +414,7 @@ void topk_softmax(const float* logits, int64_t n, int num_experts, int k, bool r
                   int32_t* ids, float* weights, cudaStream_t s) {
   STRATA_CHECK(k >= 1 && k <= num_experts && k <= kMaxTopK);
   if (n == 0) return;
-  if (num_experts <= 32 * kTopkPerLane)
+  if (num_experts <= 32 * kTopkPerLane && k <= 32)
     topk_warp_kernel<<<blocks_for(n * 32, 128), 128, 0, s>>>(logits, n, num_experts, k,
                                                              renormalize, ids, weights);
   else
