@@ -5,6 +5,7 @@
 #include <cfloat>
 
 #include "backend/cuda/dequant.cuh"
+#include "backend/cuda/gemv_q8.cuh"
 #include "backend/cuda/kernels.h"
 #include "core/check.h"
 
@@ -165,7 +166,10 @@ __global__ void attn_merge_kernel(AttnArgs a, int hd, int splits) {
       const float* p = part(s);
       if (p[hd] != -INFINITY) v += p[d] * expf(p[hd] - mx);
     }
-    a.out[(row * a.num_heads + head) * hd + d] = v / total;
+    const int64_t i = (row * a.num_heads + head) * hd + d;
+    a.out[i] = v / total;
+    // hd % 32 == 0: whole warps over each block of 32 (the int8 copy of one token's output).
+    if (a.q8.xq != nullptr) q8_store_lane(v / total, i / 32, d % 32, a.q8.xq, a.q8.xd, a.q8.xs);
   }
 }
 
@@ -206,9 +210,10 @@ size_t attention_partial_floats(const PagedKv& kv, const AttnArgs& a) {
              : static_cast<size_t>(sp.splits) * a.num_rows * a.num_heads * (kv.head_dim + 2);
 }
 
-void attention(const PagedKv& kv, const AttnArgs& a, cudaStream_t s) {
+bool attention(const PagedKv& kv, const AttnArgs& a, cudaStream_t s) {
   STRATA_CHECK(kv.head_dim <= kMaxHeadDim && a.num_heads % kv.num_kv_heads == 0);
-  if (a.num_rows == 0 || a.max_keys == 0) return;
+  STRATA_CHECK(a.q8.xq == nullptr || (a.num_rows == 1 && kv.head_dim % 32 == 0));
+  if (a.num_rows == 0 || a.max_keys == 0) return false;
   const Split sp = choose_split(kv, a, a.partial_floats);
   switch (kv.type) {
     case DType::kF32:
@@ -231,7 +236,9 @@ void attention(const PagedKv& kv, const AttnArgs& a, cudaStream_t s) {
     attn_merge_kernel<<<dim3(static_cast<unsigned>(a.num_rows), static_cast<unsigned>(a.num_heads)),
                         128, 0, s>>>(a, kv.head_dim, sp.splits);
     STRATA_CUDA_LAUNCH_CHECK();
+    return a.q8.xq != nullptr;
   }
+  return false;
 }
 
 }  // namespace strata::backend::cuda

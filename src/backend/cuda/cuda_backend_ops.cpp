@@ -333,7 +333,10 @@ void CudaBackend::attention(const float* q, int num_heads, const PagedKv& kv,
   a.partial_floats = attention_partial_floats(kv, a);
   a.partial =
       a.partial_floats > 0 ? static_cast<float*>(m.partial.get(a.partial_floats * 4)) : nullptr;
-  cuda::attention(kv, a, m.stream);
+  // One token: the merge writes the int8 copy the output projection reads.
+  const int64_t cols = static_cast<int64_t>(num_heads) * kv.head_dim;
+  if (rows == 1 && kv.head_dim % 32 == 0 && a.partial != nullptr) a.q8 = m.q8_claim(out, cols);
+  if (!cuda::attention(kv, a, m.stream)) m.invalidate_if_written(out, static_cast<size_t>(rows * cols) * 4);
 }
 
 void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, int64_t dim, float* out) {

@@ -595,6 +595,21 @@ void check_attention(Gpu& g, Rng& rng, DType kv_type, int head_dim, int heads, i
   const double tol = tiled ? 1e-2 : kv_type == DType::kQ8_0 ? 2e-3 : 1e-5;
   EXPECT_LT(rel_err(g.down(out, ref.size()), ref), tol)
       << dtype_name(kv_type) << " head_dim " << head_dim << " block_tokens " << block_tokens;
+  // One query row (decode): the split-K merge writes the int8 copy of the output that the
+  // output projection reads next (no quantize of its own); the product as from the output.
+  if (q_rows == 1 && head_dim % 32 == 0) {
+    const int64_t cols = static_cast<int64_t>(heads) * head_dim, rows = 40;
+    const auto wb = random_weights(rng, DType::kQ8_0, rows, cols);
+    const WeightView hw = host_view(wb, DType::kQ8_0, rows, cols);
+    std::vector<float> yref(rows);
+    cpu::ref::matmul(hw, ref.data(), 1, yref.data());
+    float* out2 = g.out(ref.size());
+    float* y = g.out(rows);
+    g.be.attention(g.up(q), heads, dkv, seqs, scale, out2);
+    g.be.matmul(g.be.upload_weight(hw), out2, 1, y);
+    EXPECT_LT(rel_err(g.down(y, yref.size()), yref), matmul_tol(DType::kQ8_0, 1) + tol)
+        << dtype_name(kv_type) << " head_dim " << head_dim << " then a product";
+  }
 }
 
 TEST(CudaBackend, AttentionMatchesReference) {

@@ -175,10 +175,12 @@ struct AttnArgs {
   size_t partial_floats;
   const int2* tiles;  // tiled prefill: (sequence, first row) of each 64-row tile
   int64_t num_tiles;
+  Q8Buf q8{};  // set (one row, head_dim % 32 == 0): the split-K merge also writes out's int8 copy
 };
 // Split-K: the keys of each query are cut into splits merged by a second kernel.
 size_t attention_partial_floats(const PagedKv& kv, const AttnArgs& a);
-void attention(const PagedKv& kv, const AttnArgs& a, cudaStream_t s);
+// Returns whether a.q8 was written (only by the split-K merge).
+bool attention(const PagedKv& kv, const AttnArgs& a, cudaStream_t s);
 // Prefill (attention_prefill.cu): tensor-core tiles, a CTA per (attention_tile_rows query
 // positions of one sequence, KV head), used when some sequence brings at least 16 queries
 // (F16/BF16/Q8_0 K/V, head_dim 64 or 128, at most 64 query heads a KV head).

@@ -517,7 +517,8 @@ __global__ void __launch_bounds__(128) gemv_f32_rows_kernel(const float* w, int6
   const float4* wr = reinterpret_cast<const float4*>(w + r * cols);
   const float4* xv = reinterpret_cast<const float4*>(x);
   float acc = 0.0f;
-#pragma unroll 4
+  // All of a lane's loads of a 2048-column row in flight at once (16 float4).
+#pragma unroll 16
   for (int64_t i = lane; i < cols / 4; i += 32) {
     const float4 a = __ldcs(wr + i), b = __ldg(xv + i);
     acc += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
@@ -529,7 +530,10 @@ __global__ void __launch_bounds__(128) gemv_f32_rows_kernel(const float* w, int6
 }  // namespace
 
 void gemv(const WeightView& w, const float* x, int64_t n, float* y, cudaStream_t s) {
-  if (n == 1 && w.type == DType::kF32 && w.row_bytes == static_cast<size_t>(w.cols) * 4 &&
+  // STRATA_CUDA_F32_ROWS=0: the float GEMV for these too (A/B).
+  static const bool f32_rows = std::getenv("STRATA_CUDA_F32_ROWS") == nullptr ||
+                               std::atoi(std::getenv("STRATA_CUDA_F32_ROWS")) != 0;
+  if (f32_rows && n == 1 && w.type == DType::kF32 && w.row_bytes == static_cast<size_t>(w.cols) * 4 &&
       w.cols % 4 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0 &&
       reinterpret_cast<uintptr_t>(x) % 16 == 0) {
     gemv_f32_rows_kernel<<<static_cast<unsigned>((w.rows + 3) / 4), 128, 0, s>>>(
