@@ -59,17 +59,30 @@ __global__ void __launch_bounds__(1024)
                          float* out, Q8Buf q8, bool with_q8) {
   __shared__ float smem[32];
   const int nt = static_cast<int>(blockDim.x), tid = static_cast<int>(threadIdx.x);
+  const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  // Every load first, in one round (v2: the gate's reduction, a barrier, came between the
+  // gate's loads and the rest, and the norm weight waited for the second reduction).
+  float4 ya[V], pa[V], gx[V], acc[V], wn[V];
+  float d = 0.0f;
+#pragma unroll
+  for (int c = 0; c < V; ++c) {
+    const int e = 4 * (tid + c * nt);
+    ya[c] = ld4(y + e);
+    pa[c] = t.plain != nullptr ? ld4(t.plain + e) : zero;
+    gx[c] = t.gated != nullptr ? ld4(t.gated + e) : zero;
+    wn[c] = weight != nullptr ? ld4(weight + e) : zero;
+    if (t.gate_w != nullptr) {
+      const float4 a = ld4(t.gate_w + e), b = ld4(t.gate_x + e);
+      d += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+    }
+    acc[c] = zero;
+#pragma unroll 8
+    for (int j = 0; j < t.k; ++j) acc[c] = fma4(t.fw[j], ld4(t.fo + static_cast<int64_t>(j) * dim + e), acc[c]);
+  }
   float sg = 1.0f;
   if (t.gated != nullptr) {
     float g;
     if (t.gate_w != nullptr) {
-      float d = 0.0f;
-#pragma unroll
-      for (int c = 0; c < V; ++c) {
-        const int e = 4 * (tid + c * nt);
-        const float4 a = ld4(t.gate_w + e), b = ld4(t.gate_x + e);
-        d += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
-      }
       g = cta_sum(d, smem);
       if (tid == 0 && t.gate_out != nullptr) *t.gate_out = g;
     } else {
@@ -83,22 +96,16 @@ __global__ void __launch_bounds__(1024)
 #pragma unroll
   for (int c = 0; c < V; ++c) {
     const int e = 4 * (tid + c * nt);
-    float4 a = ld4(y + e);
-    if (t.plain != nullptr) {
-      const float4 p = ld4(t.plain + e);
-      a = make_float4(a.x + p.x, a.y + p.y, a.z + p.z, a.w + p.w);
-    }
+    float4 a = ya[c];
+    if (t.plain != nullptr) a = make_float4(a.x + pa[c].x, a.y + pa[c].y, a.z + pa[c].z, a.w + pa[c].w);
     if (t.gated != nullptr) {
-      float4 gx = ld4(t.gated + e);
-      gx = make_float4(gx.x * sg, gx.y * sg, gx.z * sg, gx.w * sg);
-      st4(t.gated + e, gx);
-      a = make_float4(a.x + gx.x, a.y + gx.y, a.z + gx.z, a.w + gx.w);
+      const float4 g4 = make_float4(gx[c].x * sg, gx[c].y * sg, gx[c].z * sg, gx[c].w * sg);
+      st4(t.gated + e, g4);
+      a = make_float4(a.x + g4.x, a.y + g4.y, a.z + g4.z, a.w + g4.w);
     }
     if (t.k > 0) {
-      float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      for (int j = 0; j < t.k; ++j) acc = fma4(t.fw[j], ld4(t.fo + static_cast<int64_t>(j) * dim + e), acc);
-      if (t.fo_out != nullptr && (weight == nullptr || t.fo_out != out)) st4(t.fo_out + e, acc);
-      a = make_float4(a.x + acc.x, a.y + acc.y, a.z + acc.z, a.w + acc.w);
+      if (t.fo_out != nullptr && (weight == nullptr || t.fo_out != out)) st4(t.fo_out + e, acc[c]);
+      a = make_float4(a.x + acc[c].x, a.y + acc[c].y, a.z + acc[c].z, a.w + acc[c].w);
     }
     if (terms) st4(y + e, a);
     v[c] = a;
@@ -109,7 +116,7 @@ __global__ void __launch_bounds__(1024)
 #pragma unroll
   for (int c = 0; c < V; ++c) {
     const int e = 4 * (tid + c * nt);
-    const float4 w = ld4(weight + e);
+    const float4 w = wn[c];
     const float4 o = make_float4(v[c].x * inv * w.x, v[c].y * inv * w.y, v[c].z * inv * w.z,
                                  v[c].w * inv * w.w);
     st4(out + e, o);
