@@ -32,7 +32,7 @@ DotKernel dot_kernel(DType weight_type);
 bool vnni_kernels_available();
 bool vnni_kernels_enabled();
 void set_vnni_kernels(bool on);  // on: only takes effect where available
-// AVX-512 (F, BW, VL, VNNI) kernels for Q4_K and Q6_K, preferred where the CPU has it: 512-bit
+// AVX-512 (F, BW, VL, VNNI) kernels for Q8_0, Q4_K and Q6_K, preferred where the CPU has it: 512-bit
 // one-token kernels (decode), the VNNI templates in EVEX form for tiles. Other types: as above.
 bool avx512_kernels_available();
 bool avx512_kernels_enabled();
