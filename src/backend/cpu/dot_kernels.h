@@ -37,6 +37,9 @@ void set_vnni_kernels(bool on);  // on: only takes effect where available
 bool avx512_kernels_available();
 bool avx512_kernels_enabled();
 void set_avx512_kernels(bool on);  // on: only takes effect where available
+// Software prefetch distance on the weight stream of the AVX-512 one-token kernels, for
+// benches: -1 (the default) a tuned distance per type, 0 off, > 0 this many bytes ahead.
+void set_decode_prefetch(int64_t bytes);
 
 // Activation quantization of one row of `cols` f32 (a multiple of 32, resp. 256):
 // d = amax / 127, q = round-to-nearest-even(x / d). AVX2 and their scalar twins.

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 
 namespace strata::backend::cpu {
 namespace {
@@ -40,12 +41,31 @@ inline __m512i two_scales(__m512i v, int i, int j) {
                                   v);
 }
 
+// Software prefetch on the weight stream of the one-token kernels: NTA, this many bytes ahead
+// (~200 ns of kernel time). With two threads decoding from DRAM it lifted the 28-layer sweep
+// from ~42-45 to 52-64 GB/s (the hardware prefetchers alone keep too few lines in flight per
+// core); T0 and shorter or longer distances did less (bench/cpu/NOTES.md).
+constexpr int64_t kPrefetchQ8_0 = 12288, kPrefetchQ4_K = 8192, kPrefetchQ6_K = 12288;
+std::atomic<int64_t> g_prefetch{-1};  // -1: the per-type distance above, 0: off, > 0: this
+
+int64_t prefetch_bytes(int64_t type_default) {
+  const int64_t p = g_prefetch.load(std::memory_order_relaxed);
+  return p < 0 ? type_default : p;
+}
+
+// kLines cache lines from `ahead` bytes past p (a loop step of up to 64 * kLines bytes).
+template <int kLines>
+inline void prefetch_ahead(const void* p, int64_t ahead) {
+  const char* c = static_cast<const char*>(p) + ahead;
+  for (int i = 0; i < kLines; ++i) _mm_prefetch(c + 64 * i, _MM_HINT_NTA);
+}
+
 inline __m256i fold(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)); }
 
 // Q4_K, one weight row against one token. Register p (p = 0, 1) holds qs[64p .. 64p + 63]:
 // its low nibbles are elements 128p + 0..31 (group 4p) and 128p + 64..95 (group 4p + 2), its
 // high nibbles 128p + 32..63 (4p + 1) and 128p + 96..127 (4p + 3).
-void q4k_row(const Args& a) {
+void q4k_row(const Args& a, int64_t pf) {
   const int64_t nb = a.cols / kQKK;
   const auto* w = static_cast<const BlockQ4_K*>(a.w);
   const auto* x = static_cast<const ActQ8K*>(a.x);
@@ -53,6 +73,7 @@ void q4k_row(const Args& a) {
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const BlockQ4_K& wb = w[b];
+    if (pf != 0) prefetch_ahead<3>(&wb, pf);
     const ActQ8K& xb = x[b];
     const __m128i scm = k4_scales_mins(wb.scales);
     const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scm));  // sc0..7 (m0..7 above, unused)
@@ -79,7 +100,7 @@ void q4k_row(const Args& a) {
 // Q6_K, one weight row against one token. The two 128-element halves side by side: register
 // s (s = 0..3) holds elements 32s + 0..31 (groups 2s, 2s + 1) and 128 + 32s + 0..31 (groups
 // 8 + 2s, 9 + 2s); q in 0..63, the -32 offset applied through the group sums.
-void q6k_row(const Args& a) {
+void q6k_row(const Args& a, int64_t pf) {
   const int64_t nb = a.cols / kQKK;
   const auto* w = static_cast<const BlockQ6_K*>(a.w);
   const auto* x = static_cast<const ActQ8K*>(a.x);
@@ -87,6 +108,7 @@ void q6k_row(const Args& a) {
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const BlockQ6_K& wb = w[b];
+    if (pf != 0) prefetch_ahead<4>(&wb, pf);
     const ActQ8K& xb = x[b];
     const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
     const __m512i sc16 = _mm512_castsi256_si512(sc);
@@ -117,17 +139,18 @@ void q6k_row(const Args& a) {
 
 // One token: the 512-bit row kernel, row by row (one sequential stream); tiles of several
 // tokens: the 256-bit register-blocked kernels.
-template <void (*Row)(const Args&), template <int, int> class K>
+template <void (*Row)(const Args&, int64_t), int64_t kPrefetch, template <int, int> class K>
 void tile512(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt, int64_t cols, float* y, int64_t ys) {
   if (nt != 1) {
     tile<K>(w, ws, nr, x, xs, nt, cols, y, ys);
     return;
   }
   Args a{w, ws, x, xs, cols, y, ys};
+  const int64_t pf = prefetch_bytes(kPrefetch);
   for (int r = 0; r < nr; ++r) {
     a.w = static_cast<const uint8_t*>(w) + r * ws;
     a.y = y + r;
-    Row(a);
+    Row(a, pf);
   }
 }
 
@@ -171,7 +194,7 @@ inline __m512 q80_pair(const BlockQ8_0* w, const Q80Pair& xp, __m512 s, __m512 a
 }
 
 // Blocks [0, n) of one row against the packed token (xp, dx; x for an odd last block).
-float q80_row(const BlockQ8_0* w, const Q80Pair* xp, const float* dx, const ActQ8_0* x, int64_t n) {
+float q80_row(const BlockQ8_0* w, const Q80Pair* xp, const float* dx, const ActQ8_0* x, int64_t n, int64_t pf) {
   // int16 lanes 0-3: words 0, 17, 34, 51 of the first register pair (the d of blocks 0-3)
   const __m512i d_words = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                                            0, 0, 51, 34, 17, 0);
@@ -179,6 +202,7 @@ float q80_row(const BlockQ8_0* w, const Q80Pair* xp, const float* dx, const ActQ
   int64_t b = 0;
   for (; b + 4 <= n; b += 4) {
     const auto* wb = reinterpret_cast<const uint8_t*>(w + b);
+    if (pf != 0) prefetch_ahead<3>(wb, pf);
     const __m512i dw = _mm512_permutex2var_epi16(_mm512_loadu_si512(wb), d_words, _mm512_loadu_si512(wb + 64));
     const __m128 s4 = _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(dw)), _mm_loadu_ps(dx + b));
     const __m512 s = _mm512_castps128_ps512(s4);
@@ -213,23 +237,26 @@ void q80_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt
   Q80Pair xp[kQ80ChunkBlocks / 2];
   alignas(64) float dx[kQ80ChunkBlocks];
   for (int r = 0; r < nr; ++r) y[r] = 0;
+  const int64_t pf = prefetch_bytes(kPrefetchQ8_0);
   for (int64_t c0 = 0; c0 < nb; c0 += kQ80ChunkBlocks) {
     const int64_t n = std::min(kQ80ChunkBlocks, nb - c0);
     q80_pack(xa + c0, n, xp, dx);
     for (int r = 0; r < nr; ++r) {
       const auto* wr = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(w) + r * ws);
-      y[r] += q80_row(wr + c0, xp, dx, xa + c0, n);
+      y[r] += q80_row(wr + c0, xp, dx, xa + c0, n, pf);
     }
   }
 }
 
 }  // namespace
 
+void set_decode_prefetch(int64_t bytes) { g_prefetch.store(bytes); }
+
 DotKernel dot_kernel_avx512(DType type) {
   switch (type) {
     case DType::kQ8_0: return {ActFormat::kQ8_0, q80_tile};
-    case DType::kQ4_K: return {ActFormat::kQ8K, tile512<q4k_row, KQ4_K>};
-    case DType::kQ6_K: return {ActFormat::kQ8K, tile512<q6k_row, KQ6_K>};
+    case DType::kQ4_K: return {ActFormat::kQ8K, tile512<q4k_row, kPrefetchQ4_K, KQ4_K>};
+    case DType::kQ6_K: return {ActFormat::kQ8K, tile512<q6k_row, kPrefetchQ6_K, KQ6_K>};
     default: return {};  // the VNNI or AVX2 build
   }
 }
