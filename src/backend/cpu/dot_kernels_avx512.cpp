@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 
 namespace strata::backend::cpu {
 namespace {
@@ -62,16 +63,30 @@ inline void prefetch_ahead(const void* p, int64_t ahead) {
 
 inline __m256i fold(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)); }
 
-// Q4_K, one weight row against one token. Register p (p = 0, 1) holds qs[64p .. 64p + 63]:
-// its low nibbles are elements 128p + 0..31 (group 4p) and 128p + 64..95 (group 4p + 2), its
-// high nibbles 128p + 32..63 (4p + 1) and 128p + 96..127 (4p + 3).
-void q4k_row(const Args& a, int64_t pf) {
-  const int64_t nb = a.cols / kQKK;
-  const auto* w = static_cast<const BlockQ4_K*>(a.w);
-  const auto* x = static_cast<const ActQ8K*>(a.x);
+// Q4_K, one token. Register p (p = 0, 1) holds qs[64p .. 64p + 63] of a super-block: its low
+// nibbles are elements 128p + 0..31 (group 4p) and 128p + 64..95 (group 4p + 2), its high
+// nibbles 128p + 32..63 (4p + 1) and 128p + 96..127 (4p + 3). The token's qs are repacked once
+// per call in that order (Q4KAct: one aligned register per maddubs instead of two halves), d
+// and dmin are converted together, and the float sums stay 512-bit to the end: 34 -> 43 GB/s
+// in cache, 1 thread (the loop was ~70 instructions a super-block, issue-bound, not latency-
+// bound: a second integer accumulator chain and in-lane scale shuffles changed nothing).
+struct alignas(64) Q4KAct {
+  int8_t qs[4][64];  // [2p + h]: elements 128p + 32h + 0..31, then 128p + 32h + 64..95
+};
+constexpr int64_t kQ4KChunkBlocks = 64;  // super-blocks packed at a time: 16 KB of stack
+
+void q4k_pack(const ActQ8K* x, int64_t n, Q4KAct* xp) {
+  for (int64_t b = 0; b < n; ++b) {
+    for (int k = 0; k < 4; ++k) _mm512_store_si512(xp[b].qs[k], load_pair(x[b].qs + 128 * (k / 2) + 32 * (k % 2), 64));
+  }
+}
+
+// Super-blocks [0, n) of one row against the packed token (xp; d and bsums from x).
+float q4k_row(const BlockQ4_K* w, const Q4KAct* xp, const ActQ8K* x, int64_t n, int64_t pf) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
+  __m512 acc = _mm512_setzero_ps();
+  __m256 acc_min = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n; ++b) {
     const BlockQ4_K& wb = w[b];
     if (pf != 0) prefetch_ahead<3>(&wb, pf);
     const ActQ8K& xb = x[b];
@@ -84,17 +99,41 @@ void q4k_row(const Args& a, int64_t pf) {
       const __m512i q = _mm512_loadu_si512(wb.qs + 64 * p);
       const __m512i lo = _mm512_and_si512(q, m4);
       const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
-      const int8_t* xq = xb.qs + 128 * p;
-      iacc = _mm512_dpwssd_epi32(iacc, _mm512_maddubs_epi16(lo, load_pair(xq, 64)), two_scales(sc16, 4 * p, 4 * p + 2));
-      iacc = _mm512_dpwssd_epi32(iacc, _mm512_maddubs_epi16(hi, load_pair(xq + 32, 64)),
+      iacc = _mm512_dpwssd_epi32(iacc, _mm512_maddubs_epi16(lo, _mm512_load_si512(xp[b].qs[2 * p])),
+                                 two_scales(sc16, 4 * p, 4 * p + 2));
+      iacc = _mm512_dpwssd_epi32(iacc, _mm512_maddubs_epi16(hi, _mm512_load_si512(xp[b].qs[2 * p + 1])),
                                  two_scales(sc16, 4 * p + 1, 4 * p + 3));
     }
     const __m256i mins = _mm256_madd_epi16(m16, loadu(xb.bsums));
-    const float d = simd::f16_to_f32(wb.d) * xb.d, dmin = simd::f16_to_f32(wb.dmin) * xb.d;
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold(iacc)), _mm256_set1_ps(d), acc);
-    acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin), acc);
+    // d and dmin are adjacent fp16: both converted and scaled by x's d at once
+    uint32_t dd_bits;
+    std::memcpy(&dd_bits, &wb.d, 4);
+    const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd_bits))), _mm_set1_ps(xb.d));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc), _mm512_broadcastss_ps(dd), acc);
+    acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dd), _mm256_set1_epi32(1)), acc_min);
   }
-  a.y[0] = simd::hsum(acc);
+  const __m256 a256 = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(acc), 1)));
+  return simd::hsum(_mm256_sub_ps(a256, acc_min));
+}
+
+void q4k_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt, int64_t cols, float* y, int64_t ys) {
+  if (nt != 1) {
+    tile<KQ4_K>(w, ws, nr, x, xs, nt, cols, y, ys);
+    return;
+  }
+  const int64_t nb = cols / kQKK;
+  const auto* xa = static_cast<const ActQ8K*>(x);
+  Q4KAct xp[kQ4KChunkBlocks];
+  for (int r = 0; r < nr; ++r) y[r] = 0;
+  const int64_t pf = prefetch_bytes(kPrefetchQ4_K);
+  for (int64_t c0 = 0; c0 < nb; c0 += kQ4KChunkBlocks) {
+    const int64_t n = std::min(kQ4KChunkBlocks, nb - c0);
+    q4k_pack(xa + c0, n, xp);
+    for (int r = 0; r < nr; ++r) {
+      const auto* wr = reinterpret_cast<const BlockQ4_K*>(static_cast<const uint8_t*>(w) + r * ws);
+      y[r] += q4k_row(wr + c0, xp, xa + c0, n, pf);
+    }
+  }
 }
 
 // Q6_K, one weight row against one token. The two 128-element halves side by side: register
@@ -255,7 +294,7 @@ void set_decode_prefetch(int64_t bytes) { g_prefetch.store(bytes); }
 DotKernel dot_kernel_avx512(DType type) {
   switch (type) {
     case DType::kQ8_0: return {ActFormat::kQ8_0, q80_tile};
-    case DType::kQ4_K: return {ActFormat::kQ8K, tile512<q4k_row, kPrefetchQ4_K, KQ4_K>};
+    case DType::kQ4_K: return {ActFormat::kQ8K, q4k_tile};
     case DType::kQ6_K: return {ActFormat::kQ8K, tile512<q6k_row, kPrefetchQ6_K, KQ6_K>};
     default: return {};  // the VNNI or AVX2 build
   }
