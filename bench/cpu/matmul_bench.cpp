@@ -3,8 +3,13 @@
 // vs FMA peak), and a decode sweep over a whole Qwen3-0.6B-shaped layer stack (28 layers,
 // far past the last-level cache) which is what `strata bench` decode sees.
 // Usage: cpu_matmul_bench [--threads N] [--types Q8_0,Q4_K,...] [--quick] [--probe] [--cpu-time]
+//                         [--sweep] [--isa avx2,vnni,avx512] [--pf -1,0,8192]
 // --cpu-time (with --threads 1): time by process CPU time, for a machine busy with other work.
+// --sweep: the decode sweep only. --isa: run the sweep with each listed build of the integer
+// kernels, alternating rounds in one process (an A/B on one machine state). --pf: likewise
+// for software prefetch distances of the AVX-512 decode kernels (-1 tuned default, 0 off).
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -14,6 +19,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_probe.h"
+#include "backend/cpu/dot_kernels.h"
 #include "core/dtype.h"
 #include "core/quant.h"
 #include "core/rng.h"
@@ -75,11 +81,23 @@ struct Shape {
   int64_t rows, cols;
 };
 
+// Kernel builds: 0 AVX2, 1 AVX-VNNI, 2 AVX-512 (dot_kernels.h); false where the CPU lacks it.
+const char* const kIsaNames[] = {"avx2", "vnni", "avx512"};
+bool use_isa(int isa) {
+  namespace cpu = strata::backend::cpu;
+  if ((isa == 1 && !cpu::vnni_kernels_available()) || (isa == 2 && !cpu::avx512_kernels_available())) return false;
+  cpu::set_vnni_kernels(isa == 1);
+  cpu::set_avx512_kernels(isa == 2);
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int threads = 0;
-  bool quick = false, probe_only = false;
+  bool quick = false, probe_only = false, sweep_only = false;
+  std::vector<int> isas;  // empty: the product's choice
+  std::vector<int> pfs;  // prefetch distances to compare (dot_kernels.h: -1 default, 0 off)
   std::vector<DType> types = {DType::kQ8_0, DType::kQ4_K, DType::kQ6_K, DType::kF16};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -91,6 +109,21 @@ int main(int argc, char** argv) {
       g_cpu_time = true;
     } else if (a == "--probe") {
       probe_only = true;
+    } else if (a == "--pf" && i + 1 < argc) {
+      std::string list = argv[++i];
+      size_t p = 0;
+      while (p < list.size()) {
+        const size_t q = std::min(list.find(',', p), list.size());
+        pfs.push_back(std::atoi(list.substr(p, q - p).c_str()));
+        p = q + 1;
+      }
+    } else if (a == "--sweep") {
+      sweep_only = true;
+    } else if (a == "--isa" && i + 1 < argc) {
+      const std::string list = argv[++i];
+      for (int k = 0; k < 3; ++k) {
+        if (list.find(kIsaNames[k]) != std::string::npos) isas.push_back(k);
+      }
     } else if (a == "--types" && i + 1 < argc) {
       types.clear();
       std::string list = argv[++i];
@@ -106,7 +139,7 @@ int main(int argc, char** argv) {
         p = q + 1;
       }
     } else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--types Q8_0,Q4_K] [--quick] [--probe] [--cpu-time]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--threads N] [--types Q8_0,Q4_K] [--quick] [--probe] [--cpu-time] [--sweep] [--isa avx2,vnni,avx512] [--pf -1,0,8192]\n", argv[0]);
       return 2;
     }
   }
@@ -122,7 +155,7 @@ int main(int argc, char** argv) {
   const int64_t n_prefill = 512;
   std::printf("%-6s %-12s | %9s %8s %6s | %9s %8s %6s\n", "type", "rows x cols", "n=1 us", "GB/s", "of bw",
               "n=512 ms", "GFLOP/s", "of pk");
-  for (DType type : types) {
+  for (DType type : sweep_only ? std::vector<DType>{} : types) {
     for (const Shape& s : shapes) {
       if (quick && s.rows > 100000) continue;
       const std::vector<uint8_t> wb = make_weights(type, s.rows, s.cols, 1);
@@ -159,10 +192,39 @@ int main(int argc, char** argv) {
     std::vector<float> x(3072), y(3072);
     strata::Rng rng(3);
     for (float& v : x) v = rng.normal();
-    const double t = best_time([&] { for (const WeightView& w : views) be.matmul(w, x.data(), 1, y.data()); }, 2.0);
-    const double gbs = static_cast<double>(bytes) / t / 1e9;
-    std::printf("%-6s %7.1f MB  %7.2f ms/token  %6.1f GB/s  %4.0f%% of bandwidth\n", strata::dtype_name(type),
-                bytes / 1e6, t * 1e3, gbs, 100 * gbs / bw);
+    const auto sweep = [&] { for (const WeightView& w : views) be.matmul(w, x.data(), 1, y.data()); };
+    if (!pfs.empty()) {
+      std::vector<double> best(pfs.size(), 1e30);
+      for (int round = 0; round < 5; ++round) {
+        for (size_t k = 0; k < pfs.size(); ++k) {
+          strata::backend::cpu::set_decode_prefetch(pfs[k]);
+          best[k] = std::min(best[k], best_time(sweep, 0.4));
+        }
+      }
+      for (size_t k = 0; k < pfs.size(); ++k) {
+        const double gbs = static_cast<double>(bytes) / best[k] / 1e9;
+        std::printf("%-6s pf %6d %7.1f MB  %7.2f ms/token  %6.1f GB/s  %4.0f%% of bandwidth\n", strata::dtype_name(type),
+                    pfs[k], bytes / 1e6, best[k] * 1e3, gbs, 100 * gbs / bw);
+      }
+      strata::backend::cpu::set_decode_prefetch(-1);
+    } else if (isas.empty()) {
+      const double t = best_time(sweep, 2.0);
+      const double gbs = static_cast<double>(bytes) / t / 1e9;
+      std::printf("%-6s %7.1f MB  %7.2f ms/token  %6.1f GB/s  %4.0f%% of bandwidth\n", strata::dtype_name(type),
+                  bytes / 1e6, t * 1e3, gbs, 100 * gbs / bw);
+    } else {
+      std::vector<double> best(isas.size(), 1e30);
+      for (int round = 0; round < 5; ++round) {
+        for (size_t k = 0; k < isas.size(); ++k) {
+          if (use_isa(isas[k])) best[k] = std::min(best[k], best_time(sweep, 0.4));
+        }
+      }
+      for (size_t k = 0; k < isas.size(); ++k) {
+        const double gbs = static_cast<double>(bytes) / best[k] / 1e9;
+        std::printf("%-6s %-6s %7.1f MB  %7.2f ms/token  %6.1f GB/s  %4.0f%% of bandwidth\n", strata::dtype_name(type),
+                    kIsaNames[isas[k]], bytes / 1e6, best[k] * 1e3, gbs, 100 * gbs / bw);
+      }
+    }
     std::fflush(stdout);
   }
   return 0;

@@ -28,6 +28,7 @@ inline void pause_or_yield(int spin) {
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   num_threads_ = num_threads;
+  cursors_ = std::make_unique<Cursor[]>(static_cast<size_t>(num_threads_));
   for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
@@ -89,17 +90,26 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     fn(0, 0, n);
     return;
   }
-  // Chunks of whole grains handed out in order from a shared counter, a few per thread: a
-  // thread slowed down by another process or a page fault leaves its remaining chunks to the
-  // others instead of holding everyone at the barrier.
+  // Chunks of whole grains, a few per thread. Thread t owns a contiguous run of them and works
+  // through it in order, then takes what is left of the others' runs: one sequential weight
+  // stream per core, as a decode matmul wants (interleaving chunks of the two threads, as one
+  // shared counter did, cost 8-10% of decode; bench/cpu/NOTES.md), while a thread slowed down
+  // by another process or a page fault still leaves its remaining chunks to the others instead
+  // of holding everyone at the barrier.
   const int64_t chunks = std::min<int64_t>(num_grains, int64_t{nt} * kChunksPerThread);
   const int64_t span = (num_grains + chunks - 1) / chunks * grain;
-  std::atomic<int64_t> next{0};
+  const int64_t num_chunks = (n + span - 1) / span;
+  for (int t = 0; t < num_threads_; ++t) {
+    cursors_[t].next.store(t < nt ? num_chunks * t / nt : 0, std::memory_order_relaxed);
+    cursors_[t].end = t < nt ? num_chunks * (t + 1) / nt : 0;
+  }
   run_on_all([&](int t) {
-    for (;;) {
-      const int64_t b = next.fetch_add(1, std::memory_order_relaxed) * span;
-      if (b >= n) return;
-      fn(t, b, std::min(n, b + span));
+    for (int k = 0; k < num_threads_; ++k) {  // its own run first, then the others'
+      Cursor& c = cursors_[(t + k) % num_threads_];
+      for (int64_t i = c.next.fetch_add(1, std::memory_order_relaxed); i < c.end;
+           i = c.next.fetch_add(1, std::memory_order_relaxed)) {
+        fn(t, i * span, std::min(n, (i + 1) * span));
+      }
     }
   });
 }

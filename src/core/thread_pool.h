@@ -1,12 +1,14 @@
 // A fixed pool of worker threads for data-parallel kernels. parallel_for splits [0, n) into
-// a few contiguous ranges per thread, handed out dynamically; the caller's thread takes part. Workers spin briefly
-// between jobs (a decode step dispatches hundreds of small jobs) and then sleep.
+// a few contiguous ranges per thread; each thread runs its own in order, then helps with what
+// is left of the others'; the caller's thread takes part. Workers spin briefly between jobs
+// (a decode step dispatches hundreds of small jobs) and then sleep.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -35,6 +37,12 @@ class ThreadPool {
  private:
   void worker_loop(int idx);
 
+  // parallel_for's chunks [next, end) not yet taken from thread t's run (one cache line each)
+  struct alignas(64) Cursor {
+    std::atomic<int64_t> next{0};
+    int64_t end = 0;
+  };
+
   int num_threads_;
   std::vector<std::thread> workers_;
   std::mutex mu_;
@@ -43,6 +51,7 @@ class ThreadPool {
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
+  std::unique_ptr<Cursor[]> cursors_;  // [num_threads_]
 };
 
 }  // namespace strata

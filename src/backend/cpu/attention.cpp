@@ -296,6 +296,12 @@ void run_item_f16_small(const Item& it, const float* q, int num_heads, const Pag
     const uint8_t* vb = static_cast<const uint8_t*>(kv.v) + head_off;
     for (int j = 0; j < nj; ++j) {
       const uint8_t* kr = kb + j * key_stride;
+      // The rows are a few hundred bytes key_stride apart, often in DRAM after a token's weight
+      // stream: request the K row 4 keys ahead, and this key's V row for the P V pass below.
+      for (size_t o = 0; o < rb; o += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(kr + 4 * key_stride + o), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(vb + j * key_stride + o), _MM_HINT_T0);
+      }
       __m256 a[R][2];
       for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = _mm256_setzero_ps();
       for (int d = 0; d < hd; d += 16) {

@@ -10,7 +10,7 @@ namespace strata::backend::cpu {
 // busy machine that still shows what a core does per cycle it actually gets (benches only).
 
 // Read-only streaming sum over a buffer well past the last-level cache (bytes read / s), best
-// of a few passes. buffer_bytes = 0: 512 MiB.
+// of a few passes with plain loads and with software prefetch. buffer_bytes = 0: 512 MiB.
 double measure_memory_bandwidth_gbs(ThreadPool& pool, size_t buffer_bytes = 0, bool cpu_time = false);
 // Register-resident AVX2 FMA loop on every thread: 2 flops per lane per FMA, best of a few runs.
 double measure_fma_peak_gflops(ThreadPool& pool, bool cpu_time = false);

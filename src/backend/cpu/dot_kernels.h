@@ -32,11 +32,14 @@ DotKernel dot_kernel(DType weight_type);
 bool vnni_kernels_available();
 bool vnni_kernels_enabled();
 void set_vnni_kernels(bool on);  // on: only takes effect where available
-// AVX-512 (F, BW, VL, VNNI) kernels for Q4_K and Q6_K, preferred where the CPU has it: 512-bit
+// AVX-512 (F, BW, VL, VNNI) kernels for Q8_0, Q4_K and Q6_K, preferred where the CPU has it: 512-bit
 // one-token kernels (decode), the VNNI templates in EVEX form for tiles. Other types: as above.
 bool avx512_kernels_available();
 bool avx512_kernels_enabled();
 void set_avx512_kernels(bool on);  // on: only takes effect where available
+// Software prefetch distance on the weight stream of the AVX-512 one-token kernels, for
+// benches: -1 (the default) a tuned distance per type, 0 off, > 0 this many bytes ahead.
+void set_decode_prefetch(int64_t bytes);
 
 // Activation quantization of one row of `cols` f32 (a multiple of 32, resp. 256):
 // d = amax / 127, q = round-to-nearest-even(x / d). AVX2 and their scalar twins.

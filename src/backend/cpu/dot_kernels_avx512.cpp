@@ -1,10 +1,15 @@
 // Dot kernels for CPUs with AVX-512 (F, BW, VL, VNNI), such as Zen 4/5: 512-bit one-token
-// kernels for the K-quants that decode is made of (Q4_K, Q6_K); tiles of several tokens use
-// the kernel templates of dot_kernels_impl.h built with EVEX vpdpwssd on 256-bit registers. One token is decode, where a 256-bit Q4_K kernel runs out of instructions before a
+// kernels for the types decode is made of (Q8_0, Q4_K, Q6_K); tiles of several tokens use the
+// kernel templates of dot_kernels_impl.h built with EVEX vpdpwssd on 256-bit registers. One
+// token is decode, where a 256-bit Q4_K kernel runs out of instructions before a
 // core runs out of memory bandwidth (bench/cpu/NOTES.md): a 512-bit register unpacks and
 // multiplies two 32-element groups per instruction. This file alone is compiled with the
 // AVX-512 flags; dot_kernel() calls into it only when the CPU reports them.
 #include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
 
 namespace strata::backend::cpu {
 namespace {
@@ -37,19 +42,53 @@ inline __m512i two_scales(__m512i v, int i, int j) {
                                   v);
 }
 
+// Software prefetch on the weight stream of the one-token kernels: NTA, this many bytes ahead
+// (~200 ns of kernel time). With two threads decoding from DRAM it lifted the 28-layer sweep
+// from ~42-45 to 52-64 GB/s (the hardware prefetchers alone keep too few lines in flight per
+// core); T0 and shorter or longer distances did less (bench/cpu/NOTES.md).
+constexpr int64_t kPrefetchQ8_0 = 12288, kPrefetchQ4_K = 8192, kPrefetchQ6_K = 12288;
+std::atomic<int64_t> g_prefetch{-1};  // -1: the per-type distance above, 0: off, > 0: this
+
+int64_t prefetch_bytes(int64_t type_default) {
+  const int64_t p = g_prefetch.load(std::memory_order_relaxed);
+  return p < 0 ? type_default : p;
+}
+
+// kLines cache lines from `ahead` bytes past p (a loop step of up to 64 * kLines bytes).
+template <int kLines>
+inline void prefetch_ahead(const void* p, int64_t ahead) {
+  const char* c = static_cast<const char*>(p) + ahead;
+  for (int i = 0; i < kLines; ++i) _mm_prefetch(c + 64 * i, _MM_HINT_NTA);
+}
+
 inline __m256i fold(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)); }
 
-// Q4_K, one weight row against one token. Register p (p = 0, 1) holds qs[64p .. 64p + 63]:
-// its low nibbles are elements 128p + 0..31 (group 4p) and 128p + 64..95 (group 4p + 2), its
-// high nibbles 128p + 32..63 (4p + 1) and 128p + 96..127 (4p + 3).
-void q4k_row(const Args& a) {
-  const int64_t nb = a.cols / kQKK;
-  const auto* w = static_cast<const BlockQ4_K*>(a.w);
-  const auto* x = static_cast<const ActQ8K*>(a.x);
+// Q4_K, one token. Register p (p = 0, 1) holds qs[64p .. 64p + 63] of a super-block: its low
+// nibbles are elements 128p + 0..31 (group 4p) and 128p + 64..95 (group 4p + 2), its high
+// nibbles 128p + 32..63 (4p + 1) and 128p + 96..127 (4p + 3). The token's qs are repacked once
+// per call in that order (Q4KAct: one aligned register per maddubs instead of two halves), d
+// and dmin are converted together, and the float sums stay 512-bit to the end: 34 -> 43 GB/s
+// in cache, 1 thread (the loop was ~70 instructions a super-block, issue-bound, not latency-
+// bound: a second integer accumulator chain and in-lane scale shuffles changed nothing).
+struct alignas(64) Q4KAct {
+  int8_t qs[4][64];  // [2p + h]: elements 128p + 32h + 0..31, then 128p + 32h + 64..95
+};
+constexpr int64_t kQ4KChunkBlocks = 64;  // super-blocks packed at a time: 16 KB of stack
+
+void q4k_pack(const ActQ8K* x, int64_t n, Q4KAct* xp) {
+  for (int64_t b = 0; b < n; ++b) {
+    for (int k = 0; k < 4; ++k) _mm512_store_si512(xp[b].qs[k], load_pair(x[b].qs + 128 * (k / 2) + 32 * (k % 2), 64));
+  }
+}
+
+// Super-blocks [0, n) of one row against the packed token (xp; d and bsums from x).
+float q4k_row(const BlockQ4_K* w, const Q4KAct* xp, const ActQ8K* x, int64_t n, int64_t pf) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
+  __m512 acc = _mm512_setzero_ps();
+  __m256 acc_min = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n; ++b) {
     const BlockQ4_K& wb = w[b];
+    if (pf != 0) prefetch_ahead<3>(&wb, pf);
     const ActQ8K& xb = x[b];
     const __m128i scm = k4_scales_mins(wb.scales);
     const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scm));  // sc0..7 (m0..7 above, unused)
@@ -60,23 +99,47 @@ void q4k_row(const Args& a) {
       const __m512i q = _mm512_loadu_si512(wb.qs + 64 * p);
       const __m512i lo = _mm512_and_si512(q, m4);
       const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
-      const int8_t* xq = xb.qs + 128 * p;
-      iacc = _mm512_dpwssd_epi32(iacc, _mm512_maddubs_epi16(lo, load_pair(xq, 64)), two_scales(sc16, 4 * p, 4 * p + 2));
-      iacc = _mm512_dpwssd_epi32(iacc, _mm512_maddubs_epi16(hi, load_pair(xq + 32, 64)),
+      iacc = _mm512_dpwssd_epi32(iacc, _mm512_maddubs_epi16(lo, _mm512_load_si512(xp[b].qs[2 * p])),
+                                 two_scales(sc16, 4 * p, 4 * p + 2));
+      iacc = _mm512_dpwssd_epi32(iacc, _mm512_maddubs_epi16(hi, _mm512_load_si512(xp[b].qs[2 * p + 1])),
                                  two_scales(sc16, 4 * p + 1, 4 * p + 3));
     }
     const __m256i mins = _mm256_madd_epi16(m16, loadu(xb.bsums));
-    const float d = simd::f16_to_f32(wb.d) * xb.d, dmin = simd::f16_to_f32(wb.dmin) * xb.d;
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold(iacc)), _mm256_set1_ps(d), acc);
-    acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin), acc);
+    // d and dmin are adjacent fp16: both converted and scaled by x's d at once
+    uint32_t dd_bits;
+    std::memcpy(&dd_bits, &wb.d, 4);
+    const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd_bits))), _mm_set1_ps(xb.d));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc), _mm512_broadcastss_ps(dd), acc);
+    acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dd), _mm256_set1_epi32(1)), acc_min);
   }
-  a.y[0] = simd::hsum(acc);
+  const __m256 a256 = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(acc), 1)));
+  return simd::hsum(_mm256_sub_ps(a256, acc_min));
+}
+
+void q4k_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt, int64_t cols, float* y, int64_t ys) {
+  if (nt != 1) {
+    tile<KQ4_K>(w, ws, nr, x, xs, nt, cols, y, ys);
+    return;
+  }
+  const int64_t nb = cols / kQKK;
+  const auto* xa = static_cast<const ActQ8K*>(x);
+  Q4KAct xp[kQ4KChunkBlocks];
+  for (int r = 0; r < nr; ++r) y[r] = 0;
+  const int64_t pf = prefetch_bytes(kPrefetchQ4_K);
+  for (int64_t c0 = 0; c0 < nb; c0 += kQ4KChunkBlocks) {
+    const int64_t n = std::min(kQ4KChunkBlocks, nb - c0);
+    q4k_pack(xa + c0, n, xp);
+    for (int r = 0; r < nr; ++r) {
+      const auto* wr = reinterpret_cast<const BlockQ4_K*>(static_cast<const uint8_t*>(w) + r * ws);
+      y[r] += q4k_row(wr + c0, xp, xa + c0, n, pf);
+    }
+  }
 }
 
 // Q6_K, one weight row against one token. The two 128-element halves side by side: register
 // s (s = 0..3) holds elements 32s + 0..31 (groups 2s, 2s + 1) and 128 + 32s + 0..31 (groups
 // 8 + 2s, 9 + 2s); q in 0..63, the -32 offset applied through the group sums.
-void q6k_row(const Args& a) {
+void q6k_row(const Args& a, int64_t pf) {
   const int64_t nb = a.cols / kQKK;
   const auto* w = static_cast<const BlockQ6_K*>(a.w);
   const auto* x = static_cast<const ActQ8K*>(a.x);
@@ -84,6 +147,7 @@ void q6k_row(const Args& a) {
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const BlockQ6_K& wb = w[b];
+    if (pf != 0) prefetch_ahead<4>(&wb, pf);
     const ActQ8K& xb = x[b];
     const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
     const __m512i sc16 = _mm512_castsi256_si512(sc);
@@ -114,26 +178,124 @@ void q6k_row(const Args& a) {
 
 // One token: the 512-bit row kernel, row by row (one sequential stream); tiles of several
 // tokens: the 256-bit register-blocked kernels.
-template <void (*Row)(const Args&), template <int, int> class K>
+template <void (*Row)(const Args&, int64_t), int64_t kPrefetch, template <int, int> class K>
 void tile512(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt, int64_t cols, float* y, int64_t ys) {
   if (nt != 1) {
     tile<K>(w, ws, nr, x, xs, nt, cols, y, ys);
     return;
   }
   Args a{w, ws, x, xs, cols, y, ys};
+  const int64_t pf = prefetch_bytes(kPrefetch);
   for (int r = 0; r < nr; ++r) {
     a.w = static_cast<const uint8_t*>(w) + r * ws;
     a.y = y + r;
-    Row(a);
+    Row(a, pf);
+  }
+}
+
+// ---- Q8_0, one token ----
+// Two blocks per 512-bit register (block b in the low half, b + 1 in the high half). The
+// token's blocks are repacked once per call (kQ80ChunkBlocks at a time) and reused by every
+// row: per pair, the 64 qs bytes in one aligned register and corr = -128 * (each lane's sum of
+// 4 of them), so dpbusd(corr, w ^ 0x80, x) = sum (w + 128) x - 128 sum x = w . x with one xor
+// (AVX-512 has no vpsignb; abs, a mask and a masked negate per row cost 20% here). The scales
+// d_w * d_x of four blocks are made at once: the four fp16 d of w lie 34 bytes apart in the
+// row's first 128 bytes and one two-register word permute picks them out (a scalar
+// conversion per block held the kernel at ~52 GB/s; bench/cpu/NOTES.md).
+struct alignas(64) Q80Pair {
+  int8_t qs[64];     // blocks 2p, 2p + 1 of x
+  int32_t corr[16];  // -128 * sum of qs[4i .. 4i + 3]
+};
+constexpr int64_t kQ80ChunkBlocks = 256;  // x blocks packed at a time: 16 KB + 1 KB of stack
+
+// x: n blocks -> xp: n / 2 pairs, dx: n scales.
+void q80_pack(const ActQ8_0* x, int64_t n, Q80Pair* xp, float* dx) {
+  const __m512i k80 = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int64_t p = 0; 2 * p + 1 < n; ++p) {
+    const __m512i xq = load_pair(x[2 * p].qs, sizeof(ActQ8_0));
+    _mm512_store_si512(xp[p].qs, xq);
+    const __m512i sum128 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k80, xq);
+    _mm512_store_si512(xp[p].corr, _mm512_sub_epi32(_mm512_setzero_si512(), sum128));
+  }
+  for (int64_t i = 0; i < n; ++i) dx[i] = x[i].d;
+}
+
+// f32 lanes 0-7 = lane i of s, 8-15 = lane i + 1.
+inline __m512 two_lanes(__m512 s, int i) {
+  return _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(i), _mm256_set1_epi32(i + 1), 1), s);
+}
+
+// acc + (blocks w[0], w[1] . pair xp) * s (s: lanes 0-7 block 0's scale, 8-15 block 1's).
+inline __m512 q80_pair(const BlockQ8_0* w, const Q80Pair& xp, __m512 s, __m512 acc) {
+  const __m512i wu = _mm512_xor_si512(load_pair(w[0].qs, sizeof(BlockQ8_0)), _mm512_set1_epi8(static_cast<char>(0x80)));
+  const __m512i p = _mm512_dpbusd_epi32(_mm512_load_si512(xp.corr), wu, _mm512_load_si512(xp.qs));
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc);
+}
+
+// Blocks [0, n) of one row against the packed token (xp, dx; x for an odd last block).
+float q80_row(const BlockQ8_0* w, const Q80Pair* xp, const float* dx, const ActQ8_0* x, int64_t n, int64_t pf) {
+  // int16 lanes 0-3: words 0, 17, 34, 51 of the first register pair (the d of blocks 0-3)
+  const __m512i d_words = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                           0, 0, 51, 34, 17, 0);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 4 <= n; b += 4) {
+    const auto* wb = reinterpret_cast<const uint8_t*>(w + b);
+    if (pf != 0) prefetch_ahead<3>(wb, pf);
+    const __m512i dw = _mm512_permutex2var_epi16(_mm512_loadu_si512(wb), d_words, _mm512_loadu_si512(wb + 64));
+    const __m128 s4 = _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(dw)), _mm_loadu_ps(dx + b));
+    const __m512 s = _mm512_castps128_ps512(s4);
+    acc0 = q80_pair(w + b, xp[b / 2], two_lanes(s, 0), acc0);
+    acc1 = q80_pair(w + b + 2, xp[b / 2 + 1], two_lanes(s, 2), acc1);
+  }
+  if (b + 2 <= n) {
+    const __m512 s = _mm512_castps256_ps512(_mm256_set_ps(0, 0, 0, 0, 0, 0, simd::f16_to_f32(w[b + 1].d) * dx[b + 1],
+                                                          simd::f16_to_f32(w[b].d) * dx[b]));
+    acc0 = q80_pair(w + b, xp[b / 2], two_lanes(s, 0), acc0);
+    b += 2;
+  }
+  acc0 = _mm512_add_ps(acc0, acc1);
+  __m256 acc = _mm256_add_ps(_mm512_castps512_ps256(acc0), _mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(acc0), 1)));
+  if (b < n) {  // an odd last block: the 256-bit step of dot_q32
+    const __m256i wq = loadu(w[b].qs);
+    const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(wq, wq), _mm256_sign_epi8(loadu(x[b].qs), wq));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(simd::f16_to_f32(w[b].d) * dx[b]), acc);
+  }
+  return simd::hsum(acc);
+}
+
+// One token: x packed, then each row in turn (one sequential stream); tiles of several tokens:
+// the 256-bit register-blocked kernel.
+void q80_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt, int64_t cols, float* y, int64_t ys) {
+  if (nt != 1) {
+    tile<KQ8_0>(w, ws, nr, x, xs, nt, cols, y, ys);
+    return;
+  }
+  const int64_t nb = cols / kQK;
+  const auto* xa = static_cast<const ActQ8_0*>(x);
+  Q80Pair xp[kQ80ChunkBlocks / 2];
+  alignas(64) float dx[kQ80ChunkBlocks];
+  for (int r = 0; r < nr; ++r) y[r] = 0;
+  const int64_t pf = prefetch_bytes(kPrefetchQ8_0);
+  for (int64_t c0 = 0; c0 < nb; c0 += kQ80ChunkBlocks) {
+    const int64_t n = std::min(kQ80ChunkBlocks, nb - c0);
+    q80_pack(xa + c0, n, xp, dx);
+    for (int r = 0; r < nr; ++r) {
+      const auto* wr = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(w) + r * ws);
+      y[r] += q80_row(wr + c0, xp, dx, xa + c0, n, pf);
+    }
   }
 }
 
 }  // namespace
 
+void set_decode_prefetch(int64_t bytes) { g_prefetch.store(bytes); }
+
 DotKernel dot_kernel_avx512(DType type) {
   switch (type) {
-    case DType::kQ4_K: return {ActFormat::kQ8K, tile512<q4k_row, KQ4_K>};
-    case DType::kQ6_K: return {ActFormat::kQ8K, tile512<q6k_row, KQ6_K>};
+    case DType::kQ8_0: return {ActFormat::kQ8_0, q80_tile};
+    case DType::kQ4_K: return {ActFormat::kQ8K, q4k_tile};
+    case DType::kQ6_K: return {ActFormat::kQ8K, tile512<q6k_row, kPrefetchQ6_K, KQ6_K>};
     default: return {};  // the VNNI or AVX2 build
   }
 }
