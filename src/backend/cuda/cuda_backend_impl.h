@@ -177,15 +177,6 @@ struct CudaBackend::Impl {
     const float* x = nullptr;
     float* y = nullptr;
   } pending_dot;
-  // One token's int8 products of one x (q/k/v, the DeltaNet input projections) held so that
-  // the causal conv that reads the first one's output (ssm_conv) runs in their launch; any
-  // other op launches them first.
-  struct PendingMulti {
-    WeightView ws[kMaxGemvSegments];
-    float* ys[kMaxGemvSegments] = {};
-    int count = 0;
-    Q8Buf xb{};
-  } pending_multi;
   // A weighted sum of one token's expert outputs held for the add of its output into the
   // held residual; any other op launches it first.
   struct PendingWsum {
@@ -241,12 +232,7 @@ struct CudaBackend::Impl {
   // Held ops other than the add (whose place in the order they would take if it stayed held).
   bool holds_others() const {
     return chain.count > 0 || pending_dot.y != nullptr || pending_gate.x != nullptr ||
-           pending_wsum.out != nullptr || pending_exp.y != nullptr || pending_multi.count > 0;
-  }
-  void flush_multi() {
-    if (pending_multi.count > 0 && !replay())
-      gemv_q8_multi(pending_multi.ws, pending_multi.ys, pending_multi.count, pending_multi.xb, stream);
-    pending_multi = {};
+           pending_wsum.out != nullptr || pending_exp.y != nullptr;
   }
   void launch_dot(const PendingDot& d) {
     if (d.y != nullptr && !replay()) gemv(d.wv, d.x, 1, d.y, stream);
@@ -290,7 +276,6 @@ struct CudaBackend::Impl {
   // come before the add that reads them; an add held with its weighted sum outstanding reads
   // the sum's output buffer before the sum writes it).
   void flush_others() {
-    flush_multi();
     flush_gate();
     flush_add();
     flush_wsum();

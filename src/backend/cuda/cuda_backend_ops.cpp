@@ -28,16 +28,9 @@ void CudaBackend::matmul_multi(std::span<const WeightView> ws, const float* x, i
       b = impl_->q8_claim(x, cols);
       quantize_act_q8(x, cols, b.xq, b.xd, b.xs, s);
     }
+    gemv_q8_multi(ws.data(), ys.data(), static_cast<int>(ws.size()), b, s);
     for (size_t i = 0; i < ws.size(); ++i)
       impl_->invalidate_if_written(ys[i], static_cast<size_t>(ws[i].rows) * 4);
-    // Held: launched by the next op (with the conv if that op is the conv of ys[0]).
-    Impl::PendingMulti& pm = impl_->pending_multi;
-    pm.count = static_cast<int>(ws.size());
-    for (size_t i = 0; i < ws.size(); ++i) {
-      pm.ws[i] = ws[i];
-      pm.ys[i] = ys[i];
-    }
-    pm.xb = b;
     return;
   }
   // One token's product with a one-row F32 weight (the shared expert's gate): held for the
@@ -461,27 +454,10 @@ void CudaBackend::ssm_conv(const float* x, int64_t channels, const float* weight
                            std::span<const RecurrentSeg> segs, float* out) {
   impl_->prof_mark("ssm_conv");
   Impl& m = *impl_;
-  // One token whose input projections are held: the conv runs on their rows, in their launch.
-  const Impl::PendingMulti pm = m.pending_multi;
-  const bool fuse = pm.count > 0 && pm.ys[0] == x && pm.ws[0].rows == channels && segs.size() == 1 &&
-                    segs[0].num_rows == 1 && segs[0].row_begin == 0 && kernel <= kConvEpilogueMaxKernel &&
-                    !m.chain.count && m.pending_dot.y == nullptr && m.pending_gate.x == nullptr &&
-                    m.pending.y == nullptr && m.pending_wsum.out == nullptr && m.pending_exp.y == nullptr;
-  if (fuse) m.pending_multi = {};
   m.enter();
   if (segs.empty() && !m.graph_layout()) return;
   const DnPlan plan = m.stage_segments(segs);
   if (m.replay()) return;
-  if (fuse) {
-    ConvEpilogue ep;
-    ep.w = weight;
-    ep.kernel = kernel;
-    ep.channels = channels;
-    ep.seg = plan.segs;
-    ep.out = out;
-    gemv_q8_multi(pm.ws, pm.ys, pm.count, pm.xb, m.stream, &ep);
-    return;
-  }
   cuda::ssm_conv(x, channels, weight, kernel, plan, out, m.stream);
 }
 

@@ -64,56 +64,6 @@ TEST(CudaBackend, DeltaNetConvMatchesReference) {
   }
 }
 
-// One token: the input projections (int8 products of one x, held) and the conv of the first
-// one's output run in one launch (the conv on the product's rows). Against the reference ops:
-// in place from a state, from no state, and into a fresh buffer; the other products' outputs
-// and the first one's (which the conv leaves as it is) too.
-TEST(CudaBackend, DeltaNetConvInsideInputProjection) {
-  REQUIRE_GPU();
-  Gpu g;
-  Rng rng(77);
-  for (int kernel : {4, 2}) {
-    const int64_t cols = 256, channels = 384, zrows = 96;
-    const size_t st = static_cast<size_t>((kernel - 1) * channels);
-    const auto wq = random_weights(rng, DType::kQ8_0, channels, cols), wz = random_weights(rng, DType::kQ4_K, zrows, cols);
-    const WeightView hq = host_view(wq, DType::kQ8_0, channels, cols), hz = host_view(wz, DType::kQ4_K, zrows, cols);
-    const WeightView dq = g.be.upload_weight(hq), dz = g.be.upload_weight(hz);
-    const auto x = normal(rng, cols), cw = normal(rng, channels * kernel, 0.5f), st0 = normal(rng, st);
-    std::vector<float> qkv(channels), z(zrows), a(channels);
-    cpu::ref::matmul(hq, x.data(), 1, qkv.data());
-    cpu::ref::matmul(hz, x.data(), 1, z.data());
-    for (int c = 0; c < 3; ++c) {  // in place from st0; no state in; st0 into a fresh buffer
-      std::vector<float> s_in = st0, s_out(st);
-      float* sin_ref = c == 1 ? nullptr : s_in.data();
-      float* sout_ref = c == 0 ? s_in.data() : s_out.data();
-      cpu::ref::ssm_conv(qkv.data(), channels, cw.data(), kernel,
-                         std::vector<RecurrentSeg>{{0, 1, 9, sin_ref, sout_ref}}, a.data());
-      float* d_in = g.up(st0);
-      float* d_out = c == 0 ? d_in : g.out(st);
-      float* dqkv = g.out(channels);
-      float* dzy = g.out(zrows);
-      float* out = g.out(channels);
-      const WeightView ws[2] = {dq, dz};
-      float* const ys[2] = {dqkv, dzy};
-      g.be.rms_norm(g.up(x), g.up(std::vector<float>(cols, 1.0f)), 1, cols, 0.0f, g.out(cols));  // any op
-      g.be.matmul_multi(ws, g.up(x), 1, ys);
-      g.be.ssm_conv(dqkv, channels, g.up(cw), kernel,
-                    std::vector<RecurrentSeg>{{0, 1, 9, c == 1 ? nullptr : d_in, d_out}}, out);
-      // The products are int8 (x rounded per 32): the conv of their output as the reference's.
-      const auto got_q = g.down(dqkv, channels);
-      EXPECT_LT(rel_err(got_q, qkv), matmul_tol(DType::kQ8_0, 1)) << kernel << " " << c;
-      EXPECT_LT(rel_err(g.down(dzy, zrows), z), matmul_tol(DType::kQ4_K, 1)) << kernel << " " << c;
-      std::vector<float> a2(channels), s_in2 = st0, s_out2(st);
-      cpu::ref::ssm_conv(got_q.data(), channels, cw.data(), kernel,
-                         std::vector<RecurrentSeg>{{0, 1, 9, c == 1 ? nullptr : s_in2.data(), c == 0 ? s_in2.data() : s_out2.data()}},
-                         a2.data());
-      EXPECT_LT(rel_err(g.down(out, channels), a2), 1e-6) << kernel << " " << c;
-      EXPECT_EQ(g.down(d_out, st), c == 0 ? s_in2 : s_out2) << kernel << " " << c;
-      EXPECT_LT(rel_err(g.down(out, channels), a), 4 * matmul_tol(DType::kQ8_0, 1)) << kernel << " " << c;
-    }
-  }
-}
-
 struct DeltaSeq {
   std::vector<int64_t> seg_rows;  // one sequence cut into these segments
   int64_t pos0;                   // position of its first token (0: no initial state)

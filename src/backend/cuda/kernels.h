@@ -44,21 +44,8 @@ void set_gemv_q8_rows(int rows_per_cta);
 // The int8 product's kernel: 0 (default: by shape), 5 (a warp per row) or 3 (a CTA's threads
 // over R rows' parts). STRATA_CUDA_GEMV=3 or 5 in the environment picks one at start.
 void set_gemv_q8_variant(int variant);
-// The Gated DeltaNet's causal conv + SiLU of one token, run on the rows of the product that
-// makes its input (conv_dim rows, channel = row): out[c] = silu(sum_j w[c, j] window_j), the
-// window being the kernel-1 values of seg's state_in (zeros if null), then the row; seg's
-// state_out gets the window shifted by one. seg is device memory (a staged DnPlan's segs).
-constexpr int kConvEpilogueMaxKernel = 8;
-struct DnSeg;
-struct ConvEpilogue {
-  const float* w = nullptr;  // [channels, kernel]
-  int kernel = 0;
-  int64_t channels = 0;
-  const DnSeg* seg = nullptr;
-  float* out = nullptr;  // [channels]
-};
 void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Buf& x,
-                   cudaStream_t s, const ConvEpilogue* conv = nullptr);
+                   cudaStream_t s);
 // Expert slots: y[n*k, w.rows], slot j = t*k + s uses expert ids[j] (device) and
 // x row (x_per_slot ? j : t).
 void gemv_experts(const WeightView& w, const float* x, bool x_per_slot, const int32_t* ids,

@@ -225,35 +225,11 @@ void launch_dequant(const WeightView& w, int64_t rows, const int32_t* ids, Out* 
   STRATA_CHECK_MSG(ok, "weight type not uploaded for the CUDA backend");
 }
 
-// The causal conv of one token on the rows of a product (ConvEpilogue, kernels.h): row c is
-// channel c's new input; its window is the state's kernel-1 values; the state shifts by one.
-__device__ __forceinline__ void conv_epilogue(const ConvEpilogue& ep, int64_t c, float v) {
-  if (ep.w == nullptr || c >= ep.channels) return;
-  const DnSeg seg = *ep.seg;
-  const int hist = ep.kernel - 1;
-  float win[kConvEpilogueMaxKernel];
-#pragma unroll
-  for (int j = 0; j < kConvEpilogueMaxKernel - 1; ++j)
-    win[j] = j < hist && seg.state_in != nullptr ? seg.state_in[j * ep.channels + c] : 0.0f;
-  float acc = 0.0f;
-#pragma unroll
-  for (int j = 0; j < kConvEpilogueMaxKernel; ++j) {
-    if (j < hist) acc += ep.w[c * ep.kernel + j] * win[j];
-    else if (j == hist) acc += ep.w[c * ep.kernel + j] * v;
-  }
-  ep.out[c] = acc / (1.0f + expf(-acc));
-#pragma unroll
-  for (int j = 0; j < kConvEpilogueMaxKernel - 1; ++j) {
-    if (j + 1 < hist) seg.state_out[j * ep.channels + c] = win[j + 1];
-    else if (j + 1 == hist) seg.state_out[j * ep.channels + c] = v;
-  }
-}
-
 // v3: R rows per CTA, int8 activations, __dp4a (gemv_q8.cuh). Rows [row0, row0 + R) of w.
 template <class D, class Dot, int R>
 __device__ __forceinline__ void gemv_q8_rows(const uint8_t* wbase, size_t row_bytes, int64_t rows,
                                              int64_t cols, const Q8Act& x, float* y,
-                                             int64_t row0, const ConvEpilogue* ep = nullptr) {
+                                             int64_t row0) {
   __shared__ float red[kGemvThreads / 32][R];
   const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
   const uint8_t* w = wbase + row0 * row_bytes;
@@ -284,7 +260,6 @@ __device__ __forceinline__ void gemv_q8_rows(const uint8_t* wbase, size_t row_by
 #pragma unroll
     for (int wi = 0; wi < kGemvThreads / 32; ++wi) s += red[wi][tid];
     y[row0 + tid] = s;
-    if (ep != nullptr) conv_epilogue(*ep, row0 + tid, s);
   }
 }
 
@@ -295,8 +270,7 @@ __device__ __forceinline__ void gemv_q8_rows(const uint8_t* wbase, size_t row_by
 template <class D, class Dot, int RW>
 __device__ __forceinline__ void gemv_q8_warp_rows(const uint8_t* wbase, size_t row_bytes,
                                                   int64_t rows, int64_t cols, const Q8Act& x,
-                                                  float* y, int64_t row0,
-                                                  const ConvEpilogue* ep = nullptr) {
+                                                  float* y, int64_t row0) {
   const int lane = static_cast<int>(threadIdx.x) % 32, warp = static_cast<int>(threadIdx.x) / 32;
   const int64_t r0 = row0 + static_cast<int64_t>(warp) * RW;
   if (r0 >= rows) return;
@@ -321,22 +295,18 @@ __device__ __forceinline__ void gemv_q8_warp_rows(const uint8_t* wbase, size_t r
     float v = acc[r];
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    if (lane == 0 && r < nr) {
-      y[r0 + r] = v;
-      if (ep != nullptr) conv_epilogue(*ep, r0 + r, v);
-    }
+    if (lane == 0 && r < nr) y[r0 + r] = v;
   }
 }
 
 // R rows a CTA: v3 (kWarps false: the CTA's threads walk the parts of R rows together) or v5.
 template <class D, class Dot, int R, bool kWarps>
 __device__ __forceinline__ void gemv_q8_cta(const uint8_t* wbase, size_t row_bytes, int64_t rows,
-                                            int64_t cols, const Q8Act& x, float* y, int64_t row0,
-                                            const ConvEpilogue* ep = nullptr) {
+                                            int64_t cols, const Q8Act& x, float* y, int64_t row0) {
   if constexpr (kWarps)
-    gemv_q8_warp_rows<D, Dot, R / (kGemvThreads / 32)>(wbase, row_bytes, rows, cols, x, y, row0, ep);
+    gemv_q8_warp_rows<D, Dot, R / (kGemvThreads / 32)>(wbase, row_bytes, rows, cols, x, y, row0);
   else
-    gemv_q8_rows<D, Dot, R>(wbase, row_bytes, rows, cols, x, y, row0, ep);
+    gemv_q8_rows<D, Dot, R>(wbase, row_bytes, rows, cols, x, y, row0);
 }
 
 template <class D, class Dot, int R, bool kWarps>
@@ -361,7 +331,6 @@ struct GemvSegs {
   GemvSeg seg[kMaxGemvSegments];
   int count;
   int64_t cols;
-  ConvEpilogue conv;  // on segment 0's rows, if conv.w
 };
 
 template <int R, bool kWarps>
@@ -372,19 +341,18 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_q8_multi_kernel(GemvSegs a,
     if (j < a.count && blockIdx.x >= a.seg[j].cta_begin) i = j;
   const GemvSeg g = a.seg[i];
   const int64_t row0 = static_cast<int64_t>(blockIdx.x - g.cta_begin) * R;
-  const ConvEpilogue* ep = i == 0 && a.conv.w != nullptr ? &a.conv : nullptr;
   switch (g.type) {
     case DType::kQ8_0:
-      gemv_q8_cta<DeqQ8_0, DotQ8_0, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0, ep);
+      gemv_q8_cta<DeqQ8_0, DotQ8_0, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
       break;
     case DType::kQ4_0:
-      gemv_q8_cta<DeqQ4_0, DotQ4_0, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0, ep);
+      gemv_q8_cta<DeqQ4_0, DotQ4_0, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
       break;
     case DType::kQ4_K:
-      gemv_q8_cta<DeqQ4_K, DotQ4_K, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0, ep);
+      gemv_q8_cta<DeqQ4_K, DotQ4_K, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
       break;
     default:
-      gemv_q8_cta<DeqQ6_K, DotQ6_K, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0, ep);
+      gemv_q8_cta<DeqQ6_K, DotQ6_K, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
       break;
   }
 }
@@ -678,18 +646,15 @@ void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32
 }
 
 void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Buf& xb,
-                   cudaStream_t s, const ConvEpilogue* conv) {
+                   cudaStream_t s) {
   STRATA_CHECK(count >= 1 && count <= static_cast<int>(kMaxGemvSegments));
-  STRATA_CHECK(conv == nullptr || (conv->kernel >= 1 && conv->kernel <= kConvEpilogueMaxKernel &&
-                                   conv->channels == ws[0].rows));
-  if (count == 1 && conv == nullptr) {
+  if (count == 1) {
     gemv_q8(ws[0], xb.xq, xb.xd, xb.xs, ys[0], s);
     return;
   }
   GemvSegs a{};
   a.count = count;
   a.cols = ws[0].cols;
-  if (conv != nullptr) a.conv = *conv;
   int64_t total_rows = 0;
   for (int i = 0; i < count; ++i) total_rows += ws[i].rows;
   // Rows per CTA as gemv_q8 picks them for one matrix of all the rows.
