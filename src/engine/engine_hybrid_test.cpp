@@ -167,3 +167,46 @@ TEST_F(HybridEngineTest, MultiTurnReplayReusesEveryComputedToken) {
 
 }  // namespace
 }  // namespace strata::engine
+
+namespace strata::engine {
+namespace {
+
+// qwen35moe with a shared expert of the routed experts' size: decode steps (one token) run it
+// as slot k beside them (Backend::matmul_experts_shared), prefill steps as products of their
+// own. Every position's logits from one-token steps equal those of a prefill that ends there
+// (the reference ops; the DeltaNet's chunked and recurrent forms differ only by f32 rounding).
+TEST(HybridMoe, SharedExpertSlotMatchesItsOwnProducts) {
+  model::SynthOptions so;
+  so.hp = model::preset_hparams("qwen3.5-tiny-moe").value();
+  so.hp.shared_expert_ffn_dim = so.hp.expert_ffn_dim;
+  so.recipe = model::find_recipe("F32").value();
+  ThreadPool pool(1);
+  auto w = model::synthesize(so, pool);
+  ASSERT_TRUE(w.is_ok()) << w.status().to_string();
+  const std::vector<uint8_t> bytes = w->write_to_buffer();
+  backend::CpuBackend be(1, /*reference=*/true);
+  auto m = model::Model::from_file(gguf::File::parse(bytes).value(), be);
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  const std::vector<int32_t> prompt = {5, 77, 300, 12, 9, 411, 42, 8, 199, 3};
+  Generator dec(**m, 64, DType::kF32, 4);
+  auto steps = dec.logits_per_position(prompt, 1, 1);  // every position a one-token step
+  ASSERT_TRUE(steps.is_ok()) << steps.status().to_string();
+  const int64_t vocab = (*m)->hparams().vocab_size;
+  ASSERT_EQ(steps->size(), prompt.size() * static_cast<size_t>(vocab));
+  for (size_t p = 2; p <= prompt.size(); ++p) {
+    Generator pre(**m, 64, DType::kF32, 4);
+    auto last = pre.logits_per_position(std::span(prompt).first(p), static_cast<int>(p), 512);
+    ASSERT_TRUE(last.is_ok());
+    double err = 0, rms = 0;
+    for (int64_t v = 0; v < vocab; ++v) {
+      const double a = (*steps)[(p - 1) * static_cast<size_t>(vocab) + static_cast<size_t>(v)], b = (*last)[static_cast<size_t>(v)];
+      err = std::max(err, std::fabs(a - b));
+      rms += b * b;
+    }
+    rms = std::sqrt(rms / static_cast<double>(vocab));
+    EXPECT_LT(err, 1e-4 * rms) << "position " << p - 1;
+  }
+}
+
+}  // namespace
+}  // namespace strata::engine
