@@ -92,7 +92,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     fn(0, 0, n);
     return;
   }
-  // Chunks of whole grains, a few per thread. Thread t owns a contiguous run of them and works
+  // Chunks of whole grains, 16 per thread. Thread t owns a contiguous run of them and works
   // through it in order, then takes what is left of the others' runs, from their back: one
   // sequential weight stream per core, as a decode matmul wants (interleaving chunks of the two
   // threads, as one shared counter did, cost 8-10% of decode; bench/cpu/NOTES.md), while a
