@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <algorithm>
 
 #include <chrono>
 #include <thread>
@@ -77,6 +78,30 @@ TEST(ThreadPool, ParallelForCoversRangeExactlyOnce) {
       for (auto& h : hits) ASSERT_EQ(h.load(), 1);
     }
   }
+}
+
+TEST(ThreadPool, OwnRunsFromTheFrontStolenChunksFromTheBack) {
+  // Thread 0 is slow on every range, so thread 1 finishes its own run and takes chunks of
+  // thread 0's: thread 0 walks its run upward from 0, thread 1 takes that run's chunks
+  // downward from its end, and the two never interleave (one sequential stream each).
+  ThreadPool pool(2);
+  const int64_t n = 64 * 16;
+  std::vector<int64_t> seen[2];
+  pool.parallel_for(n, 1, [&](int t, int64_t b, int64_t) {
+    if (t == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    seen[t].push_back(b);  // each thread writes only its own vector
+  });
+  ASSERT_FALSE(seen[0].empty());
+  EXPECT_EQ(seen[0].front(), 0);
+  EXPECT_TRUE(std::is_sorted(seen[0].begin(), seen[0].end()));
+  std::vector<int64_t> stolen;
+  for (int64_t b : seen[1]) {
+    if (b < n / 2) stolen.push_back(b);
+  }
+  ASSERT_FALSE(stolen.empty());
+  EXPECT_TRUE(std::is_sorted(stolen.rbegin(), stolen.rend()));
+  EXPECT_GT(stolen.back(), seen[0].back());
+  EXPECT_EQ(seen[0].size() + seen[1].size(), 32u);  // 16 chunks a thread
 }
 
 TEST(ThreadPool, ASlowThreadLeavesItsWorkToTheOthers) {

@@ -11,7 +11,9 @@
 
 namespace strata {
 namespace {
-constexpr int64_t kChunksPerThread = 4;
+// 16 chunks a thread rather than 4: a thread that finishes first waits for at most the rest
+// of one smaller chunk (decode +3% in the VM's fast minutes; bench/cpu/NOTES.md).
+constexpr int64_t kChunksPerThread = 16;
 
 // A spin step. Past the first ~1000 steps (tens of microseconds: longer than any gap between
 // a step's ops on an idle machine) every 64th step yields the core, so that on a machine with
@@ -90,24 +92,35 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     fn(0, 0, n);
     return;
   }
-  // Chunks of whole grains, a few per thread. Thread t owns a contiguous run of them and works
-  // through it in order, then takes what is left of the others' runs: one sequential weight
-  // stream per core, as a decode matmul wants (interleaving chunks of the two threads, as one
-  // shared counter did, cost 8-10% of decode; bench/cpu/NOTES.md), while a thread slowed down
-  // by another process or a page fault still leaves its remaining chunks to the others instead
-  // of holding everyone at the barrier.
+  // Chunks of whole grains, 16 per thread. Thread t owns a contiguous run of them and works
+  // through it in order, then takes what is left of the others' runs, from their back: one
+  // sequential weight stream per core, as a decode matmul wants (interleaving chunks of the two
+  // threads, as one shared counter did, cost 8-10% of decode; bench/cpu/NOTES.md), while a
+  // thread slowed down by another process or a page fault still leaves its remaining chunks to
+  // the others instead of holding everyone at the barrier.
   const int64_t chunks = std::min<int64_t>(num_grains, int64_t{nt} * kChunksPerThread);
   const int64_t span = (num_grains + chunks - 1) / chunks * grain;
   const int64_t num_chunks = (n + span - 1) / span;
   for (int t = 0; t < num_threads_; ++t) {
-    cursors_[t].next.store(t < nt ? num_chunks * t / nt : 0, std::memory_order_relaxed);
-    cursors_[t].end = t < nt ? num_chunks * (t + 1) / nt : 0;
+    const uint64_t b = t < nt ? static_cast<uint64_t>(num_chunks * t / nt) : 0;
+    const uint64_t e = t < nt ? static_cast<uint64_t>(num_chunks * (t + 1) / nt) : 0;
+    cursors_[t].range.store(e << 32 | b, std::memory_order_relaxed);
   }
   run_on_all([&](int t) {
-    for (int k = 0; k < num_threads_; ++k) {  // its own run first, then the others'
-      Cursor& c = cursors_[(t + k) % num_threads_];
-      for (int64_t i = c.next.fetch_add(1, std::memory_order_relaxed); i < c.end;
-           i = c.next.fetch_add(1, std::memory_order_relaxed)) {
+    for (int k = 0; k < num_threads_; ++k) {  // its own run first (from the front), then the others' (from the back)
+      std::atomic<uint64_t>& range = cursors_[(t + k) % num_threads_].range;
+      for (;;) {
+        uint64_t r = range.load(std::memory_order_relaxed);
+        int64_t i = -1;
+        while (static_cast<uint32_t>(r) < (r >> 32)) {
+          const bool front = k == 0;
+          const uint64_t taken = front ? r + 1 : r - (uint64_t{1} << 32);
+          if (range.compare_exchange_weak(r, taken, std::memory_order_relaxed)) {
+            i = front ? static_cast<int64_t>(static_cast<uint32_t>(r)) : static_cast<int64_t>(r >> 32) - 1;
+            break;
+          }
+        }
+        if (i < 0) break;
         fn(t, i * span, std::min(n, (i + 1) * span));
       }
     }

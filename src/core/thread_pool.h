@@ -1,6 +1,7 @@
 // A fixed pool of worker threads for data-parallel kernels. parallel_for splits [0, n) into
-// a few contiguous ranges per thread; each thread runs its own in order, then helps with what
-// is left of the others'; the caller's thread takes part. Workers spin briefly between jobs
+// contiguous ranges, a run of them per thread; each thread works through its own run from the
+// front, then takes what is left of the others' runs from their back; the caller's thread
+// takes part. Workers spin briefly between jobs
 // (a decode step dispatches hundreds of small jobs) and then sleep.
 #pragma once
 
@@ -37,10 +38,11 @@ class ThreadPool {
  private:
   void worker_loop(int idx);
 
-  // parallel_for's chunks [next, end) not yet taken from thread t's run (one cache line each)
+  // parallel_for's chunks [next, end) not yet taken from thread t's run, packed as
+  // end << 32 | next (one cache line each): the owner takes them from the front, other threads
+  // from the back, so both streams stay sequential.
   struct alignas(64) Cursor {
-    std::atomic<int64_t> next{0};
-    int64_t end = 0;
+    std::atomic<uint64_t> range{0};
   };
 
   int num_threads_;

@@ -136,16 +136,26 @@ void q4k_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt
   }
 }
 
-// Q6_K, one weight row against one token. The two 128-element halves side by side: register
-// s (s = 0..3) holds elements 32s + 0..31 (groups 2s, 2s + 1) and 128 + 32s + 0..31 (groups
-// 8 + 2s, 9 + 2s); q in 0..63, the -32 offset applied through the group sums.
-void q6k_row(const Args& a, int64_t pf) {
-  const int64_t nb = a.cols / kQKK;
-  const auto* w = static_cast<const BlockQ6_K*>(a.w);
-  const auto* x = static_cast<const ActQ8K*>(a.x);
+// Q6_K, one token. The two 128-element halves side by side: register s (s = 0..3) holds
+// elements 32s + 0..31 (groups 2s, 2s + 1) and 128 + 32s + 0..31 (groups 8 + 2s, 9 + 2s); q in
+// 0..63, the -32 offset applied through the group sums. The token's qs are repacked once per
+// call in that order (Q6KAct, as Q4_K's): one aligned load per maddubs instead of two halves.
+struct alignas(64) Q6KAct {
+  int8_t qs[4][64];  // [s]: elements 32s + 0..31, then 128 + 32s + 0..31
+};
+constexpr int64_t kQ6KChunkBlocks = 64;  // super-blocks packed at a time: 16 KB of stack
+
+void q6k_pack(const ActQ8K* x, int64_t n, Q6KAct* xp) {
+  for (int64_t b = 0; b < n; ++b) {
+    for (int s = 0; s < 4; ++s) _mm512_store_si512(xp[b].qs[s], load_pair(x[b].qs + 32 * s, 128));
+  }
+}
+
+// Super-blocks [0, n) of one row against the packed token (xp; d and bsums from x).
+float q6k_row(const BlockQ6_K* w, const Q6KAct* xp, const ActQ8K* x, int64_t n, int64_t pf) {
   const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
   __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
+  for (int64_t b = 0; b < n; ++b) {
     const BlockQ6_K& wb = w[b];
     if (pf != 0) prefetch_ahead<4>(&wb, pf);
     const ActQ8K& xb = x[b];
@@ -166,30 +176,33 @@ void q6k_row(const Args& a, int64_t pf) {
                                             8 + 2 * s, 8 + 2 * s, 2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1,
                                             2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s, 2 * s, 2 * s, 2 * s, 2 * s, 2 * s,
                                             2 * s, 2 * s);
-      iacc = _mm512_dpwssd_epi32(iacc, _mm512_maddubs_epi16(q[s], load_pair(xb.qs + 32 * s, 128)),
+      iacc = _mm512_dpwssd_epi32(iacc, _mm512_maddubs_epi16(q[s], _mm512_load_si512(xp[b].qs[s])),
                                  _mm512_permutexvar_epi16(idx, sc16));
     }
     const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc, loadu(xb.bsums)), 5);
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(fold(iacc), corr)),
                           _mm256_set1_ps(simd::f16_to_f32(wb.d) * xb.d), acc);
   }
-  a.y[0] = simd::hsum(acc);
+  return simd::hsum(acc);
 }
 
-// One token: the 512-bit row kernel, row by row (one sequential stream); tiles of several
-// tokens: the 256-bit register-blocked kernels.
-template <void (*Row)(const Args&, int64_t), int64_t kPrefetch, template <int, int> class K>
-void tile512(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt, int64_t cols, float* y, int64_t ys) {
+void q6k_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt, int64_t cols, float* y, int64_t ys) {
   if (nt != 1) {
-    tile<K>(w, ws, nr, x, xs, nt, cols, y, ys);
+    tile<KQ6_K>(w, ws, nr, x, xs, nt, cols, y, ys);
     return;
   }
-  Args a{w, ws, x, xs, cols, y, ys};
-  const int64_t pf = prefetch_bytes(kPrefetch);
-  for (int r = 0; r < nr; ++r) {
-    a.w = static_cast<const uint8_t*>(w) + r * ws;
-    a.y = y + r;
-    Row(a, pf);
+  const int64_t nb = cols / kQKK;
+  const auto* xa = static_cast<const ActQ8K*>(x);
+  Q6KAct xp[kQ6KChunkBlocks];
+  for (int r = 0; r < nr; ++r) y[r] = 0;
+  const int64_t pf = prefetch_bytes(kPrefetchQ6_K);
+  for (int64_t c0 = 0; c0 < nb; c0 += kQ6KChunkBlocks) {
+    const int64_t n = std::min(kQ6KChunkBlocks, nb - c0);
+    q6k_pack(xa + c0, n, xp);
+    for (int r = 0; r < nr; ++r) {
+      const auto* wr = reinterpret_cast<const BlockQ6_K*>(static_cast<const uint8_t*>(w) + r * ws);
+      y[r] += q6k_row(wr + c0, xp, xa + c0, n, pf);
+    }
   }
 }
 
@@ -295,7 +308,7 @@ DotKernel dot_kernel_avx512(DType type) {
   switch (type) {
     case DType::kQ8_0: return {ActFormat::kQ8_0, q80_tile};
     case DType::kQ4_K: return {ActFormat::kQ8K, q4k_tile};
-    case DType::kQ6_K: return {ActFormat::kQ8K, tile512<q6k_row, kPrefetchQ6_K, KQ6_K>};
+    case DType::kQ6_K: return {ActFormat::kQ8K, q6k_tile};
     default: return {};  // the VNNI or AVX2 build
   }
 }

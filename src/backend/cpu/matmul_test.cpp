@@ -127,7 +127,7 @@ class CpuMatmulIsa : public ::testing::TestWithParam<int> {
 
 TEST_P(CpuMatmulIsa, EveryTypeMatchesReference) {
   // one-token cases: 1-7 blocks, and 67 and 261: past the chunks of the AVX-512 kernels that
-  // repack the token (64 Q4_K super-blocks, 256 Q8_0 blocks)
+  // repack the token (64 Q4_K or Q6_K super-blocks, 256 Q8_0 blocks)
   const Case cases[] = {{1, 1, 1}, {13, 3, 3}, {67, 3, 7}, {37, 5, 33}, {9, 1, 5}, {29, 4, 1}, {5, 7, 1}, {3, 67, 1}, {2, 261, 1}};
   int tested = 0;
   uint64_t seed = 100;
@@ -137,7 +137,7 @@ TEST_P(CpuMatmulIsa, EveryTypeMatchesReference) {
     ErrorStats stats;
     for (const Case& c : cases) {
       // the long rows test those chunks; other types' quantizers are slow there
-      if (c.blocks > 7 && type != DType::kQ8_0 && type != DType::kQ4_K) continue;
+      if (c.blocks > 7 && type != DType::kQ8_0 && type != DType::kQ4_K && type != DType::kQ6_K) continue;
       check_matmul(type, c, ++seed, stats);
     }
     // mean squared error within 4x its expectation (about 1x when right; hundreds of outputs)

@@ -1,0 +1,87 @@
+// Decode A/B in one process: a model file, batch-1 decode after a 1-token prompt (as `strata
+// bench -n N` measures), with a runtime switch of the CPU backend taking turns token by token:
+// this VM's bandwidth drifts over seconds (bench/cpu/NOTES.md), so settings are only compared
+// on neighbouring tokens. Each token's time (one forward and its sampling) goes to the setting
+// it ran under; rounds whose bandwidth probe reads under --min-probe are left out.
+// Usage: cpu_decode_ab_bench MODEL [--threads 2] [--decode 128] [--rounds 5] [--min-probe GB/s]
+//        [--pf B1,B2,...]  (set_decode_prefetch values: -1 tuned default, 0 off, > 0 bytes)
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_probe.h"
+#include "backend/cpu/dot_kernels.h"
+#include "engine/generator.h"
+#include "model/model.h"
+
+using namespace strata;
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: cpu_decode_ab_bench MODEL [--threads N] [--decode N] [--rounds N] [--min-probe GB/s] [--pf LIST]\n");
+    return 1;
+  }
+  const std::string path = argv[1];
+  int threads = 2, decode = 128, rounds = 5;
+  double min_probe = 0;
+  std::vector<int64_t> settings = {-1};
+  for (int i = 2; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    if (a == "--threads") threads = std::atoi(argv[i + 1]);
+    else if (a == "--decode") decode = std::atoi(argv[i + 1]);
+    else if (a == "--rounds") rounds = std::atoi(argv[i + 1]);
+    else if (a == "--min-probe") min_probe = std::atof(argv[i + 1]);
+    else if (a == "--pf") {
+      settings.clear();
+      std::stringstream ss(argv[i + 1]);
+      for (std::string v; std::getline(ss, v, ',');) settings.push_back(std::stoll(v));
+    }
+  }
+  backend::cpu::CpuBackend cpu(threads);
+  auto m = model::Model::load(path, cpu);
+  if (!m.is_ok()) {
+    std::fprintf(stderr, "load: %s\n", m.status().to_string().c_str());
+    return 1;
+  }
+  engine::Generator gen(**m, decode + 16);
+  const std::vector<int32_t> prompt = {300};
+  engine::GenerateOptions opts;
+  opts.max_tokens = decode + 1;
+  opts.stop_at_eog = false;
+  std::vector<std::vector<double>> times(settings.size());
+  for (int r = 0; r < rounds; ++r) {
+    const double bw = backend::cpu::measure_memory_bandwidth_gbs(cpu.pool());
+    size_t cur = static_cast<size_t>(r) % settings.size();
+    backend::cpu::set_decode_prefetch(settings[cur]);
+    auto last = std::chrono::steady_clock::now();
+    int tok = 0;
+    auto out = gen.generate(prompt, opts, [&](const engine::SampleResult&) {
+      const auto now = std::chrono::steady_clock::now();
+      if (tok++ > 0 && bw >= min_probe) times[cur].push_back(std::chrono::duration<double>(now - last).count());
+      cur = (cur + 1) % settings.size();
+      backend::cpu::set_decode_prefetch(settings[cur]);
+      last = std::chrono::steady_clock::now();
+      return true;
+    });
+    if (!out.is_ok()) return 1;
+    std::printf("round %d probe %5.1f GB/s\n", r, bw);
+    std::fflush(stdout);
+  }
+  backend::cpu::set_decode_prefetch(-1);
+  for (size_t i = 0; i < settings.size(); ++i) {
+    std::vector<double>& t = times[i];
+    if (t.empty()) continue;
+    std::sort(t.begin(), t.end());
+    double sum = 0;
+    for (double v : t) sum += v;
+    std::printf("setting %lld: %zu tokens, mean %.1f tok/s, median %.1f, p25 %.1f, p75 %.1f\n",
+                static_cast<long long>(settings[i]), t.size(), t.size() / sum, 1 / t[t.size() / 2],
+                1 / t[t.size() * 3 / 4], 1 / t[t.size() / 4]);
+  }
+  return 0;
+}
