@@ -272,37 +272,9 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
   CK(cudaGraphExecDestroy(exec));
   CK(cudaGraphDestroy(graph));
   {
-    // v4: q/k/v and gate/up each as one launch over their concatenated rows.
-    be.matmul(L[0].down, f1, 1, x);
-    be.synchronize();
-    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
-    for (const Layer& y : L) {
-      const WeightView qkv[3] = {y.q, y.k, y.v};
-      float* const qkv_y[3] = {q, k, v};
-      be.matmul_multi(qkv, h, 1, qkv_y);
-      be.matmul(y.o, att, 1, h);
-      const WeightView gu[2] = {y.gate, y.up};
-      float* const gu_y[2] = {f1, f2};
-      be.matmul_multi(gu, h, 1, gu_y);
-      be.matmul(y.down, f1, 1, x);
-    }
-    be.matmul(out_w, x, 1, logits);
-    CK(cudaStreamEndCapture(s, &graph));
-    CK(cudaGraphInstantiate(&exec, graph, 0));
-    const double t_fused = time_it(s, 3, 20, [&] { CK(cudaGraphLaunch(exec, s)); });
-    fmt::print(
-        "decode GEMVs fused q/k/v, gate/up (graph, n=1): {:.3f} ms/token, {:.1f}% of copy "
-        "bandwidth -> {:.0f} tok/s\n",
-        t_fused * 1e3, 100.0 * weight_bytes / t_fused / bw, 1.0 / t_fused);
-    CK(cudaGraphExecDestroy(exec));
-    CK(cudaGraphDestroy(graph));
-    // Kernel and rows per CTA forced (a graph bakes the launch shapes: capture each anew): v3
-    // (the CTA over R rows' parts) at 2 and 4 rows, v5 (a warp per row or two) at 4 and 8.
-    // Variant 0 with 0 rows: the default choice by shape.
-    const std::pair<int, int> forced[] = {{0, 0}, {3, 2}, {3, 4}, {5, 4}, {5, 8}};
-    for (const auto& [variant, rows_per_cta] : forced) {
-      backend::cuda::set_gemv_q8_variant(variant);
-      backend::cuda::set_gemv_q8_rows(rows_per_cta);
+    // v4: q/k/v and gate/up each as one launch over their concatenated rows, captured as one
+    // graph (a graph bakes the launch shapes: each kernel choice below is captured anew).
+    auto fused_graph_seconds = [&] {
       be.matmul(L[0].down, f1, 1, x);
       be.synchronize();
       CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
@@ -319,11 +291,25 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
       be.matmul(out_w, x, 1, logits);
       CK(cudaStreamEndCapture(s, &graph));
       CK(cudaGraphInstantiate(&exec, graph, 0));
-      const double t_r = time_it(s, 3, 20, [&] { CK(cudaGraphLaunch(exec, s)); });
-      fmt::print("  fused GEMVs, v{} with {} rows per CTA: {:.3f} ms/token ({:.1f}%)\n", variant,
-                 rows_per_cta, t_r * 1e3, 100.0 * weight_bytes / t_r / bw);
+      const double t = time_it(s, 3, 20, [&] { CK(cudaGraphLaunch(exec, s)); });
       CK(cudaGraphExecDestroy(exec));
       CK(cudaGraphDestroy(graph));
+      return t;
+    };
+    const double t_fused = fused_graph_seconds();
+    fmt::print(
+        "decode GEMVs fused q/k/v, gate/up (graph, n=1): {:.3f} ms/token, {:.1f}% of copy "
+        "bandwidth -> {:.0f} tok/s\n",
+        t_fused * 1e3, 100.0 * weight_bytes / t_fused / bw, 1.0 / t_fused);
+    // Kernel and rows per CTA forced: v3 (the CTA over R rows' parts) at 2 and 4 rows, v5 (a
+    // warp per row or two) at 4 and 8. (The default choice by shape is the line above.)
+    const std::pair<int, int> forced[] = {{3, 2}, {3, 4}, {5, 4}, {5, 8}};
+    for (const auto& [variant, rows_per_cta] : forced) {
+      backend::cuda::set_gemv_q8_variant(variant);
+      backend::cuda::set_gemv_q8_rows(rows_per_cta);
+      const double t_r = fused_graph_seconds();
+      fmt::print("  fused GEMVs, v{} with {} rows per CTA: {:.3f} ms/token ({:.1f}%)\n", variant,
+                 rows_per_cta, t_r * 1e3, 100.0 * weight_bytes / t_r / bw);
     }
     backend::cuda::set_gemv_q8_rows(0);
     backend::cuda::set_gemv_q8_variant(0);
