@@ -25,6 +25,8 @@ int native_block_elems(DType type);
 void gemv(const WeightView& w, const float* x, int64_t n, float* y, cudaStream_t s);
 // Batch-1 products on int8 activations (gemv_q8.cuh) for Q8_0, Q4_0, Q4_K, Q6_K: x [cols]
 // is quantized into xq [cols] int8, xd [cols/32] f32, xs [cols/16] int32 first.
+// Weights need 16 readable bytes past their end (upload_weight pads them): the 2-byte-aligned
+// formats load whole words.
 bool gemv_q8_supported(DType type);
 void quantize_act_q8(const float* x, int64_t cols, int8_t* xq, float* xd, int32_t* xs,
                      cudaStream_t s);

@@ -1,0 +1,284 @@
+// cuda_gemv_bench: what one batch-1 int8 product (gemv_q8) costs inside a decode step. A chain
+// of distinct copies of one matrix (together several times the L2) is captured in one graph
+// and replayed: each product waits for the one before, as in a step, so the time per product
+// holds its launch, ramp, transfer and tail. Reported against device copy bandwidth, for each
+// kernel variant, beside a chain of one-CTA kernels (the graph's floor per launch).
+// Usage: cuda_gemv_bench [TYPE:ROWS:COLS ...]  (default: the Qwen3.6-35B-A3B and Qwen3-8B
+// decode shapes, then the expert products of the MoE shapes).
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/kernels.h"
+#include "core/dtype.h"
+#include "core/quant.h"
+#include "core/rng.h"
+
+using namespace strata;
+using backend::WeightView;
+
+namespace {
+
+#define CK(x)                                                                                  \
+  do {                                                                                         \
+    cudaError_t e_ = (x);                                                                      \
+    if (e_ != cudaSuccess) {                                                                   \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                            \
+    }                                                                                          \
+  } while (0)
+
+// Median seconds of a graph's replays.
+double time_graph(cudaGraphExec_t exec, cudaStream_t s, int reps = 30) {
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  for (int i = 0; i < 3; ++i) CK(cudaGraphLaunch(exec, s));
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    CK(cudaEventRecord(a, s));
+    CK(cudaGraphLaunch(exec, s));
+    CK(cudaEventRecord(b, s));
+    CK(cudaEventSynchronize(b));
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, a, b));
+    t.push_back(ms * 1e-3);
+  }
+  CK(cudaEventDestroy(a));
+  CK(cudaEventDestroy(b));
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+template <class F>
+double time_chain(cudaStream_t s, F&& body) {
+  cudaGraph_t g;
+  cudaGraphExec_t e;
+  CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
+  body();
+  CK(cudaStreamEndCapture(s, &g));
+  CK(cudaGraphInstantiate(&e, g, 0));
+  const double t = time_graph(e, s);
+  CK(cudaGraphExecDestroy(e));
+  CK(cudaGraphDestroy(g));
+  return t;
+}
+
+double copy_bandwidth(cudaStream_t s) {
+  const size_t bytes = size_t{2} << 30;
+  void *src, *dst;
+  CK(cudaMalloc(&src, bytes));
+  CK(cudaMalloc(&dst, bytes));
+  CK(cudaMemset(src, 0x5a, bytes));
+  const double t = time_chain(s, [&] { CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s)); });
+  CK(cudaFree(src));
+  CK(cudaFree(dst));
+  return 2.0 * static_cast<double>(bytes) / t;
+}
+
+struct Shape {
+  DType type;
+  int64_t rows, cols;
+};
+
+Shape parse(const std::string& s) {
+  const size_t a = s.find(':'), b = s.find(':', a + 1);
+  if (a == std::string::npos || b == std::string::npos) {
+    fmt::print(stderr, "bad shape '{}' (TYPE:ROWS:COLS)\n", s);
+    std::exit(2);
+  }
+  const auto t = dtype_from_name(s.substr(0, a));
+  if (!t) {
+    fmt::print(stderr, "unknown type in '{}'\n", s);
+    std::exit(2);
+  }
+  return {*t, std::stoll(s.substr(a + 1, b - a - 1)), std::stoll(s.substr(b + 1))};
+}
+
+void run_shape(const Shape& sh, double bw, cudaStream_t s) {
+  const size_t rb = row_bytes(sh.type, sh.cols), bytes = rb * static_cast<size_t>(sh.rows);
+  // Copies: at least 4x the 50 MB L2 and 16 products.
+  const int copies = static_cast<int>(std::max<size_t>(16, (size_t{200} << 20) / bytes + 1));
+  Rng rng(7);
+  std::vector<uint8_t> host(bytes);
+  std::vector<float> src(static_cast<size_t>(sh.cols));
+  for (int64_t r = 0; r < sh.rows; ++r) {
+    for (float& x : src) x = rng.normal() * 0.02f;
+    quantize_row(sh.type, src.data(), host.data() + rb * static_cast<size_t>(r), sh.cols);
+  }
+  std::vector<void*> mats(static_cast<size_t>(copies));
+  for (void*& m : mats) {
+    CK(cudaMalloc(&m, bytes + 16));  // the padding upload_weight gives: kernels read words past a row's end
+    CK(cudaMemcpy(m, host.data(), bytes, cudaMemcpyHostToDevice));
+  }
+  std::vector<float> xh(static_cast<size_t>(sh.cols));
+  for (float& x : xh) x = rng.normal();
+  float *x, *y, *xd;
+  int8_t* xq;
+  int32_t* xs;
+  CK(cudaMalloc(&x, xh.size() * 4));
+  CK(cudaMalloc(&y, static_cast<size_t>(sh.rows) * 4));
+  CK(cudaMalloc(&xq, xh.size()));
+  CK(cudaMalloc(&xd, xh.size() / 32 * 4));
+  CK(cudaMalloc(&xs, xh.size() / 16 * 4));
+  CK(cudaMemcpy(x, xh.data(), xh.size() * 4, cudaMemcpyHostToDevice));
+  backend::cuda::quantize_act_q8(x, sh.cols, xq, xd, xs, s);
+  WeightView w;
+  w.type = sh.type;
+  w.rows = sh.rows;
+  w.cols = sh.cols;
+  w.row_bytes = rb;
+  w.expert_bytes = bytes;
+  fmt::print("{} [{} x {}] {:.2f} MB, chains of {}:\n", dtype_name(sh.type), sh.rows, sh.cols, bytes / 1e6,
+             copies);
+  struct Variant {
+    const char* name;
+    int variant, rows;
+  } variants[] = {{"default", 0, 0}, {"v3 R2", 3, 2}, {"v3 R4", 3, 4}, {"v5 R4", 5, 4}, {"v5 R8", 5, 8}};
+  for (const Variant& v : variants) {
+    backend::cuda::set_gemv_q8_variant(v.variant);
+    backend::cuda::set_gemv_q8_rows(v.rows);
+    const double t = time_chain(s, [&] {
+                       for (void* m : mats) {
+                         w.data = m;
+                         backend::cuda::gemv_q8(w, xq, xd, xs, y, s);
+                       }
+                     }) /
+                     copies;
+    fmt::print("  {:<8} {:6.2f} us  {:5.0f} GB/s  {:5.1f}% of copy\n", v.name, t * 1e6, bytes / t / 1e9,
+               100.0 * bytes / t / bw);
+  }
+  backend::cuda::set_gemv_q8_variant(0);
+  backend::cuda::set_gemv_q8_rows(0);
+  for (void* m : mats) CK(cudaFree(m));
+  CK(cudaFree(x));
+  CK(cudaFree(y));
+  CK(cudaFree(xq));
+  CK(cudaFree(xd));
+  CK(cudaFree(xs));
+}
+
+// Expert products of one token (gemv_q8_experts): k routed slots of 256 experts plus the
+// shared expert as slot k, `count` weights of [rows x cols] (2: gate and up of one x; 1: down,
+// x per slot). Product i of the chain takes experts 8i .. 8i + k - 1 (mod 256): no repeats
+// within 32 products, so L2 serves none.
+void run_experts(DType type, int64_t rows, int64_t cols, int k, int count, double bw, cudaStream_t s) {
+  const int experts = 256, chain = 32;
+  const size_t rb = row_bytes(type, cols), one = rb * static_cast<size_t>(rows);
+  Rng rng(11);
+  std::vector<uint8_t> host(one);
+  std::vector<float> src(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (float& x : src) x = rng.normal() * 0.02f;
+    quantize_row(type, src.data(), host.data() + rb * static_cast<size_t>(r), cols);
+  }
+  WeightView ws[2], sh[2];
+  std::vector<void*> bufs;
+  for (int i = 0; i < count; ++i) {
+    void *all, *shared;
+    CK(cudaMalloc(&all, one * experts + 16));
+    CK(cudaMalloc(&shared, one + 16));
+    for (int e = 0; e < experts; ++e)
+      CK(cudaMemcpy(static_cast<uint8_t*>(all) + one * e, host.data(), one, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(shared, host.data(), one, cudaMemcpyHostToDevice));
+    bufs.push_back(all);
+    bufs.push_back(shared);
+    WeightView w;
+    w.type = type;
+    w.rows = rows;
+    w.cols = cols;
+    w.row_bytes = rb;
+    w.expert_bytes = one;
+    w.num_experts = experts;
+    w.data = all;
+    ws[i] = w;
+    w.num_experts = 1;
+    w.data = shared;
+    sh[i] = w;
+  }
+  const bool per_slot = count == 1;
+  const int64_t xrows = per_slot ? k + 1 : 1;
+  std::vector<float> xh(static_cast<size_t>(xrows * cols));
+  for (float& x : xh) x = rng.normal();
+  std::vector<int32_t> ids(static_cast<size_t>(chain * k));
+  for (int i = 0; i < chain; ++i)
+    for (int j = 0; j < k; ++j) ids[static_cast<size_t>(i * k + j)] = (8 * i + j) % experts;
+  float *x, *xd, *y0, *y1;
+  int8_t* xq;
+  int32_t *xs, *d_ids;
+  CK(cudaMalloc(&x, xh.size() * 4));
+  CK(cudaMalloc(&xq, xh.size()));
+  CK(cudaMalloc(&xd, xh.size() / 32 * 4));
+  CK(cudaMalloc(&xs, xh.size() / 16 * 4));
+  CK(cudaMalloc(&y0, static_cast<size_t>((k + 1) * rows) * 4));
+  CK(cudaMalloc(&y1, static_cast<size_t>((k + 1) * rows) * 4));
+  CK(cudaMalloc(&d_ids, ids.size() * 4));
+  CK(cudaMemcpy(x, xh.data(), xh.size() * 4, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(d_ids, ids.data(), ids.size() * 4, cudaMemcpyHostToDevice));
+  backend::cuda::quantize_act_q8(x, xrows * cols, xq, xd, xs, s);
+  const backend::cuda::Q8Buf xb{xq, xd, xs};
+  float* const ys[2] = {y0, y1};
+  const double bytes = static_cast<double>(one) * (k + 1) * count;
+  fmt::print("experts {} [{} x {}] x{} (k {} + shared){}: {:.2f} MB a product\n", dtype_name(type), rows, cols,
+             count, k, per_slot ? ", x per slot" : "", bytes / 1e6);
+  const double t = time_chain(s, [&] {
+                     for (int i = 0; i < chain; ++i)
+                       backend::cuda::gemv_q8_experts(ws, ys, count, xb, per_slot, d_ids + i * k, 1, k, s, sh);
+                   }) /
+                   chain;
+  fmt::print("  {:6.2f} us  {:5.0f} GB/s  {:5.1f}% of copy\n", t * 1e6, bytes / t / 1e9, 100.0 * bytes / t / bw);
+  for (void* b : bufs) CK(cudaFree(b));
+  for (void* b : {static_cast<void*>(x), static_cast<void*>(xq), static_cast<void*>(xd), static_cast<void*>(xs),
+                  static_cast<void*>(y0), static_cast<void*>(y1), static_cast<void*>(d_ids)})
+    CK(cudaFree(b));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::fprintf(stderr, "cuda_gemv_bench: no CUDA device\n");
+    return 1;
+  }
+  cudaStream_t s;
+  CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  const double bw = copy_bandwidth(s);
+  // The floor: a chain of the smallest kernel at hand (one CTA quantizing 32 floats).
+  const int n_small = 512;
+  float *sx, *sd;
+  int8_t* sq;
+  int32_t* ss;
+  CK(cudaMalloc(&sx, 128));
+  CK(cudaMalloc(&sd, 16));
+  CK(cudaMalloc(&sq, 32));
+  CK(cudaMalloc(&ss, 16));
+  CK(cudaMemset(sx, 0, 128));
+  const double t_small = time_chain(s, [&] {
+                           for (int i = 0; i < n_small; ++i) backend::cuda::quantize_act_q8(sx, 32, sq, sd, ss, s);
+                         }) /
+                         n_small;
+  fmt::print("copy bandwidth {:.0f} GB/s; a one-CTA kernel in a graph chain: {:.2f} us\n", bw / 1e9,
+             t_small * 1e6);
+  std::vector<Shape> shapes;
+  for (int i = 1; i < argc; ++i) shapes.push_back(parse(argv[i]));
+  if (shapes.empty()) {
+    for (const char* d : {"Q4_K:12352:2048", "Q4_K:9216:2048", "Q4_K:2048:4096", "Q6_K:2048:4096",
+                          "Q8_0:12352:2048", "Q4_K:6144:4096", "Q4_K:24576:4096", "Q6_K:4096:12288",
+                          "Q8_0:24576:4096"})
+      shapes.push_back(parse(d));
+  }
+  for (const Shape& sh : shapes) run_shape(sh, bw, s);
+  if (argc == 1) {  // the Qwen3.6-35B-A3B expert products (k 8, 512 of 2048), Qwen3-30B-A3B's
+    run_experts(DType::kQ4_K, 512, 2048, 8, 2, bw, s);
+    run_experts(DType::kQ6_K, 2048, 512, 8, 1, bw, s);
+    run_experts(DType::kQ4_K, 2048, 512, 8, 1, bw, s);
+    run_experts(DType::kQ4_K, 768, 2048, 8, 2, bw, s);
+  }
+  return 0;
+}
