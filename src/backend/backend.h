@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/argmax.h"
 #include "core/dtype.h"
 #include "core/check.h"
 #include "core/status.h"
@@ -153,6 +154,17 @@ class Backend {
   virtual void matmul_multi(std::span<const WeightView> ws, const float* x, int64_t n,
                             std::span<float* const> ys) {
     for (size_t i = 0; i < ws.size(); ++i) matmul(ws[i], x, n, ys[i]);
+  }
+  // Host memory for what every step reads back (logits): page-locked on CUDA, so that copies
+  // run at the bus's speed. Release with free_host.
+  virtual float* alloc_host_f32(size_t count) { return new float[count]; }
+  virtual void free_host(float* p) { delete[] p; }
+  // out[r] (host) = the index of the first largest value of row r of x [rows, cols] (NaN never
+  // wins; all NaN: 0), as the sampler's greedy choice: a backend that holds x elsewhere copies
+  // back 4 bytes a row instead of the row.
+  virtual void argmax_rows(const float* x, int64_t rows, int64_t cols, int32_t* out) {
+    for (int64_t r = 0; r < rows; ++r)
+      out[r] = first_argmax(std::span<const float>(x + r * cols, static_cast<size_t>(cols)));
   }
   // Wait for queued work (no-op on the CPU).
   virtual void synchronize() = 0;

@@ -262,7 +262,14 @@ bool EngineImpl::step() {
       r.scheduled = t0;
     }
   }
-  Result<std::span<const float>> logits = runner_.run(plan);
+  // Every sampling sequence greedy: the argmax on the device, the logits stay there.
+  bool greedy = true;
+  for (const StepItem& it : plan.items) {
+    if (!it.sample) continue;
+    const Request& r = *live_.at(it.seq->request_id);
+    greedy = greedy && r.sampler.plain_greedy(r.st.tokens);
+  }
+  Result<Runner::Output> logits = runner_.run(plan, greedy);
   if (!logits.is_ok()) {
     for (const StepItem& it : plan.items)
       finish(*live_.at(it.seq->request_id), FinishReason::kError, {}, logits.status());
@@ -280,8 +287,14 @@ bool EngineImpl::step() {
   for (const StepItem& it : plan.items) {
     if (!it.sample) continue;
     Request& r = *live_.at(it.seq->request_id);
+    if (greedy) {
+      SampleResult res;
+      res.token = logits->argmax[row++];
+      sampled.emplace_back(r.st.request_id, res);
+      continue;
+    }
     std::span<const float> l =
-        logits->subspan(row++ * static_cast<size_t>(vocab_), static_cast<size_t>(vocab_));
+        logits->logits.subspan(row++ * static_cast<size_t>(vocab_), static_cast<size_t>(vocab_));
     sampled.emplace_back(r.st.request_id, r.sampler.sample(l, r.st.tokens));
   }
   // Events after sampling every row: a callback may not see a half-updated step.

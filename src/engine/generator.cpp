@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstdlib>
 
 namespace strata::engine {
 
@@ -50,7 +51,12 @@ Generator::Generator(model::Model& model, int64_t max_context, DType kv_dtype, i
   // Blocks in reverse order: the block table is not the identity, as in a real cache.
   for (int b = kv_.num_blocks() - 1; b >= 0; --b) block_table_.push_back(b);
   logits_dev_ = model_.backend().alloc_f32(static_cast<size_t>(model_.hparams().vocab_size));
-  logits_host_.resize(static_cast<size_t>(model_.hparams().vocab_size));
+  logits_host_ = model_.backend().alloc_host_f32(static_cast<size_t>(model_.hparams().vocab_size));
+}
+
+Generator::~Generator() {
+  model_.backend().free(logits_dev_);
+  model_.backend().free_host(logits_host_);
 }
 
 Status Generator::run_tokens(std::span<const int32_t> tokens, int64_t start_pos, bool want_logits, float* logits) {
@@ -101,8 +107,16 @@ Result<std::vector<int32_t>> Generator::generate(std::span<const int32_t> prompt
   Sampler sampler(opts.sampling);
   int64_t pos = static_cast<int64_t>(prompt.size());
   while (static_cast<int>(out.size()) < opts.max_tokens) {
-    be.copy_to_host(logits_dev_, static_cast<size_t>(vocab), logits_host_.data());
-    SampleResult r = sampler.sample(logits_host_, history);
+    SampleResult r;
+    // The argmax where the logits are: 4 bytes come back (STRATA_HOST_ARGMAX=1: the logits
+    // come back and the sampler takes it, for comparisons).
+    static const bool host_argmax = std::getenv("STRATA_HOST_ARGMAX") != nullptr;
+    if (!host_argmax && sampler.plain_greedy(history)) {
+      be.argmax_rows(logits_dev_, 1, vocab, &r.token);
+    } else {
+      be.copy_to_host(logits_dev_, static_cast<size_t>(vocab), logits_host_);
+      r = sampler.sample(std::span<const float>(logits_host_, static_cast<size_t>(vocab)), history);
+    }
     out.push_back(r.token);
     history.push_back(r.token);
     bool eog = false;
@@ -137,8 +151,8 @@ Result<std::vector<float>> Generator::logits_per_position(std::span<const int32_
     STRATA_RETURN_IF_ERROR(run_tokens(prompt.subspan(static_cast<size_t>(b), static_cast<size_t>(e - b)), b, e == prefill_len, logits_dev_));
   }
   auto take = [&] {
-    be.copy_to_host(logits_dev_, static_cast<size_t>(vocab), logits_host_.data());
-    out.insert(out.end(), logits_host_.begin(), logits_host_.end());
+    be.copy_to_host(logits_dev_, static_cast<size_t>(vocab), logits_host_);
+    out.insert(out.end(), logits_host_, logits_host_ + vocab);
   };
   take();
   for (size_t p = static_cast<size_t>(prefill_len); p < prompt.size(); ++p) {

@@ -65,6 +65,9 @@ class Generator {
   // state_slots: see KvBuffers (hybrid models only).
   Generator(model::Model& model, int64_t max_context, DType kv_dtype = DType::kF16,
             int block_tokens = 64, int state_slots = 2);
+  ~Generator();
+  Generator(const Generator&) = delete;
+  Generator& operator=(const Generator&) = delete;
 
   // Streams each new token to on_token (return false to stop). Returns all new tokens.
   Result<std::vector<int32_t>> generate(std::span<const int32_t> prompt, const GenerateOptions& opts,
@@ -85,7 +88,7 @@ class Generator {
   KvBuffers kv_;
   std::vector<int32_t> block_table_;
   float* logits_dev_ = nullptr;
-  std::vector<float> logits_host_;
+  float* logits_host_ = nullptr;  // [vocab], Backend::alloc_host_f32
 };
 
 }  // namespace strata::engine

@@ -26,12 +26,16 @@ Runner::Runner(model::Model& model, kv::KvCache& kv, int max_tokens, int max_seq
   if (model_.max_batch_tokens() < max_tokens) model_.set_max_batch_tokens(max_tokens);
   const auto vocab = static_cast<size_t>(model_.hparams().vocab_size);
   logits_dev_ = model_.backend().alloc_f32(vocab * static_cast<size_t>(max_seqs));
-  logits_host_.resize(vocab * static_cast<size_t>(max_seqs));
+  logits_host_ = model_.backend().alloc_host_f32(vocab * static_cast<size_t>(max_seqs));
+  argmax_.resize(static_cast<size_t>(max_seqs));
 }
 
-Runner::~Runner() { model_.backend().free(logits_dev_); }
+Runner::~Runner() {
+  model_.backend().free(logits_dev_);
+  model_.backend().free_host(logits_host_);
+}
 
-Result<std::span<const float>> Runner::run(const StepPlan& plan) {
+Result<Runner::Output> Runner::run(const StepPlan& plan, bool argmax_only) {
   const int32_t bt = kv_.layout().block_tokens;
   tokens_.clear();
   positions_.clear();
@@ -68,10 +72,17 @@ Result<std::span<const float>> Runner::run(const StepPlan& plan) {
   model::Batch batch{tokens_, positions_, slots_, seqs_};
   STRATA_RETURN_IF_ERROR(model_.forward(batch, layers_, logits_dev_));
   const auto vocab = static_cast<size_t>(model_.hparams().vocab_size);
-  const size_t n = vocab * static_cast<size_t>(num_logits);
-  if (n > 0) model_.backend().copy_to_host(logits_dev_, n, logits_host_.data());
+  Output out;
+  if (argmax_only) {
+    model_.backend().argmax_rows(logits_dev_, num_logits, static_cast<int64_t>(vocab), argmax_.data());
+    out.argmax = std::span<const int32_t>(argmax_.data(), static_cast<size_t>(num_logits));
+  } else {
+    const size_t n = vocab * static_cast<size_t>(num_logits);
+    if (n > 0) model_.backend().copy_to_host(logits_dev_, n, logits_host_);
+    out.logits = std::span<const float>(logits_host_, n);
+  }
   model_.backend().synchronize();
-  return std::span<const float>(logits_host_.data(), n);
+  return out;
 }
 
 }  // namespace strata::engine

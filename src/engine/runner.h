@@ -21,9 +21,14 @@ class Runner {
   Runner(const Runner&) = delete;
   Runner& operator=(const Runner&) = delete;
 
-  // Runs the plan; returns logits [number of items with sample, vocab] f32 on the host, in
-  // item order.
-  Result<std::span<const float>> run(const StepPlan& plan);
+  // Runs the plan. For the items that sample, in item order: their logits [items, vocab] f32
+  // on the host, or with argmax_only each one's first largest logit (Backend::argmax_rows:
+  // greedy sampling without bringing the logits back).
+  struct Output {
+    std::span<const float> logits;
+    std::span<const int32_t> argmax;
+  };
+  Result<Output> run(const StepPlan& plan, bool argmax_only = false);
 
  private:
   model::Model& model_;
@@ -31,7 +36,8 @@ class Runner {
   model::KvLayers layers_;
   int max_seqs_;
   float* logits_dev_ = nullptr;     // [max_seqs, vocab] f32, backend memory
-  std::vector<float> logits_host_;  // [max_seqs, vocab] f32
+  float* logits_host_ = nullptr;     // [max_seqs, vocab] f32, Backend::alloc_host_f32
+  std::vector<int32_t> argmax_;     // [max_seqs]
   // Batch arrays, reused: [num_tokens] each; block tables [items][blocks] i32.
   std::vector<int32_t> tokens_, positions_, slots_;
   std::vector<std::vector<int32_t>> tables_;

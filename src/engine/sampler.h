@@ -45,6 +45,10 @@ class Sampler {
 
   // logits [vocab] f32 (not modified); history: the tokens so far (prompt and generated).
   SampleResult sample(std::span<const float> logits, std::span<const int32_t> history);
+  // Is the next sample the first largest logit, whatever else (no temperature, bias,
+  // penalty on this history, or logprobs)? Then a caller may take the argmax where the
+  // logits are (Backend::argmax_rows) instead of calling sample.
+  bool plain_greedy(std::span<const int32_t> history) const;
 
  private:
   SamplingParams params_;

@@ -1,5 +1,7 @@
 #include "engine/sampler.h"
 
+#include "backend/backend.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -37,6 +39,70 @@ TEST(Sampler, PlainGreedyIsTheFirstMaximum) {
       for (auto& x : l) x = static_cast<float>(static_cast<int>(rng.uniform() * 6)) - (rng.uniform() < 0.1 ? INFINITY : 0.0f);
       const auto want = static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin());
       EXPECT_EQ(s.sample(l, {}).token, want) << "n=" << n;
+    }
+  }
+}
+
+// When a caller may take the argmax where the logits are (Backend::argmax_rows) instead of
+// calling sample, and that the backends' default argmax_rows is that sample, NaN included.
+TEST(Sampler, PlainGreedyAndArgmaxRows) {
+  EXPECT_TRUE(Sampler(SamplingParams{}).plain_greedy({}));
+  const std::vector<int32_t> hist = {3, 4};
+  SamplingParams p;
+  p.temperature = 0.7f;
+  EXPECT_FALSE(Sampler(p).plain_greedy({}));
+  p = {};
+  p.top_logprobs = 2;
+  EXPECT_FALSE(Sampler(p).plain_greedy({}));
+  p = {};
+  p.logit_bias = {{1, 2.0f}};
+  EXPECT_FALSE(Sampler(p).plain_greedy({}));
+  p = {};
+  p.repetition_penalty = 1.1f;
+  EXPECT_TRUE(Sampler(p).plain_greedy({}));  // nothing to penalise yet
+  EXPECT_FALSE(Sampler(p).plain_greedy(hist));
+  EXPECT_TRUE(Sampler(SamplingParams{}).plain_greedy(hist));
+
+  struct HostBackend : backend::Backend {  // the base class's argmax_rows, nothing else used
+    std::string name() const override { return "host"; }
+    int num_threads() const override { return 1; }
+    float* alloc_f32(size_t) override { return nullptr; }
+    void free(void*) override {}
+    void copy_to_host(const float*, size_t, float*) override {}
+    void copy_from_host(const float*, size_t, float*) override {}
+    void get_rows(const backend::WeightView&, const int32_t*, int64_t, float*) override {}
+    void matmul(const backend::WeightView&, const float*, int64_t, float*) override {}
+    void matmul_experts(const backend::WeightView&, const float*, bool, const int32_t*, int64_t, int,
+                        float*) override {}
+    void matmul_experts_shared(const backend::WeightView&, const backend::WeightView&, const float*, bool,
+                               const int32_t*, int, float*) override {}
+    void rms_norm(const float*, const float*, int64_t, int64_t, float, float*) override {}
+    void rope(float*, int64_t, int, int, const int32_t*, const backend::RopeTable&) override {}
+    void kv_store(const backend::PagedKv&, const float*, const float*, int64_t, const int32_t*) override {}
+    void attention(const float*, int, const backend::PagedKv&, std::span<const backend::SeqAttention>, float,
+                   float*) override {}
+    void swiglu(const float*, const float*, int64_t, int64_t, float*) override {}
+    void add(float*, const float*, int64_t) override {}
+    void topk_softmax(const float*, int64_t, int, int, bool, int32_t*, float*) override {}
+    void weighted_sum(const float*, const float*, int64_t, int, int64_t, float*) override {}
+    void synchronize() override {}
+  } be;
+  Rng rng(17);
+  Sampler greedy(SamplingParams{});
+  for (int cols : {1, 7, 33, 1000}) {
+    const int rows = 5;
+    std::vector<float> x(static_cast<size_t>(rows * cols));
+    for (auto& v : x) {
+      const double u = rng.uniform();
+      v = u < 0.05 ? NAN : u < 0.1 ? -INFINITY : static_cast<float>(static_cast<int>(rng.uniform() * 4));
+    }
+    for (int i = 0; i < cols; ++i) x[static_cast<size_t>(i)] = NAN;  // row 0: all NaN
+    std::vector<int32_t> got(static_cast<size_t>(rows));
+    be.argmax_rows(x.data(), rows, cols, got.data());
+    EXPECT_EQ(got[0], 0);
+    for (int r = 0; r < rows; ++r) {
+      const std::span<const float> row(x.data() + static_cast<size_t>(r * cols), static_cast<size_t>(cols));
+      EXPECT_EQ(got[static_cast<size_t>(r)], greedy.sample(row, {}).token) << "row " << r << " cols " << cols;
     }
   }
 }

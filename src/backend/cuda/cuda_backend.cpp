@@ -35,6 +35,8 @@ CudaBackend::~CudaBackend() {
   if (impl_->step_host != nullptr) cudaFreeHost(impl_->step_host);
   if (impl_->step_dev != nullptr) cudaFree(impl_->step_dev);
   cudaEventDestroy(impl_->step_copied);
+  if (impl_->argmax_host != nullptr) cudaFreeHost(impl_->argmax_host);
+  impl_->argmax_keys.release();
   impl_->cublas_ws.release();
   for (void* p : impl_->weights) cudaFree(p);
   if (impl_->ring_host != nullptr) cudaFreeHost(impl_->ring_host);
@@ -91,6 +93,34 @@ void CudaBackend::copy_to_host(const float* src, size_t count, float* dst) {
   STRATA_CUDA_CHECK(
       cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToHost, impl_->stream));
   STRATA_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
+}
+
+float* CudaBackend::alloc_host_f32(size_t count) {
+  void* p = nullptr;
+  STRATA_CUDA_CHECK(cudaMallocHost(&p, std::max<size_t>(count, 1) * sizeof(float)));
+  return static_cast<float*>(p);
+}
+
+void CudaBackend::free_host(float* p) {
+  if (p != nullptr) STRATA_CUDA_CHECK(cudaFreeHost(p));
+}
+
+void CudaBackend::argmax_rows(const float* x, int64_t rows, int64_t cols, int32_t* out) {
+  Impl& m = *impl_;
+  m.enter(true);
+  if (rows == 0) return;
+  if (static_cast<size_t>(rows) > m.argmax_cap) {
+    if (m.argmax_host != nullptr) STRATA_CUDA_CHECK(cudaFreeHost(m.argmax_host));
+    m.argmax_cap = std::max<size_t>(static_cast<size_t>(rows), 64);
+    STRATA_CUDA_CHECK(cudaMallocHost(&m.argmax_host, m.argmax_cap * sizeof(unsigned long long)));
+  }
+  auto* keys = static_cast<unsigned long long*>(m.argmax_keys.get(m.argmax_cap * sizeof(unsigned long long)));
+  cuda::argmax_rows(x, rows, cols, keys, m.stream);
+  STRATA_CUDA_CHECK(cudaMemcpyAsync(m.argmax_host, keys, static_cast<size_t>(rows) * sizeof(unsigned long long),
+                                    cudaMemcpyDeviceToHost, m.stream));
+  STRATA_CUDA_CHECK(cudaStreamSynchronize(m.stream));
+  for (int64_t r = 0; r < rows; ++r)
+    out[r] = static_cast<int32_t>(0xffffffffu - static_cast<uint32_t>(m.argmax_host[r] & 0xffffffffu));
 }
 
 void CudaBackend::copy_from_host(const float* src, size_t count, float* dst) {

@@ -76,6 +76,11 @@ class CudaBackend final : public Backend {
                         const float* dt_bias, const float* a, const DeltaNetShape& shape,
                         std::span<const RecurrentSeg> segs, float* out) override;
   void sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim, int64_t gate_dim) override;
+  // Page-locked host memory (cudaMallocHost).
+  float* alloc_host_f32(size_t count) override;
+  void free_host(float* p) override;
+  // On the device; 8 bytes a row come back.
+  void argmax_rows(const float* x, int64_t rows, int64_t cols, int32_t* out) override;
   void synchronize() override;
   // Steps of at most 64 tokens become CUDA graphs: the first step of a key runs eagerly and
   // measures its staged host arrays, the second is captured, later ones replay the graph

@@ -97,6 +97,9 @@ struct CudaBackend::Impl {
   Scratch cublas_ws;       // cuBLAS workspace
   Scratch moe_y;           // MoE prefill: the grouped products' outputs
   Scratch dn_prep;         // DeltaNet prefill: normalised q, k and gates of every row
+  Scratch argmax_keys;     // argmax_rows: a key a row
+  unsigned long long* argmax_host = nullptr;  // pinned, argmax_cap keys
+  size_t argmax_cap = 0;
   std::vector<uint8_t> attn_host;  // attention's packed host arrays
   std::vector<uint8_t> dn_host;    // the DeltaNet ops' packed segments (DnPlan)
   // Int8 copies of batch-1 activations (q/k/v and gate/up share one x), kept for the two

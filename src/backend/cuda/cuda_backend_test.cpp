@@ -283,6 +283,37 @@ TEST(CudaBackend, StepGraphsReplayWithNewHostArrays) {
   }
 }
 
+// Greedy sampling on the device (argmax_rows) against the host's first argmax: ties to the
+// lower index, NaN never chosen (an all-NaN row: 0), -inf, a 248k-entry row; and the host
+// buffers it is read into are page-locked memory that copies work with.
+TEST(CudaBackend, ArgmaxRowsMatchesHost) {
+  REQUIRE_GPU();
+  Gpu g;
+  Rng rng(31);
+  for (int64_t cols : {1, 5, 1000, 4097, 248320}) {
+    const int64_t rows = 4;
+    std::vector<float> x(static_cast<size_t>(rows * cols));
+    for (auto& v : x) {
+      const double u = rng.uniform();
+      v = u < 0.05 ? NAN : u < 0.1 ? -INFINITY : static_cast<float>(static_cast<int>(rng.uniform() * 50)) - 25.0f;
+    }
+    for (int64_t i = 0; i < cols; ++i) x[static_cast<size_t>(cols + i)] = NAN;  // row 1: all NaN
+    if (cols > 2) x[static_cast<size_t>(3 * cols + cols - 1)] = 1e30f;           // row 3: the last wins
+    std::vector<int32_t> got(static_cast<size_t>(rows), -7);
+    g.be.argmax_rows(g.up(x), rows, cols, got.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      const std::span<const float> row(x.data() + r * cols, static_cast<size_t>(cols));
+      EXPECT_EQ(got[static_cast<size_t>(r)], first_argmax(row)) << "row " << r << " cols " << cols;
+    }
+    EXPECT_EQ(got[1], 0);
+  }
+  float* h = g.be.alloc_host_f32(1000);
+  const auto v = normal(rng, 1000);
+  g.be.copy_to_host(g.up(v), 1000, h);
+  EXPECT_EQ(std::vector<float>(h, h + 1000), v);
+  g.be.free_host(h);
+}
+
 TEST(CudaBackend, ExpertsAndRowsMatchReference) {
   REQUIRE_GPU();
   Gpu g;

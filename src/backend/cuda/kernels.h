@@ -151,6 +151,9 @@ struct HeadChainArgs {
 void head_chain(const HeadChainArgs& a, cudaStream_t s);
 
 void add(float* y, const float* x, int64_t count, cudaStream_t s);
+// keys[r] (zeroed here) = (order key of the row's largest value << 32) | ~its first index:
+// Backend::argmax_rows on the device. rows <= 65535.
+void argmax_rows(const float* x, int64_t rows, int64_t cols, unsigned long long* keys, cudaStream_t s);
 void topk_softmax(const float* logits, int64_t n, int num_experts, int k, bool renormalize,
                   int32_t* ids, float* weights, cudaStream_t s);
 void weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim, float* out,

@@ -1,5 +1,6 @@
 // Small CUDA ops: RMSNorm, RoPE, SwiGLU, add, MoE router top-k, weighted sum, K/V stores.
 // Semantics: backend.h; scalar twins: backend/cpu/ref_ops.cpp.
+#include <algorithm>
 #include <cfloat>
 
 #include "backend/cuda/dequant.cuh"
@@ -206,6 +207,31 @@ __global__ void topk_warp_kernel(const float* logits, int64_t n, int num_experts
     ids[t * k + lane] = my_id;
     weights[t * k + lane] = static_cast<float>(renormalize ? p / ksum : p);
   }
+}
+
+// Greedy sampling on the device: each row's first largest value as one 64-bit key (the
+// float's order key above, NaN lowest; then the complement of the index, so that ties go to
+// the lower index), reduced by warps, then across the CTA, then across CTAs with atomicMax
+// into keys[row] (zeroed first).
+__global__ void __launch_bounds__(256) argmax_rows_kernel(const float* x, int64_t cols,
+                                                          unsigned long long* keys) {
+  __shared__ unsigned long long part[8];
+  const float* row = x + static_cast<int64_t>(blockIdx.y) * cols;
+  unsigned long long best = 0;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < cols;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float v = row[i];
+    const unsigned k = isnan(v) ? 0u : float_key(v);
+    best = max(best, (static_cast<unsigned long long>(k) << 32) | (0xffffffffu - static_cast<unsigned>(i)));
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) best = max(best, __shfl_xor_sync(0xffffffffu, best, o));
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  if (lane == 0) part[warp] = best;
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  for (int w = 1; w < static_cast<int>(blockDim.x) / 32; ++w) best = max(best, part[w]);
+  atomicMax(keys + blockIdx.y, best);
 }
 
 __global__ void weighted_sum_kernel(const float* x, const float* w, int64_t n, int k, int64_t dim,
@@ -420,6 +446,15 @@ void topk_softmax(const float* logits, int64_t n, int num_experts, int k, bool r
   else
     topk_kernel<<<blocks_for(n, 64), 64, 0, s>>>(logits, n, num_experts, k, renormalize, ids,
                                                  weights);
+  STRATA_CUDA_LAUNCH_CHECK();
+}
+
+void argmax_rows(const float* x, int64_t rows, int64_t cols, unsigned long long* keys, cudaStream_t s) {
+  STRATA_CHECK(cols > 0 && cols < (int64_t{1} << 32) && rows <= 65535);
+  if (rows == 0) return;
+  STRATA_CUDA_CHECK(cudaMemsetAsync(keys, 0, static_cast<size_t>(rows) * sizeof(unsigned long long), s));
+  const auto ctas = static_cast<unsigned>(std::min<int64_t>(132, (cols + 1023) / 1024));
+  argmax_rows_kernel<<<dim3(ctas, static_cast<unsigned>(rows)), 256, 0, s>>>(x, cols, keys);
   STRATA_CUDA_LAUNCH_CHECK();
 }
 
