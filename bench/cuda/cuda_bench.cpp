@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_backend.h"
+#include "bench_util.h"
 #include "backend/cuda/kernels.h"
 #include "core/quant.h"
 #include "core/rng.h"
@@ -27,58 +28,10 @@
 
 using namespace strata;
 using backend::WeightView;
+using bench::copy_bandwidth;
+using bench::time_it;
 
 namespace {
-
-#define CK(x)                                                                                  \
-  do {                                                                                         \
-    cudaError_t e_ = (x);                                                                      \
-    if (e_ != cudaSuccess) {                                                                   \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                            \
-    }                                                                                          \
-  } while (0)
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-// Median seconds of `reps` runs of f on stream s, after `warm` untimed runs.
-template <class F>
-double time_it(cudaStream_t s, int warm, int reps, F&& f) {
-  for (int i = 0; i < warm; ++i) f();
-  cudaEvent_t a, b;
-  CK(cudaEventCreate(&a));
-  CK(cudaEventCreate(&b));
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    CK(cudaEventRecord(a, s));
-    f();
-    CK(cudaEventRecord(b, s));
-    CK(cudaEventSynchronize(b));
-    float ms = 0;
-    CK(cudaEventElapsedTime(&ms, a, b));
-    t.push_back(ms * 1e-3);
-  }
-  CK(cudaEventDestroy(a));
-  CK(cudaEventDestroy(b));
-  return median(t);
-}
-
-// Bytes read plus written per second by a large device-to-device copy.
-double copy_bandwidth(cudaStream_t s) {
-  const size_t bytes = size_t{2} << 30;
-  void *src, *dst;
-  CK(cudaMalloc(&src, bytes));
-  CK(cudaMalloc(&dst, bytes));
-  CK(cudaMemset(src, 0x5a, bytes));
-  const double t =
-      time_it(s, 3, 15, [&] { CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s)); });
-  CK(cudaFree(src));
-  CK(cudaFree(dst));
-  return 2.0 * static_cast<double>(bytes) / t;
-}
 
 // bf16 x bf16 -> bf16 (f32 accumulation) 8192^3 through cuBLAS, random data.
 double bf16_peak(cudaStream_t s) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backend/cuda/kernels.h"
+#include "bench_util.h"
 #include "core/dtype.h"
 #include "core/quant.h"
 #include "core/rng.h"
@@ -24,37 +25,7 @@ using backend::WeightView;
 
 namespace {
 
-#define CK(x)                                                                                  \
-  do {                                                                                         \
-    cudaError_t e_ = (x);                                                                      \
-    if (e_ != cudaSuccess) {                                                                   \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                            \
-    }                                                                                          \
-  } while (0)
-
-// Median seconds of a graph's replays.
-double time_graph(cudaGraphExec_t exec, cudaStream_t s, int reps = 30) {
-  cudaEvent_t a, b;
-  CK(cudaEventCreate(&a));
-  CK(cudaEventCreate(&b));
-  for (int i = 0; i < 3; ++i) CK(cudaGraphLaunch(exec, s));
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    CK(cudaEventRecord(a, s));
-    CK(cudaGraphLaunch(exec, s));
-    CK(cudaEventRecord(b, s));
-    CK(cudaEventSynchronize(b));
-    float ms = 0;
-    CK(cudaEventElapsedTime(&ms, a, b));
-    t.push_back(ms * 1e-3);
-  }
-  CK(cudaEventDestroy(a));
-  CK(cudaEventDestroy(b));
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
+// A graph of what body issues on s, replayed: median seconds a replay.
 template <class F>
 double time_chain(cudaStream_t s, F&& body) {
   cudaGraph_t g;
@@ -63,22 +34,10 @@ double time_chain(cudaStream_t s, F&& body) {
   body();
   CK(cudaStreamEndCapture(s, &g));
   CK(cudaGraphInstantiate(&e, g, 0));
-  const double t = time_graph(e, s);
+  const double t = bench::time_it(s, 3, 30, [&] { CK(cudaGraphLaunch(e, s)); });
   CK(cudaGraphExecDestroy(e));
   CK(cudaGraphDestroy(g));
   return t;
-}
-
-double copy_bandwidth(cudaStream_t s) {
-  const size_t bytes = size_t{2} << 30;
-  void *src, *dst;
-  CK(cudaMalloc(&src, bytes));
-  CK(cudaMalloc(&dst, bytes));
-  CK(cudaMemset(src, 0x5a, bytes));
-  const double t = time_chain(s, [&] { CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s)); });
-  CK(cudaFree(src));
-  CK(cudaFree(dst));
-  return 2.0 * static_cast<double>(bytes) / t;
 }
 
 struct Shape {
@@ -248,7 +207,7 @@ int main(int argc, char** argv) {
   }
   cudaStream_t s;
   CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-  const double bw = copy_bandwidth(s);
+  const double bw = bench::copy_bandwidth(s);
   // The floor: a chain of the smallest kernel at hand (one CTA quantizing 32 floats).
   const int n_small = 512;
   float *sx, *sd;
