@@ -287,6 +287,28 @@ TEST(TokenizerReference, Qwen35PreTokenizerMatchesReference) {
   const std::string text = "cafe\xCC\x81 \xCC\x81x";
   EXPECT_EQ(split("qwen35", text), (std::vector<std::string>{"cafe\xCC\x81", " \xCC\x81x"}));
   EXPECT_EQ(split("qwen2", text), (std::vector<std::string>{"cafe", "\xCC\x81", " \xCC\x81", "x"}));
+
+  // At the family's size: the vocabulary grown to 248 320 entries (as Qwen3.5/3.6 files have;
+  // the added ones here are normal tokens no merge reaches: letters then digits are never one
+  // piece) loads, decodes its last ids and tokenizes the references the same.
+  tokenizer::Vocab big = hf->vocab();
+  const auto base = static_cast<int32_t>(big.tokens.size());
+  for (int32_t id = base; id < 248320; ++id) {
+    big.tokens.push_back("\xC4\xA0" "filler" + std::to_string(id));  // "Ġ": the byte alphabet's space
+    big.types.push_back(tokenizer::TokenType::kNormal);
+    if (!big.strip_flags.empty()) big.strip_flags.push_back(0);
+  }
+  gguf::Writer wb;
+  wb.set("general.architecture", gguf::Value::string("qwen35"));
+  for (auto& kv : to_gguf_metadata(big)) wb.set(kv.key, kv.value);
+  wb.set("tokenizer.ggml.pre", gguf::Value::string("qwen35"));
+  auto big_file = gguf::File::parse(wb.write_to_buffer());
+  ASSERT_TRUE(big_file.is_ok()) << big_file.status().to_string();
+  auto big_tok = Tokenizer::from_gguf(**big_file);
+  ASSERT_TRUE(big_tok.is_ok()) << big_tok.status().to_string();
+  EXPECT_EQ((*big_tok)->vocab_size(), 248320);
+  EXPECT_EQ((*big_tok)->decode({248319, base}), " filler248319 filler" + std::to_string(base));
+  EXPECT_EQ(check_cases(**big_tok, cases, "qwen35 at 248k"), static_cast<int>(cases.size()));
 }
 
 // The mixed string of docs CLIENTS.md §3, whose ids were taken from @huggingface/tokenizers
