@@ -3,7 +3,7 @@
 // vs FMA peak), and a decode sweep over a whole Qwen3-0.6B-shaped layer stack (28 layers,
 // far past the last-level cache) which is what `strata bench` decode sees.
 // Usage: cpu_matmul_bench [--threads N] [--types Q8_0,Q4_K,...] [--quick] [--probe] [--cpu-time]
-//                         [--sweep] [--isa avx2,vnni,avx512] [--pf -1,0,8192]
+//                         [--sweep] [--isa avx2,vnni,avx512,k4row] [--pf -1,0,8192]
 // --cpu-time (with --threads 1): time by process CPU time, for a machine busy with other work.
 // --sweep: the decode sweep only. --isa: run the sweep with each listed build of the integer
 // kernels, alternating rounds in one process (an A/B on one machine state). --pf: likewise
@@ -81,13 +81,15 @@ struct Shape {
   int64_t rows, cols;
 };
 
-// Kernel builds: 0 AVX2, 1 AVX-VNNI, 2 AVX-512 (dot_kernels.h); false where the CPU lacks it.
-const char* const kIsaNames[] = {"avx2", "vnni", "avx512"};
+// Kernel builds: 0 AVX2, 1 AVX-VNNI, 2 AVX-512 (dot_kernels.h), 3 AVX-512 with the Q4_K
+// one-token kernel's four-super-block path off ("k4row"); false where the CPU lacks it.
+const char* const kIsaNames[] = {"avx2", "vnni", "avx512", "k4row"};
 bool use_isa(int isa) {
   namespace cpu = strata::backend::cpu;
-  if ((isa == 1 && !cpu::vnni_kernels_available()) || (isa == 2 && !cpu::avx512_kernels_available())) return false;
+  if ((isa == 1 && !cpu::vnni_kernels_available()) || (isa >= 2 && !cpu::avx512_kernels_available())) return false;
   cpu::set_vnni_kernels(isa == 1);
-  cpu::set_avx512_kernels(isa == 2);
+  cpu::set_avx512_kernels(isa >= 2);
+  cpu::set_q4k_four_blocks(isa != 3);
   return true;
 }
 
@@ -121,7 +123,7 @@ int main(int argc, char** argv) {
       sweep_only = true;
     } else if (a == "--isa" && i + 1 < argc) {
       const std::string list = argv[++i];
-      for (int k = 0; k < 3; ++k) {
+      for (int k = 0; k < 4; ++k) {
         if (list.find(kIsaNames[k]) != std::string::npos) isas.push_back(k);
       }
     } else if (a == "--types" && i + 1 < argc) {
@@ -139,7 +141,7 @@ int main(int argc, char** argv) {
         p = q + 1;
       }
     } else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--types Q8_0,Q4_K] [--quick] [--probe] [--cpu-time] [--sweep] [--isa avx2,vnni,avx512] [--pf -1,0,8192]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--threads N] [--types Q8_0,Q4_K] [--quick] [--probe] [--cpu-time] [--sweep] [--isa avx2,vnni,avx512,k4row] [--pf -1,0,8192]\n", argv[0]);
       return 2;
     }
   }
