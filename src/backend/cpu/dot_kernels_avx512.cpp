@@ -227,7 +227,6 @@ STRATA_VBMI void q4k_rows4(const uint8_t* w, size_t ws, int nr, const Q4KAct* xp
     for (int64_t g = 0; g < n4; ++g) {
       const BlockQ4_K* wb = wr + 4 * g;
       const auto* head = reinterpret_cast<const uint8_t*>(wb);
-      if (pf != 0) prefetch_ahead<9>(head, pf);
       __m512i hd = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(head)));
       hd = _mm512_inserti32x4(hd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(head + sizeof(BlockQ4_K))), 1);
       hd = _mm512_inserti32x4(hd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(head + 2 * sizeof(BlockQ4_K))), 2);
@@ -247,7 +246,15 @@ STRATA_VBMI void q4k_rows4(const uint8_t* w, size_t ws, int nr, const Q4KAct* xp
       const __m512i pair01 = _mm512_maskz_permutexvar_epi8(kEven, idx_p0, u);
       const __m512i pair23 = _mm512_maskz_permutexvar_epi8(kEven, idx_p1, u);
       const Q4KAct* xk = xp + 4 * g;
-      const __m512i s0 = q4k_block_sum<0>(wb[0], xk[0], pair01, m4), s1 = q4k_block_sum<1>(wb[1], xk[1], pair01, m4);
+      // The group's 9 lines, pf bytes ahead, 3 before each of the first three super-blocks.
+      // Where they go matters more than the kernel's speed: all 9 at the group's start, or 2-3
+      // before each of the four, decoded 9-11% fewer tokens/s in fast minutes (decode A/B,
+      // bench/cpu/NOTES.md); not understood yet.
+      if (pf != 0) prefetch_ahead<3>(head, pf);
+      const __m512i s0 = q4k_block_sum<0>(wb[0], xk[0], pair01, m4);
+      if (pf != 0) prefetch_ahead<3>(head + 192, pf);
+      const __m512i s1 = q4k_block_sum<1>(wb[1], xk[1], pair01, m4);
+      if (pf != 0) prefetch_ahead<3>(head + 384, pf);
       const __m512i s2 = q4k_block_sum<2>(wb[2], xk[2], pair23, m4), s3 = q4k_block_sum<3>(wb[3], xk[3], pair23, m4);
       // each 128-bit lane: [super-block 0, 1, 2, 3] partial sums, then one float step
       const __m512 s01 = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_unpacklo_epi64(s0, s1), _mm512_unpackhi_epi64(s0, s1)));
