@@ -118,8 +118,8 @@ Status read_value(Cursor& c, ValueType t, Value& v, const ReadLimits& limits, ui
 // page cache holds the file in 2 MB folios (ext4/xfs on Linux 6.x read it that way once the
 // mapping asks for huge pages), each 2 MB of weights is then one TLB entry instead of 512.
 // Still a shared file mapping: nothing is copied, RSS stays the file's size. Decode of
-// Qwen3-0.6B Q4_K_M on the 2-core Zen 5 VM: +1.5-3% tok/s against the same pages mapped 4 KB
-// at a time, and a page cache of 2 MB folios (a file read through such a mapping) +5-8%
+// Qwen3-0.6B Q4_K_M on the 2-core Zen 5 VM: +0-3% tok/s against the same pages mapped 4 KB
+// at a time, and a page cache of 2 MB folios (a file read through such a mapping) +5%
 // against one of small folios (a file just written); bench/cpu/NOTES.md. A file cached in
 // small folios stays so until evicted. Returns MAP_FAILED on failure, like mmap.
 void* map_file(int fd, size_t bytes) {
