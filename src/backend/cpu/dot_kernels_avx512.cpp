@@ -132,7 +132,8 @@ float q4k_row(const BlockQ4_K* w, const Q4KAct* xp, const ActQ8K* x, int64_t n, 
 // - the scale operand is one in-lane vpshufd of two registers built per four super-blocks;
 // - the min term: one vpmaddwd of the four super-blocks' mins against the token's 32-element
 //   group sums (packed once per call), and one float step per four super-blocks.
-// Kernel alone, 1 thread, 1024 x 1024 in L2 (bench/cpu/NOTES.md): 41-45 -> ~60 GB/s.
+// Kernel alone, 1 thread, in cache: 42-45 -> 53-58 GB/s (16-row calls, 1024-3072 columns);
+// decode from DRAM gained only once its prefetches moved (below; bench/cpu/NOTES.md, round 3).
 struct alignas(64) Q4KAct4 {
   int16_t gsum[32];  // [8k + j]: sum of x's qs over group j (32 elements) of super-block k
   float xd[8];       // [2k], [2k + 1]: x's d of super-block k (scales d and dmin alike)
