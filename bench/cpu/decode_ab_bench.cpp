@@ -5,6 +5,7 @@
 // it ran under; rounds whose bandwidth probe reads under --min-probe are left out.
 // Usage: cpu_decode_ab_bench MODEL [--threads 2] [--decode 128] [--rounds 5] [--min-probe GB/s]
 //        [--pf B1,B2,...]  (set_decode_prefetch values: -1 tuned default, 0 off, > 0 bytes)
+//        [--q4k4 0,1]      (instead: the Q4_K one-token kernel's four-super-block path off / on)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -30,18 +31,24 @@ int main(int argc, char** argv) {
   int threads = 2, decode = 128, rounds = 5;
   double min_probe = 0;
   std::vector<int64_t> settings = {-1};
+  bool q4k4 = false;  // settings switch set_q4k_four_blocks instead of set_decode_prefetch
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--threads") threads = std::atoi(argv[i + 1]);
     else if (a == "--decode") decode = std::atoi(argv[i + 1]);
     else if (a == "--rounds") rounds = std::atoi(argv[i + 1]);
     else if (a == "--min-probe") min_probe = std::atof(argv[i + 1]);
-    else if (a == "--pf") {
+    else if (a == "--pf" || a == "--q4k4") {
+      q4k4 = a == "--q4k4";
       settings.clear();
       std::stringstream ss(argv[i + 1]);
       for (std::string v; std::getline(ss, v, ',');) settings.push_back(std::stoll(v));
     }
   }
+  const auto apply = [&](int64_t v) {
+    if (q4k4) backend::cpu::set_q4k_four_blocks(v != 0);
+    else backend::cpu::set_decode_prefetch(v);
+  };
   backend::cpu::CpuBackend cpu(threads);
   auto m = model::Model::load(path, cpu);
   if (!m.is_ok()) {
@@ -57,14 +64,14 @@ int main(int argc, char** argv) {
   for (int r = 0; r < rounds; ++r) {
     const double bw = backend::cpu::measure_memory_bandwidth_gbs(cpu.pool());
     size_t cur = static_cast<size_t>(r) % settings.size();
-    backend::cpu::set_decode_prefetch(settings[cur]);
+    apply(settings[cur]);
     auto last = std::chrono::steady_clock::now();
     int tok = 0;
     auto out = gen.generate(prompt, opts, [&](const engine::SampleResult&) {
       const auto now = std::chrono::steady_clock::now();
       if (tok++ > 0 && bw >= min_probe) times[cur].push_back(std::chrono::duration<double>(now - last).count());
       cur = (cur + 1) % settings.size();
-      backend::cpu::set_decode_prefetch(settings[cur]);
+      apply(settings[cur]);
       last = std::chrono::steady_clock::now();
       return true;
     });
@@ -73,6 +80,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   backend::cpu::set_decode_prefetch(-1);
+  backend::cpu::set_q4k_four_blocks(true);
   for (size_t i = 0; i < settings.size(); ++i) {
     std::vector<double>& t = times[i];
     if (t.empty()) continue;

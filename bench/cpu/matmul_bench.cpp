@@ -3,9 +3,10 @@
 // vs FMA peak), and a decode sweep over a whole Qwen3-0.6B-shaped layer stack (28 layers,
 // far past the last-level cache) which is what `strata bench` decode sees.
 // Usage: cpu_matmul_bench [--threads N] [--types Q8_0,Q4_K,...] [--quick] [--probe] [--cpu-time]
-//                         [--sweep] [--isa avx2,vnni,avx512] [--pf -1,0,8192]
+//                         [--sweep] [--layers N] [--isa avx2,vnni,avx512,k4row] [--pf -1,0,8192]
 // --cpu-time (with --threads 1): time by process CPU time, for a machine busy with other work.
-// --sweep: the decode sweep only. --isa: run the sweep with each listed build of the integer
+// --sweep: the decode sweep only; --layers N: of N layers instead of 28 (3 Q4_K layers fit a
+// 32 MB L3: the two cores' compute and the pool, not DRAM, are then the limit). --isa: run the sweep with each listed build of the integer
 // kernels, alternating rounds in one process (an A/B on one machine state). --pf: likewise
 // for software prefetch distances of the AVX-512 decode kernels (-1 tuned default, 0 off).
 #include <algorithm>
@@ -81,13 +82,15 @@ struct Shape {
   int64_t rows, cols;
 };
 
-// Kernel builds: 0 AVX2, 1 AVX-VNNI, 2 AVX-512 (dot_kernels.h); false where the CPU lacks it.
-const char* const kIsaNames[] = {"avx2", "vnni", "avx512"};
+// Kernel builds: 0 AVX2, 1 AVX-VNNI, 2 AVX-512 (dot_kernels.h), 3 AVX-512 with the Q4_K
+// one-token kernel's four-super-block path off ("k4row"); false where the CPU lacks it.
+const char* const kIsaNames[] = {"avx2", "vnni", "avx512", "k4row"};
 bool use_isa(int isa) {
   namespace cpu = strata::backend::cpu;
-  if ((isa == 1 && !cpu::vnni_kernels_available()) || (isa == 2 && !cpu::avx512_kernels_available())) return false;
+  if ((isa == 1 && !cpu::vnni_kernels_available()) || (isa >= 2 && !cpu::avx512_kernels_available())) return false;
   cpu::set_vnni_kernels(isa == 1);
-  cpu::set_avx512_kernels(isa == 2);
+  cpu::set_avx512_kernels(isa >= 2);
+  cpu::set_q4k_four_blocks(isa != 3);
   return true;
 }
 
@@ -96,6 +99,7 @@ bool use_isa(int isa) {
 int main(int argc, char** argv) {
   int threads = 0;
   bool quick = false, probe_only = false, sweep_only = false;
+  int sweep_layers = 28;
   std::vector<int> isas;  // empty: the product's choice
   std::vector<int> pfs;  // prefetch distances to compare (dot_kernels.h: -1 default, 0 off)
   std::vector<DType> types = {DType::kQ8_0, DType::kQ4_K, DType::kQ6_K, DType::kF16};
@@ -119,9 +123,11 @@ int main(int argc, char** argv) {
       }
     } else if (a == "--sweep") {
       sweep_only = true;
+    } else if (a == "--layers" && i + 1 < argc) {
+      sweep_layers = std::atoi(argv[++i]);
     } else if (a == "--isa" && i + 1 < argc) {
       const std::string list = argv[++i];
-      for (int k = 0; k < 3; ++k) {
+      for (int k = 0; k < 4; ++k) {
         if (list.find(kIsaNames[k]) != std::string::npos) isas.push_back(k);
       }
     } else if (a == "--types" && i + 1 < argc) {
@@ -139,7 +145,7 @@ int main(int argc, char** argv) {
         p = q + 1;
       }
     } else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--types Q8_0,Q4_K] [--quick] [--probe] [--cpu-time] [--sweep] [--isa avx2,vnni,avx512] [--pf -1,0,8192]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--threads N] [--types Q8_0,Q4_K] [--quick] [--probe] [--cpu-time] [--sweep] [--isa avx2,vnni,avx512,k4row] [--pf -1,0,8192]\n", argv[0]);
       return 2;
     }
   }
@@ -176,13 +182,13 @@ int main(int argc, char** argv) {
 
   // Decode sweep: every matmul of 28 Qwen3-0.6B layers once (q, k, v, o, gate, up, down),
   // batch 1: the weights stream from DRAM as in a real decode step.
-  std::printf("\ndecode sweep (28 layers of Qwen3-0.6B matmuls, n = 1):\n");
+  std::printf("\ndecode sweep (%d layers of Qwen3-0.6B matmuls, n = 1):\n", sweep_layers);
   const Shape layer[] = {{2048, 1024}, {1024, 1024}, {1024, 1024}, {1024, 2048}, {3072, 1024}, {3072, 1024}, {1024, 3072}};
   for (DType type : types) {
     std::vector<std::vector<uint8_t>> mats;
     std::vector<WeightView> views;
     size_t bytes = 0;
-    for (int l = 0; l < 28; ++l) {
+    for (int l = 0; l < sweep_layers; ++l) {
       for (const Shape& s : layer) {
         mats.push_back(make_weights(type, s.rows, s.cols, static_cast<uint64_t>(l)));
         views.push_back({mats.back().data(), type, s.rows, s.cols, strata::row_bytes(type, s.cols)});

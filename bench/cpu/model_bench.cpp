@@ -54,6 +54,15 @@ class ProfilingBackend final : public Backend {
                             std::to_string(w.cols);
     timed(key, [&] { in_.matmul(w, x, n, y); });
   }
+  // The fused products (q/k/v, gate/up) as the model issues them: one pass, one entry.
+  void matmul_multi(std::span<const backend::WeightView> ws, const float* x, int64_t n,
+                    std::span<float* const> ys) override {
+    std::string key = "matmul_multi";
+    for (const backend::WeightView& w : ws) {
+      key += std::string(" ") + dtype_name(w.type) + " " + std::to_string(w.rows) + "x" + std::to_string(w.cols);
+    }
+    timed(key, [&] { in_.matmul_multi(ws, x, n, ys); });
+  }
   void matmul_experts(const backend::WeightView& w, const float* x, bool ps, const int32_t* ids, int64_t n, int k,
                       float* y) override {
     timed("matmul_experts", [&] { in_.matmul_experts(w, x, ps, ids, n, k, y); });

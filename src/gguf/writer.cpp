@@ -200,6 +200,10 @@ Status Writer::write_file(const std::string& path) const {
     pos += t.info.num_bytes;
   }
   if (::fsync(fd) != 0) return fail("cannot sync");
+  // The written pages sit in the page cache in small folios, which a later File::open maps 4 KB
+  // at a time; dropped now (clean after fsync), the first load reads the file back through its
+  // huge-page mapping in 2 MB folios: +5% decode tok/s on a 0.6B Q4_K_M (bench/cpu/NOTES.md).
+  (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
   if (::close(fd) != 0) {
     ::unlink(tmp.c_str());
     return error(ErrorCode::kIo, fmt::format("cannot close '{}'", tmp));

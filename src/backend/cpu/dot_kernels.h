@@ -40,6 +40,10 @@ void set_avx512_kernels(bool on);  // on: only takes effect where available
 // Software prefetch distance on the weight stream of the AVX-512 one-token kernels, for
 // benches: -1 (the default) a tuned distance per type, 0 off, > 0 this many bytes ahead.
 void set_decode_prefetch(int64_t bytes);
+// The AVX-512 Q4_K one-token kernel takes four super-blocks at a time where the CPU has
+// AVX512-VBMI (q4k_rows4); tests and benches switch it off to compare with q4k_row alone.
+bool q4k_four_blocks_available();
+void set_q4k_four_blocks(bool on);
 
 // Activation quantization of one row of `cols` f32 (a multiple of 32, resp. 256):
 // d = amax / 127, q = round-to-nearest-even(x / d). AVX2 and their scalar twins.

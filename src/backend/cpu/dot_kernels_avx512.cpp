@@ -4,7 +4,9 @@
 // token is decode, where a 256-bit Q4_K kernel runs out of instructions before a
 // core runs out of memory bandwidth (bench/cpu/NOTES.md): a 512-bit register unpacks and
 // multiplies two 32-element groups per instruction. This file alone is compiled with the
-// AVX-512 flags; dot_kernel() calls into it only when the CPU reports them.
+// AVX-512 flags; dot_kernel() calls into it only when the CPU reports them. The Q4_K kernel's
+// four-super-block path also needs AVX512-VBMI (a target attribute on its functions, called
+// after its own CPUID check).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -116,6 +118,160 @@ float q4k_row(const BlockQ4_K* w, const Q4KAct* xp, const ActQ8K* x, int64_t n, 
   return simd::hsum(_mm256_sub_ps(a256, acc_min));
 }
 
+// ---- Q4_K, one token, four super-blocks at a time (AVX512-VBMI) ----
+// q4k_row spends about half of its ~50 instructions a super-block around the 16 multiplies
+// (the 6-bit scale unpack, four scale broadcasts, d and dmin, the min term). Here four super-
+// blocks of a row share that work, and the rows loop inside the kernel (most Q4_K rows of a
+// 0.6B model are exactly four super-blocks):
+// - their 16-byte heads (d, dmin, 12 scale bytes) side by side in one register, unpacked in
+//   one pass and gathered by one vpermt2b into u: bytes 8k + j scale j of super-block k,
+//   32 + 8k + j its min j;
+// - per 64 weights, vpdpbusd of the low and of the high nibbles (L, H: int32 sums of four
+//   products, |.| <= 7680); the high sums go to the upper int16 of each lane (L's upper half
+//   is dropped), so one vpdpwssd applies both groups' scales;
+// - the scale operand is one in-lane vpshufd of two registers built per four super-blocks;
+// - the min term: one vpmaddwd of the four super-blocks' mins against the token's 32-element
+//   group sums (packed once per call), and one float step per four super-blocks.
+// Kernel alone, 1 thread, in cache: 42-45 -> 53-58 GB/s (16-row calls, 1024-3072 columns);
+// decode from DRAM gained only once its prefetches moved (below; bench/cpu/NOTES.md, round 3).
+struct alignas(64) Q4KAct4 {
+  int16_t gsum[32];  // [8k + j]: sum of x's qs over group j (32 elements) of super-block k
+  float xd[8];       // [2k], [2k + 1]: x's d of super-block k (scales d and dmin alike)
+};
+
+// x: n super-blocks (a multiple of 4) -> xg: n / 4 groups of four.
+void q4k_pack4(const ActQ8K* x, int64_t n, Q4KAct4* xg) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t g = 0; 4 * g < n; ++g) {
+    for (int k = 0; k < 4; ++k) {
+      const ActQ8K& xb = x[4 * g + k];
+      const __m256i s32 = _mm256_madd_epi16(loadu(xb.bsums), ones);  // pairs of 16-element sums
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(xg[g].gsum + 8 * k), _mm256_cvtepi32_epi16(s32));
+      xg[g].xd[2 * k] = xg[g].xd[2 * k + 1] = xb.d;
+    }
+  }
+}
+
+// Byte indices of the vpermb steps, built at compile time.
+struct Q4KIdx4 {
+  alignas(64) uint8_t u[64];        // u from (lo6, hi6): vpermt2b
+  alignas(64) uint8_t pairs[2][64];  // scale pairs of super-blocks 2h, 2h + 1 (see make_q4k_idx4)
+  alignas(64) uint8_t mins[64];      // int16 lane 8k + j: min j of super-block k
+};
+constexpr Q4KIdx4 make_q4k_idx4() {
+  Q4KIdx4 t{};
+  // lo6 = head & 63: bytes 16k + 4..7 scales 0-3, 16k + 8..11 mins 0-3; hi6 (the second
+  // source, index + 64): the same bytes hold scales 4-7 and mins 4-7
+  for (int k = 0; k < 4; ++k) {
+    for (int j = 0; j < 8; ++j) {
+      const int src = 16 * k + (j & 3) + (j < 4 ? 0 : 64);
+      t.u[8 * k + j] = static_cast<uint8_t>(src + 4);
+      t.u[32 + 8 * k + j] = static_cast<uint8_t>(src + 8);
+      t.mins[2 * (8 * k + j)] = static_cast<uint8_t>(32 + 8 * k + j);
+    }
+  }
+  // pairs[h], dword d (128-bit lane l = d / 4, slot i = d % 4): super-block k = 2h + i / 2,
+  // register p = i % 2; int16 scales (4p + c, 4p + c + 1) with c = 0 in lanes 0-1 (the
+  // register's low 32 bytes, groups 4p and 4p + 1) and c = 2 in lanes 2-3
+  for (int h = 0; h < 2; ++h) {
+    for (int d = 0; d < 16; ++d) {
+      const int l = d / 4, i = d % 4, k = 2 * h + i / 2, p = i % 2, c = l >= 2 ? 2 : 0;
+      t.pairs[h][4 * d] = static_cast<uint8_t>(8 * k + 4 * p + c);
+      t.pairs[h][4 * d + 2] = static_cast<uint8_t>(8 * k + 4 * p + c + 1);
+    }
+  }
+  return t;
+}
+constexpr Q4KIdx4 kQ4KIdx4 = make_q4k_idx4();
+
+#define STRATA_VBMI __attribute__((target("avx512vbmi")))
+
+// Scale operand of register p of super-block k (pair = the pairs register holding k): dword
+// slot 2 (k % 2) + p of each 128-bit lane, broadcast in the lane.
+template <int k, int p>
+inline __m512i q4k_scale_pair(__m512i pair) {
+  constexpr int i = 2 * (k % 2) + p;
+  return _mm512_shuffle_epi32(pair, static_cast<_MM_PERM_ENUM>(i * 0x55));
+}
+
+// Super-block k of a group: sum over its 8 groups of scale * (q . x), as int32 lanes.
+template <int k>
+STRATA_VBMI inline __m512i q4k_block_sum(const BlockQ4_K& wb, const Q4KAct& xk, __m512i pair, __m512i m4) {
+  __m512i iacc = _mm512_setzero_si512();
+  for (int p = 0; p < 2; ++p) {
+    const __m512i q = _mm512_loadu_si512(wb.qs + 64 * p);
+    const __m512i lo = _mm512_and_si512(q, m4);
+    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+    const __m512i l = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_load_si512(xk.qs[2 * p]));
+    const __m512i h = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, _mm512_load_si512(xk.qs[2 * p + 1]));
+    const __m512i lh = _mm512_mask_blend_epi16(0xAAAAAAAA, l, _mm512_slli_epi32(h, 16));  // int16 (L, H) pairs
+    iacc = _mm512_dpwssd_epi32(iacc, lh, p == 0 ? q4k_scale_pair<k, 0>(pair) : q4k_scale_pair<k, 1>(pair));
+  }
+  return iacc;
+}
+
+// Rows [0, nr) (ws bytes apart) over super-blocks [0, 4 * n4) against the packed token
+// (xp: qs, xg: group sums and d): y[r] += the row's sum.
+STRATA_VBMI void q4k_rows4(const uint8_t* w, size_t ws, int nr, const Q4KAct* xp, const Q4KAct4* xg, int64_t n4,
+                           int64_t pf, float* y) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m63 = _mm512_set1_epi8(0x3F), m48 = _mm512_set1_epi8(0x30);
+  const __m512i nib_shift = _mm512_set4_epi32(0, 4, 0, 0);  // dword 1: scale bits 0-3, dword 2: min bits 0-3
+  constexpr __mmask64 kEven = 0x5555555555555555ULL;       // the low bytes of int16 lanes
+  const __m512i idx_u = _mm512_load_si512(kQ4KIdx4.u), idx_m = _mm512_load_si512(kQ4KIdx4.mins);
+  const __m512i idx_p0 = _mm512_load_si512(kQ4KIdx4.pairs[0]), idx_p1 = _mm512_load_si512(kQ4KIdx4.pairs[1]);
+  const __m512i head_d = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m512i dmin_lanes = _mm512_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7);
+  const __m512i d_lanes = _mm512_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6);
+  for (int r = 0; r < nr; ++r) {
+    const auto* wr = reinterpret_cast<const BlockQ4_K*>(w + r * ws);
+    __m512 acc = _mm512_setzero_ps(), acc_min = _mm512_setzero_ps();
+    for (int64_t g = 0; g < n4; ++g) {
+      const BlockQ4_K* wb = wr + 4 * g;
+      const auto* head = reinterpret_cast<const uint8_t*>(wb);
+      __m512i hd = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(head)));
+      hd = _mm512_inserti32x4(hd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(head + sizeof(BlockQ4_K))), 1);
+      hd = _mm512_inserti32x4(hd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(head + 2 * sizeof(BlockQ4_K))), 2);
+      hd = _mm512_inserti32x4(hd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(head + 3 * sizeof(BlockQ4_K))), 3);
+      // k4_scales_mins on four heads at once (the scale bytes start at byte 4 of each lane)
+      const __m512i lo6 = _mm512_and_si512(hd, m63);
+      const __m512i nib = _mm512_and_si512(_mm512_srlv_epi32(_mm512_shuffle_epi32(hd, _MM_PERM_DDDD), nib_shift), m4);
+      const __m512i hi6 = _mm512_or_si512(nib, _mm512_and_si512(_mm512_srli_epi32(hd, 2), m48));
+      const __m512i u = _mm512_permutex2var_epi8(lo6, idx_u, hi6);
+      // [d0 dmin0 d1 dmin1 ...] times x's d
+      const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(head_d, hd))),
+                                      _mm256_load_ps(xg[g].xd));
+      const __m512 dd512 = _mm512_castps256_ps512(dd);
+      // the min term, lanes 4k .. 4k + 3: super-block k
+      const __m512i mins = _mm512_madd_epi16(_mm512_maskz_permutexvar_epi8(kEven, idx_m, u), _mm512_load_si512(xg[g].gsum));
+      acc_min = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mins), _mm512_permutexvar_ps(dmin_lanes, dd512), acc_min);
+      const __m512i pair01 = _mm512_maskz_permutexvar_epi8(kEven, idx_p0, u);
+      const __m512i pair23 = _mm512_maskz_permutexvar_epi8(kEven, idx_p1, u);
+      const Q4KAct* xk = xp + 4 * g;
+      // The group's 9 lines, pf bytes ahead, 3 before each of the first three super-blocks.
+      // Where they go matters more than the kernel's speed: all 9 at the group's start, or 2-3
+      // before each of the four, decoded 9-11% fewer tokens/s in fast minutes (decode A/B,
+      // bench/cpu/NOTES.md); not understood yet.
+      if (pf != 0) prefetch_ahead<3>(head, pf);
+      const __m512i s0 = q4k_block_sum<0>(wb[0], xk[0], pair01, m4);
+      if (pf != 0) prefetch_ahead<3>(head + 192, pf);
+      const __m512i s1 = q4k_block_sum<1>(wb[1], xk[1], pair01, m4);
+      if (pf != 0) prefetch_ahead<3>(head + 384, pf);
+      const __m512i s2 = q4k_block_sum<2>(wb[2], xk[2], pair23, m4), s3 = q4k_block_sum<3>(wb[3], xk[3], pair23, m4);
+      // each 128-bit lane: [super-block 0, 1, 2, 3] partial sums, then one float step
+      const __m512 s01 = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_unpacklo_epi64(s0, s1), _mm512_unpackhi_epi64(s0, s1)));
+      const __m512 s23 = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_unpacklo_epi64(s2, s3), _mm512_unpackhi_epi64(s2, s3)));
+      const __m512i z = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(2, 0, 2, 0))),
+                                         _mm512_castps_si512(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 1, 3, 1))));
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(z), _mm512_permutexvar_ps(d_lanes, dd512), acc);
+    }
+    acc = _mm512_sub_ps(acc, acc_min);
+    y[r] += simd::hsum(_mm256_add_ps(_mm512_castps512_ps256(acc), _mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(acc), 1))));
+  }
+}
+
+const bool g_has_vbmi = __builtin_cpu_supports("avx512vbmi") != 0;
+std::atomic<bool> g_q4k_rows4{true};  // tests and benches: false = q4k_row alone
+
 void q4k_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt, int64_t cols, float* y, int64_t ys) {
   if (nt != 1) {
     tile<KQ4_K>(w, ws, nr, x, xs, nt, cols, y, ys);
@@ -124,14 +280,21 @@ void q4k_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt
   const int64_t nb = cols / kQKK;
   const auto* xa = static_cast<const ActQ8K*>(x);
   Q4KAct xp[kQ4KChunkBlocks];
+  Q4KAct4 xg[kQ4KChunkBlocks / 4];
   for (int r = 0; r < nr; ++r) y[r] = 0;
   const int64_t pf = prefetch_bytes(kPrefetchQ4_K);
+  const bool four = g_has_vbmi && g_q4k_rows4.load(std::memory_order_relaxed);
   for (int64_t c0 = 0; c0 < nb; c0 += kQ4KChunkBlocks) {
     const int64_t n = std::min(kQ4KChunkBlocks, nb - c0);
+    const int64_t n4 = four ? n / 4 : 0;  // super-blocks [4 * n4, n): q4k_row
     q4k_pack(xa + c0, n, xp);
+    if (n4 > 0) q4k_pack4(xa + c0, 4 * n4, xg);
+    const auto* wc = static_cast<const uint8_t*>(w) + c0 * sizeof(BlockQ4_K);
+    if (n4 > 0) q4k_rows4(wc, ws, nr, xp, xg, n4, pf, y);
+    if (4 * n4 == n) continue;
     for (int r = 0; r < nr; ++r) {
-      const auto* wr = reinterpret_cast<const BlockQ4_K*>(static_cast<const uint8_t*>(w) + r * ws);
-      y[r] += q4k_row(wr + c0, xp, xa + c0, n, pf);
+      const auto* wr = reinterpret_cast<const BlockQ4_K*>(wc + r * ws) + 4 * n4;
+      y[r] += q4k_row(wr, xp + 4 * n4, xa + c0 + 4 * n4, n - 4 * n4, pf);
     }
   }
 }
@@ -303,6 +466,8 @@ void q80_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt
 }  // namespace
 
 void set_decode_prefetch(int64_t bytes) { g_prefetch.store(bytes); }
+void set_q4k_four_blocks(bool on) { g_q4k_rows4.store(on); }
+bool q4k_four_blocks_available() { return g_has_vbmi; }
 
 DotKernel dot_kernel_avx512(DType type) {
   switch (type) {

@@ -107,20 +107,24 @@ void check_matmul(DType type, const Case& c, uint64_t seed, ErrorStats& stats) {
   }
 }
 
-// Every build of the integer kernels: 0 AVX2, 1 AVX-VNNI, 2 AVX-512 (each where the CPU has it).
+// Every build of the integer kernels: 0 AVX2, 1 AVX-VNNI, 2 AVX-512 (each where the CPU has it),
+// 3 AVX-512 with the Q4_K one-token kernel's four-super-block path (AVX512-VBMI) switched off.
 class CpuMatmulIsa : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
     if (GetParam() == 1 && !vnni_kernels_available()) GTEST_SKIP() << "no avx_vnni on this CPU";
-    if (GetParam() == 2 && !avx512_kernels_available()) GTEST_SKIP() << "no avx512 (f, bw, vl, vnni) on this CPU";
+    if (GetParam() >= 2 && !avx512_kernels_available()) GTEST_SKIP() << "no avx512 (f, bw, vl, vnni) on this CPU";
+    if (GetParam() == 3 && !q4k_four_blocks_available()) GTEST_SKIP() << "no avx512vbmi on this CPU (q4k_row only)";
     saved_vnni_ = vnni_kernels_enabled();
     saved_avx512_ = avx512_kernels_enabled();
     set_vnni_kernels(GetParam() == 1);
-    set_avx512_kernels(GetParam() == 2);
+    set_avx512_kernels(GetParam() >= 2);
+    set_q4k_four_blocks(GetParam() != 3);
   }
   void TearDown() override {
     set_vnni_kernels(saved_vnni_);
     set_avx512_kernels(saved_avx512_);
+    set_q4k_four_blocks(true);
   }
   bool saved_vnni_ = false, saved_avx512_ = false;
 };
@@ -147,8 +151,8 @@ TEST_P(CpuMatmulIsa, EveryTypeMatchesReference) {
   EXPECT_GE(tested, 3);
 }
 
-INSTANTIATE_TEST_SUITE_P(Builds, CpuMatmulIsa, ::testing::Values(0, 1, 2), [](const ::testing::TestParamInfo<int>& i) {
-  return std::string(i.param == 0 ? "Avx2" : i.param == 1 ? "Vnni" : "Avx512");
+INSTANTIATE_TEST_SUITE_P(Builds, CpuMatmulIsa, ::testing::Values(0, 1, 2, 3), [](const ::testing::TestParamInfo<int>& i) {
+  return std::string(i.param == 0 ? "Avx2" : i.param == 1 ? "Vnni" : i.param == 2 ? "Avx512" : "Avx512NoVbmi");
 });
 
 // Q8_0 rows of raw random bytes (including -128, which quantizers never write).
@@ -170,6 +174,37 @@ TEST_P(CpuMatmulIsa, Q8_0RawBytes) {
     for (int64_t t = 0; t < n; ++t) {
       const double bound = error_bound(ActFormat::kQ8_0, wrow.data(), x.data() + t * cols, cols);
       ASSERT_LE(std::fabs(y[t * rows + r] - y_ref[t * rows + r]), bound);
+    }
+  }
+}
+
+// Q4_K rows of raw random bytes: every 6-bit scale and min pattern (quantizers leave most
+// high bits of the packed scales alone), one token (the AVX-512 kernel's four-super-block
+// groups and the rest) and tiles; 1-9 super-blocks and 67 (past a 64-block pack chunk).
+TEST_P(CpuMatmulIsa, Q4_KRawBytes) {
+  Rng rng(8);
+  for (const int64_t nb : {1, 3, 4, 5, 8, 9, 67}) {
+    for (const int64_t n : {1, 3}) {
+      const int64_t rows = 21, cols = 256 * nb;
+      std::vector<WQ4_K> blocks(static_cast<size_t>(rows * nb));
+      for (WQ4_K& b : blocks) {
+        b.d = f32_to_fp16(rng.uniform(0.0005f, 0.004f));
+        b.dmin = f32_to_fp16(rng.uniform(0.0005f, 0.004f));
+        for (uint8_t& s : b.scales) s = static_cast<uint8_t>(rng.next_u64());
+        for (uint8_t& q : b.qs) q = static_cast<uint8_t>(rng.next_u64());
+      }
+      const WeightView w{blocks.data(), DType::kQ4_K, rows, cols, row_bytes(DType::kQ4_K, cols)};
+      const std::vector<float> x = testing::normal(rng, static_cast<size_t>(n * cols));
+      std::vector<float> y_ref(static_cast<size_t>(n * rows)), y(y_ref.size()), wrow(cols);
+      ref::matmul(w, x.data(), n, y_ref.data());
+      CpuBackend(2).matmul(w, x.data(), n, y.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        dequantize_row(DType::kQ4_K, reinterpret_cast<const uint8_t*>(blocks.data()) + r * w.row_bytes, wrow.data(), cols);
+        for (int64_t t = 0; t < n; ++t) {
+          const double bound = error_bound(ActFormat::kQ8K, wrow.data(), x.data() + t * cols, cols);
+          ASSERT_LE(std::fabs(y[t * rows + r] - y_ref[t * rows + r]), bound) << "blocks " << nb << " n " << n << " r " << r;
+        }
+      }
     }
   }
 }
