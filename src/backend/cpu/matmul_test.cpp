@@ -155,6 +155,23 @@ INSTANTIATE_TEST_SUITE_P(Builds, CpuMatmulIsa, ::testing::Values(0, 1, 2, 3), []
   return std::string(i.param == 0 ? "Avx2" : i.param == 1 ? "Vnni" : i.param == 2 ? "Avx512" : "Avx512NoVbmi");
 });
 
+// The backend's product of w and x [n, cols] against the reference, each element within the
+// bound of the activations' rounding (act) for its row and token.
+void expect_within_act_bound(const WeightView& w, const std::vector<float>& x, int64_t n, ActFormat act,
+                             const std::string& what) {
+  const int64_t rows = w.rows, cols = w.cols;
+  std::vector<float> y_ref(static_cast<size_t>(n * rows)), y(y_ref.size()), wrow(static_cast<size_t>(cols));
+  ref::matmul(w, x.data(), n, y_ref.data());
+  CpuBackend(2).matmul(w, x.data(), n, y.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize_row(w.type, static_cast<const uint8_t*>(w.data) + r * w.row_bytes, wrow.data(), cols);
+    for (int64_t t = 0; t < n; ++t) {
+      const double bound = error_bound(act, wrow.data(), x.data() + t * cols, cols);
+      ASSERT_LE(std::fabs(y[t * rows + r] - y_ref[t * rows + r]), bound) << what << " row " << r << " token " << t;
+    }
+  }
+}
+
 // Q8_0 rows of raw random bytes (including -128, which quantizers never write).
 TEST_P(CpuMatmulIsa, Q8_0RawBytes) {
   Rng rng(7);
@@ -165,17 +182,7 @@ TEST_P(CpuMatmulIsa, Q8_0RawBytes) {
     for (int8_t& q : b.qs) q = static_cast<int8_t>(rng.next_u64());
   }
   const WeightView w{blocks.data(), DType::kQ8_0, rows, cols, row_bytes(DType::kQ8_0, cols)};
-  const std::vector<float> x = testing::normal(rng, static_cast<size_t>(n * cols));
-  std::vector<float> y_ref(static_cast<size_t>(n * rows)), y(y_ref.size()), wrow(cols);
-  ref::matmul(w, x.data(), n, y_ref.data());
-  CpuBackend(2).matmul(w, x.data(), n, y.data());
-  for (int64_t r = 0; r < rows; ++r) {
-    dequantize_row(DType::kQ8_0, reinterpret_cast<const uint8_t*>(blocks.data()) + r * w.row_bytes, wrow.data(), cols);
-    for (int64_t t = 0; t < n; ++t) {
-      const double bound = error_bound(ActFormat::kQ8_0, wrow.data(), x.data() + t * cols, cols);
-      ASSERT_LE(std::fabs(y[t * rows + r] - y_ref[t * rows + r]), bound);
-    }
-  }
+  expect_within_act_bound(w, testing::normal(rng, static_cast<size_t>(n * cols)), n, ActFormat::kQ8_0, "Q8_0");
 }
 
 // Q4_K rows of raw random bytes: every 6-bit scale and min pattern (quantizers leave most
@@ -194,17 +201,8 @@ TEST_P(CpuMatmulIsa, Q4_KRawBytes) {
         for (uint8_t& q : b.qs) q = static_cast<uint8_t>(rng.next_u64());
       }
       const WeightView w{blocks.data(), DType::kQ4_K, rows, cols, row_bytes(DType::kQ4_K, cols)};
-      const std::vector<float> x = testing::normal(rng, static_cast<size_t>(n * cols));
-      std::vector<float> y_ref(static_cast<size_t>(n * rows)), y(y_ref.size()), wrow(cols);
-      ref::matmul(w, x.data(), n, y_ref.data());
-      CpuBackend(2).matmul(w, x.data(), n, y.data());
-      for (int64_t r = 0; r < rows; ++r) {
-        dequantize_row(DType::kQ4_K, reinterpret_cast<const uint8_t*>(blocks.data()) + r * w.row_bytes, wrow.data(), cols);
-        for (int64_t t = 0; t < n; ++t) {
-          const double bound = error_bound(ActFormat::kQ8K, wrow.data(), x.data() + t * cols, cols);
-          ASSERT_LE(std::fabs(y[t * rows + r] - y_ref[t * rows + r]), bound) << "blocks " << nb << " n " << n << " r " << r;
-        }
-      }
+      expect_within_act_bound(w, testing::normal(rng, static_cast<size_t>(n * cols)), n, ActFormat::kQ8K,
+                              "blocks " + std::to_string(nb) + " n " + std::to_string(n));
     }
   }
 }
