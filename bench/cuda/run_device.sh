@@ -4,10 +4,7 @@
 # (libfmt, libxxhash) are carried in $CARRY (default .gpu_carry_perf); logs go to $OUT.
 # Usage: bench/cuda/run_device.sh [cuda_bench args...]
 set -o pipefail
-CARRY=${CARRY:-.gpu_carry_perf}
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/$CARRY:/usr/local/cuda/lib64:/usr/local/cuda/lib:$LD_LIBRARY_PATH
+source "$(dirname "$0")/device_env.sh" .gpu_carry_perf
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv
 "$CARRY/cuda_backend_test" 2>&1 | tee "$OUT/test.log" | grep -E "OK|FAILED|PASSED|Failure|error" | head -40
 "$CARRY/golden_test" 2>&1 | tee "$OUT/golden.log" | grep -E "PASSED|FAILED|cuda" | tail -8

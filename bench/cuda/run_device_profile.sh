@@ -5,10 +5,7 @@
 # Binaries and their shared libraries are in $CARRY; logs and CSVs go to $OUT.
 # Summarise the CSVs with bench/cuda/ncu_steps.py.
 set -o pipefail
-CARRY=${CARRY:-.gpu_carry_lead}
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/$CARRY:/usr/local/cuda/lib64:/usr/local/cuda/lib:$LD_LIBRARY_PATH
+source "$(dirname "$0")/device_env.sh" .gpu_carry_lead
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 T0=$(date +%s)

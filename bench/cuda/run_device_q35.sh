@@ -4,10 +4,7 @@
 # synthesized, then `strata bench --backend cuda`. Binaries and their shared libraries are in
 # $CARRY (default .gpu_carry_q35); logs go to $OUT.
 set -o pipefail
-CARRY=${CARRY:-.gpu_carry_q35}
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/$CARRY:/usr/local/cuda/lib64:/usr/local/cuda/lib:$LD_LIBRARY_PATH
+source "$(dirname "$0")/device_env.sh" .gpu_carry_q35
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 T0=$(date +%s)
 timeout 150 "$CARRY/cuda_backend_test" > "$OUT/test.log" 2>&1; echo "test rc=$? $(( $(date +%s) - T0 ))s"

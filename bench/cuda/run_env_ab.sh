@@ -4,8 +4,7 @@
 # (machines differ by a few percent). Usage:
 #   run_env_ab.sh MODEL ROUNDS "STRATA_X=0" "STRATA_X=1" ...
 # Prints one line per run: the setting, decode and prefill tok/s. $CARRY holds the binaries.
-CARRY=${CARRY:-.gpu_carry_lead}
-export LD_LIBRARY_PATH=$PWD/$CARRY:/usr/local/cuda/lib64:/usr/local/cuda/lib:$LD_LIBRARY_PATH
+source "$(dirname "$0")/device_env.sh" .gpu_carry_lead
 M=$1 ROUNDS=$2
 shift 2
 for ((r = 0; r < ROUNDS; r++)); do

@@ -1,6 +1,6 @@
 #include "engine/sampler.h"
 
-#include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
 
 #include <gtest/gtest.h>
 
@@ -63,30 +63,7 @@ TEST(Sampler, PlainGreedyAndArgmaxRows) {
   EXPECT_FALSE(Sampler(p).plain_greedy(hist));
   EXPECT_TRUE(Sampler(SamplingParams{}).plain_greedy(hist));
 
-  struct HostBackend : backend::Backend {  // the base class's argmax_rows, nothing else used
-    std::string name() const override { return "host"; }
-    int num_threads() const override { return 1; }
-    float* alloc_f32(size_t) override { return nullptr; }
-    void free(void*) override {}
-    void copy_to_host(const float*, size_t, float*) override {}
-    void copy_from_host(const float*, size_t, float*) override {}
-    void get_rows(const backend::WeightView&, const int32_t*, int64_t, float*) override {}
-    void matmul(const backend::WeightView&, const float*, int64_t, float*) override {}
-    void matmul_experts(const backend::WeightView&, const float*, bool, const int32_t*, int64_t, int,
-                        float*) override {}
-    void matmul_experts_shared(const backend::WeightView&, const backend::WeightView&, const float*, bool,
-                               const int32_t*, int, float*) override {}
-    void rms_norm(const float*, const float*, int64_t, int64_t, float, float*) override {}
-    void rope(float*, int64_t, int, int, const int32_t*, const backend::RopeTable&) override {}
-    void kv_store(const backend::PagedKv&, const float*, const float*, int64_t, const int32_t*) override {}
-    void attention(const float*, int, const backend::PagedKv&, std::span<const backend::SeqAttention>, float,
-                   float*) override {}
-    void swiglu(const float*, const float*, int64_t, int64_t, float*) override {}
-    void add(float*, const float*, int64_t) override {}
-    void topk_softmax(const float*, int64_t, int, int, bool, int32_t*, float*) override {}
-    void weighted_sum(const float*, const float*, int64_t, int, int64_t, float*) override {}
-    void synchronize() override {}
-  } be;
+  backend::CpuBackend be(1);  // the Backend base class's argmax_rows
   Rng rng(17);
   Sampler greedy(SamplingParams{});
   for (int cols : {1, 7, 33, 1000}) {

@@ -4,22 +4,11 @@
 // Semantics: the unfused ops of backend.h in the order the decoder issues them.
 #include "backend/cuda/gemv_q8.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/reduce.cuh"
 #include "core/check.h"
 
 namespace strata::backend::cuda {
 namespace {
-
-__device__ float cta_sum(float v, float* smem) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) smem[warp] = v;
-  __syncthreads();
-  float t = 0;
-  for (int i = 0; i < static_cast<int>(blockDim.x) / 32; ++i) t += smem[i];
-  __syncthreads();
-  return t;
-}
 
 __device__ __forceinline__ float4 ld4(const float* p) { return *reinterpret_cast<const float4*>(p); }
 __device__ __forceinline__ void st4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
@@ -83,7 +72,7 @@ __global__ void __launch_bounds__(1024)
   if (t.gated != nullptr) {
     float g;
     if (t.gate_w != nullptr) {
-      g = cta_sum(d, smem);
+      g = block_sum(d, smem);
       if (tid == 0 && t.gate_out != nullptr) *t.gate_out = g;
     } else {
       g = *t.gate;
@@ -112,7 +101,7 @@ __global__ void __launch_bounds__(1024)
     ss += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w;
   }
   if (weight == nullptr) return;
-  const float inv = rsqrtf(cta_sum(ss, smem) / static_cast<float>(dim) + eps);
+  const float inv = rsqrtf(block_sum(ss, smem) / static_cast<float>(dim) + eps);
 #pragma unroll
   for (int c = 0; c < V; ++c) {
     const int e = 4 * (tid + c * nt);

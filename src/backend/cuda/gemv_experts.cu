@@ -11,8 +11,6 @@
 namespace strata::backend::cuda {
 namespace {
 
-constexpr int kGemvThreads = 128;
-
 // Expert products on int8 activations (MoE v3, bench/cuda/NOTES.md): slot j = blockIdx.y uses
 // expert ids[j]; blockIdx.z picks one of up to 2 weights of one cols (gate and up in one
 // launch). A warp computes 2 groups of 32 / LPR rows, LPR lanes a row walking its parts, so a

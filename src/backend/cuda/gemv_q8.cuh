@@ -10,6 +10,8 @@
 
 namespace strata::backend::cuda {
 
+constexpr int kGemvThreads = 128;  // a CTA of the matrix-vector kernels (float and int8): 4 warps
+
 // x of one token: xq [cols] int8 (read as int words), xd [cols/32] f32, xs [cols/16] int.
 struct Q8Act {
   const int* xq;

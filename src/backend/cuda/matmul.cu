@@ -28,8 +28,6 @@ bool native_type(DType type) { return native_block_elems(type) != 0; }
 
 namespace {
 
-constexpr int kGemvThreads = 128;  // one CTA: R rows, its 4 warps splitting each row's parts
-
 struct GemvArgs {
   const uint8_t* w;
   size_t row_bytes, expert_bytes;

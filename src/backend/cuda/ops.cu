@@ -6,6 +6,7 @@
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/gemv_q8.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/reduce.cuh"
 #include "core/check.h"
 
 namespace strata::backend::cuda {
@@ -13,17 +14,6 @@ namespace {
 
 unsigned blocks_for(int64_t count, int threads) {
   return static_cast<unsigned>((count + threads - 1) / threads);
-}
-
-__device__ float block_sum(float v, float* smem) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) smem[warp] = v;
-  __syncthreads();
-  float t = 0;
-  for (int i = 0; i < static_cast<int>(blockDim.x) / 32; ++i) t += smem[i];
-  __syncthreads();
-  return t;
 }
 
 // One CTA per row. kAdd: the row is add_y + add_x, stored back to add_y first (the residual
