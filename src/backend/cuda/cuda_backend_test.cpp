@@ -2,6 +2,7 @@
 // odd sizes included (the Gated DeltaNet ops and the tiny models' greedy output are in
 // cuda_deltanet_test.cpp). Label gpu: skipped where no CUDA device is present.
 #include "backend/cuda/cuda_test_util.h"
+#include "backend/cuda/kernels.h"
 
 namespace strata::backend::cuda {
 namespace {
@@ -15,7 +16,12 @@ TEST(CudaBackend, MatmulMatchesReference) {
   const DType types[] = {DType::kF32,  DType::kF16,  DType::kBF16,   DType::kQ8_0,
                          DType::kQ4_0, DType::kQ4_K, DType::kQ6_K,   DType::kQ5_K,
                          DType::kQ2_K, DType::kQ3_K, DType::kIQ4_XS, DType::kQ5_0};
-  for (DType t : types) {
+  // Every type with the default int8 parts, then Q6_K with one group of 16 a part as well.
+  std::vector<std::pair<DType, int>> cases;
+  for (DType t : types) cases.push_back({t, 2});
+  cases.push_back({DType::kQ6_K, 1});
+  for (const auto& [t, groups] : cases) {
+    set_gemv_q6k_groups(groups);
     for (int64_t n : {1, 2, 3, 8, 37}) {
       const int64_t rows = 67, cols = 512 + 256;
       const auto wb = random_weights(rng, t, rows, cols);
@@ -27,9 +33,10 @@ TEST(CudaBackend, MatmulMatchesReference) {
       float* y = g.out(ref.size());
       g.be.matmul(dw, g.up(x), n, y);
       const double e = rel_err(g.down(y, ref.size()), ref);
-      EXPECT_LT(e, matmul_tol(t, n)) << dtype_name(t) << " n=" << n;
+      EXPECT_LT(e, matmul_tol(t, n)) << dtype_name(t) << " n=" << n << " groups " << groups;
     }
   }
+  set_gemv_q6k_groups(2);
 }
 
 // Several products of one x in one launch (q/k/v, gate/up), mixed formats, as one product each.
@@ -40,7 +47,8 @@ TEST(CudaBackend, MatmulMultiMatchesReference) {
   const int64_t cols = 1024 + 256;
   const DType types[3] = {DType::kQ4_K, DType::kQ6_K, DType::kQ8_0};
   const int64_t rows[3] = {4099, 67, 1030};
-  for (int64_t n : {1, 3}) {
+  for (const auto& [groups, n] : {std::pair{2, 1}, std::pair{2, 3}, std::pair{1, 1}, std::pair{1, 3}}) {
+    set_gemv_q6k_groups(groups);
     std::vector<std::vector<uint8_t>> wb;
     WeightView dw[3];
     std::vector<std::vector<float>> ref(3);
@@ -57,9 +65,10 @@ TEST(CudaBackend, MatmulMultiMatchesReference) {
     g.be.matmul_multi(dw, g.up(x), n, ys);
     for (int i = 0; i < 3; ++i) {
       EXPECT_LT(rel_err(g.down(ys[i], ref[i].size()), ref[i]), matmul_tol(types[i], n))
-          << dtype_name(types[i]) << " n=" << n;
+          << dtype_name(types[i]) << " n=" << n << " Q6_K groups " << groups;
     }
   }
+  set_gemv_q6k_groups(2);
 }
 
 // The fusions inside the backend: an add held back and run inside the next RMSNorm of its
@@ -401,7 +410,10 @@ TEST(CudaBackend, ExpertsInt8MatchReference) {
     }
     return host_view(wb, t, rows, cols, experts);
   };
-  for (DType t : {DType::kQ4_K, DType::kQ6_K, DType::kQ8_0, DType::kQ4_0}) {
+  // Every type with the default int8 parts, then Q6_K with one group of 16 a part.
+  for (const auto& [t, groups] : {std::pair{DType::kQ4_K, 2}, std::pair{DType::kQ6_K, 2}, std::pair{DType::kQ8_0, 2},
+                                  std::pair{DType::kQ4_0, 2}, std::pair{DType::kQ6_K, 1}}) {
+    set_gemv_q6k_groups(groups);
     for (int64_t cols : {768, 2048}) {
       const int64_t experts = 9, ffn = 256;
       const int k = 3;
@@ -482,10 +494,11 @@ TEST(CudaBackend, ExpertsInt8MatchReference) {
         float* y = g.out(ref.size());
         g.be.matmul_experts(d_o, g.up(xo), per_slot, ids.data(), 1, k, y);
         EXPECT_LT(rel_err(g.down(y, ref.size()), ref), 1.5e-2)
-            << dtype_name(t) << " lone, per_slot " << per_slot << " cols " << cols;
+            << dtype_name(t) << " lone, per_slot " << per_slot << " cols " << cols << " groups " << groups;
       }
     }
   }
+  set_gemv_q6k_groups(2);
 }
 
 TEST(CudaBackend, ElementwiseOpsMatchReference) {

@@ -31,6 +31,7 @@ struct ExpertArgs {
   int spt;  // slots a token: k, or k + 1 with the shared expert
   bool has_shared;
   bool x_per_slot;  // x row = slot, else the slot's token
+  int q6k_groups;   // gemv_q6k_groups()
 };
 constexpr int kExpertRowGroups = 2;
 
@@ -90,7 +91,10 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_q8_experts_kernel(ExpertArg
       expert_rows<DeqQ4_K, DotQ4_K, LPR>(g, a.cols, xs, y, w, row_base);
       break;
     default:
-      expert_rows<DeqQ6_K, DotQ6_K, LPR>(g, a.cols, xs, y, w, row_base);
+      if (a.q6k_groups == 2)
+        expert_rows<PartsQ6_K2, DotQ6_K2, LPR>(g, a.cols, xs, y, w, row_base);
+      else
+        expert_rows<DeqQ6_K, DotQ6_K, LPR>(g, a.cols, xs, y, w, row_base);
       break;
   }
 }
@@ -108,6 +112,7 @@ void gemv_q8_experts(const WeightView* ws, float* const* ys, int count, const Q8
   a.spt = shared != nullptr ? k + 1 : k;
   a.has_shared = shared != nullptr;
   a.x_per_slot = x_per_slot;
+  a.q6k_groups = gemv_q6k_groups();
   for (int i = 0; shared != nullptr && i < count; ++i) {
     const WeightView& w = shared[i];
     STRATA_CHECK(gemv_q8_supported(w.type) && w.cols == a.cols && w.rows == ws[i].rows &&
@@ -122,9 +127,7 @@ void gemv_q8_experts(const WeightView* ws, float* const* ys, int count, const Q8
     a.seg[i] = {static_cast<const uint8_t*>(w.data), w.row_bytes, w.expert_bytes, w.rows, ys[i],
                 w.type};
     max_rows = std::max(max_rows, w.rows);
-    int64_t p = 0;
-    dispatch_deq(w.type, [&]<class D>() { p = w.cols / D::kBlockElems * D::kParts; });
-    parts = std::min(parts, p);
+    parts = std::min(parts, gemv_q8_row_parts(w.type, w.cols));
   }
   // Lanes a row: at least 2 parts each where the row has them.
   const int lpr = parts >= 64 ? 32 : parts >= 32 ? 16 : 8;

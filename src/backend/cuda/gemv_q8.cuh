@@ -139,4 +139,42 @@ struct DotQ6_K {
   }
 };
 
+// Q6_K in parts of two groups (v11, bench/cuda/NOTES.md, run 40): DotQ6_K's part of 16
+// elements loads 16 bytes of ql and 16 of qh for 12 bytes of weights (qh's 16 bytes hold the
+// high bits of 64 elements, groups s = 0..3), 12 word loads in all. The low and high nibbles
+// of the same ql bytes are groups s and s + 2, so a part p = (h, ql half sp, l0) of 32
+// elements takes groups sp and sp + 2 from one ql and one qh load: 8 parts a block, as Q4_K.
+// Element i of group s: 128 h + 32 s + l0 + i, its scale byte 8 h + 2 s + l0 / 16.
+// (Parts of all four groups, 4 a block, left half of v3's threads idle on 4096-column rows:
+// 26.0 us against 18.8 for Qwen3-8B's down projection.)
+struct DotQ6_K2 {
+  __device__ static float group(const uint32_t lw[4], const uint32_t hw[4], int lshift, int s,
+                                const uint8_t* b, int h, int l0, const Q8Act& x, int64_t e0) {
+    const int64_t e = e0 + 128 * h + 32 * s + l0;
+    const int4 a = __ldg(reinterpret_cast<const int4*>(x.xq + e / 4));
+    const int xv[4] = {a.x, a.y, a.z, a.w};
+    int acc = 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t q = ((lw[i] >> lshift) & 0x0F0F0F0Fu) | (((hw[i] >> (2 * s)) & 0x03030303u) << 4);
+      acc = dp4a(static_cast<int>(q), xv[i], acc);
+    }
+    const float sc = static_cast<float>(
+        static_cast<int8_t>(__ldcs(reinterpret_cast<const char*>(b) + 192 + 8 * h + 2 * s + l0 / 16)));
+    return sc * __ldg(x.xd + e / 32) * static_cast<float>(acc - 32 * __ldg(x.xs + e / 16));
+  }
+  __device__ static float dot(const uint8_t* b, int p, const Q8Act& x, int64_t e0) {
+    const int h = p / 4, sp = (p / 2) % 2, l0 = 16 * (p % 2);
+    uint32_t lw[4], hw[4];
+    ld16_u2(b + 64 * h + 32 * sp + l0, lw);
+    ld16_u2(b + 128 + 32 * h + l0, hw);
+    return h2f(ld_u16(b + 208)) *
+           (group(lw, hw, 0, sp, b, h, l0, x, e0) + group(lw, hw, 4, sp + 2, b, h, l0, x, e0));
+  }
+};
+// The part geometry the kernels walk for DotQ6_K2.
+struct PartsQ6_K2 {
+  static constexpr int kBlockElems = 256, kBlockBytes = 210, kParts = 8;
+};
+
 }  // namespace strata::backend::cuda

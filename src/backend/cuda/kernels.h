@@ -46,6 +46,12 @@ void set_gemv_q8_rows(int rows_per_cta);
 // The int8 product's kernel: 0 (default: by shape), 5 (a warp per row) or 3 (a CTA's threads
 // over R rows' parts). STRATA_CUDA_GEMV=3 or 5 in the environment picks one at start.
 void set_gemv_q8_variant(int variant);
+// The Q6_K int8 product's part: 2 (default: two groups of 16 a part, DotQ6_K2) or 1
+// (DotQ6_K, a group a part; the kernel before run 40). STRATA_CUDA_Q6K=1 picks the old one.
+void set_gemv_q6k_groups(int groups);
+int gemv_q6k_groups();
+// Parts of a row of cols elements the int8 products walk (their unit of work a thread).
+int64_t gemv_q8_row_parts(DType type, int64_t cols);
 void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Buf& x,
                    cudaStream_t s);
 // Expert slots: y[n*k, w.rows], slot j = t*k + s uses expert ids[j] (device) and

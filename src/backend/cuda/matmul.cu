@@ -328,6 +328,7 @@ struct GemvSeg {
 struct GemvSegs {
   GemvSeg seg[kMaxGemvSegments];
   int count;
+  int q6k_groups;
   int64_t cols;
 };
 
@@ -350,7 +351,10 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_q8_multi_kernel(GemvSegs a,
       gemv_q8_cta<DeqQ4_K, DotQ4_K, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
       break;
     default:
-      gemv_q8_cta<DeqQ6_K, DotQ6_K, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
+      if (a.q6k_groups == 2)
+        gemv_q8_cta<PartsQ6_K2, DotQ6_K2, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
+      else
+        gemv_q8_cta<DeqQ6_K, DotQ6_K, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
       break;
   }
 }
@@ -496,6 +500,15 @@ int g_gemv_q8_variant = [] {
 // more of 4096 columns or more). Run 33 (cuda_gemv_bench, each product in a graph chain): of
 // the 35B-A3B step's products only those of 2048 columns gain from v5; its 2048 x 4096 output
 // projections take 3.7 us with v3 at 2 rows a CTA, 4.8 with v5 (Q6_K 5.1 vs 7.1).
+// Q6_K groups of 16 a part (kernels.h). Run 40 (cuda_gemv_bench, graph chains): 4096 x
+// 12288 21.4 -> 18.8 us, 2048 x 4096 5.06 -> 4.51, 1024 x 4096 4.07 -> 3.41 with 2 groups
+// (DotQ6_K2); 4 groups (a part of 64 elements, 4 parts a block) left v3's threads idle:
+// 26.0 / 5.84 / 4.19.
+int g_q6k_groups = [] {
+  const char* v = std::getenv("STRATA_CUDA_Q6K");
+  return v != nullptr && std::atoi(v) == 1 ? 1 : 2;
+}();
+
 int gemv_q8_rows_for(int64_t rows, int64_t cols) {
   (void)rows;
   if (g_gemv_q8_rows != 0) return g_gemv_q8_rows;
@@ -535,6 +548,19 @@ void set_gemv_q8_rows(int rows_per_cta) {
   g_gemv_q8_rows = rows_per_cta;
 }
 
+void set_gemv_q6k_groups(int groups) {
+  STRATA_CHECK(groups == 1 || groups == 2);
+  g_q6k_groups = groups;
+}
+int gemv_q6k_groups() { return g_q6k_groups; }
+
+int64_t gemv_q8_row_parts(DType type, int64_t cols) {
+  if (type == DType::kQ6_K) return cols / 256 * (16 / g_q6k_groups);
+  int64_t p = 0;
+  dispatch_deq(type, [&]<class D>() { p = cols / D::kBlockElems * D::kParts; });
+  return p;
+}
+
 void set_gemv_q8_variant(int variant) {
   STRATA_CHECK(variant == 0 || variant == 3 || variant == 5);
   g_gemv_q8_variant = variant;
@@ -554,7 +580,10 @@ void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32
       launch_gemv_q8<DeqQ4_K, DotQ4_K>(w, x, y, s);
       break;
     case DType::kQ6_K:
-      launch_gemv_q8<DeqQ6_K, DotQ6_K>(w, x, y, s);
+      if (g_q6k_groups == 2)
+        launch_gemv_q8<PartsQ6_K2, DotQ6_K2>(w, x, y, s);
+      else
+        launch_gemv_q8<DeqQ6_K, DotQ6_K>(w, x, y, s);
       break;
     default:
       STRATA_CHECK_MSG(false, "gemv_q8: unsupported type");
@@ -570,6 +599,7 @@ void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Bu
   }
   GemvSegs a{};
   a.count = count;
+  a.q6k_groups = g_q6k_groups;
   a.cols = ws[0].cols;
   int64_t total_rows = 0;
   for (int i = 0; i < count; ++i) total_rows += ws[i].rows;
