@@ -47,7 +47,8 @@ TEST(CudaBackend, MatmulMultiMatchesReference) {
   const int64_t cols = 1024 + 256;
   const DType types[3] = {DType::kQ4_K, DType::kQ6_K, DType::kQ8_0};
   const int64_t rows[3] = {4099, 67, 1030};
-  for (const auto& [groups, n] : {std::pair{2, 1}, std::pair{2, 3}, std::pair{1, 1}, std::pair{1, 3}}) {
+  for (const auto& [groups, n] :
+       {std::pair{2, 1}, std::pair{2, 3}, std::pair{1, 1}, std::pair{1, 3}}) {
     set_gemv_q6k_groups(groups);
     std::vector<std::vector<uint8_t>> wb;
     WeightView dw[3];
@@ -411,8 +412,9 @@ TEST(CudaBackend, ExpertsInt8MatchReference) {
     return host_view(wb, t, rows, cols, experts);
   };
   // Every type with the default int8 parts, then Q6_K with one group of 16 a part.
-  for (const auto& [t, groups] : {std::pair{DType::kQ4_K, 2}, std::pair{DType::kQ6_K, 2}, std::pair{DType::kQ8_0, 2},
-                                  std::pair{DType::kQ4_0, 2}, std::pair{DType::kQ6_K, 1}}) {
+  for (const auto& [t, groups] :
+       {std::pair{DType::kQ4_K, 2}, std::pair{DType::kQ6_K, 2}, std::pair{DType::kQ8_0, 2},
+        std::pair{DType::kQ4_0, 2}, std::pair{DType::kQ6_K, 1}}) {
     set_gemv_q6k_groups(groups);
     for (int64_t cols : {768, 2048}) {
       const int64_t experts = 9, ffn = 256;
@@ -494,7 +496,8 @@ TEST(CudaBackend, ExpertsInt8MatchReference) {
         float* y = g.out(ref.size());
         g.be.matmul_experts(d_o, g.up(xo), per_slot, ids.data(), 1, k, y);
         EXPECT_LT(rel_err(g.down(y, ref.size()), ref), 1.5e-2)
-            << dtype_name(t) << " lone, per_slot " << per_slot << " cols " << cols << " groups " << groups;
+            << dtype_name(t) << " lone, per_slot " << per_slot << " cols " << cols << " groups "
+            << groups;
       }
     }
   }

@@ -156,11 +156,12 @@ struct DotQ6_K2 {
     int acc = 0;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const uint32_t q = ((lw[i] >> lshift) & 0x0F0F0F0Fu) | (((hw[i] >> (2 * s)) & 0x03030303u) << 4);
+      const uint32_t q =
+          ((lw[i] >> lshift) & 0x0F0F0F0Fu) | (((hw[i] >> (2 * s)) & 0x03030303u) << 4);
       acc = dp4a(static_cast<int>(q), xv[i], acc);
     }
-    const float sc = static_cast<float>(
-        static_cast<int8_t>(__ldcs(reinterpret_cast<const char*>(b) + 192 + 8 * h + 2 * s + l0 / 16)));
+    const float sc = static_cast<float>(static_cast<int8_t>(
+        __ldcs(reinterpret_cast<const char*>(b) + 192 + 8 * h + 2 * s + l0 / 16)));
     return sc * __ldg(x.xd + e / 32) * static_cast<float>(acc - 32 * __ldg(x.xs + e / 16));
   }
   __device__ static float dot(const uint8_t* b, int p, const Q8Act& x, int64_t e0) {

@@ -352,7 +352,8 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_q8_multi_kernel(GemvSegs a,
       break;
     default:
       if (a.q6k_groups == 2)
-        gemv_q8_cta<PartsQ6_K2, DotQ6_K2, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
+        gemv_q8_cta<PartsQ6_K2, DotQ6_K2, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y,
+                                                     row0);
       else
         gemv_q8_cta<DeqQ6_K, DotQ6_K, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
       break;
