@@ -337,9 +337,8 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
         use_graph ? "step graph" : "eager", ctx, t_step * 1e3, 1.0 / t_step,
         100.0 * step_bytes / t_step / bw, step_bytes / 1e9);
   }
-  {
-    // 16 sequences of context 1024 decoding together (one token each), as one step graph.
-    const int nseq = 16;
+  for (const int nseq : {2, 4, 8, 16}) {
+    // nseq sequences of context 1024 decoding together (one token each), as one step graph.
     std::vector<std::vector<int32_t>> tables(nseq);
     std::vector<backend::SeqAttention> seqs;
     std::vector<int32_t> pos16, slot16;
@@ -351,7 +350,7 @@ void run_recipe(const std::string& recipe_name, double bw, double peak) {
       slot16.push_back(tables[i][(ctx - 1) / bt] * bt + (ctx - 1) % bt);
     }
     const double t16 = time_it(s, 3, 10, [&] {
-      be.begin_step({0xb16, nseq, ctx});
+      be.begin_step({0xb00 + static_cast<uint64_t>(nseq), nseq, ctx, /*decode_only=*/true});
       for (int l = 0; l < nl; ++l) layer_step(l, nseq, pos16.data(), slot16.data(), seqs);
       be.rms_norm(x, norm_w, nseq, S.dim, 1e-6f, h);
       be.matmul(out_w, h, nseq, logits);

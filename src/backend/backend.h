@@ -179,6 +179,9 @@ class Backend {
     uint64_t key = 0;
     int64_t num_tokens = 0;
     int64_t max_kv_len = 0;
+    // Every sequence of the step brings one token (a decode step): a backend may then treat
+    // the step's tokens as batch-1 decode treats its one (CUDA: int8 activations).
+    bool decode_only = false;
   };
   virtual void begin_step(const StepInfo& step) { (void)step; }
   virtual void end_step() {}

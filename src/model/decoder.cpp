@@ -227,12 +227,14 @@ backend::Backend::StepInfo Decoder::step_info(const Batch& batch, const KvLayers
   mix(reinterpret_cast<uintptr_t>(x_));
   mix(kv.layers.empty() ? 0 : reinterpret_cast<uintptr_t>(kv.layers[0].k));
   int64_t max_kv = 0;
+  bool decode_only = !batch.seqs.empty();
   for (const BatchSeq& s : batch.seqs) {
     mix(static_cast<uint64_t>(s.token_begin));
     mix(static_cast<uint64_t>(s.num_tokens) * 2 + (s.want_logits ? 1 : 0));
     max_kv = std::max(max_kv, s.kv_len);
+    decode_only = decode_only && s.num_tokens == 1;
   }
-  return {h, static_cast<int64_t>(batch.tokens.size()), max_kv};
+  return {h, static_cast<int64_t>(batch.tokens.size()), max_kv, decode_only};
 }
 
 namespace {

@@ -206,6 +206,7 @@ void CudaBackend::begin_step(const StepInfo& step) {
   Impl& m = *impl_;
   STRATA_CHECK_MSG(m.mode == Impl::Mode::kEager, "begin_step inside a step");
   m.enter();
+  m.step_decode_only = step.decode_only;
   // The first large step is left out (lazy module loading, first allocations).
   if (step.num_tokens > kGraphMaxTokens) ++m.prof_big_steps;
   m.prof_step = step.num_tokens > kGraphMaxTokens && m.prof_big_steps > 1;
@@ -245,6 +246,7 @@ void CudaBackend::end_step() {
   m.prof_mark(nullptr);
   m.prof_step = false;
   m.invalidate();
+  m.step_decode_only = false;
   const Impl::Mode mode = m.mode;
   m.mode = Impl::Mode::kEager;
   switch (mode) {

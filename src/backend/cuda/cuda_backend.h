@@ -97,6 +97,9 @@ class CudaBackend final : public Backend {
 
   // Batches of more than this many tokens go to cuBLAS; fewer to the matrix-vector kernels.
   static constexpr int64_t kGemvMaxTokens = 8;
+  // Q8_0/Q4_0/Q4_K/Q6_K weights: batches of up to this many tokens take the int8 products
+  // (x rounded to int8 per 32, each weight byte read once per 8 tokens), larger ones cuBLAS.
+  static constexpr int64_t kQ8MaxTokens = 16;
 
  private:
   void experts_q8(const WeightView& w, const WeightView* shared, const float* x, bool x_per_slot,

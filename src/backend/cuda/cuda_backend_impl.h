@@ -311,6 +311,7 @@ struct CudaBackend::Impl {
   uint64_t step_key = 0;
   int64_t kv_cap = 0;
   int64_t step_tokens = 0;  // tokens of the step (graph layouts size per-token arrays by it)
+  bool step_decode_only = false;                  // StepInfo::decode_only of the step in progress
   std::unordered_map<uint64_t, size_t> measured;  // key -> staged bytes of its eager step
   std::unordered_map<uint64_t, StepGraph> graphs;
   uint8_t* step_host = nullptr;  // pinned

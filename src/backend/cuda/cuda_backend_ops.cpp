@@ -33,6 +33,33 @@ void CudaBackend::matmul_multi(std::span<const WeightView> ws, const float* x, i
       impl_->invalidate_if_written(ys[i], static_cast<size_t>(ws[i].rows) * 4);
     return;
   }
+  // 2-16 tokens of a decode step (continuous batching: one token of each sequence, which
+  // batch-1 decode would also take with int8 activations): one int8 copy of the n rows of x,
+  // then each product decodes its weights once for up to 8 tokens. Prompt tokens keep the
+  // float products: int8 activations on them flip near-tie expert choices of MoE models
+  // (golden qwen3moe_q4_k_m: rms 9% against 1%, run 45; the kernel itself gives what the
+  // one-token kernel gives token by token).
+  static const bool q8n_on = [] {  // STRATA_CUDA_Q8N=0: the float kernel / cuBLAS (benches)
+    const char* v = std::getenv("STRATA_CUDA_Q8N");
+    return v == nullptr || std::atoi(v) != 0;
+  }();
+  bool q8n = q8n_on && impl_->step_decode_only && n >= 2 && n <= kQ8MaxTokens;
+  for (const WeightView& w : ws)
+    q8n = q8n && gemv_q8_supported(w.type) && w.cols % 32 == 0 && w.cols == ws[0].cols;
+  if (q8n) {
+    const int64_t cols = n * ws[0].cols;
+    impl_->enter(true);
+    if (impl_->replay()) return;
+    Q8Buf b;
+    if (!impl_->q8_find(x, cols, &b)) {
+      b = impl_->q8_claim(x, cols);
+      quantize_act_q8(x, cols, b.xq, b.xd, b.xs, s);
+    }
+    for (size_t i = 0; i < ws.size(); ++i) gemv_q8_tokens(ws[i], b, n, ys[i], s);
+    for (size_t i = 0; i < ws.size(); ++i)
+      impl_->invalidate_if_written(ys[i], static_cast<size_t>(n * ws[i].rows) * 4);
+    return;
+  }
   // One token's product with a one-row F32 weight (the shared expert's gate): held for the
   // sigmoid_mul that reads it, which holds it on into the residual's kernel.
   if (n == 1 && ws.size() == 1 && ws[0].type == DType::kF32 && ws[0].rows == 1 &&

@@ -9,6 +9,12 @@ namespace {
 
 using namespace testing;
 
+// A key no step has used: each step here has its own ops (a key seen again would replay).
+uint64_t next_step_key() {
+  static uint64_t key = 0xdec0de00;
+  return ++key;
+}
+
 TEST(CudaBackend, MatmulMatchesReference) {
   REQUIRE_GPU();
   Gpu g;
@@ -22,7 +28,7 @@ TEST(CudaBackend, MatmulMatchesReference) {
   cases.push_back({DType::kQ6_K, 1});
   for (const auto& [t, groups] : cases) {
     set_gemv_q6k_groups(groups);
-    for (int64_t n : {1, 2, 3, 8, 37}) {
+    for (int64_t n : {1, 2, 3, 8, 13, 16, 37}) {
       const int64_t rows = 67, cols = 512 + 256;
       const auto wb = random_weights(rng, t, rows, cols);
       const WeightView hw = host_view(wb, t, rows, cols);
@@ -34,6 +40,15 @@ TEST(CudaBackend, MatmulMatchesReference) {
       g.be.matmul(dw, g.up(x), n, y);
       const double e = rel_err(g.down(y, ref.size()), ref);
       EXPECT_LT(e, matmul_tol(t, n)) << dtype_name(t) << " n=" << n << " groups " << groups;
+      // The same inside a decode step (one token of each of n sequences): up to
+      // kQ8MaxTokens tokens take the int8 products there.
+      float* yd = g.out(ref.size());
+      g.be.begin_step({next_step_key(), n, 0, /*decode_only=*/true});
+      g.be.matmul(dw, g.up(x), n, yd);
+      g.be.end_step();
+      const double ed = rel_err(g.down(yd, ref.size()), ref);
+      EXPECT_LT(ed, matmul_tol(t, n, /*decode_step=*/true))
+          << dtype_name(t) << " n=" << n << " groups " << groups << " decode step";
     }
   }
   set_gemv_q6k_groups(2);
@@ -67,6 +82,14 @@ TEST(CudaBackend, MatmulMultiMatchesReference) {
     for (int i = 0; i < 3; ++i) {
       EXPECT_LT(rel_err(g.down(ys[i], ref[i].size()), ref[i]), matmul_tol(types[i], n))
           << dtype_name(types[i]) << " n=" << n << " Q6_K groups " << groups;
+    }
+    // Inside a decode step (n sequences, a token each).
+    g.be.begin_step({next_step_key(), n, 0, /*decode_only=*/true});
+    g.be.matmul_multi(dw, g.up(x), n, ys);
+    g.be.end_step();
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_LT(rel_err(g.down(ys[i], ref[i].size()), ref[i]), matmul_tol(types[i], n, true))
+          << dtype_name(types[i]) << " n=" << n << " Q6_K groups " << groups << " decode step";
     }
   }
   set_gemv_q6k_groups(2);

@@ -90,15 +90,16 @@ inline WeightView host_view(const std::vector<uint8_t>& bytes, DType t, int64_t 
 // Tolerance of one product: the matrix-vector kernels accumulate in f32 (error ~ 2^-24
 // sqrt(cols) relative); the prefill path rounds x and w to bf16 (2^-9 each, random signs).
 // Types without a native kernel are held as F16 (2^-11).
-inline double matmul_tol(DType t, int64_t n) {
+inline double matmul_tol(DType t, int64_t n, bool decode_step = false) {
   const bool native = t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 ||
                       t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_K ||
                       t == DType::kQ6_K;
-  if (n > CudaBackend::kGemvMaxTokens && t != DType::kF32) return 8e-3;
-  // Batch 1 of Q8_0/Q4_0/Q4_K/Q6_K: x rounded to int8 per 32 (step amax/127: ~0.5% rms).
+  // Batch 1, and up to kQ8MaxTokens tokens of a decode step, of Q8_0/Q4_0/Q4_K/Q6_K: x
+  // rounded to int8 per 32 (step amax/127: ~0.5% rms).
   const bool int8_act =
       t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_K || t == DType::kQ6_K;
-  if (n == 1 && int8_act) return 1.5e-2;
+  if ((n == 1 || (decode_step && n <= CudaBackend::kQ8MaxTokens)) && int8_act) return 1.5e-2;
+  if (n > CudaBackend::kGemvMaxTokens && t != DType::kF32) return 8e-3;
   return native ? 1e-5 : 2e-3;
 }
 

@@ -39,35 +39,64 @@ __device__ __forceinline__ void q8_store_lane(float v, int64_t b, int lane, int8
   if (lane % 16 == 0) xs[2 * b + lane / 16] = s;
 }
 
-// Sum over part p of block b (first element e0) of w * x, for each supported format.
+// Sum over part p of block b (first element e0) of w * x, for each supported format, in two
+// steps: load(b, p) brings the part's weight words and scales into registers, dotw() takes
+// them against one token's x. The multi-token kernel loads once and calls dotw per token.
+template <class Dot>
+__device__ __forceinline__ float part_dot(const uint8_t* b, int p, const Q8Act& x, int64_t e0) {
+  return Dot::dotw(Dot::load(b, p), p, x, e0);
+}
+
 struct DotQ8_0 {
-  __device__ static float dot(const uint8_t* b, int p, const Q8Act& x, int64_t e0) {
+  struct W {
     uint32_t w[4];
-    ld16_u2(b + 2 + 16 * p, w);
+    float d;
+  };
+  __device__ static W load(const uint8_t* b, int p) {
+    W r;
+    ld16_u2(b + 2 + 16 * p, r.w);
+    r.d = h2f(ld_u16(b));
+    return r;
+  }
+  __device__ static float dotw(const W& w, int p, const Q8Act& x, int64_t e0) {
     const int4 xv = __ldg(reinterpret_cast<const int4*>(x.xq + (e0 + 16 * p) / 4));
     const int xs[4] = {xv.x, xv.y, xv.z, xv.w};
     int s = 0;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) s = dp4a(static_cast<int>(w[i]), xs[i], s);
-    return h2f(ld_u16(b)) * __ldg(x.xd + e0 / 32) * static_cast<float>(s);
+    for (int i = 0; i < 4; ++i) s = dp4a(static_cast<int>(w.w[i]), xs[i], s);
+    return w.d * __ldg(x.xd + e0 / 32) * static_cast<float>(s);
+  }
+  __device__ static float dot(const uint8_t* b, int p, const Q8Act& x, int64_t e0) {
+    return part_dot<DotQ8_0>(b, p, x, e0);
   }
 };
 
 struct DotQ4_0 {
-  __device__ static float dot(const uint8_t* b, int, const Q8Act& x, int64_t e0) {
+  struct W {
     uint32_t w[4];
-    ld16_u2(b + 2, w);
+    float d;
+  };
+  __device__ static W load(const uint8_t* b, int) {
+    W r;
+    ld16_u2(b + 2, r.w);
+    r.d = h2f(ld_u16(b));
+    return r;
+  }
+  __device__ static float dotw(const W& w, int, const Q8Act& x, int64_t e0) {
     const int4 a = __ldg(reinterpret_cast<const int4*>(x.xq + e0 / 4));
     const int4 c = __ldg(reinterpret_cast<const int4*>(x.xq + e0 / 4 + 4));
     const int xl[4] = {a.x, a.y, a.z, a.w}, xh[4] = {c.x, c.y, c.z, c.w};
     int s = 0;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      s = dp4a(static_cast<int>(w[i] & 0x0F0F0F0Fu), xl[i], s);
-      s = dp4a(static_cast<int>((w[i] >> 4) & 0x0F0F0F0Fu), xh[i], s);
+      s = dp4a(static_cast<int>(w.w[i] & 0x0F0F0F0Fu), xl[i], s);
+      s = dp4a(static_cast<int>((w.w[i] >> 4) & 0x0F0F0F0Fu), xh[i], s);
     }
     const int sx = __ldg(x.xs + e0 / 16) + __ldg(x.xs + e0 / 16 + 1);
-    return h2f(ld_u16(b)) * __ldg(x.xd + e0 / 32) * static_cast<float>(s - 8 * sx);
+    return w.d * __ldg(x.xd + e0 / 32) * static_cast<float>(s - 8 * sx);
+  }
+  __device__ static float dot(const uint8_t* b, int p, const Q8Act& x, int64_t e0) {
+    return part_dot<DotQ4_0>(b, p, x, e0);
   }
 };
 
@@ -87,20 +116,15 @@ __device__ __forceinline__ void scale_min_words(uint32_t w0, uint32_t w1, uint32
 }
 
 struct DotQ4_K {
-  __device__ static float dot(const uint8_t* b, int p, const Q8Act& x, int64_t e0) {
+  struct W {
+    uint32_t w[4];
+    float dsc0, dm0, dsc1, dm1;  // d * scale, dmin * min of the part's two groups
+  };
+  __device__ static W load(const uint8_t* b, int p) {
     const int c = p / 2, hh = p % 2;
+    W r;
     const uint4 u = ld_u128(b + 16 + 32 * c + 16 * hh);
-    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-    const int64_t elo = e0 + 64 * c + 16 * hh, ehi = elo + 32;
-    const int4 a = __ldg(reinterpret_cast<const int4*>(x.xq + elo / 4));
-    const int4 a2 = __ldg(reinterpret_cast<const int4*>(x.xq + ehi / 4));
-    const int xl[4] = {a.x, a.y, a.z, a.w}, xh[4] = {a2.x, a2.y, a2.z, a2.w};
-    int slo = 0, shi = 0;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      slo = dp4a(static_cast<int>(w[i] & 0x0F0F0F0Fu), xl[i], slo);
-      shi = dp4a(static_cast<int>((w[i] >> 4) & 0x0F0F0F0Fu), xh[i], shi);
-    }
+    r.w[0] = u.x, r.w[1] = u.y, r.w[2] = u.z, r.w[3] = u.w;
     // d, dmin and the 12 scale bytes in one 16-byte load; scales unpacked with shifts
     // (a run-time index into a byte array would go to local memory).
     const uint4 hd = ld_u128(b);
@@ -109,18 +133,47 @@ struct DotQ4_K {
     int sc0, m0, sc1, m1;
     scale_min_words(hd.y, hd.z, hd.w, 2 * c, &sc0, &m0);
     scale_min_words(hd.y, hd.z, hd.w, 2 * c + 1, &sc1, &m1);
-    const float lo = __ldg(x.xd + elo / 32) * (d * sc0 * slo - dmin * m0 * __ldg(x.xs + elo / 16));
-    const float hi = __ldg(x.xd + ehi / 32) * (d * sc1 * shi - dmin * m1 * __ldg(x.xs + ehi / 16));
+    r.dsc0 = d * sc0, r.dm0 = dmin * m0, r.dsc1 = d * sc1, r.dm1 = dmin * m1;
+    return r;
+  }
+  __device__ static float dotw(const W& w, int p, const Q8Act& x, int64_t e0) {
+    const int c = p / 2, hh = p % 2;
+    const int64_t elo = e0 + 64 * c + 16 * hh, ehi = elo + 32;
+    const int4 a = __ldg(reinterpret_cast<const int4*>(x.xq + elo / 4));
+    const int4 a2 = __ldg(reinterpret_cast<const int4*>(x.xq + ehi / 4));
+    const int xl[4] = {a.x, a.y, a.z, a.w}, xh[4] = {a2.x, a2.y, a2.z, a2.w};
+    int slo = 0, shi = 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      slo = dp4a(static_cast<int>(w.w[i] & 0x0F0F0F0Fu), xl[i], slo);
+      shi = dp4a(static_cast<int>((w.w[i] >> 4) & 0x0F0F0F0Fu), xh[i], shi);
+    }
+    const float lo = __ldg(x.xd + elo / 32) * (w.dsc0 * slo - w.dm0 * __ldg(x.xs + elo / 16));
+    const float hi = __ldg(x.xd + ehi / 32) * (w.dsc1 * shi - w.dm1 * __ldg(x.xs + ehi / 16));
     return lo + hi;
+  }
+  __device__ static float dot(const uint8_t* b, int p, const Q8Act& x, int64_t e0) {
+    return part_dot<DotQ4_K>(b, p, x, e0);
   }
 };
 
 struct DotQ6_K {
-  __device__ static float dot(const uint8_t* b, int g, const Q8Act& x, int64_t e0) {
-    const int h = g / 8, s = (g % 8) / 2, l0 = 16 * (g % 2);
+  struct W {
     uint32_t lw[4], hw[4];
-    ld16_u2(b + 64 * h + 32 * (s & 1) + l0, lw);
-    ld16_u2(b + 128 + 32 * h + l0, hw);
+    float d;  // d * the group's scale
+  };
+  __device__ static W load(const uint8_t* b, int g) {
+    const int h = g / 8, s = (g % 8) / 2, l0 = 16 * (g % 2);
+    W r;
+    ld16_u2(b + 64 * h + 32 * (s & 1) + l0, r.lw);
+    ld16_u2(b + 128 + 32 * h + l0, r.hw);
+    r.d =
+        h2f(ld_u16(b + 208)) *
+        static_cast<float>(static_cast<int8_t>(__ldcs(reinterpret_cast<const char*>(b) + 192 + g)));
+    return r;
+  }
+  __device__ static float dotw(const W& w, int g, const Q8Act& x, int64_t e0) {
+    const int h = g / 8, s = (g % 8) / 2, l0 = 16 * (g % 2);
     const int lshift = s >= 2 ? 4 : 0, hshift = 2 * s;
     const int64_t e = e0 + 128 * h + 32 * s + l0;
     const int4 a = __ldg(reinterpret_cast<const int4*>(x.xq + e / 4));
@@ -129,13 +182,13 @@ struct DotQ6_K {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const uint32_t q =
-          ((lw[i] >> lshift) & 0x0F0F0F0Fu) | (((hw[i] >> hshift) & 0x03030303u) << 4);
+          ((w.lw[i] >> lshift) & 0x0F0F0F0Fu) | (((w.hw[i] >> hshift) & 0x03030303u) << 4);
       acc = dp4a(static_cast<int>(q), xv[i], acc);
     }
-    const float d =
-        h2f(ld_u16(b + 208)) *
-        static_cast<float>(static_cast<int8_t>(__ldcs(reinterpret_cast<const char*>(b) + 192 + g)));
-    return d * __ldg(x.xd + e / 32) * static_cast<float>(acc - 32 * __ldg(x.xs + e / 16));
+    return w.d * __ldg(x.xd + e / 32) * static_cast<float>(acc - 32 * __ldg(x.xs + e / 16));
+  }
+  __device__ static float dot(const uint8_t* b, int g, const Q8Act& x, int64_t e0) {
+    return part_dot<DotQ6_K>(b, g, x, e0);
   }
 };
 
@@ -148,8 +201,24 @@ struct DotQ6_K {
 // (Parts of all four groups, 4 a block, left half of v3's threads idle on 4096-column rows:
 // 26.0 us against 18.8 for Qwen3-8B's down projection.)
 struct DotQ6_K2 {
-  __device__ static float group(const uint32_t lw[4], const uint32_t hw[4], int lshift, int s,
-                                const uint8_t* b, int h, int l0, const Q8Act& x, int64_t e0) {
+  struct W {
+    uint32_t lw[4], hw[4];
+    float d, sc0, sc1;  // the block's d, the scales of groups sp and sp + 2
+  };
+  __device__ static W load(const uint8_t* b, int p) {
+    const int h = p / 4, sp = (p / 2) % 2, l0 = 16 * (p % 2);
+    W r;
+    ld16_u2(b + 64 * h + 32 * sp + l0, r.lw);
+    ld16_u2(b + 128 + 32 * h + l0, r.hw);
+    const char* sc = reinterpret_cast<const char*>(b) + 192 + 8 * h + l0 / 16;
+    r.sc0 = static_cast<float>(static_cast<int8_t>(__ldcs(sc + 2 * sp)));
+    r.sc1 = static_cast<float>(static_cast<int8_t>(__ldcs(sc + 2 * sp + 4)));
+    r.d = h2f(ld_u16(b + 208));
+    return r;
+  }
+  // Group s (sp or sp + 2) of the part: its scale times x's d times the integer dot.
+  __device__ static float group(const W& w, int lshift, int s, float sc, int h, int l0,
+                                const Q8Act& x, int64_t e0) {
     const int64_t e = e0 + 128 * h + 32 * s + l0;
     const int4 a = __ldg(reinterpret_cast<const int4*>(x.xq + e / 4));
     const int xv[4] = {a.x, a.y, a.z, a.w};
@@ -157,20 +226,17 @@ struct DotQ6_K2 {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const uint32_t q =
-          ((lw[i] >> lshift) & 0x0F0F0F0Fu) | (((hw[i] >> (2 * s)) & 0x03030303u) << 4);
+          ((w.lw[i] >> lshift) & 0x0F0F0F0Fu) | (((w.hw[i] >> (2 * s)) & 0x03030303u) << 4);
       acc = dp4a(static_cast<int>(q), xv[i], acc);
     }
-    const float sc = static_cast<float>(static_cast<int8_t>(
-        __ldcs(reinterpret_cast<const char*>(b) + 192 + 8 * h + 2 * s + l0 / 16)));
     return sc * __ldg(x.xd + e / 32) * static_cast<float>(acc - 32 * __ldg(x.xs + e / 16));
   }
-  __device__ static float dot(const uint8_t* b, int p, const Q8Act& x, int64_t e0) {
+  __device__ static float dotw(const W& w, int p, const Q8Act& x, int64_t e0) {
     const int h = p / 4, sp = (p / 2) % 2, l0 = 16 * (p % 2);
-    uint32_t lw[4], hw[4];
-    ld16_u2(b + 64 * h + 32 * sp + l0, lw);
-    ld16_u2(b + 128 + 32 * h + l0, hw);
-    return h2f(ld_u16(b + 208)) *
-           (group(lw, hw, 0, sp, b, h, l0, x, e0) + group(lw, hw, 4, sp + 2, b, h, l0, x, e0));
+    return w.d * (group(w, 0, sp, w.sc0, h, l0, x, e0) + group(w, 4, sp + 2, w.sc1, h, l0, x, e0));
+  }
+  __device__ static float dot(const uint8_t* b, int p, const Q8Act& x, int64_t e0) {
+    return part_dot<DotQ6_K2>(b, p, x, e0);
   }
 };
 // The part geometry the kernels walk for DotQ6_K2.

@@ -52,6 +52,9 @@ void set_gemv_q6k_groups(int groups);
 int gemv_q6k_groups();
 // Parts of a row of cols elements the int8 products walk (their unit of work a thread).
 int64_t gemv_q8_row_parts(DType type, int64_t cols);
+// y[n, w.rows] for n tokens of x [n, w.cols] (int8 copy of all n rows in x), types as gemv_q8:
+// each weight part is decoded once for up to 8 tokens.
+void gemv_q8_tokens(const WeightView& w, const Q8Buf& x, int64_t n, float* y, cudaStream_t s);
 void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Buf& x,
                    cudaStream_t s);
 // Expert slots: y[n*k, w.rows], slot j = t*k + s uses expert ids[j] (device) and

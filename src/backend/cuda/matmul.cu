@@ -315,6 +315,63 @@ __global__ void __launch_bounds__(kGemvThreads)
                                  static_cast<int64_t>(blockIdx.x) * R);
 }
 
+// v12: NT tokens a launch (continuous batching of 2-16 sequences): v3's walk over R rows'
+// parts, each part's weights loaded once (Dot::load) and taken against every token
+// (Dot::dotw). The tokens past n repeat the last one (their sums are dropped).
+template <class D, class Dot, int R, int NT>
+__global__ void __launch_bounds__(kGemvThreads)
+    gemv_q8_tokens_kernel(const uint8_t* wbase, size_t row_bytes, int64_t rows, int64_t cols,
+                          Q8Act x, int n, float* y) {
+  __shared__ float red[kGemvThreads / 32][R * NT];
+  const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
+  const uint8_t* w = wbase + row0 * row_bytes;
+  const int nr = static_cast<int>(min(static_cast<int64_t>(R), rows - row0));
+  const int num_parts = static_cast<int>(cols / D::kBlockElems) * D::kParts;
+  Q8Act xt[NT];
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    const int64_t tt = min(t, n - 1);
+    xt[t] = {x.xq + tt * cols / 4, x.xd + tt * cols / 32, x.xs + tt * cols / 16};
+  }
+  float acc[R][NT];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
+  for (int i = tid; i < num_parts; i += kGemvThreads) {
+    const int blk = i / D::kParts, p = i % D::kParts;
+    const int64_t e0 = static_cast<int64_t>(blk) * D::kBlockElems;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      // rows past the matrix's end read row nr - 1 again (results dropped)
+      const uint8_t* b = w + min(r, nr - 1) * row_bytes + static_cast<size_t>(blk) * D::kBlockBytes;
+      const typename Dot::W wv = Dot::load(b, p);
+#pragma unroll
+      for (int t = 0; t < NT; ++t) acc[r][t] += Dot::dotw(wv, p, xt[t], e0);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      float v = acc[r][t];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      if (lane == 0) red[warp][r * NT + t] = v;
+    }
+  }
+  __syncthreads();
+  for (int j = tid; j < R * NT; j += kGemvThreads) {
+    const int r = j / NT, t = j % NT;
+    if (r >= nr || t >= n) continue;
+    float v = 0.0f;
+#pragma unroll
+    for (int wi = 0; wi < kGemvThreads / 32; ++wi) v += red[wi][j];
+    y[static_cast<int64_t>(t) * rows + row0 + r] = v;
+  }
+}
+
 // Several weights of one cols in one launch (v4, bench/cuda/NOTES.md): CTAs [cta_begin of
 // segment i, cta_begin of i + 1) compute segment i's rows, each with its own format.
 struct GemvSeg {
@@ -588,6 +645,52 @@ void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32
       break;
     default:
       STRATA_CHECK_MSG(false, "gemv_q8: unsupported type");
+  }
+}
+
+namespace {
+template <class D, class Dot>
+void launch_gemv_q8_tokens(const WeightView& w, const Q8Act& x, int64_t n, float* y,
+                           cudaStream_t s) {
+  constexpr int R = 2;
+  const auto grid = static_cast<unsigned>((w.rows + R - 1) / R);
+  const auto* wb = static_cast<const uint8_t*>(w.data);
+  for (int64_t t0 = 0; t0 < n; t0 += 8) {
+    const int nt = static_cast<int>(std::min<int64_t>(8, n - t0));
+    const Q8Act xg{x.xq + t0 * w.cols / 4, x.xd + t0 * w.cols / 32, x.xs + t0 * w.cols / 16};
+    float* yg = y + t0 * w.rows;
+    if (nt <= 2)
+      gemv_q8_tokens_kernel<D, Dot, R, 2>
+          <<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, xg, nt, yg);
+    else if (nt <= 4)
+      gemv_q8_tokens_kernel<D, Dot, R, 4>
+          <<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, xg, nt, yg);
+    else
+      gemv_q8_tokens_kernel<D, Dot, R, 8>
+          <<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, xg, nt, yg);
+    STRATA_CUDA_LAUNCH_CHECK();
+  }
+}
+}  // namespace
+
+void gemv_q8_tokens(const WeightView& w, const Q8Buf& xb, int64_t n, float* y, cudaStream_t s) {
+  STRATA_CHECK(n >= 1 && w.cols % 32 == 0);
+  const Q8Act x{reinterpret_cast<const int*>(xb.xq), xb.xd, xb.xs};
+  switch (w.type) {
+    case DType::kQ8_0:
+      launch_gemv_q8_tokens<DeqQ8_0, DotQ8_0>(w, x, n, y, s);
+      break;
+    case DType::kQ4_0:
+      launch_gemv_q8_tokens<DeqQ4_0, DotQ4_0>(w, x, n, y, s);
+      break;
+    case DType::kQ4_K:
+      launch_gemv_q8_tokens<DeqQ4_K, DotQ4_K>(w, x, n, y, s);
+      break;
+    case DType::kQ6_K:
+      launch_gemv_q8_tokens<PartsQ6_K2, DotQ6_K2>(w, x, n, y, s);
+      break;
+    default:
+      STRATA_CHECK_MSG(false, "gemv_q8_tokens: unsupported type");
   }
 }
 
