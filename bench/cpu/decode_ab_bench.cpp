@@ -6,6 +6,7 @@
 // Usage: cpu_decode_ab_bench MODEL [--threads 2] [--decode 128] [--rounds 5] [--min-probe GB/s]
 //        [--pf B1,B2,...]  (set_decode_prefetch values: -1 tuned default, 0 off, > 0 bytes)
 //        [--q4k4 0,1]      (instead: the Q4_K one-token kernel's four-super-block path off / on)
+//        [--gfni 0,1]      (instead: that path's block sums in the shift-and-blend / GFNI form)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -31,23 +32,27 @@ int main(int argc, char** argv) {
   int threads = 2, decode = 128, rounds = 5;
   double min_probe = 0;
   std::vector<int64_t> settings = {-1};
-  bool q4k4 = false;  // settings switch set_q4k_four_blocks instead of set_decode_prefetch
+  std::string knob = "--pf";  // which switch the settings turn: --pf, --q4k4 or --gfni
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--threads") threads = std::atoi(argv[i + 1]);
     else if (a == "--decode") decode = std::atoi(argv[i + 1]);
     else if (a == "--rounds") rounds = std::atoi(argv[i + 1]);
     else if (a == "--min-probe") min_probe = std::atof(argv[i + 1]);
-    else if (a == "--pf" || a == "--q4k4") {
-      q4k4 = a == "--q4k4";
+    else if (a == "--pf" || a == "--q4k4" || a == "--gfni") {
+      knob = a;
       settings.clear();
       std::stringstream ss(argv[i + 1]);
       for (std::string v; std::getline(ss, v, ',');) settings.push_back(std::stoll(v));
     }
   }
   const auto apply = [&](int64_t v) {
-    if (q4k4) backend::cpu::set_q4k_four_blocks(v != 0);
-    else backend::cpu::set_decode_prefetch(v);
+    if (knob == "--q4k4")
+      backend::cpu::set_q4k_four_blocks(v != 0);
+    else if (knob == "--gfni")
+      backend::cpu::set_q4k_gfni(v != 0);
+    else
+      backend::cpu::set_decode_prefetch(v);
   };
   backend::cpu::CpuBackend cpu(threads);
   auto m = model::Model::load(path, cpu);
@@ -81,6 +86,7 @@ int main(int argc, char** argv) {
   }
   backend::cpu::set_decode_prefetch(-1);
   backend::cpu::set_q4k_four_blocks(true);
+  backend::cpu::set_q4k_gfni(true);
   for (size_t i = 0; i < settings.size(); ++i) {
     std::vector<double>& t = times[i];
     if (t.empty()) continue;

@@ -3,12 +3,14 @@
 // vs FMA peak), and a decode sweep over a whole Qwen3-0.6B-shaped layer stack (28 layers,
 // far past the last-level cache) which is what `strata bench` decode sees.
 // Usage: cpu_matmul_bench [--threads N] [--types Q8_0,Q4_K,...] [--quick] [--probe] [--cpu-time]
-//                         [--sweep] [--layers N] [--isa avx2,vnni,avx512,k4row] [--pf -1,0,8192]
+//                         [--sweep] [--layers N] [--isa avx2,vnni,avx512,k4row,k4shift] [--pf
+//                         -1,0,8192]
 // --cpu-time (with --threads 1): time by process CPU time, for a machine busy with other work.
 // --sweep: the decode sweep only; --layers N: of N layers instead of 28 (3 Q4_K layers fit a
-// 32 MB L3: the two cores' compute and the pool, not DRAM, are then the limit). --isa: run the sweep with each listed build of the integer
-// kernels, alternating rounds in one process (an A/B on one machine state). --pf: likewise
-// for software prefetch distances of the AVX-512 decode kernels (-1 tuned default, 0 off).
+// 32 MB L3: the two cores' compute and the pool, not DRAM, are then the limit). --isa: run the
+// sweep with each listed build of the integer kernels, alternating rounds in one process (an A/B on
+// one machine state). --pf: likewise for software prefetch distances of the AVX-512 decode kernels
+// (-1 tuned default, 0 off).
 #include <algorithm>
 #include <cstdlib>
 #include <chrono>
@@ -83,14 +85,17 @@ struct Shape {
 };
 
 // Kernel builds: 0 AVX2, 1 AVX-VNNI, 2 AVX-512 (dot_kernels.h), 3 AVX-512 with the Q4_K
-// one-token kernel's four-super-block path off ("k4row"); false where the CPU lacks it.
-const char* const kIsaNames[] = {"avx2", "vnni", "avx512", "k4row"};
+// one-token kernel's four-super-block path off ("k4row"), 4 that path in its shift-and-blend
+// form ("k4shift", not GFNI); false where the CPU lacks it.
+const char* const kIsaNames[] = {"avx2", "vnni", "avx512", "k4row", "k4shift"};
 bool use_isa(int isa) {
   namespace cpu = strata::backend::cpu;
   if ((isa == 1 && !cpu::vnni_kernels_available()) || (isa >= 2 && !cpu::avx512_kernels_available())) return false;
   cpu::set_vnni_kernels(isa == 1);
   cpu::set_avx512_kernels(isa >= 2);
+  if (isa == 4 && !cpu::q4k_gfni_available()) return false;
   cpu::set_q4k_four_blocks(isa != 3);
+  cpu::set_q4k_gfni(isa != 4);
   return true;
 }
 
@@ -127,7 +132,7 @@ int main(int argc, char** argv) {
       sweep_layers = std::atoi(argv[++i]);
     } else if (a == "--isa" && i + 1 < argc) {
       const std::string list = argv[++i];
-      for (int k = 0; k < 4; ++k) {
+      for (int k = 0; k < 5; ++k) {
         if (list.find(kIsaNames[k]) != std::string::npos) isas.push_back(k);
       }
     } else if (a == "--types" && i + 1 < argc) {
@@ -145,7 +150,10 @@ int main(int argc, char** argv) {
         p = q + 1;
       }
     } else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--types Q8_0,Q4_K] [--quick] [--probe] [--cpu-time] [--sweep] [--isa avx2,vnni,avx512,k4row] [--pf -1,0,8192]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--threads N] [--types Q8_0,Q4_K] [--quick] [--probe] [--cpu-time] "
+                   "[--sweep] [--isa avx2,vnni,avx512,k4row,k4shift] [--pf -1,0,8192]\n",
+                   argv[0]);
       return 2;
     }
   }

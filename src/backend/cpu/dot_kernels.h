@@ -44,6 +44,10 @@ void set_decode_prefetch(int64_t bytes);
 // AVX512-VBMI (q4k_rows4); tests and benches switch it off to compare with q4k_row alone.
 bool q4k_four_blocks_available();
 void set_q4k_four_blocks(bool on);
+// Its block sums in the GF2P8AFFINEQB + VPACKSSDW form where the CPU has GFNI (default on);
+// off: the shift-and-blend form, for tests and benches.
+bool q4k_gfni_available();
+void set_q4k_gfni(bool on);
 
 // Activation quantization of one row of `cols` f32 (a multiple of 32, resp. 256):
 // d = amax / 127, q = round-to-nearest-even(x / d). AVX2 and their scalar twins.

@@ -184,6 +184,30 @@ constexpr Q4KIdx4 make_q4k_idx4() {
 }
 constexpr Q4KIdx4 kQ4KIdx4 = make_q4k_idx4();
 
+// The scale operand of register p of super-block k when L and H are packed with vpackssdw
+// (q4k_block_sum_g): 128-bit lane l holds L's four dwords of lane l as int16 words 0-3 and
+// H's as words 4-7; L's lanes 0-1 are group 4p, lanes 2-3 group 4p + 2, H's one group more.
+// Word w of lane l: the scale of group 4p + (l >= 2 ? 2 : 0) + (w >= 4 ? 1 : 0), i.e. byte
+// 8k + that group of u (low byte of the word; the high byte is zeroed by the kEven mask).
+struct Q4KIdxPacks {
+  alignas(64) uint8_t sc[4][2][64];  // [k][p]
+};
+constexpr Q4KIdxPacks make_q4k_idx_packs() {
+  Q4KIdxPacks t{};
+  for (int k = 0; k < 4; ++k) {
+    for (int p = 0; p < 2; ++p) {
+      for (int l = 0; l < 4; ++l) {
+        for (int w = 0; w < 8; ++w) {
+          const int g = 4 * p + (l >= 2 ? 2 : 0) + (w >= 4 ? 1 : 0);
+          t.sc[k][p][2 * (8 * l + w)] = static_cast<uint8_t>(8 * k + g);
+        }
+      }
+    }
+  }
+  return t;
+}
+constexpr Q4KIdxPacks kQ4KIdxPacks = make_q4k_idx_packs();
+
 #define STRATA_VBMI __attribute__((target("avx512vbmi")))
 
 // Scale operand of register p of super-block k (pair = the pairs register holding k): dword
@@ -210,10 +234,39 @@ STRATA_VBMI inline __m512i q4k_block_sum(const BlockQ4_K& wb, const Q4KAct& xk, 
   return iacc;
 }
 
+// q4k_block_sum with fewer instructions a 64 bytes (8 instead of 10; bench/cpu/NOTES.md,
+// round 4): the high nibbles in one GF2P8AFFINEQB (a bit matrix moving bits 4-7 to 0-3)
+// instead of a shift and a mask, and L and H packed to int16 by one VPACKSSDW (|L|, |H| <=
+// 7680: no saturation) instead of a shift and a blend, the scale operand (sc_p) laid out to
+// match by its own VPERMB.
+#define STRATA_GFNI __attribute__((target("avx512vbmi,gfni")))
+constexpr long long kHighNibbleMatrix = 0x1020408000000000LL;  // bit i of the result: bit i + 4
+STRATA_GFNI inline __m512i q4k_sc_packs(int k, int p, __m512i u) {
+  return _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL,
+                                       _mm512_load_si512(kQ4KIdxPacks.sc[k][p]), u);
+}
+STRATA_GFNI inline __m512i q4k_block_sum_g(const BlockQ4_K& wb, const Q4KAct& xk, __m512i sc0,
+                                           __m512i sc1, __m512i m4) {
+  const __m512i hi_matrix = _mm512_set1_epi64(kHighNibbleMatrix);
+  __m512i iacc = _mm512_setzero_si512();
+  for (int p = 0; p < 2; ++p) {
+    const __m512i q = _mm512_loadu_si512(wb.qs + 64 * p);
+    const __m512i lo = _mm512_and_si512(q, m4);
+    const __m512i hi = _mm512_gf2p8affine_epi64_epi8(q, hi_matrix, 0);
+    const __m512i l =
+        _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_load_si512(xk.qs[2 * p]));
+    const __m512i h =
+        _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, _mm512_load_si512(xk.qs[2 * p + 1]));
+    iacc = _mm512_dpwssd_epi32(iacc, _mm512_packs_epi32(l, h), p == 0 ? sc0 : sc1);
+  }
+  return iacc;
+}
+
 // Rows [0, nr) (ws bytes apart) over super-blocks [0, 4 * n4) against the packed token
 // (xp: qs, xg: group sums and d): y[r] += the row's sum.
-STRATA_VBMI void q4k_rows4(const uint8_t* w, size_t ws, int nr, const Q4KAct* xp, const Q4KAct4* xg, int64_t n4,
-                           int64_t pf, float* y) {
+template <bool kGfni>
+STRATA_GFNI void q4k_rows4(const uint8_t* w, size_t ws, int nr, const Q4KAct* xp, const Q4KAct4* xg,
+                           int64_t n4, int64_t pf, float* y) {
   const __m512i m4 = _mm512_set1_epi8(0x0F), m63 = _mm512_set1_epi8(0x3F), m48 = _mm512_set1_epi8(0x30);
   const __m512i nib_shift = _mm512_set4_epi32(0, 4, 0, 0);  // dword 1: scale bits 0-3, dword 2: min bits 0-3
   constexpr __mmask64 kEven = 0x5555555555555555ULL;       // the low bytes of int16 lanes
@@ -243,20 +296,33 @@ STRATA_VBMI void q4k_rows4(const uint8_t* w, size_t ws, int nr, const Q4KAct* xp
       const __m512 dd512 = _mm512_castps256_ps512(dd);
       // the min term, lanes 4k .. 4k + 3: super-block k
       const __m512i mins = _mm512_madd_epi16(_mm512_maskz_permutexvar_epi8(kEven, idx_m, u), _mm512_load_si512(xg[g].gsum));
-      acc_min = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mins), _mm512_permutexvar_ps(dmin_lanes, dd512), acc_min);
-      const __m512i pair01 = _mm512_maskz_permutexvar_epi8(kEven, idx_p0, u);
-      const __m512i pair23 = _mm512_maskz_permutexvar_epi8(kEven, idx_p1, u);
+      acc_min = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mins), _mm512_permutexvar_ps(dmin_lanes, dd512),
+                                acc_min);
       const Q4KAct* xk = xp + 4 * g;
       // The group's 9 lines, pf bytes ahead, 3 before each of the first three super-blocks.
       // Where they go matters more than the kernel's speed: all 9 at the group's start, or 2-3
       // before each of the four, decoded 9-11% fewer tokens/s in fast minutes (decode A/B,
       // bench/cpu/NOTES.md); not understood yet.
-      if (pf != 0) prefetch_ahead<3>(head, pf);
-      const __m512i s0 = q4k_block_sum<0>(wb[0], xk[0], pair01, m4);
-      if (pf != 0) prefetch_ahead<3>(head + 192, pf);
-      const __m512i s1 = q4k_block_sum<1>(wb[1], xk[1], pair01, m4);
-      if (pf != 0) prefetch_ahead<3>(head + 384, pf);
-      const __m512i s2 = q4k_block_sum<2>(wb[2], xk[2], pair23, m4), s3 = q4k_block_sum<3>(wb[3], xk[3], pair23, m4);
+      __m512i s0, s1, s2, s3;
+      if constexpr (kGfni) {
+        if (pf != 0) prefetch_ahead<3>(head, pf);
+        s0 = q4k_block_sum_g(wb[0], xk[0], q4k_sc_packs(0, 0, u), q4k_sc_packs(0, 1, u), m4);
+        if (pf != 0) prefetch_ahead<3>(head + 192, pf);
+        s1 = q4k_block_sum_g(wb[1], xk[1], q4k_sc_packs(1, 0, u), q4k_sc_packs(1, 1, u), m4);
+        if (pf != 0) prefetch_ahead<3>(head + 384, pf);
+        s2 = q4k_block_sum_g(wb[2], xk[2], q4k_sc_packs(2, 0, u), q4k_sc_packs(2, 1, u), m4);
+        s3 = q4k_block_sum_g(wb[3], xk[3], q4k_sc_packs(3, 0, u), q4k_sc_packs(3, 1, u), m4);
+      } else {
+        const __m512i pair01 = _mm512_maskz_permutexvar_epi8(kEven, idx_p0, u);
+        const __m512i pair23 = _mm512_maskz_permutexvar_epi8(kEven, idx_p1, u);
+        if (pf != 0) prefetch_ahead<3>(head, pf);
+        s0 = q4k_block_sum<0>(wb[0], xk[0], pair01, m4);
+        if (pf != 0) prefetch_ahead<3>(head + 192, pf);
+        s1 = q4k_block_sum<1>(wb[1], xk[1], pair01, m4);
+        if (pf != 0) prefetch_ahead<3>(head + 384, pf);
+        s2 = q4k_block_sum<2>(wb[2], xk[2], pair23, m4);
+        s3 = q4k_block_sum<3>(wb[3], xk[3], pair23, m4);
+      }
       // each 128-bit lane: [super-block 0, 1, 2, 3] partial sums, then one float step
       const __m512 s01 = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_unpacklo_epi64(s0, s1), _mm512_unpackhi_epi64(s0, s1)));
       const __m512 s23 = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_unpacklo_epi64(s2, s3), _mm512_unpackhi_epi64(s2, s3)));
@@ -270,7 +336,9 @@ STRATA_VBMI void q4k_rows4(const uint8_t* w, size_t ws, int nr, const Q4KAct* xp
 }
 
 const bool g_has_vbmi = __builtin_cpu_supports("avx512vbmi") != 0;
+const bool g_has_gfni = g_has_vbmi && __builtin_cpu_supports("gfni") != 0;
 std::atomic<bool> g_q4k_rows4{true};  // tests and benches: false = q4k_row alone
+std::atomic<bool> g_q4k_gfni{true};   // tests and benches: false = q4k_rows4's shift-and-blend form
 
 void q4k_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt, int64_t cols, float* y, int64_t ys) {
   if (nt != 1) {
@@ -290,7 +358,12 @@ void q4k_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt
     q4k_pack(xa + c0, n, xp);
     if (n4 > 0) q4k_pack4(xa + c0, 4 * n4, xg);
     const auto* wc = static_cast<const uint8_t*>(w) + c0 * sizeof(BlockQ4_K);
-    if (n4 > 0) q4k_rows4(wc, ws, nr, xp, xg, n4, pf, y);
+    if (n4 > 0) {
+      if (g_has_gfni && g_q4k_gfni.load(std::memory_order_relaxed))
+        q4k_rows4<true>(wc, ws, nr, xp, xg, n4, pf, y);
+      else
+        q4k_rows4<false>(wc, ws, nr, xp, xg, n4, pf, y);
+    }
     if (4 * n4 == n) continue;
     for (int r = 0; r < nr; ++r) {
       const auto* wr = reinterpret_cast<const BlockQ4_K*>(wc + r * ws) + 4 * n4;
@@ -468,6 +541,8 @@ void q80_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt
 void set_decode_prefetch(int64_t bytes) { g_prefetch.store(bytes); }
 void set_q4k_four_blocks(bool on) { g_q4k_rows4.store(on); }
 bool q4k_four_blocks_available() { return g_has_vbmi; }
+void set_q4k_gfni(bool on) { g_q4k_gfni.store(on); }
+bool q4k_gfni_available() { return g_has_gfni; }
 
 DotKernel dot_kernel_avx512(DType type) {
   switch (type) {

@@ -108,23 +108,28 @@ void check_matmul(DType type, const Case& c, uint64_t seed, ErrorStats& stats) {
 }
 
 // Every build of the integer kernels: 0 AVX2, 1 AVX-VNNI, 2 AVX-512 (each where the CPU has it),
-// 3 AVX-512 with the Q4_K one-token kernel's four-super-block path (AVX512-VBMI) switched off.
+// 3 AVX-512 with the Q4_K one-token kernel's four-super-block path (AVX512-VBMI) switched off,
+// 4 AVX-512 with that path's shift-and-blend block sums instead of the GFNI form.
 class CpuMatmulIsa : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
     if (GetParam() == 1 && !vnni_kernels_available()) GTEST_SKIP() << "no avx_vnni on this CPU";
     if (GetParam() >= 2 && !avx512_kernels_available()) GTEST_SKIP() << "no avx512 (f, bw, vl, vnni) on this CPU";
     if (GetParam() == 3 && !q4k_four_blocks_available()) GTEST_SKIP() << "no avx512vbmi on this CPU (q4k_row only)";
+    if (GetParam() == 4 && !q4k_gfni_available())
+      GTEST_SKIP() << "no gfni on this CPU (shift-and-blend form only)";
     saved_vnni_ = vnni_kernels_enabled();
     saved_avx512_ = avx512_kernels_enabled();
     set_vnni_kernels(GetParam() == 1);
     set_avx512_kernels(GetParam() >= 2);
     set_q4k_four_blocks(GetParam() != 3);
+    set_q4k_gfni(GetParam() != 4);
   }
   void TearDown() override {
     set_vnni_kernels(saved_vnni_);
     set_avx512_kernels(saved_avx512_);
     set_q4k_four_blocks(true);
+    set_q4k_gfni(true);
   }
   bool saved_vnni_ = false, saved_avx512_ = false;
 };
@@ -151,9 +156,11 @@ TEST_P(CpuMatmulIsa, EveryTypeMatchesReference) {
   EXPECT_GE(tested, 3);
 }
 
-INSTANTIATE_TEST_SUITE_P(Builds, CpuMatmulIsa, ::testing::Values(0, 1, 2, 3), [](const ::testing::TestParamInfo<int>& i) {
-  return std::string(i.param == 0 ? "Avx2" : i.param == 1 ? "Vnni" : i.param == 2 ? "Avx512" : "Avx512NoVbmi");
-});
+std::string isa_name(const ::testing::TestParamInfo<int>& i) {
+  static const char* const kNames[] = {"Avx2", "Vnni", "Avx512", "Avx512NoVbmi", "Avx512NoGfni"};
+  return kNames[i.param];
+}
+INSTANTIATE_TEST_SUITE_P(Builds, CpuMatmulIsa, ::testing::Values(0, 1, 2, 3, 4), isa_name);
 
 // The backend's product of w and x [n, cols] against the reference, each element within the
 // bound of the activations' rounding (act) for its row and token.
