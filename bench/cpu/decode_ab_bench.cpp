@@ -7,6 +7,7 @@
 //        [--pf B1,B2,...]  (set_decode_prefetch values: -1 tuned default, 0 off, > 0 bytes)
 //        [--q4k4 0,1]      (instead: the Q4_K one-token kernel's four-super-block path off / on)
 //        [--gfni 0,1]      (instead: that path's block sums in the shift-and-blend / GFNI form)
+//        [--att 0,1]       (instead: F16 decode attention's AVX2 / AVX-512 inner loops)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/attention.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_probe.h"
 #include "backend/cpu/dot_kernels.h"
@@ -32,14 +34,14 @@ int main(int argc, char** argv) {
   int threads = 2, decode = 128, rounds = 5;
   double min_probe = 0;
   std::vector<int64_t> settings = {-1};
-  std::string knob = "--pf";  // which switch the settings turn: --pf, --q4k4 or --gfni
+  std::string knob = "--pf";  // which switch the settings turn: --pf, --q4k4, --gfni or --att
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--threads") threads = std::atoi(argv[i + 1]);
     else if (a == "--decode") decode = std::atoi(argv[i + 1]);
     else if (a == "--rounds") rounds = std::atoi(argv[i + 1]);
     else if (a == "--min-probe") min_probe = std::atof(argv[i + 1]);
-    else if (a == "--pf" || a == "--q4k4" || a == "--gfni") {
+    else if (a == "--pf" || a == "--q4k4" || a == "--gfni" || a == "--att") {
       knob = a;
       settings.clear();
       std::stringstream ss(argv[i + 1]);
@@ -51,6 +53,8 @@ int main(int argc, char** argv) {
       backend::cpu::set_q4k_four_blocks(v != 0);
     else if (knob == "--gfni")
       backend::cpu::set_q4k_gfni(v != 0);
+    else if (knob == "--att")
+      backend::cpu::set_decode_attention_avx512(v != 0);
     else
       backend::cpu::set_decode_prefetch(v);
   };
@@ -87,6 +91,7 @@ int main(int argc, char** argv) {
   backend::cpu::set_decode_prefetch(-1);
   backend::cpu::set_q4k_four_blocks(true);
   backend::cpu::set_q4k_gfni(true);
+  backend::cpu::set_decode_attention_avx512(true);
   for (size_t i = 0; i < settings.size(); ++i) {
     std::vector<double>& t = times[i];
     if (t.empty()) continue;

@@ -10,8 +10,11 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
+#include "backend/cpu/attention_avx512.h"
+#include "backend/cpu/dot_kernels.h"
 #include "backend/cpu/ref_ops.h"
 #include "backend/cpu/simd.h"
 #include "core/check.h"
@@ -263,6 +266,8 @@ struct LoadQ8_0x8 {  // blocks of 34 bytes: fp16 d, 32 int8
   }
 };
 
+std::atomic<bool> g_decode_attention_avx512{true};  // set_decode_attention_avx512
+
 // Decode (at most 4 query rows per item): no f32 copies of the blocks; each
 // K row is converted once and dotted with every row's q, each V row converted once per 16-dim
 // slice and accumulated into every row's output in registers. head_dim % 16 == 0.
@@ -285,6 +290,9 @@ void run_item_f16_small(const Item& it, const float* q, int num_heads, const Pag
   }
   const float* qs = sc.qs.data();
   float* P = sc.p.data();
+  // F16 K/V on a CPU with AVX-512: the 512-bit inner loops (attention_avx512.cpp).
+  const bool wide = std::is_same_v<L, LoadF16x8> && avx512_kernels_enabled() &&
+                    g_decode_attention_avx512.load(std::memory_order_relaxed);
   const int64_t pos0 = s.kv_len - s.q_count + it.q0;
   const int64_t last = pos0 + (R - 1) / group;
   for (int64_t p0 = 0; p0 <= last; p0 += bt) {
@@ -294,24 +302,28 @@ void run_item_f16_small(const Item& it, const float* q, int num_heads, const Pag
     const size_t head_off = static_cast<size_t>(block) * kv.block_stride_bytes + it.kv_head * rb;
     const uint8_t* kb = static_cast<const uint8_t*>(kv.k) + head_off;
     const uint8_t* vb = static_cast<const uint8_t*>(kv.v) + head_off;
-    for (int j = 0; j < nj; ++j) {
-      const uint8_t* kr = kb + j * key_stride;
-      // The rows are a few hundred bytes key_stride apart, often in DRAM after a token's weight
-      // stream: request the K row 4 keys ahead, and this key's V row for the P V pass below.
-      for (size_t o = 0; o < rb; o += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(kr + 4 * key_stride + o), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(vb + j * key_stride + o), _MM_HINT_T0);
-      }
-      __m256 a[R][2];
-      for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = _mm256_setzero_ps();
-      for (int d = 0; d < hd; d += 16) {
-        const __m256 k0 = L::load(kr, d), k1 = L::load(kr, d + 8);
-        for (int r = 0; r < R; ++r) {
-          a[r][0] = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qs + r * hd + d), a[r][0]);
-          a[r][1] = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qs + r * hd + d + 8), a[r][1]);
+    if (wide) {
+      decode_scores_f16_avx512(R, qs, hd, kb, vb, key_stride, rb, nj, P, bt_pad);
+    } else {
+      for (int j = 0; j < nj; ++j) {
+        const uint8_t* kr = kb + j * key_stride;
+        // The rows are a few hundred bytes key_stride apart, often in DRAM after a token's weight
+        // stream: request the K row 4 keys ahead, and this key's V row for the P V pass below.
+        for (size_t o = 0; o < rb; o += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(kr + 4 * key_stride + o), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(vb + j * key_stride + o), _MM_HINT_T0);
         }
+        __m256 a[R][2];
+        for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = _mm256_setzero_ps();
+        for (int d = 0; d < hd; d += 16) {
+          const __m256 k0 = L::load(kr, d), k1 = L::load(kr, d + 8);
+          for (int r = 0; r < R; ++r) {
+            a[r][0] = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qs + r * hd + d), a[r][0]);
+            a[r][1] = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qs + r * hd + d + 8), a[r][1]);
+          }
+        }
+        for (int r = 0; r < R; ++r) P[r * bt_pad + j] = simd::hsum(_mm256_add_ps(a[r][0], a[r][1]));
       }
-      for (int r = 0; r < R; ++r) P[r * bt_pad + j] = simd::hsum(_mm256_add_ps(a[r][0], a[r][1]));
     }
     for (int r = 0; r < R; ++r) {
       const int vis = static_cast<int>(std::clamp<int64_t>(pos0 + r / group + 1 - p0, 0, nj));
@@ -335,6 +347,10 @@ void run_item_f16_small(const Item& it, const float* q, int num_heads, const Pag
       corr[r] = m[r] == -INFINITY ? 0.0f : std::exp(m[r] - mx);
       l[r] = l[r] * corr[r] + simd::hsum(sum);
       m[r] = mx;
+    }
+    if (wide) {
+      decode_pv_f16_avx512(R, P, bt_pad, vb, key_stride, nj, hd, corr, sc.acc.data());
+      continue;
     }
     for (int d0 = 0; d0 < hd; d0 += 16) {
       __m256 o[R][2];
@@ -485,6 +501,8 @@ void kv_store(ThreadPool& pool, const PagedKv& kv, const float* k, const float* 
     body(0, 0, n);
   }
 }
+
+void set_decode_attention_avx512(bool on) { g_decode_attention_avx512.store(on); }
 
 void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& kv,
                std::span<const SeqAttention> seqs, float scale, float* out) {

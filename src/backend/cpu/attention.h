@@ -14,6 +14,9 @@ namespace strata::backend::cpu {
 // softmax (running max per query row); items are handed out to threads dynamically, longest
 // first. Prefill items decode each K/V block to f32 once; decode items (<= 4 rows) read K/V
 // in their stored type directly.
+// Decode items over F16 K/V take 512-bit inner loops where the AVX-512 kernels are enabled
+// (dot_kernels.h); off: the AVX2 loops (benches compare the two).
+void set_decode_attention_avx512(bool on);
 void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& kv,
                std::span<const SeqAttention> seqs, float scale, float* out);
 

@@ -1,6 +1,8 @@
 // Paged attention and kv_store against the reference (naive softmax in double): several
 // sequences of different lengths, kv_len not a multiple of block_tokens, shuffled block ids,
 // chunked prefill (q_count > 1) and decode (q_count = 1), GQA ratios 1, 2, 4, every KV type.
+#include "backend/cpu/attention.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,8 +10,8 @@
 #include <numeric>
 #include <vector>
 
-#include "backend/cpu/attention.h"
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/dot_kernels.h"
 #include "backend/cpu/ref_ops.h"
 #include "backend/cpu/test_util.h"
 
@@ -130,14 +132,22 @@ void check_attention(DType type, int ratio, int head_dim, int block_tokens, uint
 }
 
 TEST(CpuAttention, MatchesNaiveSoftmax) {
-  uint64_t seed = 1000;
-  for (DType type : {DType::kF16, DType::kBF16, DType::kF32, DType::kQ8_0}) {
-    for (int ratio : {1, 2, 4}) {
-      check_attention(type, ratio, 64, 16, ++seed);
-      check_attention(type, ratio, 64, 5, ++seed);
-      if (type != DType::kQ8_0) check_attention(type, ratio, 20, 7, ++seed);
+  // The AVX-512 decode loops (F16 K/V, where the CPU has AVX-512) and the AVX2 ones.
+  const bool saved = avx512_kernels_enabled();
+  for (bool wide : {true, false}) {
+    set_avx512_kernels(wide);
+    uint64_t seed = 1000;
+    for (DType type : {DType::kF16, DType::kBF16, DType::kF32, DType::kQ8_0}) {
+      for (int ratio : {1, 2, 4}) {
+        check_attention(type, ratio, 64, 16, ++seed);
+        check_attention(type, ratio, 64, 5, ++seed);
+        if (type != DType::kQ8_0)
+          check_attention(type, ratio, 48, 9, ++seed);  // a 16-dim tail (512-bit loops)
+        if (type != DType::kQ8_0) check_attention(type, ratio, 20, 7, ++seed);
+      }
     }
   }
+  set_avx512_kernels(saved);
 }
 
 }  // namespace

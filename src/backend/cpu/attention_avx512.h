@@ -1,0 +1,20 @@
+// AVX-512 inner loops of the decode attention (attention.cpp, run_item_f16_small) for F16
+// K/V. Only attention_avx512.cpp is compiled with AVX-512; attention.cpp calls these when
+// avx512_kernels_enabled(). Rows r < rows of one KV head, head_dim hd (a multiple of 16);
+// key j's K and V rows are at k + j * key_stride and v + j * key_stride (row_bytes each).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace strata::backend::cpu {
+
+// p[r * p_stride + j] = qs[r * hd ...] . K_j for j < nj (rows <= 4); requests each K row 4 keys
+// ahead and this key's V row (read by the P V pass after), as the AVX2 loop does.
+void decode_scores_f16_avx512(int rows, const float* qs, int hd, const uint8_t* k, const uint8_t* v,
+                              size_t key_stride, size_t row_bytes, int nj, float* p, int p_stride);
+// acc[r * hd + d] = acc[r * hd + d] * corr[r] + sum_j p[r * p_stride + j] V_j[d].
+void decode_pv_f16_avx512(int rows, const float* p, int p_stride, const uint8_t* v,
+                          size_t key_stride, int nj, int hd, const float* corr, float* acc);
+
+}  // namespace strata::backend::cpu
