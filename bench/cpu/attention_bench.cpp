@@ -1,7 +1,8 @@
 // Paged attention variants side by side (single thread, process CPU time, best of several):
 // variant 1 (bench/cpu/variants/attention_v1.cpp) against the product's (attention.cpp), at
 // Qwen3-0.6B's shape: 16 query heads, 8 KV heads, head_dim 128, F16 KV in blocks of 64.
-// Cases: prefill of 512 tokens (causal), decode of 1 token after 1024 and after 23.
+// Cases: prefill of 512 tokens (causal), decode of 1 token after 1024, 23 and 16383; decode
+// also without the long decode path (per-head items), and without its AVX-512 loops.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -30,7 +31,8 @@ int main() {
   const int heads = 16, kvh = 8, hd = 128, bt = 64;
   ThreadPool pool(1);
   for (DType type : {DType::kF16, DType::kQ8_0}) {
-    for (auto [kv_len, q_count] : {std::pair<int64_t, int64_t>{512, 512}, {1025, 1}, {24, 1}}) {
+    for (auto [kv_len, q_count] :
+         {std::pair<int64_t, int64_t>{512, 512}, {1025, 1}, {24, 1}, {16384, 1}}) {
       const int nb = static_cast<int>((kv_len + bt - 1) / bt);
       PagedKv kv;
       kv.type = type;
@@ -53,7 +55,8 @@ int main() {
       cpu::ref::kv_store(kv, k.data(), v.data(), kv_len, slots.data());
       const SeqAttention seq{0, q_count, kv_len, table.data()};
       const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-      double b1 = 1e9, b2 = 1e9;
+      // v1; the product's; without the long decode path (per-head items); without AVX-512 either
+      double b1 = 1e9, b2 = 1e9, b3 = 1e9, b4 = 1e9;
       const int reps = q_count > 1 ? 3 : 50;
       for (int rep = 0; rep < reps; ++rep) {
         double t0 = cpu_s();
@@ -62,6 +65,16 @@ int main() {
         t0 = cpu_s();
         cpu::attention(pool, q.data(), heads, kv, {&seq, 1}, scale, o2.data());
         b2 = std::min(b2, cpu_s() - t0);
+        cpu::set_long_decode_attention(false);
+        t0 = cpu_s();
+        cpu::attention(pool, q.data(), heads, kv, {&seq, 1}, scale, o2.data());
+        b3 = std::min(b3, cpu_s() - t0);
+        cpu::set_decode_attention_avx512(false);
+        t0 = cpu_s();
+        cpu::attention(pool, q.data(), heads, kv, {&seq, 1}, scale, o2.data());
+        b4 = std::min(b4, cpu_s() - t0);
+        cpu::set_decode_attention_avx512(true);
+        cpu::set_long_decode_attention(true);
       }
       double diff = 0;
       for (size_t i = 0; i < o1.size(); ++i) diff = std::max(diff, static_cast<double>(std::fabs(o1[i] - o2[i])));
@@ -69,9 +82,11 @@ int main() {
       double pairs = 0;
       for (int64_t i = 0; i < q_count; ++i) pairs += static_cast<double>(kv_len - q_count + i + 1);
       const double flops = 4.0 * hd * heads * pairs;
-      std::printf("%-4s kv %5lld q %4lld:  v1 %9.1f us (%5.1f GFLOP/s)   v2 %9.1f us (%5.1f GFLOP/s)   max diff %.1e\n",
-                  dtype_name(type), static_cast<long long>(kv_len), static_cast<long long>(q_count), b1 * 1e6,
-                  flops / b1 / 1e9, b2 * 1e6, flops / b2 / 1e9, diff);
+      std::printf(
+          "%-4s kv %5lld q %4lld:  v1 %9.1f us (%5.1f GFLOP/s)   v2 %9.1f us (%5.1f GFLOP/s)   "
+          "per-head items %9.1f us   and AVX2 %9.1f us   max diff %.1e\n",
+          dtype_name(type), static_cast<long long>(kv_len), static_cast<long long>(q_count),
+          b1 * 1e6, flops / b1 / 1e9, b2 * 1e6, flops / b2 / 1e9, b3 * 1e6, b4 * 1e6, diff);
     }
   }
 }

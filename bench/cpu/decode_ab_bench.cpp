@@ -8,6 +8,8 @@
 //        [--q4k4 0,1]      (instead: the Q4_K one-token kernel's four-super-block path off / on)
 //        [--gfni 0,1]      (instead: that path's block sums in the shift-and-blend / GFNI form)
 //        [--att 0,1]       (instead: F16 decode attention's AVX2 / AVX-512 inner loops)
+//        [--long 0,1]      (instead: decode attention of >= 1024 keys by heads / by key chunks)
+//        [--prompt N]      (a prompt of N tokens before the decode: the context it starts from)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -31,17 +33,20 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string path = argv[1];
-  int threads = 2, decode = 128, rounds = 5;
+  int threads = 2, decode = 128, rounds = 5, prompt_len = 1;
   double min_probe = 0;
   std::vector<int64_t> settings = {-1};
-  std::string knob = "--pf";  // which switch the settings turn: --pf, --q4k4, --gfni or --att
+  std::string knob =
+      "--pf";  // which switch the settings turn: --pf, --q4k4, --gfni, --att or --long
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--threads") threads = std::atoi(argv[i + 1]);
     else if (a == "--decode") decode = std::atoi(argv[i + 1]);
     else if (a == "--rounds") rounds = std::atoi(argv[i + 1]);
+    else if (a == "--prompt")
+      prompt_len = std::atoi(argv[i + 1]);
     else if (a == "--min-probe") min_probe = std::atof(argv[i + 1]);
-    else if (a == "--pf" || a == "--q4k4" || a == "--gfni" || a == "--att") {
+    else if (a == "--pf" || a == "--q4k4" || a == "--gfni" || a == "--att" || a == "--long") {
       knob = a;
       settings.clear();
       std::stringstream ss(argv[i + 1]);
@@ -55,6 +60,8 @@ int main(int argc, char** argv) {
       backend::cpu::set_q4k_gfni(v != 0);
     else if (knob == "--att")
       backend::cpu::set_decode_attention_avx512(v != 0);
+    else if (knob == "--long")
+      backend::cpu::set_long_decode_attention(v != 0);
     else
       backend::cpu::set_decode_prefetch(v);
   };
@@ -64,8 +71,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "load: %s\n", m.status().to_string().c_str());
     return 1;
   }
-  engine::Generator gen(**m, decode + 16);
-  const std::vector<int32_t> prompt = {300};
+  engine::Generator gen(**m, prompt_len + decode + 16);
+  std::vector<int32_t> prompt(static_cast<size_t>(prompt_len));
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>(300 + i % 1000);
   engine::GenerateOptions opts;
   opts.max_tokens = decode + 1;
   opts.stop_at_eog = false;
@@ -92,6 +100,7 @@ int main(int argc, char** argv) {
   backend::cpu::set_q4k_four_blocks(true);
   backend::cpu::set_q4k_gfni(true);
   backend::cpu::set_decode_attention_avx512(true);
+  backend::cpu::set_long_decode_attention(true);
   for (size_t i = 0; i < settings.size(); ++i) {
     std::vector<double>& t = times[i];
     if (t.empty()) continue;

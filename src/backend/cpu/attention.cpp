@@ -267,6 +267,7 @@ struct LoadQ8_0x8 {  // blocks of 34 bytes: fp16 d, 32 int8
 };
 
 std::atomic<bool> g_decode_attention_avx512{true};  // set_decode_attention_avx512
+std::atomic<bool> g_long_decode{true};              // set_long_decode_attention
 
 // Decode (at most 4 query rows per item): no f32 copies of the blocks; each
 // K row is converted once and dotted with every row's q, each V row converted once per 16-dim
@@ -393,6 +394,183 @@ void run_item_small(int rows, const Item& it, const float* q, int num_heads, con
   }
 }
 
+// ---- Long decode: one query a sequence, many keys (split-K over key chunks) ----
+// run_item_f16_small walks one KV head's rows, which sit key_stride (all heads' rows of a key,
+// 2 KB for 8 heads of 128 f16) apart: at long contexts it reads K/V at ~12-15 GB/s a thread
+// (bench/cpu/NOTES.md, round 4). Here a work item is a chunk of whole KV blocks of one
+// sequence for every head: the rows of each key are read together (contiguous), V's row is
+// requested while K's is used, and the chunks' partial softmax states are merged at the end.
+constexpr int64_t kLongDecodeKeys = 1024;  // from this kv_len on (one query)
+constexpr int kLongChunkBlocks = 4;        // blocks a chunk, at least
+constexpr int64_t kLongMaxChunks = 8;      // chunks a sequence, at most
+
+struct LongChunk {
+  int32_t seq;
+  int64_t b0, b1;  // blocks [b0, b1) of the sequence
+  size_t state;    // its partial state: [kv heads][group] x (m, l, acc[head_dim]) at this float
+};
+
+// Partial state of rows (h, r) over the chunk's keys: m, l, then acc[hd] (not normalised).
+template <class L, int G>
+void long_chunk(const LongChunk& c, const float* q, int num_heads, const PagedKv& kv,
+                const SeqAttention& s, float scale, float* state, std::vector<float>& buf) {
+  const int kvh = kv.num_kv_heads, hd = kv.head_dim, bt = kv.block_tokens;
+  const int bt_pad = (bt + 7) & ~7;
+  const size_t rb = row_bytes(kv.type, hd), key_stride = rb * kvh;
+  const int rows = kvh * G;
+  buf.resize(static_cast<size_t>(rows) * (hd + bt_pad));
+  float* qs = buf.data();                                     // [rows][hd], scaled
+  float* P = buf.data() + static_cast<size_t>(rows) * hd;     // [rows][bt_pad]
+  const float* q0 = q + s.q_begin * num_heads * hd;           // the sequence's one query row
+  for (int i = 0; i < rows * hd; ++i) qs[i] = q0[i] * scale;  // row h * G + g = query head
+  const size_t st = 2 + static_cast<size_t>(hd);
+  for (int r = 0; r < rows; ++r) {
+    state[r * st] = -INFINITY;
+    state[r * st + 1] = 0.0f;
+    std::fill_n(state + r * st + 2, hd, 0.0f);
+  }
+  for (int64_t b = c.b0; b < c.b1; ++b) {
+    const int nj = static_cast<int>(std::min<int64_t>(bt, s.kv_len - b * bt));
+    const size_t base = static_cast<size_t>(s.block_table[b]) * kv.block_stride_bytes;
+    const uint8_t* kb = static_cast<const uint8_t*>(kv.k) + base;
+    const uint8_t* vb = static_cast<const uint8_t*>(kv.v) + base;
+    // scores, key by key over all heads; the next keys' K rows and this key's V row requested
+    for (int j = 0; j < nj; ++j) {
+      const uint8_t* kr = kb + j * key_stride;
+      if (j + 2 < nj) {
+        for (size_t o = 0; o < key_stride; o += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(kr + 2 * key_stride + o), _MM_HINT_T0);
+      }
+      for (size_t o = 0; o < key_stride; o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(vb + j * key_stride + o), _MM_HINT_T0);
+      for (int h = 0; h < kvh; ++h) {
+        const uint8_t* row = kr + h * rb;
+        __m256 a[G][2];
+        for (int g = 0; g < G; ++g) a[g][0] = a[g][1] = _mm256_setzero_ps();
+        for (int d = 0; d < hd; d += 16) {
+          const __m256 k0 = L::load(row, d), k1 = L::load(row, d + 8);
+          for (int g = 0; g < G; ++g) {
+            const float* qr = qs + (h * G + g) * hd + d;
+            a[g][0] = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qr), a[g][0]);
+            a[g][1] = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qr + 8), a[g][1]);
+          }
+        }
+        for (int g = 0; g < G; ++g)
+          P[(h * G + g) * bt_pad + j] = simd::hsum(_mm256_add_ps(a[g][0], a[g][1]));
+      }
+    }
+    // online softmax per row (every key of the chunk is visible to the sequence's last query)
+    for (int r = 0; r < rows; ++r) {
+      float* p = P + r * bt_pad;
+      for (int j = nj; j < bt_pad; ++j) p[j] = -INFINITY;
+      __m256 mx8 = _mm256_set1_ps(state[r * st]);
+      for (int j = 0; j < bt_pad; j += 8) mx8 = _mm256_max_ps(mx8, _mm256_loadu_ps(p + j));
+      const float mx = simd::hmax(mx8);
+      __m256 sum = _mm256_setzero_ps();
+      for (int j = 0; j < bt_pad; j += 8) {
+        const __m256 e = simd::exp(_mm256_sub_ps(_mm256_loadu_ps(p + j), _mm256_set1_ps(mx)));
+        _mm256_storeu_ps(p + j, e);
+        sum = _mm256_add_ps(sum, e);
+      }
+      const float corr = state[r * st] == -INFINITY ? 0.0f : std::exp(state[r * st] - mx);
+      state[r * st] = mx;
+      state[r * st + 1] = state[r * st + 1] * corr + simd::hsum(sum);
+      float* acc = state + r * st + 2;
+      const __m256 c8 = _mm256_set1_ps(corr);
+      for (int d = 0; d < hd; d += 8)
+        _mm256_storeu_ps(acc + d, _mm256_mul_ps(_mm256_loadu_ps(acc + d), c8));
+    }
+    // acc += P V, a head's 16 dimensions at a time over the block's keys (V is in cache now)
+    for (int h = 0; h < kvh; ++h) {
+      for (int d0 = 0; d0 < hd; d0 += 16) {
+        __m256 o[G][2];
+        for (int g = 0; g < G; ++g) {
+          const float* acc = state + (h * G + g) * st + 2 + d0;
+          o[g][0] = _mm256_loadu_ps(acc);
+          o[g][1] = _mm256_loadu_ps(acc + 8);
+        }
+        for (int j = 0; j < nj; ++j) {
+          const uint8_t* vr = vb + j * key_stride + h * rb;
+          const __m256 v0 = L::load(vr, d0), v1 = L::load(vr, d0 + 8);
+          for (int g = 0; g < G; ++g) {
+            const __m256 pv = _mm256_broadcast_ss(P + (h * G + g) * bt_pad + j);
+            o[g][0] = _mm256_fmadd_ps(pv, v0, o[g][0]);
+            o[g][1] = _mm256_fmadd_ps(pv, v1, o[g][1]);
+          }
+        }
+        for (int g = 0; g < G; ++g) {
+          float* acc = state + (h * G + g) * st + 2 + d0;
+          _mm256_storeu_ps(acc, o[g][0]);
+          _mm256_storeu_ps(acc + 8, o[g][1]);
+        }
+      }
+    }
+  }
+}
+
+template <class L>
+bool long_chunk_for(int group, const LongChunk& c, const float* q, int num_heads, const PagedKv& kv,
+                    const SeqAttention& s, float scale, float* state, std::vector<float>& buf) {
+  switch (group) {
+    case 1:
+      long_chunk<L, 1>(c, q, num_heads, kv, s, scale, state, buf);
+      return true;
+    case 2:
+      long_chunk<L, 2>(c, q, num_heads, kv, s, scale, state, buf);
+      return true;
+    case 4:
+      long_chunk<L, 4>(c, q, num_heads, kv, s, scale, state, buf);
+      return true;
+    case 8:
+      long_chunk<L, 8>(c, q, num_heads, kv, s, scale, state, buf);
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Whether a sequence takes the long decode path (then all of its heads do).
+bool long_decode(const SeqAttention& s, int num_heads, const PagedKv& kv) {
+  const int group = num_heads / kv.num_kv_heads;
+  return g_long_decode.load(std::memory_order_relaxed) && s.q_count == 1 &&
+         s.kv_len >= kLongDecodeKeys && kv.head_dim % 16 == 0 &&
+         (group == 1 || group == 2 || group == 4 || group == 8) &&
+         (kv.type == DType::kF16 || kv.type == DType::kBF16 || kv.type == DType::kQ8_0);
+}
+
+void run_long_chunk(const LongChunk& c, const float* q, int num_heads, const PagedKv& kv,
+                    const SeqAttention& s, float scale, float* state, std::vector<float>& buf) {
+  const int group = num_heads / kv.num_kv_heads;
+  if (kv.type == DType::kF16)
+    long_chunk_for<LoadF16x8>(group, c, q, num_heads, kv, s, scale, state, buf);
+  else if (kv.type == DType::kBF16)
+    long_chunk_for<LoadBF16x8>(group, c, q, num_heads, kv, s, scale, state, buf);
+  else
+    long_chunk_for<LoadQ8_0x8>(group, c, q, num_heads, kv, s, scale, state, buf);
+}
+
+// out rows of the sequence from its chunks' states (first at `first`, n of them).
+void merge_long(const float* states, size_t first, int n, int num_heads, int hd,
+                const SeqAttention& s, float* out) {
+  const size_t st = 2 + static_cast<size_t>(hd), per_chunk = static_cast<size_t>(num_heads) * st;
+  for (int r = 0; r < num_heads; ++r) {
+    float mx = -INFINITY;
+    for (int c = 0; c < n; ++c) mx = std::max(mx, states[first + c * per_chunk + r * st]);
+    float* o = out + (s.q_begin * num_heads + r) * hd;
+    std::fill_n(o, hd, 0.0f);
+    float l = 0.0f;
+    for (int c = 0; c < n; ++c) {
+      const float* sc = states + first + c * per_chunk + r * st;
+      if (sc[0] == -INFINITY) continue;
+      const float w = std::exp(sc[0] - mx);
+      l += sc[1] * w;
+      for (int d = 0; d < hd; ++d) o[d] += sc[2 + d] * w;
+    }
+    const float inv = 1.0f / l;
+    for (int d = 0; d < hd; ++d) o[d] *= inv;
+  }
+}
+
 // The fused decode path where it applies (not F32 K/V: its blocks need no conversion);
 // false: use run_item.
 bool run_item_fused(const Item& it, const float* q, int num_heads, const PagedKv& kv,
@@ -510,8 +688,23 @@ void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& k
   STRATA_CHECK(ref::kv_type_supported(kv.type));
   STRATA_CHECK(kv.type != DType::kQ8_0 || kv.head_dim % 32 == 0);
   std::vector<Item> items;
+  // Long decodes: chunks of whole blocks, at least kLongChunkBlocks, at most kLongMaxChunks.
+  std::vector<LongChunk> chunks;
+  std::vector<std::pair<size_t, int>> long_seqs;  // (first chunk, chunks) of each long decode
+  const size_t st = 2 + static_cast<size_t>(kv.head_dim),
+               per_chunk = static_cast<size_t>(num_heads) * st;
   for (size_t si = 0; si < seqs.size(); ++si) {
     STRATA_CHECK(seqs[si].q_count <= seqs[si].kv_len);
+    if (long_decode(seqs[si], num_heads, kv)) {
+      const int64_t nb = (seqs[si].kv_len + kv.block_tokens - 1) / kv.block_tokens;
+      // (not by thread count: the result is the same on any number of threads)
+      const int64_t n = std::clamp<int64_t>(nb / kLongChunkBlocks, 1, kLongMaxChunks);
+      long_seqs.push_back({chunks.size(), static_cast<int>(n)});
+      for (int64_t c = 0; c < n; ++c)
+        chunks.push_back(
+            {static_cast<int32_t>(si), nb * c / n, nb * (c + 1) / n, chunks.size() * per_chunk});
+      continue;
+    }
     for (int64_t q0 = 0; q0 < seqs[si].q_count; q0 += kQueryTile) {
       for (int g = 0; g < kv.num_kv_heads; ++g) {
         items.push_back({static_cast<int32_t>(si), g, q0, std::min(seqs[si].q_count, q0 + kQueryTile)});
@@ -522,9 +715,14 @@ void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& k
   std::stable_sort(items.begin(), items.end(), [&](const Item& a, const Item& b) {
     return seqs[a.seq].kv_len - seqs[a.seq].q_count + a.q1 > seqs[b.seq].kv_len - seqs[b.seq].q_count + b.q1;
   });
-  std::atomic<size_t> next{0};
+  std::vector<float> states(chunks.size() * per_chunk);
+  std::atomic<size_t> next{0}, next_chunk{0};
   pool.run_on_all([&](int) {
     thread_local ItemScratch scratch;
+    for (size_t i = next_chunk.fetch_add(1); i < chunks.size(); i = next_chunk.fetch_add(1)) {
+      const LongChunk& c = chunks[i];
+      run_long_chunk(c, q, num_heads, kv, seqs[c.seq], scale, states.data() + c.state, scratch.p);
+    }
     for (size_t i = next.fetch_add(1); i < items.size(); i = next.fetch_add(1)) {
       const SeqAttention& sq = seqs[items[i].seq];
       if (!run_item_fused(items[i], q, num_heads, kv, sq, scale, out, scratch)) {
@@ -532,6 +730,12 @@ void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& k
       }
     }
   });
+  for (const auto& [first, n] : long_seqs) {
+    const SeqAttention& sq = seqs[chunks[first].seq];
+    merge_long(states.data(), chunks[first].state, n, num_heads, kv.head_dim, sq, out);
+  }
 }
+
+void set_long_decode_attention(bool on) { g_long_decode.store(on); }
 
 }  // namespace strata::backend::cpu

@@ -61,10 +61,12 @@ struct SeqSpec {
   int64_t kv_len, q_count;
 };
 
-void check_attention(DType type, int ratio, int head_dim, int block_tokens, uint64_t seed) {
+const std::vector<SeqSpec> kMixedSpecs = {{37, 37}, {50, 13}, {21, 1}, {3, 2}, {64, 1}};
+
+void check_attention(DType type, int ratio, int head_dim, int block_tokens, uint64_t seed,
+                     const std::vector<SeqSpec>& specs = kMixedSpecs) {
   Rng rng(seed);
   const int kvh = 2, heads = kvh * ratio;
-  const std::vector<SeqSpec> specs = {{37, 37}, {50, 13}, {21, 1}, {3, 2}, {64, 1}};
   int total_blocks = 0;
   for (const SeqSpec& s : specs) total_blocks += static_cast<int>((s.kv_len + block_tokens - 1) / block_tokens);
   total_blocks += 3;  // unused blocks in the pool
@@ -148,6 +150,18 @@ TEST(CpuAttention, MatchesNaiveSoftmax) {
     }
   }
   set_avx512_kernels(saved);
+}
+
+// One-query sequences of 1024 keys or more take the long decode path (chunks of blocks for all
+// heads, merged); beside them a short decode and a prefill tile.
+TEST(CpuAttention, LongDecodeMatchesNaiveSoftmax) {
+  const std::vector<SeqSpec> specs = {{1500, 1}, {30, 1}, {1024, 1}, {1100, 3}, {4096, 1}};
+  uint64_t seed = 2000;
+  for (DType type : {DType::kF16, DType::kBF16, DType::kQ8_0}) {
+    for (int ratio : {1, 2, 4, 8}) check_attention(type, ratio, 64, 64, ++seed, specs);
+  }
+  check_attention(DType::kF16, 3, 64, 64, ++seed, specs);   // group 3: the per-head items
+  check_attention(DType::kF16, 2, 128, 16, ++seed, specs);  // many small blocks
 }
 
 }  // namespace
