@@ -424,6 +424,9 @@ void long_chunk(const LongChunk& c, const float* q, int num_heads, const PagedKv
   const float* q0 = q + s.q_begin * num_heads * hd;           // the sequence's one query row
   for (int i = 0; i < rows * hd; ++i) qs[i] = q0[i] * scale;  // row h * G + g = query head
   const size_t st = 2 + static_cast<size_t>(hd);
+  // F16 K/V on a CPU with AVX-512: the 512-bit loops (attention_avx512.cpp)
+  const bool wide = std::is_same_v<L, LoadF16x8> && avx512_kernels_enabled() &&
+                    g_decode_attention_avx512.load(std::memory_order_relaxed);
   for (int r = 0; r < rows; ++r) {
     state[r * st] = -INFINITY;
     state[r * st + 1] = 0.0f;
@@ -435,28 +438,32 @@ void long_chunk(const LongChunk& c, const float* q, int num_heads, const PagedKv
     const uint8_t* kb = static_cast<const uint8_t*>(kv.k) + base;
     const uint8_t* vb = static_cast<const uint8_t*>(kv.v) + base;
     // scores, key by key over all heads; the next keys' K rows and this key's V row requested
-    for (int j = 0; j < nj; ++j) {
-      const uint8_t* kr = kb + j * key_stride;
-      if (j + 2 < nj) {
-        for (size_t o = 0; o < key_stride; o += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(kr + 2 * key_stride + o), _MM_HINT_T0);
-      }
-      for (size_t o = 0; o < key_stride; o += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(vb + j * key_stride + o), _MM_HINT_T0);
-      for (int h = 0; h < kvh; ++h) {
-        const uint8_t* row = kr + h * rb;
-        __m256 a[G][2];
-        for (int g = 0; g < G; ++g) a[g][0] = a[g][1] = _mm256_setzero_ps();
-        for (int d = 0; d < hd; d += 16) {
-          const __m256 k0 = L::load(row, d), k1 = L::load(row, d + 8);
-          for (int g = 0; g < G; ++g) {
-            const float* qr = qs + (h * G + g) * hd + d;
-            a[g][0] = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qr), a[g][0]);
-            a[g][1] = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qr + 8), a[g][1]);
-          }
+    if (wide) {
+      long_scores_f16_avx512(G, kvh, qs, hd, kb, vb, key_stride, rb, nj, P, bt_pad);
+    } else {
+      for (int j = 0; j < nj; ++j) {
+        const uint8_t* kr = kb + j * key_stride;
+        if (j + 2 < nj) {
+          for (size_t o = 0; o < key_stride; o += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(kr + 2 * key_stride + o), _MM_HINT_T0);
         }
-        for (int g = 0; g < G; ++g)
-          P[(h * G + g) * bt_pad + j] = simd::hsum(_mm256_add_ps(a[g][0], a[g][1]));
+        for (size_t o = 0; o < key_stride; o += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(vb + j * key_stride + o), _MM_HINT_T0);
+        for (int h = 0; h < kvh; ++h) {
+          const uint8_t* row = kr + h * rb;
+          __m256 a[G][2];
+          for (int g = 0; g < G; ++g) a[g][0] = a[g][1] = _mm256_setzero_ps();
+          for (int d = 0; d < hd; d += 16) {
+            const __m256 k0 = L::load(row, d), k1 = L::load(row, d + 8);
+            for (int g = 0; g < G; ++g) {
+              const float* qr = qs + (h * G + g) * hd + d;
+              a[g][0] = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qr), a[g][0]);
+              a[g][1] = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qr + 8), a[g][1]);
+            }
+          }
+          for (int g = 0; g < G; ++g)
+            P[(h * G + g) * bt_pad + j] = simd::hsum(_mm256_add_ps(a[g][0], a[g][1]));
+        }
       }
     }
     // online softmax per row (every key of the chunk is visible to the sequence's last query)
@@ -481,6 +488,10 @@ void long_chunk(const LongChunk& c, const float* q, int num_heads, const PagedKv
         _mm256_storeu_ps(acc + d, _mm256_mul_ps(_mm256_loadu_ps(acc + d), c8));
     }
     // acc += P V, a head's 16 dimensions at a time over the block's keys (V is in cache now)
+    if (wide) {
+      long_pv_f16_avx512(G, kvh, P, bt_pad, vb, key_stride, rb, nj, hd, state + 2, st);
+      continue;
+    }
     for (int h = 0; h < kvh; ++h) {
       for (int d0 = 0; d0 < hd; d0 += 16) {
         __m256 o[G][2];

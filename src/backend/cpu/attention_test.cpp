@@ -156,12 +156,18 @@ TEST(CpuAttention, MatchesNaiveSoftmax) {
 // heads, merged); beside them a short decode and a prefill tile.
 TEST(CpuAttention, LongDecodeMatchesNaiveSoftmax) {
   const std::vector<SeqSpec> specs = {{1500, 1}, {30, 1}, {1024, 1}, {1100, 3}, {4096, 1}};
-  uint64_t seed = 2000;
-  for (DType type : {DType::kF16, DType::kBF16, DType::kQ8_0}) {
-    for (int ratio : {1, 2, 4, 8}) check_attention(type, ratio, 64, 64, ++seed, specs);
+  const bool saved = avx512_kernels_enabled();
+  for (bool wide : {true, false}) {  // F16: the 512-bit loops where the CPU has them, and AVX2
+    set_avx512_kernels(wide);
+    uint64_t seed = 2000;
+    for (DType type : {DType::kF16, DType::kBF16, DType::kQ8_0}) {
+      for (int ratio : {1, 2, 4, 8}) check_attention(type, ratio, 64, 64, ++seed, specs);
+    }
+    check_attention(DType::kF16, 3, 64, 64, ++seed, specs);   // group 3: the per-head items
+    check_attention(DType::kF16, 2, 128, 16, ++seed, specs);  // many small blocks
+    check_attention(DType::kF16, 2, 48, 64, ++seed, specs);   // a 16-value tail
   }
-  check_attention(DType::kF16, 3, 64, 64, ++seed, specs);   // group 3: the per-head items
-  check_attention(DType::kF16, 2, 128, 16, ++seed, specs);  // many small blocks
+  set_avx512_kernels(saved);
 }
 
 }  // namespace
