@@ -383,14 +383,22 @@ void run_item_f16_small(const Item& it, const float* q, int num_heads, const Pag
   }
 }
 
-template <class L>
-void run_item_small(int rows, const Item& it, const float* q, int num_heads, const PagedKv& kv,
-                    const SeqAttention& s, float scale, float* out, ItemScratch& sc) {
-  switch (rows) {
-    case 1: run_item_f16_small<L, 1>(it, q, num_heads, kv, s, scale, out, sc); return;
-    case 2: run_item_f16_small<L, 2>(it, q, num_heads, kv, s, scale, out, sc); return;
-    case 3: run_item_f16_small<L, 3>(it, q, num_heads, kv, s, scale, out, sc); return;
-    default: run_item_f16_small<L, 4>(it, q, num_heads, kv, s, scale, out, sc); return;
+// f(L{}) with the row loader of a K/V type the decode loops read in place (F16, BF16, Q8_0);
+// false for the others (F32: its blocks need no conversion, run_item takes them).
+template <class F>
+bool with_kv_loader(DType type, F&& f) {
+  switch (type) {
+    case DType::kF16:
+      f(LoadF16x8{});
+      return true;
+    case DType::kBF16:
+      f(LoadBF16x8{});
+      return true;
+    case DType::kQ8_0:
+      f(LoadQ8_0x8{});
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -519,27 +527,6 @@ void long_chunk(const LongChunk& c, const float* q, int num_heads, const PagedKv
   }
 }
 
-template <class L>
-bool long_chunk_for(int group, const LongChunk& c, const float* q, int num_heads, const PagedKv& kv,
-                    const SeqAttention& s, float scale, float* state, std::vector<float>& buf) {
-  switch (group) {
-    case 1:
-      long_chunk<L, 1>(c, q, num_heads, kv, s, scale, state, buf);
-      return true;
-    case 2:
-      long_chunk<L, 2>(c, q, num_heads, kv, s, scale, state, buf);
-      return true;
-    case 4:
-      long_chunk<L, 4>(c, q, num_heads, kv, s, scale, state, buf);
-      return true;
-    case 8:
-      long_chunk<L, 8>(c, q, num_heads, kv, s, scale, state, buf);
-      return true;
-    default:
-      return false;
-  }
-}
-
 // Whether a sequence takes the long decode path (then all of its heads do).
 bool long_decode(const SeqAttention& s, int num_heads, const PagedKv& kv) {
   const int group = num_heads / kv.num_kv_heads;
@@ -551,13 +538,10 @@ bool long_decode(const SeqAttention& s, int num_heads, const PagedKv& kv) {
 
 void run_long_chunk(const LongChunk& c, const float* q, int num_heads, const PagedKv& kv,
                     const SeqAttention& s, float scale, float* state, std::vector<float>& buf) {
-  const int group = num_heads / kv.num_kv_heads;
-  if (kv.type == DType::kF16)
-    long_chunk_for<LoadF16x8>(group, c, q, num_heads, kv, s, scale, state, buf);
-  else if (kv.type == DType::kBF16)
-    long_chunk_for<LoadBF16x8>(group, c, q, num_heads, kv, s, scale, state, buf);
-  else
-    long_chunk_for<LoadQ8_0x8>(group, c, q, num_heads, kv, s, scale, state, buf);
+  with_kv_loader(kv.type, [&]<class L>(L) {
+    with_rows(num_heads / kv.num_kv_heads,
+              [&](auto g) { long_chunk<L, g>(c, q, num_heads, kv, s, scale, state, buf); });
+  });
 }
 
 // out rows of the sequence from its chunks' states (first at `first`, n of them).
@@ -588,19 +572,10 @@ bool run_item_fused(const Item& it, const float* q, int num_heads, const PagedKv
                     const SeqAttention& s, float scale, float* out, ItemScratch& sc) {
   const int rows = static_cast<int>(it.q1 - it.q0) * (num_heads / kv.num_kv_heads);
   if (kv.head_dim % 16 != 0 || rows > 4) return false;
-  if (kv.type == DType::kF16) {
-    run_item_small<LoadF16x8>(rows, it, q, num_heads, kv, s, scale, out, sc);
-    return true;
-  }
-  if (kv.type == DType::kBF16) {
-    run_item_small<LoadBF16x8>(rows, it, q, num_heads, kv, s, scale, out, sc);
-    return true;
-  }
-  if (kv.type == DType::kQ8_0) {
-    run_item_small<LoadQ8_0x8>(rows, it, q, num_heads, kv, s, scale, out, sc);
-    return true;
-  }
-  return false;
+  return with_kv_loader(kv.type, [&]<class L>(L) {
+    with_rows(rows,
+              [&](auto r) { run_item_f16_small<L, r>(it, q, num_heads, kv, s, scale, out, sc); });
+  });
 }
 
 }  // namespace
@@ -726,13 +701,17 @@ void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& k
   std::stable_sort(items.begin(), items.end(), [&](const Item& a, const Item& b) {
     return seqs[a.seq].kv_len - seqs[a.seq].q_count + a.q1 > seqs[b.seq].kv_len - seqs[b.seq].q_count + b.q1;
   });
-  std::vector<float> states(chunks.size() * per_chunk);
+  // Chunk states, reused across this thread's calls (every chunk writes its whole state
+  // first); the pool's threads reach them through `states`, not through the thread_local.
+  thread_local std::vector<float> state_buf;
+  state_buf.resize(chunks.size() * per_chunk);
+  float* const states = state_buf.data();
   std::atomic<size_t> next{0}, next_chunk{0};
   pool.run_on_all([&](int) {
     thread_local ItemScratch scratch;
     for (size_t i = next_chunk.fetch_add(1); i < chunks.size(); i = next_chunk.fetch_add(1)) {
       const LongChunk& c = chunks[i];
-      run_long_chunk(c, q, num_heads, kv, seqs[c.seq], scale, states.data() + c.state, scratch.p);
+      run_long_chunk(c, q, num_heads, kv, seqs[c.seq], scale, states + c.state, scratch.p);
     }
     for (size_t i = next.fetch_add(1); i < items.size(); i = next.fetch_add(1)) {
       const SeqAttention& sq = seqs[items[i].seq];
@@ -743,7 +722,7 @@ void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& k
   });
   for (const auto& [first, n] : long_seqs) {
     const SeqAttention& sq = seqs[chunks[first].seq];
-    merge_long(states.data(), chunks[first].state, n, num_heads, kv.head_dim, sq, out);
+    merge_long(states, chunks[first].state, n, num_heads, kv.head_dim, sq, out);
   }
 }
 

@@ -6,8 +6,33 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 namespace strata::backend::cpu {
+
+// f(std::integral_constant<int, R>) for a row count R of 1, 2, 3, 4 or 8 (others: checked by
+// the callers), so that a run-time count picks a kernel unrolled for it. Shared by
+// attention.cpp and attention_avx512.cpp (each instantiates it with its own lambdas).
+template <class F>
+void with_rows(int rows, F&& f) {
+  switch (rows) {
+    case 1:
+      f(std::integral_constant<int, 1>{});
+      return;
+    case 2:
+      f(std::integral_constant<int, 2>{});
+      return;
+    case 3:
+      f(std::integral_constant<int, 3>{});
+      return;
+    case 8:
+      f(std::integral_constant<int, 8>{});
+      return;
+    default:
+      f(std::integral_constant<int, 4>{});
+      return;
+  }
+}
 
 // p[r * p_stride + j] = qs[r * hd ...] . K_j for j < nj (rows <= 4); requests each K row 4 keys
 // ahead and this key's V row (read by the P V pass after), as the AVX2 loop does.
