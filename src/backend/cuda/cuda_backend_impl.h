@@ -146,6 +146,15 @@ struct CudaBackend::Impl {
     q->used = ++q8_clock;
     return q8_view(q->buf, cols);
   }
+  // The held copy of x [cols], else a slot's, quantized now on the step's stream.
+  Q8Buf q8_get(const float* x, int64_t cols) {
+    Q8Buf b;
+    if (!q8_find(x, cols, &b)) {
+      b = q8_claim(x, cols);
+      quantize_act_q8(x, cols, b.xq, b.xd, b.xs, stream);
+    }
+    return b;
+  }
   void invalidate() {
     for (Q8Slot& q : q8s) q.src = nullptr;
   }

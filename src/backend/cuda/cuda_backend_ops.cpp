@@ -15,47 +15,30 @@ void CudaBackend::matmul_multi(std::span<const WeightView> ws, const float* x, i
   STRATA_CHECK(ws.size() == ys.size() && !ws.empty());
   if (n == 0) return;
   cudaStream_t s = impl_->stream;
-  bool q8 = n == 1 && ws.size() <= kMaxGemvSegments;
-  for (const WeightView& w : ws)
-    q8 = q8 && gemv_q8_supported(w.type) && w.cols % 32 == 0 && w.cols == ws[0].cols;
-  if (q8) {
-    // One int8 copy of x for all the products (and for those after, until x changes).
-    const int64_t cols = ws[0].cols;
-    impl_->enter(true);
-    if (impl_->replay()) return;
-    Q8Buf b;
-    if (!impl_->q8_find(x, cols, &b)) {
-      b = impl_->q8_claim(x, cols);
-      quantize_act_q8(x, cols, b.xq, b.xd, b.xs, s);
-    }
-    gemv_q8_multi(ws.data(), ys.data(), static_cast<int>(ws.size()), b, s);
-    for (size_t i = 0; i < ws.size(); ++i)
-      impl_->invalidate_if_written(ys[i], static_cast<size_t>(ws[i].rows) * 4);
-    return;
-  }
-  // 2-16 tokens of a decode step (continuous batching: one token of each sequence, which
-  // batch-1 decode would also take with int8 activations): one int8 copy of the n rows of x,
-  // then each product decodes its weights once for up to 8 tokens. Prompt tokens keep the
-  // float products: int8 activations on them flip near-tie expert choices of MoE models
-  // (golden qwen3moe_q4_k_m: rms 9% against 1%, run 45; the kernel itself gives what the
+  // Int8 products: one token, or 2-16 tokens of a decode step (continuous batching: one
+  // token of each sequence, which batch-1 decode would also take with int8 activations; each
+  // product decodes its weights once for up to 8 tokens). One int8 copy of x for all the
+  // products (and for those after, until x changes). Prompt tokens keep the float products:
+  // int8 activations on them flip near-tie expert choices of MoE models (golden
+  // qwen3moe_q4_k_m: rms 9% against 1%, run 45; the multi-token kernel itself gives what the
   // one-token kernel gives token by token).
   static const bool q8n_on = [] {  // STRATA_CUDA_Q8N=0: the float kernel / cuBLAS (benches)
     const char* v = std::getenv("STRATA_CUDA_Q8N");
     return v == nullptr || std::atoi(v) != 0;
   }();
-  bool q8n = q8n_on && impl_->step_decode_only && n >= 2 && n <= kQ8MaxTokens;
+  const bool tokens = q8n_on && impl_->step_decode_only && n >= 2 && n <= kQ8MaxTokens;
+  bool q8 = (n == 1 && ws.size() <= kMaxGemvSegments) || tokens;
   for (const WeightView& w : ws)
-    q8n = q8n && gemv_q8_supported(w.type) && w.cols % 32 == 0 && w.cols == ws[0].cols;
-  if (q8n) {
-    const int64_t cols = n * ws[0].cols;
+    q8 = q8 && gemv_q8_supported(w.type) && w.cols % 32 == 0 && w.cols == ws[0].cols;
+  if (q8) {
     impl_->enter(true);
     if (impl_->replay()) return;
-    Q8Buf b;
-    if (!impl_->q8_find(x, cols, &b)) {
-      b = impl_->q8_claim(x, cols);
-      quantize_act_q8(x, cols, b.xq, b.xd, b.xs, s);
+    const Q8Buf b = impl_->q8_get(x, n * ws[0].cols);
+    if (n == 1) {
+      gemv_q8_multi(ws.data(), ys.data(), static_cast<int>(ws.size()), b, s);
+    } else {
+      for (size_t i = 0; i < ws.size(); ++i) gemv_q8_tokens(ws[i], b, n, ys[i], s);
     }
-    for (size_t i = 0; i < ws.size(); ++i) gemv_q8_tokens(ws[i], b, n, ys[i], s);
     for (size_t i = 0; i < ws.size(); ++i)
       impl_->invalidate_if_written(ys[i], static_cast<size_t>(n * ws[i].rows) * 4);
     return;
@@ -150,12 +133,7 @@ void CudaBackend::experts_q8(const WeightView& w, const WeightView* shared, cons
   m.enter(true);
   const int32_t* d_ids = m.stage_i32(ids, static_cast<size_t>(k));
   if (m.replay()) return;
-  const int64_t cols = (x_per_slot ? spt : 1) * w.cols;
-  Q8Buf b;
-  if (!m.q8_find(x, cols, &b)) {
-    b = m.q8_claim(x, cols);
-    quantize_act_q8(x, cols, b.xq, b.xd, b.xs, m.stream);
-  }
+  const Q8Buf b = m.q8_get(x, (x_per_slot ? spt : 1) * w.cols);
   if (join) {
     const WeightView ws[2] = {held.w, w};
     const WeightView shs[2] = {held.sh, shared != nullptr ? *shared : WeightView{}};

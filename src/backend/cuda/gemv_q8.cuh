@@ -157,6 +157,21 @@ struct DotQ4_K {
   }
 };
 
+// Q6_K: the integer dot of 16 six-bit codes (low nibbles of lw >> lshift, high 2 bits of
+// hw >> hshift, minus nothing: the caller subtracts 32 x's sum) with x's 16 int8 at element e.
+__device__ __forceinline__ int q6k_idot16(const uint32_t lw[4], const uint32_t hw[4], int lshift,
+                                          int hshift, const Q8Act& x, int64_t e) {
+  const int4 a = __ldg(reinterpret_cast<const int4*>(x.xq + e / 4));
+  const int xv[4] = {a.x, a.y, a.z, a.w};
+  int acc = 0;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t q = ((lw[i] >> lshift) & 0x0F0F0F0Fu) | (((hw[i] >> hshift) & 0x03030303u) << 4);
+    acc = dp4a(static_cast<int>(q), xv[i], acc);
+  }
+  return acc;
+}
+
 struct DotQ6_K {
   struct W {
     uint32_t lw[4], hw[4];
@@ -174,17 +189,8 @@ struct DotQ6_K {
   }
   __device__ static float dotw(const W& w, int g, const Q8Act& x, int64_t e0) {
     const int h = g / 8, s = (g % 8) / 2, l0 = 16 * (g % 2);
-    const int lshift = s >= 2 ? 4 : 0, hshift = 2 * s;
     const int64_t e = e0 + 128 * h + 32 * s + l0;
-    const int4 a = __ldg(reinterpret_cast<const int4*>(x.xq + e / 4));
-    const int xv[4] = {a.x, a.y, a.z, a.w};
-    int acc = 0;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const uint32_t q =
-          ((w.lw[i] >> lshift) & 0x0F0F0F0Fu) | (((w.hw[i] >> hshift) & 0x03030303u) << 4);
-      acc = dp4a(static_cast<int>(q), xv[i], acc);
-    }
+    const int acc = q6k_idot16(w.lw, w.hw, s >= 2 ? 4 : 0, 2 * s, x, e);
     return w.d * __ldg(x.xd + e / 32) * static_cast<float>(acc - 32 * __ldg(x.xs + e / 16));
   }
   __device__ static float dot(const uint8_t* b, int g, const Q8Act& x, int64_t e0) {
@@ -220,15 +226,7 @@ struct DotQ6_K2 {
   __device__ static float group(const W& w, int lshift, int s, float sc, int h, int l0,
                                 const Q8Act& x, int64_t e0) {
     const int64_t e = e0 + 128 * h + 32 * s + l0;
-    const int4 a = __ldg(reinterpret_cast<const int4*>(x.xq + e / 4));
-    const int xv[4] = {a.x, a.y, a.z, a.w};
-    int acc = 0;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const uint32_t q =
-          ((w.lw[i] >> lshift) & 0x0F0F0F0Fu) | (((w.hw[i] >> (2 * s)) & 0x03030303u) << 4);
-      acc = dp4a(static_cast<int>(q), xv[i], acc);
-    }
+    const int acc = q6k_idot16(w.lw, w.hw, lshift, 2 * s, x, e);
     return sc * __ldg(x.xd + e / 32) * static_cast<float>(acc - 32 * __ldg(x.xs + e / 16));
   }
   __device__ static float dotw(const W& w, int p, const Q8Act& x, int64_t e0) {

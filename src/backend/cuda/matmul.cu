@@ -40,6 +40,34 @@ struct GemvArgs {
   bool x_per_slot;
 };
 
+// The sums of R rows x NT tokens over a CTA's threads (acc: each thread's share): warp
+// shuffles, then shared memory; write(r, t, sum) for r < nr, t < nt.
+template <int R, int NT, class Write>
+__device__ __forceinline__ void cta_reduce_rows(float (&acc)[R][NT],
+                                                float (&red)[kGemvThreads / 32][R * NT], int nr,
+                                                int nt, Write write) {
+  const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      float v = acc[r][t];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      if (lane == 0) red[warp][r * NT + t] = v;
+    }
+  }
+  __syncthreads();
+  for (int j = tid; j < R * NT; j += kGemvThreads) {
+    const int r = j / NT, t = j % NT;
+    if (r >= nr || t >= nt) continue;
+    float v = 0.0f;
+#pragma unroll
+    for (int wi = 0; wi < kGemvThreads / 32; ++wi) v += red[wi][j];
+    write(r, t, v);
+  }
+}
+
 // v2 (bench/cuda/NOTES.md): a CTA computes R rows for NT tokens; all 128 threads walk the
 // parts of the rows (consecutive threads, consecutive bytes), each x chunk loaded once and
 // used for R rows; warp shuffles, then shared memory, reduce.
@@ -47,7 +75,7 @@ struct GemvArgs {
 template <class D, int NT, int R>
 __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvArgs a) {
   __shared__ float red[kGemvThreads / 32][R * NT];
-  const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
+  const int tid = static_cast<int>(threadIdx.x);
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
   const uint8_t* w = a.w + row0 * a.row_bytes;
   const float* x;
@@ -67,11 +95,7 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvArgs a) {
   }
   const int nr = static_cast<int>(min(static_cast<int64_t>(R), a.rows - row0));
   const int num_parts = static_cast<int>(a.cols / D::kBlockElems) * D::kParts;
-  float acc[R][NT];
-#pragma unroll
-  for (int r = 0; r < R; ++r)
-#pragma unroll
-    for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
+  float acc[R][NT] = {};
   for (int i = tid; i < num_parts; i += kGemvThreads) {
     const int blk = i / D::kParts, p = i % D::kParts;
     float v[R][D::kRuns * D::kRun];
@@ -99,26 +123,8 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvArgs a) {
       }
     }
   }
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-#pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      float s = acc[r][t];
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-      if (lane == 0) red[warp][r * NT + t] = s;
-    }
-  }
-  __syncthreads();
-  if (tid < R * NT) {
-    const int r = tid / NT, t = tid % NT;
-    if (r < nr && t < nt) {
-      float s = 0.0f;
-#pragma unroll
-      for (int wi = 0; wi < kGemvThreads / 32; ++wi) s += red[wi][tid];
-      y[t * a.rows + row0 + r] = s;
-    }
-  }
+  cta_reduce_rows<R, NT>(acc, red, nr, nt,
+                         [&](int r, int t, float v) { y[t * a.rows + row0 + r] = v; });
 }
 
 template <class D, int NT, int R>
@@ -323,7 +329,7 @@ __global__ void __launch_bounds__(kGemvThreads)
     gemv_q8_tokens_kernel(const uint8_t* wbase, size_t row_bytes, int64_t rows, int64_t cols,
                           Q8Act x, int n, float* y) {
   __shared__ float red[kGemvThreads / 32][R * NT];
-  const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
+  const int tid = static_cast<int>(threadIdx.x);
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
   const uint8_t* w = wbase + row0 * row_bytes;
   const int nr = static_cast<int>(min(static_cast<int64_t>(R), rows - row0));
@@ -334,11 +340,7 @@ __global__ void __launch_bounds__(kGemvThreads)
     const int64_t tt = min(t, n - 1);
     xt[t] = {x.xq + tt * cols / 4, x.xd + tt * cols / 32, x.xs + tt * cols / 16};
   }
-  float acc[R][NT];
-#pragma unroll
-  for (int r = 0; r < R; ++r)
-#pragma unroll
-    for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
+  float acc[R][NT] = {};
   for (int i = tid; i < num_parts; i += kGemvThreads) {
     const int blk = i / D::kParts, p = i % D::kParts;
     const int64_t e0 = static_cast<int64_t>(blk) * D::kBlockElems;
@@ -351,25 +353,9 @@ __global__ void __launch_bounds__(kGemvThreads)
       for (int t = 0; t < NT; ++t) acc[r][t] += Dot::dotw(wv, p, xt[t], e0);
     }
   }
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-#pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      float v = acc[r][t];
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-      if (lane == 0) red[warp][r * NT + t] = v;
-    }
-  }
-  __syncthreads();
-  for (int j = tid; j < R * NT; j += kGemvThreads) {
-    const int r = j / NT, t = j % NT;
-    if (r >= nr || t >= n) continue;
-    float v = 0.0f;
-#pragma unroll
-    for (int wi = 0; wi < kGemvThreads / 32; ++wi) v += red[wi][j];
+  cta_reduce_rows<R, NT>(acc, red, nr, n, [&](int r, int t, float v) {
     y[static_cast<int64_t>(t) * rows + row0 + r] = v;
-  }
+  });
 }
 
 // Several weights of one cols in one launch (v4, bench/cuda/NOTES.md): CTAs [cta_begin of
