@@ -24,6 +24,10 @@
 using namespace strata;
 using backend::WeightView;
 
+namespace strata::bench {
+void read_stream(const void* p, size_t bytes, int variant, unsigned* sink, int sms, cudaStream_t s);
+}
+
 namespace {
 
 // A graph of what body issues on s, replayed: median seconds a replay.
@@ -105,11 +109,23 @@ void run_shape(const Shape& sh, double bw, cudaStream_t s) {
              copies);
   struct Variant {
     const char* name;
-    int variant, rows;
-  } variants[] = {{"default", 0, 0}, {"v3 R2", 3, 2}, {"v3 R4", 3, 4}, {"v5 R4", 5, 4}, {"v5 R8", 5, 8}};
+    int variant, rows, q4k;
+  } variants[] = {{"default", 0, 0, 64},  {"v3 R2", 3, 2, 64},   {"v3 R4", 3, 4, 64},
+                  {"v5 R4", 5, 4, 64},    {"v5 R8", 5, 8, 64},   {"q4k32", 0, 0, 32},
+                  {"q4k32 R2", 3, 2, 32}, {"q4k32 R4", 3, 4, 32}};
+  // GEMV_BENCH_ONCE=1: each kernel launched once, untimed (for a profiler: ncu -k ...).
+  const bool once = std::getenv("GEMV_BENCH_ONCE") != nullptr;
   for (const Variant& v : variants) {
     backend::cuda::set_gemv_q8_variant(v.variant);
     backend::cuda::set_gemv_q8_rows(v.rows);
+    backend::cuda::set_gemv_q4k_elems(v.q4k);
+    if (once) {
+      w.data = mats[0];
+      backend::cuda::gemv_q8(w, xq, xd, xs, y, s);
+      CK(cudaStreamSynchronize(s));
+      fmt::print("  {} launched\n", v.name);
+      continue;
+    }
     const double t = time_chain(s, [&] {
                        for (void* m : mats) {
                          w.data = m;
@@ -117,11 +133,35 @@ void run_shape(const Shape& sh, double bw, cudaStream_t s) {
                        }
                      }) /
                      copies;
-    fmt::print("  {:<8} {:6.2f} us  {:5.0f} GB/s  {:5.1f}% of copy\n", v.name, t * 1e6, bytes / t / 1e9,
-               100.0 * bytes / t / bw);
+    fmt::print("  {:<10} {:6.2f} us  {:5.0f} GB/s  {:5.1f}% of copy\n", v.name, t * 1e6,
+               bytes / t / 1e9, 100.0 * bytes / t / bw);
   }
   backend::cuda::set_gemv_q8_variant(0);
   backend::cuda::set_gemv_q8_rows(0);
+  backend::cuda::set_gemv_q4k_elems(64);
+  // The ceiling: the same chain of kernels that only read the bytes.
+  int dev = 0, sms = 0;
+  CK(cudaGetDevice(&dev));
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  unsigned* sink;
+  CK(cudaMalloc(&sink, 4));
+  for (int variant = 0; variant < 2; ++variant) {
+    if (once) {
+      bench::read_stream(mats[0], bytes, variant, sink, sms, s);
+      CK(cudaStreamSynchronize(s));
+      continue;
+    }
+    const double t = time_chain(s,
+                                [&] {
+                                  for (void* m : mats)
+                                    bench::read_stream(m, bytes, variant, sink, sms, s);
+                                }) /
+                     copies;
+    fmt::print("  {:<10} {:6.2f} us  {:5.0f} GB/s  {:5.1f}% of copy\n",
+               variant == 0 ? "read 32K" : "read grd", t * 1e6, bytes / t / 1e9,
+               100.0 * bytes / t / bw);
+  }
+  CK(cudaFree(sink));
   for (void* m : mats) CK(cudaFree(m));
   CK(cudaFree(x));
   CK(cudaFree(y));

@@ -1,7 +1,8 @@
 // Paged attention: one CTA per (query row, head, key split); its 4 warps take keys in turn
 // with an online softmax each, then merge. With several splits (decode: few rows, long
-// contexts) a second kernel merges the splits (flash-decoding). Keys are read through the
-// block tables; K/V in F32, F16, BF16 or Q8_0. Twin: ref::attention (naive, double).
+// contexts) a second kernel merges the splits (flash-decoding; the last CTA of a (row, head)
+// merging them instead, without the launch, gave the same decode speed: run 47). Keys are read
+// through the block tables; K/V in F32, F16, BF16 or Q8_0. Twin: ref::attention (naive, double).
 #include <cfloat>
 
 #include "backend/cuda/dequant.cuh"
@@ -15,6 +16,8 @@ namespace {
 constexpr int kAttnWarps = 4;
 constexpr int kMaxHeadDim = 256;
 constexpr int kKeysPerWarp = 4;
+// Split-K while there are fewer CTAs than this: 8 for each of an H100's 132 SMs.
+constexpr int64_t kSplitCtas = 1056;
 
 template <DType T>
 __device__ __forceinline__ float kv_elem(const uint8_t* row, int d) {
@@ -32,6 +35,46 @@ __device__ __forceinline__ float kv_elem(const uint8_t* row, int d) {
 struct Split {
   int splits;
 };
+
+// The splits' states of (row, head) merged into out (and its int8 copy), by one CTA of
+// kAttnWarps * 32 threads. The partials were written by other CTAs: read through L2 (__ldcg).
+__device__ void merge_splits(const AttnArgs& a, int64_t row, int head, int hd, int splits) {
+  constexpr int kMaxSplits = kAttnWarps * 32;
+  __shared__ float s_w[kMaxSplits], s_l[kMaxSplits], s_mx;
+  auto part = [&](int s) {
+    return a.partial + ((s * a.num_rows + row) * a.num_heads + head) * (hd + 2);
+  };
+  const int t = static_cast<int>(threadIdx.x);
+  float m = -INFINITY;
+  if (t < splits) {
+    m = __ldcg(part(t) + hd);
+    s_l[t] = __ldcg(part(t) + hd + 1);
+  }
+  // The largest state max: a warp reduction, then over the warps.
+  float mx = m;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  if (t % 32 == 0) s_w[t / 32] = mx;
+  __syncthreads();
+  if (t == 0) {
+    float v = s_w[0];
+    for (int w = 1; w < kAttnWarps; ++w) v = fmaxf(v, s_w[w]);
+    s_mx = v;
+  }
+  __syncthreads();
+  if (t < splits) s_w[t] = m == -INFINITY ? 0.0f : expf(m - s_mx);
+  __syncthreads();
+  float total = 0.0f;
+  for (int s = 0; s < splits; ++s) total += s_l[s] * s_w[s];
+  for (int d = t; d < hd; d += blockDim.x) {
+    float v = 0.0f;
+    for (int s = 0; s < splits; ++s) v += __ldcg(part(s) + d) * s_w[s];
+    const int64_t i = (row * a.num_heads + head) * hd + d;
+    a.out[i] = v / total;
+    // hd % 32 == 0: whole warps over each block of 32 (the int8 copy of one token's output).
+    if (a.q8.xq != nullptr) q8_store_lane(v / total, i / 32, d % 32, a.q8.xq, a.q8.xd, a.q8.xs);
+  }
+}
 
 // Element d = 32 j + lane of the head vector lives in lane `lane`, register j.
 template <DType T, int EPL>
@@ -146,39 +189,19 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
   }
 }
 
-__global__ void attn_merge_kernel(AttnArgs a, int hd, int splits) {
-  const int64_t row = blockIdx.x;
-  const int head = static_cast<int>(blockIdx.y);
-  if (a.row_seq[row] < 0) return;
-  auto part = [&](int s) {
-    return a.partial + ((s * a.num_rows + row) * a.num_heads + head) * (hd + 2);
-  };
-  float mx = -INFINITY;
-  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part(s)[hd]);
-  float total = 0.0f;
-  for (int s = 0; s < splits; ++s) {
-    const float* p = part(s);
-    if (p[hd] != -INFINITY) total += p[hd + 1] * expf(p[hd] - mx);
-  }
-  for (int d = static_cast<int>(threadIdx.x); d < hd; d += blockDim.x) {
-    float v = 0.0f;
-    for (int s = 0; s < splits; ++s) {
-      const float* p = part(s);
-      if (p[hd] != -INFINITY) v += p[d] * expf(p[hd] - mx);
-    }
-    const int64_t i = (row * a.num_heads + head) * hd + d;
-    a.out[i] = v / total;
-    // hd % 32 == 0: whole warps over each block of 32 (the int8 copy of one token's output).
-    if (a.q8.xq != nullptr) q8_store_lane(v / total, i / 32, d % 32, a.q8.xq, a.q8.xd, a.q8.xs);
-  }
+__global__ void __launch_bounds__(kAttnWarps * 32)
+    attn_merge_kernel(AttnArgs a, int hd, int splits) {
+  if (a.row_seq[blockIdx.x] >= 0)
+    merge_splits(a, blockIdx.x, static_cast<int>(blockIdx.y), hd, splits);
 }
 
 Split choose_split(const PagedKv& kv, const AttnArgs& a, size_t partial_floats) {
-  // Enough CTAs to fill the chip 8 times over (132 SMs on an H100: each CTA's warps walk
-  // their keys a few at a time, latency-bound), at least 32 keys a split.
+  // Enough CTAs to fill the chip 8 times over (each CTA's warps walk their keys a few at a
+  // time, latency-bound), at least 32 keys a split.
   const int64_t ctas = a.num_rows * a.num_heads;
-  int64_t splits = std::max<int64_t>(1, (1056 + ctas - 1) / ctas);
+  int64_t splits = std::max<int64_t>(1, (kSplitCtas + ctas - 1) / ctas);
   splits = std::min<int64_t>(splits, std::max<int64_t>(1, (a.max_keys + 31) / 32));
+  splits = std::min<int64_t>(splits, kAttnWarps * 32);  // the merge: a thread a split
   const size_t per_split = static_cast<size_t>(ctas) * (kv.head_dim + 2);
   if (partial_floats < per_split * static_cast<size_t>(splits)) splits = 1;
   return {static_cast<int>(splits)};
@@ -234,7 +257,7 @@ bool attention(const PagedKv& kv, const AttnArgs& a, cudaStream_t s) {
   }
   if (sp.splits > 1) {
     attn_merge_kernel<<<dim3(static_cast<unsigned>(a.num_rows), static_cast<unsigned>(a.num_heads)),
-                        128, 0, s>>>(a, kv.head_dim, sp.splits);
+                        kAttnWarps * 32, 0, s>>>(a, kv.head_dim, sp.splits);
     STRATA_CUDA_LAUNCH_CHECK();
     return a.q8.xq != nullptr;
   }

@@ -54,6 +54,44 @@ TEST(CudaBackend, MatmulMatchesReference) {
   set_gemv_q6k_groups(2);
 }
 
+// Batch-1 int8 products on rows of 2048 and 4096 columns, where a CTA's threads split into
+// groups of rows (fewer parts a row than threads), with every kernel the dispatch can pick:
+// both Q4_K parts, v3 at 2 and 4 rows a CTA, v5, and the default rule.
+TEST(CudaBackend, Int8ProductsEveryKernel) {
+  REQUIRE_GPU();
+  Gpu g;
+  Rng rng(31);
+  struct Kernel {
+    int variant, rows;
+  };
+  for (DType t : {DType::kQ4_K, DType::kQ6_K, DType::kQ8_0}) {
+    for (int64_t cols : {2048, 4096}) {
+      const int64_t rows = 67;
+      const auto wb = random_weights(rng, t, rows, cols);
+      const WeightView hw = host_view(wb, t, rows, cols);
+      const auto x = normal(rng, static_cast<size_t>(cols));
+      std::vector<float> ref(static_cast<size_t>(rows));
+      cpu::ref::matmul(hw, x.data(), 1, ref.data());
+      const WeightView dw = g.be.upload_weight(hw);
+      for (int elems : {64, 32}) {
+        set_gemv_q4k_elems(elems);
+        for (Kernel k : {Kernel{0, 0}, Kernel{3, 2}, Kernel{3, 4}, Kernel{5, 4}, Kernel{5, 8}}) {
+          set_gemv_q8_variant(k.variant);
+          set_gemv_q8_rows(k.rows);
+          float* y = g.out(ref.size());
+          g.be.matmul(dw, g.up(x), 1, y);
+          EXPECT_LT(rel_err(g.down(y, ref.size()), ref), matmul_tol(t, 1))
+              << dtype_name(t) << " cols " << cols << " Q4_K part " << elems << " variant "
+              << k.variant << " rows " << k.rows;
+        }
+      }
+    }
+  }
+  set_gemv_q4k_elems(64);
+  set_gemv_q8_variant(0);
+  set_gemv_q8_rows(0);
+}
+
 // Several products of one x in one launch (q/k/v, gate/up), mixed formats, as one product each.
 TEST(CudaBackend, MatmulMultiMatchesReference) {
   REQUIRE_GPU();
@@ -65,6 +103,7 @@ TEST(CudaBackend, MatmulMultiMatchesReference) {
   for (const auto& [groups, n] :
        {std::pair{2, 1}, std::pair{2, 3}, std::pair{1, 1}, std::pair{1, 3}}) {
     set_gemv_q6k_groups(groups);
+    set_gemv_q4k_elems(groups == 2 ? 64 : 32);  // the old Q4_K part with the old Q6_K one
     std::vector<std::vector<uint8_t>> wb;
     WeightView dw[3];
     std::vector<std::vector<float>> ref(3);
@@ -93,6 +132,7 @@ TEST(CudaBackend, MatmulMultiMatchesReference) {
     }
   }
   set_gemv_q6k_groups(2);
+  set_gemv_q4k_elems(64);
 }
 
 // The fusions inside the backend: an add held back and run inside the next RMSNorm of its
@@ -689,6 +729,7 @@ TEST(CudaBackend, AttentionMatchesReference) {
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0}) {
     check_attention(g, rng, t, 128, 8, 2, 16, {{1, 1}, {5, 37}, {1, 700}, {33, 33}});
     check_attention(g, rng, t, 64, 4, 4, 64, {{1, 3000}});  // split-K decode
+    if (t == DType::kF16) check_attention(g, rng, t, 64, 1, 1, 64, {{1, 9000}});  // 128 splits
     check_attention(g, rng, t, 64, 8, 2, 16,
                     {{130, 200}, {1, 50}, {64, 64}});  // tiled prefill, mixed
     check_attention(g, rng, t, 128, 4, 1, 32, {{200, 333}});

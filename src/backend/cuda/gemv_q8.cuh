@@ -157,6 +157,62 @@ struct DotQ4_K {
   }
 };
 
+// Q4_K in parts of 64 elements (v14, run 51): part c of a block is its qs bytes 32c..32c+31
+// (low nibbles: group 2c, high nibbles: group 2c + 1). One head load and one scale unpack
+// serve 64 elements instead of 32, and x's two scales and four sums come in one load each:
+// the 32-element part issued ~165 instructions a part in v3 (ncu, run 50), the product
+// issue-bound at 72% of the schedulers' cycles. 4 parts a block.
+struct PartsQ4_K64 {
+  static constexpr int kBlockElems = 256, kBlockBytes = 144, kParts = 4;
+};
+struct DotQ4_K64 {
+  struct W {
+    uint32_t w[8];
+    float dsc0, dm0, dsc1, dm1;  // d * scale, dmin * min of groups 2c and 2c + 1
+  };
+  __device__ static W load(const uint8_t* b, int c) {
+    W r;
+    const uint4 u0 = ld_u128(b + 16 + 32 * c), u1 = ld_u128(b + 32 + 32 * c);
+    r.w[0] = u0.x, r.w[1] = u0.y, r.w[2] = u0.z, r.w[3] = u0.w;
+    r.w[4] = u1.x, r.w[5] = u1.y, r.w[6] = u1.z, r.w[7] = u1.w;
+    const uint4 hd = ld_u128(b);
+    const float d = h2f(static_cast<uint16_t>(hd.x & 0xFFFF)),
+                dmin = h2f(static_cast<uint16_t>(hd.x >> 16));
+    // Groups 2c and 2c + 1 are bytes (2c) % 4 and (2c) % 4 + 1 of the scale words; groups 4-7
+    // take their low bits from the third word and their top 2 bits from the first two. No
+    // branch: the lanes of a warp hold every c.
+    const int sh = 16 * (c & 1);
+    const uint32_t a0 = hd.y >> sh, a1 = hd.z >> sh, a2 = hd.w >> sh;
+    const bool lo = c < 2;
+    const int sc0 = lo ? a0 & 63 : (a2 & 0xF) | (((a0 >> 6) & 3) << 4);
+    const int m0 = lo ? a1 & 63 : ((a2 >> 4) & 0xF) | (((a1 >> 6) & 3) << 4);
+    const int sc1 = lo ? (a0 >> 8) & 63 : ((a2 >> 8) & 0xF) | (((a0 >> 14) & 3) << 4);
+    const int m1 = lo ? (a1 >> 8) & 63 : ((a2 >> 12) & 0xF) | (((a1 >> 14) & 3) << 4);
+    r.dsc0 = d * sc0, r.dm0 = dmin * m0, r.dsc1 = d * sc1, r.dm1 = dmin * m1;
+    return r;
+  }
+  __device__ static float dotw(const W& w, int c, const Q8Act& x, int64_t e0) {
+    const int64_t e = e0 + 64 * c;  // group 2c: [e, e + 32), group 2c + 1: [e + 32, e + 64)
+    const int4* xq = reinterpret_cast<const int4*>(x.xq + e / 4);
+    const int4 l0 = __ldg(xq), l1 = __ldg(xq + 1), h0 = __ldg(xq + 2), h1 = __ldg(xq + 3);
+    const float2 xd = __ldg(reinterpret_cast<const float2*>(x.xd + e / 32));
+    const int4 xs = __ldg(reinterpret_cast<const int4*>(x.xs + e / 16));
+    const int xl[8] = {l0.x, l0.y, l0.z, l0.w, l1.x, l1.y, l1.z, l1.w};
+    const int xh[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
+    int slo = 0, shi = 0;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      slo = dp4a(static_cast<int>(w.w[i] & 0x0F0F0F0Fu), xl[i], slo);
+      shi = dp4a(static_cast<int>((w.w[i] >> 4) & 0x0F0F0F0Fu), xh[i], shi);
+    }
+    return xd.x * (w.dsc0 * slo - w.dm0 * (xs.x + xs.y)) +
+           xd.y * (w.dsc1 * shi - w.dm1 * (xs.z + xs.w));
+  }
+  __device__ static float dot(const uint8_t* b, int c, const Q8Act& x, int64_t e0) {
+    return part_dot<DotQ4_K64>(b, c, x, e0);
+  }
+};
+
 // Q6_K: the integer dot of 16 six-bit codes (low nibbles of lw >> lshift, high 2 bits of
 // hw >> hshift, minus nothing: the caller subtracts 32 x's sum) with x's 16 int8 at element e.
 __device__ __forceinline__ int q6k_idot16(const uint32_t lw[4], const uint32_t hw[4], int lshift,

@@ -242,12 +242,17 @@ __device__ __forceinline__ void gemv_q8_rows(const uint8_t* wbase, size_t row_by
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-  for (int i = tid; i < num_parts; i += kGemvThreads) {
+  // Rows of fewer parts than threads, a power of two fewer (v14): G groups of threads, group g
+  // taking rows g, g + G, ...; else every thread takes its parts of all R rows.
+  const int G =
+      num_parts < kGemvThreads && kGemvThreads % num_parts == 0 ? kGemvThreads / num_parts : 1;
+  const int g = G > 1 ? tid / num_parts : 0;
+  for (int i = G > 1 ? tid % num_parts : tid; i < num_parts; i += kGemvThreads) {
     const int blk = i / D::kParts, p = i % D::kParts;
     const int64_t e0 = static_cast<int64_t>(blk) * D::kBlockElems;
 #pragma unroll
     for (int r = 0; r < R; ++r) {
-      if (r < nr)
+      if (r < nr && (r & (G - 1)) == g)
         acc[r] += Dot::dot(w + r * row_bytes + static_cast<size_t>(blk) * D::kBlockBytes, p, x, e0);
     }
   }
@@ -372,6 +377,7 @@ struct GemvSegs {
   GemvSeg seg[kMaxGemvSegments];
   int count;
   int q6k_groups;
+  int q4k_elems;
   int64_t cols;
 };
 
@@ -391,7 +397,11 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_q8_multi_kernel(GemvSegs a,
       gemv_q8_cta<DeqQ4_0, DotQ4_0, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
       break;
     case DType::kQ4_K:
-      gemv_q8_cta<DeqQ4_K, DotQ4_K, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
+      if (a.q4k_elems == 64)
+        gemv_q8_cta<PartsQ4_K64, DotQ4_K64, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y,
+                                                       row0);
+      else
+        gemv_q8_cta<DeqQ4_K, DotQ4_K, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
       break;
     default:
       if (a.q6k_groups == 2)
@@ -526,7 +536,12 @@ void quantize_act_q8(const float* x, int64_t cols, int8_t* xq, float* xd, int32_
 }
 
 namespace {
-int g_gemv_q8_rows = 0;  // 0: by size (bench/cuda sets 2, 4 or 8 to compare)
+// 0: by size (bench/cuda sets 2, 4 or 8 to compare; STRATA_CUDA_GEMV_ROWS for whole runs)
+int g_gemv_q8_rows = [] {
+  const char* v = std::getenv("STRATA_CUDA_GEMV_ROWS");
+  const int n = v != nullptr ? std::atoi(v) : 0;
+  return n == 2 || n == 4 || n == 8 ? n : 0;
+}();
 // 0 (default): by shape (below); 5: v5 (a warp per row) everywhere; 3: v3 (the CTA walks R
 // rows' parts together) everywhere. STRATA_CUDA_GEMV in the environment, or
 // set_gemv_q8_variant (bench), picks one.
@@ -553,10 +568,21 @@ int g_q6k_groups = [] {
   return v != nullptr && std::atoi(v) == 1 ? 1 : 2;
 }();
 
-int gemv_q8_rows_for(int64_t rows, int64_t cols) {
+// Elements of a Q4_K part in the batch-1 int8 products: 64 (default, DotQ4_K64) or 32
+// (DotQ4_K, before run 51; STRATA_CUDA_Q4K=32). The expert and multi-token kernels keep 32.
+int g_q4k_elems = [] {
+  const char* v = std::getenv("STRATA_CUDA_Q4K");
+  return v != nullptr && std::atoi(v) == 32 ? 32 : 64;
+}();
+
+// Run 51 (cuda_gemv_bench, and Qwen3-8B Q4_K_M decode 305-308 -> 344-348 tok/s): with the
+// 64-element part, Q4_K products of every shape but the smallest run fastest in v5 (24576 x
+// 4096: 22.6 us vs v3 R2 25.2; 4096 x 12288: 12.8 vs 14.7; 4096 x 4096: 5.8 vs 6.7).
+int gemv_q8_rows_for(DType type, int64_t rows, int64_t cols) {
   (void)rows;
   if (g_gemv_q8_rows != 0) return g_gemv_q8_rows;
   if (g_gemv_q8_variant != 0) return g_gemv_q8_variant == 5 ? 4 : 2;
+  if (type == DType::kQ4_K && g_q4k_elems == 64) return 4;
   return cols <= 2048 ? 4 : 2;
 }
 
@@ -575,7 +601,7 @@ void launch_gemv_q8_r(const WeightView& w, const Q8Act& x, float* y, unsigned gr
 template <class D, class Dot>
 void launch_gemv_q8(const WeightView& w, const Q8Act& x, float* y, cudaStream_t s) {
   STRATA_CHECK(w.cols % D::kBlockElems == 0);
-  const int R = gemv_q8_rows_for(w.rows, w.cols);
+  const int R = gemv_q8_rows_for(w.type, w.rows, w.cols);
   const auto grid = static_cast<unsigned>((w.rows + R - 1) / R);
   if (R == 8)
     launch_gemv_q8_r<D, Dot, 8>(w, x, y, grid, s);
@@ -590,6 +616,11 @@ void launch_gemv_q8(const WeightView& w, const Q8Act& x, float* y, cudaStream_t 
 void set_gemv_q8_rows(int rows_per_cta) {
   STRATA_CHECK(rows_per_cta == 0 || rows_per_cta == 2 || rows_per_cta == 4 || rows_per_cta == 8);
   g_gemv_q8_rows = rows_per_cta;
+}
+
+void set_gemv_q4k_elems(int elems) {
+  STRATA_CHECK(elems == 32 || elems == 64);
+  g_q4k_elems = elems;
 }
 
 void set_gemv_q6k_groups(int groups) {
@@ -621,7 +652,10 @@ void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32
       launch_gemv_q8<DeqQ4_0, DotQ4_0>(w, x, y, s);
       break;
     case DType::kQ4_K:
-      launch_gemv_q8<DeqQ4_K, DotQ4_K>(w, x, y, s);
+      if (g_q4k_elems == 64)
+        launch_gemv_q8<PartsQ4_K64, DotQ4_K64>(w, x, y, s);
+      else
+        launch_gemv_q8<DeqQ4_K, DotQ4_K>(w, x, y, s);
       break;
     case DType::kQ6_K:
       if (g_q6k_groups == 2)
@@ -690,11 +724,16 @@ void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Bu
   GemvSegs a{};
   a.count = count;
   a.q6k_groups = g_q6k_groups;
+  a.q4k_elems = g_q4k_elems;
   a.cols = ws[0].cols;
   int64_t total_rows = 0;
-  for (int i = 0; i < count; ++i) total_rows += ws[i].rows;
-  // Rows per CTA as gemv_q8 picks them for one matrix of all the rows.
-  const int R = gemv_q8_rows_for(total_rows, a.cols);
+  int largest = 0;
+  for (int i = 0; i < count; ++i) {
+    total_rows += ws[i].rows;
+    if (ws[i].rows > ws[largest].rows) largest = i;
+  }
+  // Rows per CTA as gemv_q8 picks them for one matrix of all the rows, of the largest's type.
+  const int R = gemv_q8_rows_for(ws[largest].type, total_rows, a.cols);
   unsigned ctas = 0;
   for (int i = 0; i < count; ++i) {
     const WeightView& w = ws[i];

@@ -47,7 +47,22 @@ __global__ void rms_norm_kernel(float* add_y, const float* add_x, const float* x
   }
 }
 
-// One thread per (token, head, pair); angles in double as the reference computes them.
+// Rotates pair i of head vector v by position pos. The angle pos * freq (up to ~1e6 rad) is
+// formed and reduced to turns in double, then taken by sincospif on [-1, 1]: float accuracy at
+// any position, without the double sincos (a long latency chain in every decode step).
+__device__ __forceinline__ void rotate_pair(float* v, const RopeArgs& a, int32_t pos, int i) {
+  const double turns = static_cast<double>(pos) * static_cast<double>(a.freqs[i]) *
+                       0.15915494309189533577;  // 1 / (2 pi)
+  float sn, cs;
+  sincospif(static_cast<float>(2.0 * (turns - rint(turns))), &sn, &cs);
+  const float c = cs * a.mscale, s = sn * a.mscale;
+  const int ia = a.mode_neox ? i : 2 * i, ib = a.mode_neox ? i + a.half : 2 * i + 1;
+  const float va = v[ia], vb = v[ib];
+  v[ia] = va * c - vb * s;
+  v[ib] = va * s + vb * c;
+}
+
+// One thread per (token, head, pair).
 __global__ void rope_kernel(float* x, int64_t n, int num_heads, int head_dim,
                             const int32_t* positions, RopeArgs a) {
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -56,14 +71,7 @@ __global__ void rope_kernel(float* x, int64_t n, int num_heads, int head_dim,
   const int64_t th = idx / a.half;  // token * num_heads + head
   const int64_t t = th / num_heads;
   float* v = x + th * head_dim;
-  const double theta = static_cast<double>(positions[t]) * static_cast<double>(a.freqs[i]);
-  double sn, cs;
-  sincos(theta, &sn, &cs);
-  const double c = cs * a.mscale, s = sn * a.mscale;
-  const int ia = a.mode_neox ? i : 2 * i, ib = a.mode_neox ? i + a.half : 2 * i + 1;
-  const double va = v[ia], vb = v[ib];
-  v[ia] = static_cast<float>(va * c - vb * s);
-  v[ib] = static_cast<float>(va * s + vb * c);
+  rotate_pair(v, a, positions[t], i);
 }
 
 __global__ void swiglu_kernel(const float* gate, const float* up, int64_t count, float* out) {
@@ -313,14 +321,7 @@ __global__ void __launch_bounds__(32 * kHeadChainWarps) head_chain_kernel(HeadCh
     __syncwarp();
     const int64_t t = r / op.heads;
     for (int i = lane; i < ra.half; i += 32) {
-      const double theta = static_cast<double>(op.pos[t]) * static_cast<double>(ra.freqs[i]);
-      double sn, cs;
-      sincos(theta, &sn, &cs);
-      const double c = cs * ra.mscale, sv = sn * ra.mscale;
-      const int ia = ra.mode_neox ? i : 2 * i, ib = ra.mode_neox ? i + ra.half : 2 * i + 1;
-      const double va = sh[ia], vb = sh[ib];
-      sh[ia] = static_cast<float>(va * c - vb * sv);
-      sh[ib] = static_cast<float>(va * sv + vb * c);
+      rotate_pair(sh, ra, op.pos[t], i);
     }
     __syncwarp();
 #pragma unroll
