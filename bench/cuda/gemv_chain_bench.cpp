@@ -107,18 +107,22 @@ void run_shape(const Shape& sh, double bw, cudaStream_t s) {
   w.expert_bytes = bytes;
   fmt::print("{} [{} x {}] {:.2f} MB, chains of {}:\n", dtype_name(sh.type), sh.rows, sh.cols, bytes / 1e6,
              copies);
+  // q4k / q6k: the Q4_K part's elements, the Q6_K part's groups (restored after: the
+  // environment's STRATA_CUDA_Q4K / STRATA_CUDA_Q6K, for the expert products).
+  const int q4k0 = backend::cuda::gemv_q4k_elems(), q6k0 = backend::cuda::gemv_q6k_groups();
   struct Variant {
     const char* name;
-    int variant, rows, q4k;
-  } variants[] = {{"default", 0, 0, 64},  {"v3 R2", 3, 2, 64},   {"v3 R4", 3, 4, 64},
-                  {"v5 R4", 5, 4, 64},    {"v5 R8", 5, 8, 64},   {"q4k32", 0, 0, 32},
-                  {"q4k32 R2", 3, 2, 32}, {"q4k32 R4", 3, 4, 32}};
+    int variant, rows, q4k, q6k;
+  } variants[] = {{"default", 0, 0, 64, 2}, {"v3 R2", 3, 2, 64, 2}, {"v3 R4", 3, 4, 64, 2},
+                  {"v5 R4", 5, 4, 64, 2},   {"v5 R8", 5, 8, 64, 2}, {"q4k32", 0, 0, 32, 2},
+                  {"q6k1", 0, 0, 64, 1}};
   // GEMV_BENCH_ONCE=1: each kernel launched once, untimed (for a profiler: ncu -k ...).
   const bool once = std::getenv("GEMV_BENCH_ONCE") != nullptr;
   for (const Variant& v : variants) {
     backend::cuda::set_gemv_q8_variant(v.variant);
     backend::cuda::set_gemv_q8_rows(v.rows);
     backend::cuda::set_gemv_q4k_elems(v.q4k);
+    backend::cuda::set_gemv_q6k_groups(v.q6k);
     if (once) {
       w.data = mats[0];
       backend::cuda::gemv_q8(w, xq, xd, xs, y, s);
@@ -138,7 +142,8 @@ void run_shape(const Shape& sh, double bw, cudaStream_t s) {
   }
   backend::cuda::set_gemv_q8_variant(0);
   backend::cuda::set_gemv_q8_rows(0);
-  backend::cuda::set_gemv_q4k_elems(64);
+  backend::cuda::set_gemv_q4k_elems(q4k0);
+  backend::cuda::set_gemv_q6k_groups(q6k0);
   // The ceiling: the same chain of kernels that only read the bytes.
   int dev = 0, sms = 0;
   CK(cudaGetDevice(&dev));
@@ -281,7 +286,9 @@ int main(int argc, char** argv) {
       shapes.push_back(parse(d));
   }
   for (const Shape& sh : shapes) run_shape(sh, bw, s);
-  if (argc == 1) {  // the Qwen3.6-35B-A3B expert products (k 8, 512 of 2048), Qwen3-30B-A3B's
+  if (argc == 1 ||
+      std::getenv("GEMV_BENCH_EXPERTS") !=
+          nullptr) {  // the Qwen3.6-35B-A3B expert products (k 8, 512 of 2048), Qwen3-30B-A3B's
     run_experts(DType::kQ4_K, 512, 2048, 8, 2, bw, s);
     run_experts(DType::kQ6_K, 2048, 512, 8, 1, bw, s);
     run_experts(DType::kQ4_K, 2048, 512, 8, 1, bw, s);

@@ -73,8 +73,9 @@ TEST(CudaBackend, Int8ProductsEveryKernel) {
       std::vector<float> ref(static_cast<size_t>(rows));
       cpu::ref::matmul(hw, x.data(), 1, ref.data());
       const WeightView dw = g.be.upload_weight(hw);
-      for (int elems : {64, 32}) {
+      for (int elems : {64, 32}) {  // the new and old parts of Q4_K (and of Q6_K: 2 groups, 1)
         set_gemv_q4k_elems(elems);
+        set_gemv_q6k_groups(elems == 64 ? 2 : 1);
         for (Kernel k : {Kernel{0, 0}, Kernel{3, 2}, Kernel{3, 4}, Kernel{5, 4}, Kernel{5, 8}}) {
           set_gemv_q8_variant(k.variant);
           set_gemv_q8_rows(k.rows);
@@ -88,6 +89,7 @@ TEST(CudaBackend, Int8ProductsEveryKernel) {
     }
   }
   set_gemv_q4k_elems(64);
+  set_gemv_q6k_groups(2);
   set_gemv_q8_variant(0);
   set_gemv_q8_rows(0);
 }
@@ -103,7 +105,7 @@ TEST(CudaBackend, MatmulMultiMatchesReference) {
   for (const auto& [groups, n] :
        {std::pair{2, 1}, std::pair{2, 3}, std::pair{1, 1}, std::pair{1, 3}}) {
     set_gemv_q6k_groups(groups);
-    set_gemv_q4k_elems(groups == 2 ? 64 : 32);  // the old Q4_K part with the old Q6_K one
+    set_gemv_q4k_elems(groups == 1 ? 32 : 64);  // the old Q4_K part with the old Q6_K one
     std::vector<std::vector<uint8_t>> wb;
     WeightView dw[3];
     std::vector<std::vector<float>> ref(3);
@@ -474,11 +476,13 @@ TEST(CudaBackend, ExpertsInt8MatchReference) {
     }
     return host_view(wb, t, rows, cols, experts);
   };
-  // Every type with the default int8 parts, then Q6_K with one group of 16 a part.
+  // Every type with the default int8 parts, then Q6_K with one group of 16 a part and Q4_K
+  // with 32 elements a part (groups 1 stands for the old part of either).
   for (const auto& [t, groups] :
        {std::pair{DType::kQ4_K, 2}, std::pair{DType::kQ6_K, 2}, std::pair{DType::kQ8_0, 2},
-        std::pair{DType::kQ4_0, 2}, std::pair{DType::kQ6_K, 1}}) {
+        std::pair{DType::kQ4_0, 2}, std::pair{DType::kQ6_K, 1}, std::pair{DType::kQ4_K, 1}}) {
     set_gemv_q6k_groups(groups);
+    set_gemv_q4k_elems(groups == 1 ? 32 : 64);
     for (int64_t cols : {768, 2048}) {
       const int64_t experts = 9, ffn = 256;
       const int k = 3;
@@ -565,6 +569,7 @@ TEST(CudaBackend, ExpertsInt8MatchReference) {
     }
   }
   set_gemv_q6k_groups(2);
+  set_gemv_q4k_elems(64);
 }
 
 TEST(CudaBackend, ElementwiseOpsMatchReference) {

@@ -32,6 +32,7 @@ struct ExpertArgs {
   bool has_shared;
   bool x_per_slot;  // x row = slot, else the slot's token
   int q6k_groups;   // gemv_q6k_groups()
+  int q4k_elems;    // gemv_q4k_elems()
 };
 constexpr int kExpertRowGroups = 2;
 
@@ -88,7 +89,10 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_q8_experts_kernel(ExpertArg
       expert_rows<DeqQ4_0, DotQ4_0, LPR>(g, a.cols, xs, y, w, row_base);
       break;
     case DType::kQ4_K:
-      expert_rows<DeqQ4_K, DotQ4_K, LPR>(g, a.cols, xs, y, w, row_base);
+      if (a.q4k_elems == 64)
+        expert_rows<PartsQ4_K64, DotQ4_K64, LPR>(g, a.cols, xs, y, w, row_base);
+      else
+        expert_rows<DeqQ4_K, DotQ4_K, LPR>(g, a.cols, xs, y, w, row_base);
       break;
     default:
       if (a.q6k_groups == 2)
@@ -113,6 +117,7 @@ void gemv_q8_experts(const WeightView* ws, float* const* ys, int count, const Q8
   a.has_shared = shared != nullptr;
   a.x_per_slot = x_per_slot;
   a.q6k_groups = gemv_q6k_groups();
+  a.q4k_elems = gemv_q4k_elems();
   for (int i = 0; shared != nullptr && i < count; ++i) {
     const WeightView& w = shared[i];
     STRATA_CHECK(gemv_q8_supported(w.type) && w.cols == a.cols && w.rows == ws[i].rows &&

@@ -562,14 +562,16 @@ int g_gemv_q8_variant = [] {
 // Q6_K groups of 16 a part (kernels.h). Run 40 (cuda_gemv_bench, graph chains): 4096 x
 // 12288 21.4 -> 18.8 us, 2048 x 4096 5.06 -> 4.51, 1024 x 4096 4.07 -> 3.41 with 2 groups
 // (DotQ6_K2); 4 groups (a part of 64 elements, 4 parts a block) left v3's threads idle:
-// 26.0 / 5.84 / 4.19.
+// 26.0 / 5.84 / 4.19. Run 53 (DotQ6_K4, 4 groups with v3's row groups or v5: no idle
+// threads): still slower, 22.5 vs 21.4 (4096 x 12288), 228 vs 198 (the 151936-row head).
 int g_q6k_groups = [] {
   const char* v = std::getenv("STRATA_CUDA_Q6K");
   return v != nullptr && std::atoi(v) == 1 ? 1 : 2;
 }();
 
 // Elements of a Q4_K part in the batch-1 int8 products: 64 (default, DotQ4_K64) or 32
-// (DotQ4_K, before run 51; STRATA_CUDA_Q4K=32). The expert and multi-token kernels keep 32.
+// (DotQ4_K, before run 51; STRATA_CUDA_Q4K=32), in the batch-1 and expert products (the
+// multi-token kernel keeps 32: its walk leaves threads idle on rows of fewer parts).
 int g_q4k_elems = [] {
   const char* v = std::getenv("STRATA_CUDA_Q4K");
   return v != nullptr && std::atoi(v) == 32 ? 32 : 64;
@@ -579,18 +581,26 @@ int g_q4k_elems = [] {
 // 64-element part, Q4_K products of every shape but the smallest run fastest in v5 (24576 x
 // 4096: 22.6 us vs v3 R2 25.2; 4096 x 12288: 12.8 vs 14.7; 4096 x 4096: 5.8 vs 6.7).
 int gemv_q8_rows_for(DType type, int64_t rows, int64_t cols) {
-  (void)rows;
   if (g_gemv_q8_rows != 0) return g_gemv_q8_rows;
   if (g_gemv_q8_variant != 0) return g_gemv_q8_variant == 5 ? 4 : 2;
   if (type == DType::kQ4_K && g_q4k_elems == 64) return 4;
+  // Runs 48-53: Q6_K output heads (151936 x 4096) 191 us in v5 R4 vs 198 (v3 R2); down
+  // projections (4096 x 12288) 18.6-19.6 in v3 R4 vs 19.9-21.4.
+  if (type == DType::kQ6_K && (rows >= 32768 || (rows >= 4096 && cols >= 8192))) return 4;
   return cols <= 2048 ? 4 : 2;
+}
+
+// At 4 or 8 rows a CTA: v5 (a warp per row), except v3 for the Q6_K down projections above.
+bool gemv_q8_warps(DType type, int64_t rows, int R) {
+  if (R < 4 || g_gemv_q8_variant == 3) return false;
+  return g_gemv_q8_variant == 5 || g_gemv_q8_rows != 0 || type != DType::kQ6_K || rows >= 32768;
 }
 
 template <class D, class Dot, int R>
 void launch_gemv_q8_r(const WeightView& w, const Q8Act& x, float* y, unsigned grid, cudaStream_t s) {
   const auto* wb = static_cast<const uint8_t*>(w.data);
   if constexpr (R >= 4) {
-    if (g_gemv_q8_variant != 3) {
+    if (gemv_q8_warps(w.type, w.rows, R)) {
       gemv_q8_kernel<D, Dot, R, true><<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
       return;
     }
@@ -628,9 +638,11 @@ void set_gemv_q6k_groups(int groups) {
   g_q6k_groups = groups;
 }
 int gemv_q6k_groups() { return g_q6k_groups; }
+int gemv_q4k_elems() { return g_q4k_elems; }
 
 int64_t gemv_q8_row_parts(DType type, int64_t cols) {
   if (type == DType::kQ6_K) return cols / 256 * (16 / g_q6k_groups);
+  if (type == DType::kQ4_K) return cols / 256 * (256 / g_q4k_elems);
   int64_t p = 0;
   dispatch_deq(type, [&]<class D>() { p = cols / D::kBlockElems * D::kParts; });
   return p;
