@@ -54,9 +54,9 @@ TEST(CudaBackend, MatmulMatchesReference) {
   set_gemv_q6k_groups(2);
 }
 
-// Batch-1 int8 products on rows of 2048 and 4096 columns, where a CTA's threads split into
-// groups of rows (fewer parts a row than threads), with every kernel the dispatch can pick:
-// both Q4_K parts, v3 at 2 and 4 rows a CTA, v5, and the default rule.
+// Int8 products on rows of 2048 and 4096 columns, where a CTA's threads split into groups of
+// rows (fewer parts a row than threads), with every kernel the dispatch can pick: both Q4_K
+// parts, v3 at 2 and 4 rows a CTA, v5, the default rule, and 5 tokens of a decode step.
 TEST(CudaBackend, Int8ProductsEveryKernel) {
   REQUIRE_GPU();
   Gpu g;
@@ -85,6 +85,19 @@ TEST(CudaBackend, Int8ProductsEveryKernel) {
               << dtype_name(t) << " cols " << cols << " Q4_K part " << elems << " variant "
               << k.variant << " rows " << k.rows;
         }
+        // 5 sequences a token each in a decode step: the multi-token kernel (v12).
+        set_gemv_q8_variant(0);
+        set_gemv_q8_rows(0);
+        const int64_t n = 5;
+        const auto x5 = normal(rng, static_cast<size_t>(n * cols));
+        std::vector<float> ref5(static_cast<size_t>(n * rows));
+        cpu::ref::matmul(hw, x5.data(), n, ref5.data());
+        float* y5 = g.out(ref5.size());
+        g.be.begin_step({next_step_key(), n, 0, /*decode_only=*/true});
+        g.be.matmul(dw, g.up(x5), n, y5);
+        g.be.end_step();
+        EXPECT_LT(rel_err(g.down(y5, ref5.size()), ref5), matmul_tol(t, n, /*decode_step=*/true))
+            << dtype_name(t) << " cols " << cols << " Q4_K part " << elems << " decode step";
       }
     }
   }

@@ -21,6 +21,34 @@ struct Q8Act {
 
 __device__ __forceinline__ int dp4a(int a, int b, int c) { return __dp4a(a, b, c); }
 
+// The sums of R rows x NT tokens over a CTA's threads (acc: each thread's share): warp
+// shuffles, then shared memory; write(r, t, sum) for r < nr, t < nt.
+template <int R, int NT, class Write>
+__device__ __forceinline__ void cta_reduce_rows(float (&acc)[R][NT],
+                                                float (&red)[kGemvThreads / 32][R * NT], int nr,
+                                                int nt, Write write) {
+  const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      float v = acc[r][t];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      if (lane == 0) red[warp][r * NT + t] = v;
+    }
+  }
+  __syncthreads();
+  for (int j = tid; j < R * NT; j += kGemvThreads) {
+    const int r = j / NT, t = j % NT;
+    if (r >= nr || t >= nt) continue;
+    float v = 0.0f;
+#pragma unroll
+    for (int wi = 0; wi < kGemvThreads / 32; ++wi) v += red[wi][j];
+    write(r, t, v);
+  }
+}
+
 // One warp quantizes 32 elements (lane = element 32 b + lane, value v): d = amax / 127,
 // q = round-half-even(v / d), and the int sums of each 16. Shared by the quantize kernel and
 // the kernels that quantize their output on the way out (RMSNorm, SwiGLU).

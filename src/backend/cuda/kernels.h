@@ -49,7 +49,7 @@ void set_gemv_q8_variant(int variant);
 // The Q6_K int8 product's part: 2 (default: two groups of 16 a part, DotQ6_K2) or 1
 // (DotQ6_K, a group a part; the kernel before run 40). STRATA_CUDA_Q6K=1 picks the old one.
 void set_gemv_q6k_groups(int groups);
-// The Q4_K part of the batch-1 int8 and expert products: 64 elements (default, DotQ4_K64) or
+// The Q4_K part of the batch-1 and expert int8 products: 64 elements (default, DotQ4_K64) or
 // 32 (DotQ4_K, the kernel before run 51). STRATA_CUDA_Q4K=32 picks the old one.
 void set_gemv_q4k_elems(int elems);
 int gemv_q4k_elems();
