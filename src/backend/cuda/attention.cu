@@ -4,6 +4,7 @@
 // merging them instead, without the launch, gave the same decode speed: run 47). Keys are read
 // through the block tables; K/V in F32, F16, BF16 or Q8_0. Twin: ref::attention (naive, double).
 #include <cfloat>
+#include <cstdlib>
 
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/gemv_q8.cuh"
@@ -16,8 +17,13 @@ namespace {
 constexpr int kAttnWarps = 4;
 constexpr int kMaxHeadDim = 256;
 constexpr int kKeysPerWarp = 4;
-// Split-K while there are fewer CTAs than this: 8 for each of an H100's 132 SMs.
-constexpr int64_t kSplitCtas = 1056;
+// Split-K while there are fewer CTAs than this: 8 for each of an H100's 132 SMs
+// (STRATA_CUDA_ATTN_CTAS sets another target, for comparisons).
+const int64_t kSplitCtas = [] {
+  const char* v = std::getenv("STRATA_CUDA_ATTN_CTAS");
+  const long n = v != nullptr ? std::atol(v) : 0;
+  return n >= 32 ? static_cast<int64_t>(n) : int64_t{1056};
+}();
 
 template <DType T>
 __device__ __forceinline__ float kv_elem(const uint8_t* row, int d) {

@@ -298,9 +298,19 @@ __global__ void __launch_bounds__(32 * kHeadChainWarps) head_chain_kernel(HeadCh
   if (r >= op.rows) return;
   const int dim = a.dim, per = dim / 32;
   float* x = op.x + r * dim;
-  float v[kHeadChainMaxDim / 32];
+  // Every load first, in one round (the compiler keeps loads after the stores to x that might
+  // alias them): the row, the norm weight, the position, and for K rows the slot and V row.
+  const bool stores_kv = a.store && (second ? 2 : 1) == a.count;  // K is the last op
+  const int32_t pos = op.pos != nullptr ? op.pos[r / op.heads] : 0;
+  const int64_t slot = stores_kv ? a.slots[r / a.kv.num_kv_heads] : 0;
+  float v[kHeadChainMaxDim / 32], nw[kHeadChainMaxDim / 32], vv[kHeadChainMaxDim / 32];
 #pragma unroll
-  for (int j = 0; j < kHeadChainMaxDim / 32; ++j) v[j] = j < per ? x[lane + 32 * j] : 0.0f;
+  for (int j = 0; j < kHeadChainMaxDim / 32; ++j) {
+    const int i = lane + 32 * j;
+    v[j] = j < per ? x[i] : 0.0f;
+    nw[j] = j < per && op.norm_w != nullptr ? op.norm_w[i] : 0.0f;
+    vv[j] = j < per && stores_kv ? a.v[r * dim + i] : 0.0f;
+  }
   if (op.norm_w != nullptr) {
     float ss = 0.0f;
 #pragma unroll
@@ -310,7 +320,7 @@ __global__ void __launch_bounds__(32 * kHeadChainWarps) head_chain_kernel(HeadCh
     const float inv = rsqrtf(ss / static_cast<float>(dim) + op.eps);
 #pragma unroll
     for (int j = 0; j < kHeadChainMaxDim / 32; ++j)
-      if (j < per) v[j] = v[j] * inv * op.norm_w[lane + 32 * j];
+      if (j < per) v[j] = v[j] * inv * nw[j];
   }
   float* sh = rows[warp];
   if (op.pos != nullptr) {
@@ -319,10 +329,7 @@ __global__ void __launch_bounds__(32 * kHeadChainWarps) head_chain_kernel(HeadCh
     for (int j = 0; j < kHeadChainMaxDim / 32; ++j)
       if (j < per) sh[lane + 32 * j] = v[j];
     __syncwarp();
-    const int64_t t = r / op.heads;
-    for (int i = lane; i < ra.half; i += 32) {
-      rotate_pair(sh, ra, op.pos[t], i);
-    }
+    for (int i = lane; i < ra.half; i += 32) rotate_pair(sh, ra, pos, i);
     __syncwarp();
 #pragma unroll
     for (int j = 0; j < kHeadChainMaxDim / 32; ++j)
@@ -331,23 +338,20 @@ __global__ void __launch_bounds__(32 * kHeadChainWarps) head_chain_kernel(HeadCh
 #pragma unroll
   for (int j = 0; j < kHeadChainMaxDim / 32; ++j)
     if (j < per) x[lane + 32 * j] = v[j];
-  if (!a.store || (second ? 2 : 1) != a.count) return;  // K is the last op
+  if (!stores_kv) return;
   // K row r (token r / kv heads, head r % kv heads) and its V row into the slot of the token.
   const PagedKv& kv = a.kv;
-  const int64_t t = r / kv.num_kv_heads;
   const int head = static_cast<int>(r % kv.num_kv_heads);
-  const int64_t slot = a.slots[t];
-  const size_t off = static_cast<size_t>(slot / kv.block_tokens) * kv.block_stride_bytes +
-                     (static_cast<size_t>(slot % kv.block_tokens) * kv.num_kv_heads + head) *
-                         a.row_bytes;
-  const float* vr = a.v + r * dim;
+  const size_t off =
+      static_cast<size_t>(slot / kv.block_tokens) * kv.block_stride_bytes +
+      (static_cast<size_t>(slot % kv.block_tokens) * kv.num_kv_heads + head) * a.row_bytes;
   for (int which = 0; which < 2; ++which) {
     uint8_t* dst = static_cast<uint8_t*>(which == 0 ? kv.k : kv.v) + off;
 #pragma unroll
     for (int j = 0; j < kHeadChainMaxDim / 32; ++j) {
       if (j >= per) break;
       const int i = lane + 32 * j;
-      const float val = which == 0 ? v[j] : vr[i];
+      const float val = which == 0 ? v[j] : vv[j];
       switch (kv.type) {
         case DType::kF32:
           reinterpret_cast<float*>(dst)[i] = val;
