@@ -1,5 +1,6 @@
-// Launchers for the CUDA backend's kernels (matmul.cu, ops.cu, attention.cu). Every pointer is
-// device memory unless its comment says otherwise; every launch is checked.
+// Launchers for the CUDA backend's kernels (matmul.cu, gemv_int8.cu, gemv_experts.cu, ops.cu,
+// attention.cu, ...). Every pointer is device memory unless its comment says otherwise; every
+// launch is checked.
 #pragma once
 
 #include <cuda_bf16.h>
