@@ -115,7 +115,7 @@ void run_shape(const Shape& sh, double bw, cudaStream_t s) {
     int variant, rows, q4k, q6k;
   } variants[] = {{"default", 0, 0, 64, 2}, {"v3 R2", 3, 2, 64, 2}, {"v3 R4", 3, 4, 64, 2},
                   {"v5 R4", 5, 4, 64, 2},   {"v5 R8", 5, 8, 64, 2}, {"q4k32", 0, 0, 32, 2},
-                  {"q6k1", 0, 0, 64, 1}};
+                  {"q6k1", 0, 0, 64, 1},       {"v3 R8", 3, 8, 64, 2}};
   // GEMV_BENCH_ONCE=1: each kernel launched once, untimed (for a profiler: ncu -k ...).
   const bool once = std::getenv("GEMV_BENCH_ONCE") != nullptr;
   for (const Variant& v : variants) {
