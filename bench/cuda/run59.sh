@@ -1,5 +1,5 @@
 #!/bin/bash
-# run 59: the gpu label on the session's last commit
+# run 59 (and 61): the gpu label on the session's last commit
 source bench/cuda/device_env.sh .gpu_carry_lead
 C=$CARRY
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader

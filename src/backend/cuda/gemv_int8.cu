@@ -284,9 +284,10 @@ int gemv_q8_rows_for(DType type, int64_t rows, int64_t cols) {
 }
 
 // At 4 or 8 rows a CTA: v5 (a warp per row), except v3 for the Q6_K down projections above.
-bool gemv_q8_warps(DType type, int64_t rows, int R) {
+bool gemv_q8_warps(DType type, int64_t rows, int64_t cols, int R) {
   if (R < 4 || g_gemv_q8_variant == 3) return false;
-  return g_gemv_q8_variant == 5 || g_gemv_q8_rows != 0 || type != DType::kQ6_K || rows >= 32768;
+  if (g_gemv_q8_variant == 5 || g_gemv_q8_rows != 0) return true;
+  return !(type == DType::kQ6_K && rows >= 4096 && rows < 32768 && cols >= 8192);
 }
 
 template <class D, class Dot, int R>
@@ -294,7 +295,7 @@ void launch_gemv_q8_r(const WeightView& w, const Q8Act& x, float* y, unsigned gr
                       cudaStream_t s) {
   const auto* wb = static_cast<const uint8_t*>(w.data);
   if constexpr (R >= 4) {
-    if (gemv_q8_warps(w.type, w.rows, R)) {
+    if (gemv_q8_warps(w.type, w.rows, w.cols, R)) {
       gemv_q8_kernel<D, Dot, R, true>
           <<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
       return;
