@@ -119,7 +119,7 @@ __global__ void __launch_bounds__(kGemvThreads)
 // v12: NT tokens a launch (continuous batching of 2-16 sequences): v3's walk over R rows'
 // parts, each part's weights loaded once (Dot::load) and taken against every token
 // (Dot::dotw). The tokens past n repeat the last one (their sums are dropped).
-template <class D, class Dot, int R, int NT>
+template <class D, class Dot, int R, int NT, bool kGroups>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_q8_tokens_kernel(const uint8_t* wbase, size_t row_bytes, int64_t rows, int64_t cols,
                           Q8Act x, int n, float* y) {
@@ -135,11 +135,14 @@ __global__ void __launch_bounds__(kGemvThreads)
     xt[t] = {x.xq + tt * cols / 4, x.xd + tt * cols / 32, x.xs + tt * cols / 16};
   }
   float acc[R][NT] = {};
-  for (int i = static_cast<int>(threadIdx.x); i < num_parts; i += kGemvThreads) {
+  const RowGroups rg =
+      kGroups ? row_groups(num_parts) : RowGroups{0, 0, static_cast<int>(threadIdx.x)};
+  for (int i = rg.first; i < num_parts; i += kGemvThreads) {
     const int blk = i / D::kParts, p = i % D::kParts;
     const int64_t e0 = static_cast<int64_t>(blk) * D::kBlockElems;
 #pragma unroll
     for (int r = 0; r < R; ++r) {
+      if ((r & rg.mask) != rg.g) continue;
       // rows past the matrix's end read row nr - 1 again (results dropped)
       const uint8_t* b = w + min(r, nr - 1) * row_bytes + static_cast<size_t>(blk) * D::kBlockBytes;
       const typename Dot::W wv = Dot::load(b, p);
@@ -263,8 +266,7 @@ int g_q6k_groups = [] {
 
 // Elements of a Q4_K part in the batch-1 int8 products: 64 (default, DotQ4_K64) or 32
 // (DotQ4_K, before run 51; STRATA_CUDA_Q4K=32), in the batch-1 and expert products. The
-// multi-token kernel keeps 32: with 64 and row groups, 4 / 8 / 16 sequences of a decode step
-// ran at 498 / 549 / 588 tok/s against 549 / 644 / 703 (cuda_bench, run 55).
+// multi-token kernel keeps 32 (runs 55 and 62: the 64-element part was slower there).
 int g_q4k_elems = [] {
   const char* v = std::getenv("STRATA_CUDA_Q4K");
   return v != nullptr && std::atoi(v) == 32 ? 32 : 64;
@@ -378,7 +380,10 @@ void gemv_q8(const WeightView& w, const int8_t* xq, const float* xd, const int32
 }
 
 namespace {
-template <class D, class Dot>
+// kGroups8: the launches of 8 tokens take the row-group walk (run 62: for Q4_K the compiler then
+// keeps the kernel at 75 registers instead of 209; 8 / 16 sequences 620 / 678 -> 670 / 735 tok/s,
+// while 2 / 4 sequences lose with it: 424 -> 392, 565 -> 563).
+template <class D, class Dot, bool kGroups8 = false>
 void launch_gemv_q8_tokens(const WeightView& w, const Q8Act& x, int64_t n, float* y,
                            cudaStream_t s) {
   constexpr int R = 2;
@@ -389,13 +394,13 @@ void launch_gemv_q8_tokens(const WeightView& w, const Q8Act& x, int64_t n, float
     const Q8Act xg{x.xq + t0 * w.cols / 4, x.xd + t0 * w.cols / 32, x.xs + t0 * w.cols / 16};
     float* yg = y + t0 * w.rows;
     if (nt <= 2)
-      gemv_q8_tokens_kernel<D, Dot, R, 2>
+      gemv_q8_tokens_kernel<D, Dot, R, 2, false>
           <<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, xg, nt, yg);
     else if (nt <= 4)
-      gemv_q8_tokens_kernel<D, Dot, R, 4>
+      gemv_q8_tokens_kernel<D, Dot, R, 4, false>
           <<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, xg, nt, yg);
     else
-      gemv_q8_tokens_kernel<D, Dot, R, 8>
+      gemv_q8_tokens_kernel<D, Dot, R, 8, kGroups8>
           <<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, xg, nt, yg);
     STRATA_CUDA_LAUNCH_CHECK();
   }
@@ -412,8 +417,10 @@ void gemv_q8_tokens(const WeightView& w, const Q8Buf& xb, int64_t n, float* y, c
     case DType::kQ4_0:
       launch_gemv_q8_tokens<DeqQ4_0, DotQ4_0>(w, x, n, y, s);
       break;
-    case DType::kQ4_K:  // the 32-element part (run 55: the 64-element one, with row groups, slower)
-      launch_gemv_q8_tokens<DeqQ4_K, DotQ4_K>(w, x, n, y, s);
+    case DType::kQ4_K:
+      // The 32-element part: the 64-element one at 4 rows a CTA in row groups (v16, run 62) ran 2
+      // / 4 / 8 / 16 sequences at 389 / 507 / 585 / 633 tok/s against 425 / 566 / 670 / 735.
+      launch_gemv_q8_tokens<DeqQ4_K, DotQ4_K, true>(w, x, n, y, s);
       break;
     case DType::kQ6_K:
       launch_gemv_q8_tokens<PartsQ6_K2, DotQ6_K2>(w, x, n, y, s);
