@@ -164,7 +164,13 @@ async function idleSoonAfterAbort(path, headers, body, stream) {
     pending.catch(() => {});
     await new Promise((r) => setTimeout(r, 400));
   }
-  const before = await health();
+  // The first streamed chunk (the role) can leave before the engine admits the request: wait
+  // until it runs, so that the check below is about cancellation only.
+  let before = await health();
+  for (let i = 0; i < 40 && before.running !== 1; ++i) {
+    await new Promise((r) => setTimeout(r, 50));
+    before = await health();
+  }
   ctl.abort();
   await new Promise((r) => setTimeout(r, 800));
   return [before, await health()];
