@@ -8,7 +8,8 @@
 //        [--q4k4 0,1]      (instead: the Q4_K one-token kernel's four-super-block path off / on)
 //        [--gfni 0,1]      (instead: that path's block sums in the shift-and-blend / GFNI form)
 //        [--att 0,1]       (instead: F16 decode attention's AVX2 / AVX-512 inner loops)
-//        [--long 0,1]      (instead: decode attention of >= 1024 keys by heads / by key chunks)
+//        [--long 0,1,N]    (instead: decode attention of >= 1024 keys by heads / by key chunks;
+//                           N >= 2: by key chunks from N keys on)
 //        [--prompt N]      (a prompt of N tokens before the decode: the context it starts from)
 #include <algorithm>
 #include <chrono>
@@ -60,9 +61,10 @@ int main(int argc, char** argv) {
       backend::cpu::set_q4k_gfni(v != 0);
     else if (knob == "--att")
       backend::cpu::set_decode_attention_avx512(v != 0);
-    else if (knob == "--long")
+    else if (knob == "--long") {
       backend::cpu::set_long_decode_attention(v != 0);
-    else
+      backend::cpu::set_long_decode_min_keys(v >= 2 ? v : 1024);
+    } else
       backend::cpu::set_decode_prefetch(v);
   };
   backend::cpu::CpuBackend cpu(threads);
@@ -101,6 +103,7 @@ int main(int argc, char** argv) {
   backend::cpu::set_q4k_gfni(true);
   backend::cpu::set_decode_attention_avx512(true);
   backend::cpu::set_long_decode_attention(true);
+  backend::cpu::set_long_decode_min_keys(1024);
   for (size_t i = 0; i < settings.size(); ++i) {
     std::vector<double>& t = times[i];
     if (t.empty()) continue;

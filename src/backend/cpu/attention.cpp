@@ -408,9 +408,14 @@ bool with_kv_loader(DType type, F&& f) {
 // (bench/cpu/NOTES.md, round 4). Here a work item is a chunk of whole KV blocks of one
 // sequence for every head: the rows of each key are read together (contiguous), V's row is
 // requested while K's is used, and the chunks' partial softmax states are merged at the end.
-constexpr int64_t kLongDecodeKeys = 1024;  // from this kv_len on (one query)
+// From this kv_len on (one query). 1024 at first (the kernels' in-cache break-even); in the model
+// the K/V come from DRAM and the chunks win from 128 keys on: decode A/B (cpu_decode_ab_bench
+// --long 1,128), 64 tokens after a 128- / 512-token prompt, +1.1% / +2.9% (bench/cpu/NOTES.md,
+// round 5). Below two blocks a sequence would be one chunk, on one thread.
+std::atomic<int64_t> g_long_decode_keys{128};
 constexpr int kLongChunkBlocks = 4;        // blocks a chunk, at least
 constexpr int64_t kLongMaxChunks = 8;      // chunks a sequence, at most
+constexpr int64_t kLongMinChunks = 4;  // and at least, where it has as many blocks (short contexts)
 
 struct LongChunk {
   int32_t seq;
@@ -531,7 +536,7 @@ void long_chunk(const LongChunk& c, const float* q, int num_heads, const PagedKv
 bool long_decode(const SeqAttention& s, int num_heads, const PagedKv& kv) {
   const int group = num_heads / kv.num_kv_heads;
   return g_long_decode.load(std::memory_order_relaxed) && s.q_count == 1 &&
-         s.kv_len >= kLongDecodeKeys && kv.head_dim % 16 == 0 &&
+         s.kv_len >= g_long_decode_keys.load(std::memory_order_relaxed) && kv.head_dim % 16 == 0 &&
          (group == 1 || group == 2 || group == 4 || group == 8) &&
          (kv.type == DType::kF16 || kv.type == DType::kBF16 || kv.type == DType::kQ8_0);
 }
@@ -684,7 +689,8 @@ void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& k
     if (long_decode(seqs[si], num_heads, kv)) {
       const int64_t nb = (seqs[si].kv_len + kv.block_tokens - 1) / kv.block_tokens;
       // (not by thread count: the result is the same on any number of threads)
-      const int64_t n = std::clamp<int64_t>(nb / kLongChunkBlocks, 1, kLongMaxChunks);
+      const int64_t n = std::clamp<int64_t>(nb / kLongChunkBlocks,
+                                            std::min<int64_t>(nb, kLongMinChunks), kLongMaxChunks);
       long_seqs.push_back({chunks.size(), static_cast<int>(n)});
       for (int64_t c = 0; c < n; ++c)
         chunks.push_back(
@@ -727,5 +733,6 @@ void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& k
 }
 
 void set_long_decode_attention(bool on) { g_long_decode.store(on); }
+void set_long_decode_min_keys(int64_t keys) { g_long_decode_keys.store(keys); }
 
 }  // namespace strata::backend::cpu

@@ -17,9 +17,11 @@ namespace strata::backend::cpu {
 // Decode items over F16 K/V take 512-bit inner loops where the AVX-512 kernels are enabled
 // (dot_kernels.h); off: the AVX2 loops (benches compare the two).
 void set_decode_attention_avx512(bool on);
-// One-query sequences of at least 1024 keys are split into chunks of KV blocks read for all
+// One-query sequences of at least 128 keys are split into chunks of KV blocks read for all
 // heads at once (default on); off: per-head items like the others (tests and benches).
 void set_long_decode_attention(bool on);
+// The context from which a one-query sequence takes it (default 128 keys); tests and benches.
+void set_long_decode_min_keys(int64_t keys);
 void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& kv,
                std::span<const SeqAttention> seqs, float scale, float* out);
 

@@ -152,10 +152,11 @@ TEST(CpuAttention, MatchesNaiveSoftmax) {
   set_avx512_kernels(saved);
 }
 
-// One-query sequences of 1024 keys or more take the long decode path (chunks of blocks for all
-// heads, merged); beside them a short decode and a prefill tile.
+// One-query sequences of 128 keys or more take the long decode path (chunks of blocks for all
+// heads, merged); beside them short decodes (under the threshold) and a prefill tile.
 TEST(CpuAttention, LongDecodeMatchesNaiveSoftmax) {
-  const std::vector<SeqSpec> specs = {{1500, 1}, {30, 1}, {1024, 1}, {1100, 3}, {4096, 1}};
+  const std::vector<SeqSpec> specs = {{1500, 1}, {30, 1},  {1024, 1}, {1100, 3}, {4096, 1},
+                                      {127, 1},  {128, 1}, {200, 1},  {520, 1}};
   const bool saved = avx512_kernels_enabled();
   for (bool wide : {true, false}) {  // F16: the 512-bit loops where the CPU has them, and AVX2
     set_avx512_kernels(wide);
