@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <vector>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_probe.h"
@@ -163,6 +166,62 @@ TokenCost token_cost(const model::Model& m) {
   return c;
 }
 
+// The decode of strata bench on the CPU in stretches of kDecodeProbeEvery tokens, the memory
+// bandwidth probed (a short BandwidthProbe) before the first and after each: the roofline of a
+// stretch takes the larger of the probes at its two ends (as the whole run's takes the larger of
+// the probes before and after it), and the run's roofline time is the stretches' sum. Token
+// times leave the probes out.
+constexpr int kDecodeProbeEvery = 32;
+constexpr size_t kDecodeProbeBytes = size_t{512} << 20;
+constexpr int kDecodeProbePasses = 2;
+struct DecodeProbes {
+  struct Stretch {
+    int tokens;
+    double seconds, gbs;
+  };
+  std::vector<Stretch> stretches;
+  double last_probe = 0, stretch_seconds = 0, seconds = 0, mark = 0;
+  int stretch_tokens = 0, tokens = 0;
+  bool first = true;  // the 1-token prompt's token: not a decode token
+
+  static double now() { return backend::cpu::probe_clock_s(); }
+  void start(backend::cpu::BandwidthProbe& p) {
+    last_probe = p.measure(kDecodeProbePasses);
+    mark = now();
+  }
+  bool token(backend::cpu::BandwidthProbe& p) {
+    const double t = now();
+    if (first) {
+      first = false;
+      mark = t;
+      return true;
+    }
+    stretch_seconds += t - mark;
+    ++stretch_tokens;
+    if (stretch_tokens == kDecodeProbeEvery) close(p);
+    mark = now();
+    return true;
+  }
+  void finish(backend::cpu::BandwidthProbe& p) {
+    if (stretch_tokens > 0) close(p);
+  }
+  void close(backend::cpu::BandwidthProbe& p) {
+    const double bw = p.measure(kDecodeProbePasses);
+    stretches.push_back({stretch_tokens, stretch_seconds, std::max(last_probe, bw)});
+    seconds += stretch_seconds;
+    tokens += stretch_tokens;
+    last_probe = bw;
+    stretch_seconds = 0;
+    stretch_tokens = 0;
+  }
+  // Seconds the decode would take at the roofline of each stretch (bytes per token / GB/s).
+  double roofline_seconds(double bytes_per_token) const {
+    double s = 0;
+    for (const Stretch& x : stretches) s += x.tokens * bytes_per_token / (x.gbs * 1e9);
+    return s;
+  }
+};
+
 int run_bench(const BenchArgs& a) {
   auto be_r = make_backend(a.backend, a.threads);
   if (!be_r.is_ok()) return fail("bench", be_r.status());
@@ -197,14 +256,35 @@ int run_bench(const BenchArgs& a) {
     if (!out.is_ok()) return fail("bench", out.status());
     best_prefill = std::min(best_prefill, st.prefill_seconds);
   }
-  // Decode: n tokens after a 1-token prompt (as tg128 measures); best of reps.
+  // Decode: n tokens after a 1-token prompt (as tg128 measures); best of reps. On the CPU the
+  // bandwidth is also probed during the decode (DecodeProbes): the rep's roofline is the one
+  // of the minutes it ran in.
   double best_decode = 1e30;
+  DecodeProbes best_probes;
   opts.max_tokens = a.n + 1;
+  auto* cpu_be = dynamic_cast<backend::CpuBackend*>(&be);
+  std::unique_ptr<backend::cpu::BandwidthProbe> probe;
+  if (cpu_be != nullptr)
+    probe = std::make_unique<backend::cpu::BandwidthProbe>(cpu_be->pool(), kDecodeProbeBytes);
   for (int r = 0; r < a.reps; ++r) {
     engine::GenerateStats st;
-    auto out = gen.generate(std::span<const int32_t>(prompt.data(), 1), opts, nullptr, &st);
+    DecodeProbes dp;
+    std::function<bool(const engine::SampleResult&)> on_token;
+    if (probe) {
+      dp.start(*probe);
+      on_token = [&](const engine::SampleResult&) { return dp.token(*probe); };
+    }
+    auto out = gen.generate(std::span<const int32_t>(prompt.data(), 1), opts, on_token, &st);
     if (!out.is_ok()) return fail("bench", out.status());
-    best_decode = std::min(best_decode, st.decode_seconds / std::max(1, st.generated_tokens - 1));
+    if (probe) {
+      dp.finish(*probe);
+      if (dp.tokens > 0 && dp.seconds / dp.tokens < best_decode) {
+        best_decode = dp.seconds / dp.tokens;
+        best_probes = dp;
+      }
+    } else {
+      best_decode = std::min(best_decode, st.decode_seconds / std::max(1, st.generated_tokens - 1));
+    }
   }
   // This VM's bandwidth changes from minute to minute (bench/cpu/NOTES.md): probe again after
   // decode and take the larger, so a probe taken in a slow minute cannot inflate the fraction.
@@ -218,6 +298,11 @@ int run_bench(const BenchArgs& a) {
   const double kv_bytes_token = 2.0 * hp.num_attention_layers() * hp.num_kv_heads * hp.head_dim * 2 /*f16*/ * (a.n / 2.0);
   const double bytes_per_token = cost.weight_bytes + kv_bytes_token;
   const double roofline_tg = bw > 0 ? bw * 1e9 / bytes_per_token : 0;
+  // During the decode: the rate the roofline allows over its stretches, and their mean probe.
+  const double during_roofline_tg =
+      best_probes.tokens > 0 ? best_probes.tokens / best_probes.roofline_seconds(bytes_per_token)
+                             : 0;
+  const double during_gbs = during_roofline_tg * bytes_per_token / 1e9;
   // Prefill: model FLOPs = matrix FLOPs + attention (QK^T and PV over the causal half).
   const double attn_flops = 4.0 * hp.num_attention_layers() * hp.num_heads * hp.head_dim * (a.p / 2.0);
   const double flops_token = cost.matrix_flops + attn_flops;
@@ -239,6 +324,19 @@ int run_bench(const BenchArgs& a) {
     j["decode_bytes_per_token"] = bytes_per_token;
     j["decode_roofline_tokens_per_s"] = roofline_tg;
     if (roofline_tg > 0) j["decode_fraction_of_roofline"] = tg / roofline_tg;
+    if (during_roofline_tg > 0) {
+      j["decode_bandwidth_during_gbs"] = during_gbs;
+      j["decode_roofline_during_tokens_per_s"] = during_roofline_tg;
+      j["decode_fraction_of_roofline_during"] = tg / during_roofline_tg;
+      auto& st = j["decode_stretches"] = nlohmann::ordered_json::array();
+      for (const auto& x : best_probes.stretches) {
+        st.push_back(
+            {{"tokens", x.tokens},
+             {"tokens_per_s", x.tokens / x.seconds},
+             {"probe_gbs", x.gbs},
+             {"fraction_of_roofline", x.tokens * bytes_per_token / (x.gbs * 1e9) / x.seconds}});
+      }
+    }
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     std::printf("model: %s (%s), %d threads\n", a.model.c_str(), hp.arch.c_str(), be.num_threads());
@@ -255,6 +353,12 @@ int run_bench(const BenchArgs& a) {
                 100 * pp_gflops / peak);
     std::printf("decode  %4d tokens: %8.2f tok/s  %7.3f GB/token  = %5.1f%% of bandwidth roofline (%.2f tok/s)\n", a.n,
                 tg, bytes_per_token / 1e9, 100 * tg / roofline_tg, roofline_tg);
+    if (during_roofline_tg > 0) {
+      std::printf(
+          "        probed during the decode (every %d tokens): %.1f GB/s = %5.1f%% of that "
+          "roofline (%.2f tok/s)\n",
+          kDecodeProbeEvery, during_gbs, 100 * tg / during_roofline_tg, during_roofline_tg);
+    }
   }
   return 0;
 }

@@ -165,6 +165,33 @@ TEST(Cli, RunStreamsDeterministicallyForASeed) {
   EXPECT_NE(bad.out.find("outside the vocabulary"), std::string::npos) << bad.out;
 }
 
+// strata bench --json: the limits and the fractions, and the decode's stretches with the
+// bandwidth probed between them (32 tokens each, the last one shorter).
+TEST(Cli, BenchProbesDuringTheDecode) {
+  const std::string path = tmp("bench.gguf");
+  ASSERT_EQ(run("synth --preset tiny --type Q8_0 -o " + path).code, 0);
+  auto r = run("bench -m " + path + " -p 16 -n 40 --reps 1 --threads 2 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  EXPECT_GT(j["memory_bandwidth_gbs"].get<double>(), 0.0);
+  EXPECT_GT(j["decode_tokens_per_s"].get<double>(), 0.0);
+  const auto& st = j["decode_stretches"];
+  ASSERT_EQ(st.size(), 2u) << r.out;
+  EXPECT_EQ(st[0]["tokens"].get<int>(), 32);
+  EXPECT_EQ(st[1]["tokens"].get<int>(), 8);
+  double roofline_s = 0, s = 0;
+  for (const auto& x : st) {
+    EXPECT_GT(x["probe_gbs"].get<double>(), 0.0);
+    const double sec = x["tokens"].get<double>() / x["tokens_per_s"].get<double>();
+    s += sec;
+    roofline_s += x["fraction_of_roofline"].get<double>() * sec;
+  }
+  // the run's fraction is the stretches' roofline time over their decode time
+  EXPECT_NEAR(j["decode_fraction_of_roofline_during"].get<double>(), roofline_s / s,
+              1e-6 * roofline_s / s + 1e-9);
+  EXPECT_NEAR(j["decode_tokens_per_s"].get<double>(), 40 / s, 1e-6 * 40 / s);
+}
+
 }  // namespace
 
 namespace {

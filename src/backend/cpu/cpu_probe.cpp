@@ -48,36 +48,47 @@ double probe_clock_s(bool cpu_time) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-double measure_memory_bandwidth_gbs(ThreadPool& pool, size_t buffer_bytes, bool cpu_time) {
-  if (buffer_bytes == 0) buffer_bytes = size_t{512} << 20;
-  buffer_bytes &= ~size_t{4095};
-  float* buf = static_cast<float*>(std::aligned_alloc(4096, buffer_bytes));
-  STRATA_CHECK(buf != nullptr);
-  const size_t n = buffer_bytes / sizeof(float);
+BandwidthProbe::BandwidthProbe(ThreadPool& pool, size_t buffer_bytes) : pool_(pool) {
+  bytes_ = buffer_bytes & ~size_t{4095};
+  STRATA_CHECK(bytes_ > 0);
+  buf_ = static_cast<float*>(std::aligned_alloc(4096, bytes_));
+  STRATA_CHECK(buf_ != nullptr);
+  const size_t n = bytes_ / sizeof(float);
   // first touch from the threads that will read (page placement), non-zero data
-  pool.parallel_for(static_cast<int64_t>(n), 1024, [&](int, int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) buf[i] = 1.0f;
+  pool_.parallel_for(static_cast<int64_t>(n), 1024, [&](int, int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) buf_[i] = 1.0f;
   });
+}
+
+BandwidthProbe::~BandwidthProbe() { std::free(buf_); }
+
+double BandwidthProbe::measure(int passes, bool cpu_time) {
   // Each thread streams one contiguous share (not parallel_for's dynamic chunks): one long
   // sequential stream per core is what the hardware prefetchers reward, and what decode does.
   // Passes alternate plain loads and loads with software prefetch 4 KB ahead; the best counts:
   // on this Zen 5 VM the prefetched stream reads 5-13% more with two threads, and the decode
   // kernels prefetch, so a plain-load probe let decode pass 100% of its "roofline".
-  const int nt = pool.num_threads();
+  const size_t n = bytes_ / sizeof(float);
+  const int nt = pool_.num_threads();
   double best = 0;
-  for (int pass = 0; pass < 10; ++pass) {
+  for (int pass = 0; pass < passes; ++pass) {
     const double t0 = probe_clock_s(cpu_time);
-    pool.run_on_all([&](int t) {
+    pool_.run_on_all([&](int t) {
       const size_t b = n / static_cast<size_t>(nt) * static_cast<size_t>(t) / 32 * 32;
       const size_t e = t == nt - 1 ? n : n / static_cast<size_t>(nt) * static_cast<size_t>(t + 1) / 32 * 32;
-      const float s = pass % 2 == 0 ? stream_sum<0>(buf + b, e - b) : stream_sum<4096>(buf + b, e - b);
+      const float s =
+          pass % 2 == 0 ? stream_sum<0>(buf_ + b, e - b) : stream_sum<4096>(buf_ + b, e - b);
       g_sink.store(s, std::memory_order_relaxed);
     });
     const double dt = probe_clock_s(cpu_time) - t0;
-    best = std::max(best, static_cast<double>(buffer_bytes) / dt / 1e9);
+    best = std::max(best, static_cast<double>(bytes_) / dt / 1e9);
   }
-  std::free(buf);
   return best;
+}
+
+double measure_memory_bandwidth_gbs(ThreadPool& pool, size_t buffer_bytes, bool cpu_time) {
+  if (buffer_bytes == 0) buffer_bytes = size_t{512} << 20;
+  return BandwidthProbe(pool, buffer_bytes).measure(10, cpu_time);
 }
 
 double measure_fma_peak_gflops(ThreadPool& pool, bool cpu_time) {

@@ -12,6 +12,24 @@ namespace strata::backend::cpu {
 // Read-only streaming sum over a buffer well past the last-level cache (bytes read / s), best
 // of a few passes with plain loads and with software prefetch. buffer_bytes = 0: 512 MiB.
 double measure_memory_bandwidth_gbs(ThreadPool& pool, size_t buffer_bytes = 0, bool cpu_time = false);
+
+// The same probe with its buffer allocated and placed once, for repeated short measurements
+// (strata bench probes between stretches of decode: this VM's bandwidth changes within
+// seconds, bench/cpu/NOTES.md).
+class BandwidthProbe {
+ public:
+  BandwidthProbe(ThreadPool& pool, size_t buffer_bytes);
+  ~BandwidthProbe();
+  BandwidthProbe(const BandwidthProbe&) = delete;
+  BandwidthProbe& operator=(const BandwidthProbe&) = delete;
+  // Best of `passes` passes (plain loads, then software prefetch, alternating), GB/s.
+  double measure(int passes, bool cpu_time = false);
+
+ private:
+  ThreadPool& pool_;
+  float* buf_;
+  size_t bytes_;
+};
 // Register-resident AVX2 FMA loop on every thread: 2 flops per lane per FMA, best of a few runs.
 double measure_fma_peak_gflops(ThreadPool& pool, bool cpu_time = false);
 
