@@ -1,8 +1,9 @@
 // Paged attention variants side by side (single thread, process CPU time, best of several):
 // variant 1 (bench/cpu/variants/attention_v1.cpp) against the product's (attention.cpp), at
 // Qwen3-0.6B's shape: 16 query heads, 8 KV heads, head_dim 128, F16 KV in blocks of 64.
-// Cases: prefill of 512 tokens (causal), decode of 1 token after 1024, 23 and 16383; decode
-// also without the long decode path (per-head items), and without its AVX-512 loops.
+// Cases: prefill of 512 tokens (causal; and its last 512 after 1536), decode of 1 token after
+// 1024, 23 and 16383; also without the long decode path (per-head items), and without the
+// AVX-512 loops (decode and prefill) as well.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -32,7 +33,7 @@ int main() {
   ThreadPool pool(1);
   for (DType type : {DType::kF16, DType::kQ8_0}) {
     for (auto [kv_len, q_count] :
-         {std::pair<int64_t, int64_t>{512, 512}, {1025, 1}, {24, 1}, {16384, 1}}) {
+         {std::pair<int64_t, int64_t>{512, 512}, {2048, 512}, {1025, 1}, {24, 1}, {16384, 1}}) {
       const int nb = static_cast<int>((kv_len + bt - 1) / bt);
       PagedKv kv;
       kv.type = type;
@@ -70,10 +71,12 @@ int main() {
         cpu::attention(pool, q.data(), heads, kv, {&seq, 1}, scale, o2.data());
         b3 = std::min(b3, cpu_s() - t0);
         cpu::set_decode_attention_avx512(false);
+        cpu::set_prefill_attention_avx512(false);
         t0 = cpu_s();
         cpu::attention(pool, q.data(), heads, kv, {&seq, 1}, scale, o2.data());
         b4 = std::min(b4, cpu_s() - t0);
         cpu::set_decode_attention_avx512(true);
+        cpu::set_prefill_attention_avx512(true);
         cpu::set_long_decode_attention(true);
       }
       double diff = 0;

@@ -24,6 +24,7 @@ namespace strata::backend::cpu {
 namespace {
 
 constexpr int kQueryTile = 32;  // queries of one sequence per work item (16: 10% slower prefill)
+std::atomic<bool> g_prefill_attention_avx512{true};  // set_prefill_attention_avx512
 
 // Scores S[r][j] = q_r . k_j for a block of RB rows x 16 keys: kT is the key block transposed,
 // [head_dim][kt_stride] f32, so each step broadcasts one q element against 16 keys.
@@ -157,6 +158,9 @@ void run_item(const Item& it, const float* q, int num_heads, const PagedKv& kv,
   const int nq = static_cast<int>(it.q1 - it.q0), rows = nq * group;
   const int bt_pad = (bt + 15) & ~15;  // keys per block, padded for the 16-key score blocks
   const bool vec = hd % 16 == 0;
+  // 8 rows at a time in 512-bit form where the AVX-512 kernels are on (attention_avx512.cpp)
+  const bool wide = hd % 32 == 0 && avx512_kernels_enabled() &&
+                    g_prefill_attention_avx512.load(std::memory_order_relaxed);
   const size_t rb = row_bytes(kv.type, hd);
   sc.qs.resize(static_cast<size_t>(rows) * hd);
   sc.acc.assign(static_cast<size_t>(rows) * hd, 0.0f);
@@ -196,6 +200,9 @@ void run_item(const Item& it, const float* q, int num_heads, const PagedKv& kv,
     } else if (vec) {
       std::fill(sc.ktmp.begin() + static_cast<size_t>(nj) * hd, sc.ktmp.begin() + static_cast<size_t>((nj + 7) & ~7) * hd, 0.0f);
       transpose_keys8(sc.ktmp.data(), nj, hd, sc.kt.data(), bt_pad);
+      for (; wide && r + 8 <= rows; r += 8)
+        prefill_scores8_avx512(sc.qs.data() + r * hd, hd, sc.kt.data(), bt_pad, nj16,
+                               P + r * bt_pad, bt_pad);
       for (; r + 4 <= rows; r += 4)
         for (int j0 = 0; j0 < nj; j0 += 16) scores_block<4>(sc.qs.data() + r * hd, hd, sc.kt.data(), bt_pad, j0, P + r * bt_pad, bt_pad);
       for (; r < rows; ++r)
@@ -233,6 +240,9 @@ void run_item(const Item& it, const float* q, int num_heads, const PagedKv& kv,
     // O = O * corr + P V
     r = 0;
     if (vec) {
+      for (; wide && r + 8 <= rows; r += 8)
+        prefill_pv8_avx512(P + r * bt_pad, bt_pad, sc.vt.data(), hd, nj, sc.corr.data() + r,
+                           sc.acc.data() + r * hd);
       for (; r + 4 <= rows; r += 4)
         for (int d0 = 0; d0 < hd; d0 += 16) pv_block<4>(P + r * bt_pad, bt_pad, sc.vt.data(), hd, nj, d0, sc.corr.data() + r, sc.acc.data() + r * hd);
       for (; r < rows; ++r)
@@ -672,6 +682,7 @@ void kv_store(ThreadPool& pool, const PagedKv& kv, const float* k, const float* 
 }
 
 void set_decode_attention_avx512(bool on) { g_decode_attention_avx512.store(on); }
+void set_prefill_attention_avx512(bool on) { g_prefill_attention_avx512.store(on); }
 
 void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& kv,
                std::span<const SeqAttention> seqs, float scale, float* out) {

@@ -17,6 +17,9 @@ namespace strata::backend::cpu {
 // Decode items over F16 K/V take 512-bit inner loops where the AVX-512 kernels are enabled
 // (dot_kernels.h); off: the AVX2 loops (benches compare the two).
 void set_decode_attention_avx512(bool on);
+// Prefill items likewise: 8 query rows at a time in 512-bit form (head_dim a multiple of 32);
+// off: the AVX2 blocks of 4 rows (benches).
+void set_prefill_attention_avx512(bool on);
 // One-query sequences of at least 128 keys are split into chunks of KV blocks read for all
 // heads at once (default on); off: per-head items like the others (tests and benches).
 void set_long_decode_attention(bool on);

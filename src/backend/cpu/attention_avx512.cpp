@@ -128,4 +128,62 @@ void long_pv_f16_avx512(int group, int kvh, const float* p, int p_stride, const 
   });
 }
 
+// ---- Prefill items: 8 query rows, f32 blocks (the K block transposed) ----
+
+namespace {
+// s[r][j0 + j] = q_r . kT[:, j0 + j] for 8 rows and NK = 16 or 32 keys: each step broadcasts
+// one q element of a row (folded into the FMA) against the keys' column of kT; the sum over d
+// runs in order, as the AVX2 scores_block's (the same floats).
+template <int NK>
+__attribute__((always_inline)) inline void scores8(const float* q, int hd, const float* kT,
+                                                   int kt_stride, int j0, float* s, int s_stride) {
+  constexpr int V = NK / 16;
+  __m512 acc[8][V];
+  for (int r = 0; r < 8; ++r)
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int d = 0; d < hd; ++d) {
+    __m512 k[V];
+    for (int v = 0; v < V; ++v) k[v] = _mm512_loadu_ps(kT + d * kt_stride + j0 + 16 * v);
+    for (int r = 0; r < 8; ++r) {
+      const __m512 qv = _mm512_set1_ps(q[r * hd + d]);
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(qv, k[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < 8; ++r)
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(s + r * s_stride + j0 + 16 * v, acc[r][v]);
+}
+}  // namespace
+
+void prefill_scores8_avx512(const float* q, int hd, const float* kT, int kt_stride, int nk,
+                            float* s, int s_stride) {
+  int j0 = 0;
+  for (; j0 + 32 <= nk; j0 += 32) scores8<32>(q, hd, kT, kt_stride, j0, s, s_stride);
+  if (j0 < nk) scores8<16>(q, hd, kT, kt_stride, j0, s, s_stride);
+}
+
+void prefill_pv8_avx512(const float* p, int p_stride, const float* v, int hd, int nj,
+                        const float* corr, float* o) {
+  for (int d0 = 0; d0 < hd; d0 += 32) {
+    __m512 acc[8][2];
+    for (int r = 0; r < 8; ++r) {
+      const __m512 c = _mm512_set1_ps(corr[r]);
+      acc[r][0] = _mm512_mul_ps(_mm512_loadu_ps(o + r * hd + d0), c);
+      acc[r][1] = _mm512_mul_ps(_mm512_loadu_ps(o + r * hd + d0 + 16), c);
+    }
+    for (int j = 0; j < nj; ++j) {
+      const __m512 v0 = _mm512_loadu_ps(v + j * hd + d0),
+                   v1 = _mm512_loadu_ps(v + j * hd + d0 + 16);
+      for (int r = 0; r < 8; ++r) {
+        const __m512 pj = _mm512_set1_ps(p[r * p_stride + j]);
+        acc[r][0] = _mm512_fmadd_ps(pj, v0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(pj, v1, acc[r][1]);
+      }
+    }
+    for (int r = 0; r < 8; ++r) {
+      _mm512_storeu_ps(o + r * hd + d0, acc[r][0]);
+      _mm512_storeu_ps(o + r * hd + d0 + 16, acc[r][1]);
+    }
+  }
+}
+
 }  // namespace strata::backend::cpu

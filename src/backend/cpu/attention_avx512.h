@@ -53,4 +53,13 @@ void long_pv_f16_avx512(int group, int kvh, const float* p, int p_stride, const 
                         size_t key_stride, size_t row_bytes, int nj, int hd, float* acc,
                         size_t acc_stride);
 
+// Prefill items (run_item, 8 query rows at a time, f32 blocks), the AVX2 scores_block and
+// pv_block in 512-bit form with the same order of sums: s[r * s_stride + j] = q_r . kT[:, j]
+// for j < nk (nk a multiple of 16, kT [hd][kt_stride]); o[r * hd + d] = o[...] * corr[r] +
+// sum_{j < nj} p[r * p_stride + j] v[j * hd + d] (hd a multiple of 32).
+void prefill_scores8_avx512(const float* q, int hd, const float* kT, int kt_stride, int nk,
+                            float* s, int s_stride);
+void prefill_pv8_avx512(const float* p, int p_stride, const float* v, int hd, int nj,
+                        const float* corr, float* o);
+
 }  // namespace strata::backend::cpu

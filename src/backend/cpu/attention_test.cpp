@@ -101,6 +101,12 @@ void check_attention(DType type, int ratio, int head_dim, int block_tokens, uint
   ref::attention(q.data(), heads, pool.kv, seqs, scale, o_ref.data());
   CpuBackend(1).attention(q.data(), heads, pool.kv, seqs, scale, o1.data());
   CpuBackend(2).attention(q.data(), heads, pool.kv, seqs, scale, o2.data());
+  // The 512-bit prefill blocks (where the AVX-512 kernels are on) sum in the AVX2 blocks'
+  // order: the same floats.
+  std::vector<float> o3(q.size());
+  set_prefill_attention_avx512(false);
+  CpuBackend(1).attention(q.data(), heads, pool.kv, seqs, scale, o3.data());
+  set_prefill_attention_avx512(true);
   // Scores carry f32 roundoff <= (head_dim/8 + 8) 2 eps sum|q||k| scale <= ... |q|_2 |k|_2
   // scale; softmax turns a score error ds into a relative weight error <= 2 ds; outputs are
   // convex combinations of rows with |v| <= vmax; plus exp's ~2e-7 and the f32 sums.
@@ -130,6 +136,7 @@ void check_attention(DType type, int ratio, int head_dim, int block_tokens, uint
     ASSERT_NEAR(o1[i], o_ref[i], tol) << dtype_name(type) << " ratio " << ratio << " hd " << head_dim
                                       << " bt " << block_tokens << " at " << i;
     ASSERT_EQ(o1[i], o2[i]) << "threaded differs";
+    ASSERT_EQ(o1[i], o3[i]) << "the 512-bit prefill blocks differ from the AVX2 ones";
   }
 }
 
