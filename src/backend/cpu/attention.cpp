@@ -23,7 +23,11 @@
 namespace strata::backend::cpu {
 namespace {
 
-constexpr int kQueryTile = 32;  // queries of one sequence per work item (16: 10% slower prefill)
+// Queries of one sequence per work item: each KV block an item sees is decoded to f32 (and K
+// transposed) once for all of them. 16: 10% slower prefill than 32; 64 (with the 512-bit
+// blocks): cpu_attention_bench's last 512 of 2048 51.7 -> 42.2 ms (F16), strata bench prefill
+// of 8192 tokens 157 / 166 -> 179 / 171 tok/s, 512 and 2048 within their spread.
+constexpr int kQueryTile = 64;
 std::atomic<bool> g_prefill_attention_avx512{true};  // set_prefill_attention_avx512
 
 // Scores S[r][j] = q_r . k_j for a block of RB rows x 16 keys: kT is the key block transposed,
