@@ -48,6 +48,9 @@ void set_q4k_four_blocks(bool on);
 // off: the shift-and-blend form, for tests and benches.
 bool q4k_gfni_available();
 void set_q4k_gfni(bool on);
+// Q4_K tiles of 2-4 tokens (prefill) in the same four-super-block form where the CPU has GFNI
+// and a row's super-blocks come in fours (default on); off: the VNNI tile templates.
+void set_q4k_tokens(bool on);
 
 // Activation quantization of one row of `cols` f32 (a multiple of 32, resp. 256):
 // d = amax / 127, q = round-to-nearest-even(x / d). AVX2 and their scalar twins.

@@ -340,9 +340,119 @@ const bool g_has_gfni = g_has_vbmi && __builtin_cpu_supports("gfni") != 0;
 std::atomic<bool> g_q4k_rows4{true};  // tests and benches: false = q4k_row alone
 std::atomic<bool> g_q4k_gfni{true};   // tests and benches: false = q4k_rows4's shift-and-blend form
 
+// ---- Q4_K, tiles of 2-4 tokens (prefill), four super-blocks at a time ----
+// q4k_rows4's walk with the work of a group that does not depend on the token - the head's
+// scale unpack, d and dmin, the 8 scale operands, the min selection - done once for all NT
+// tokens; each token's block sums, min term and float step as there.
+template <int NT>
+STRATA_GFNI void q4k_rows4_tokens(const uint8_t* w, size_t ws, int nr,
+                                  const Q4KAct (*xp)[kQ4KChunkBlocks],
+                                  const Q4KAct4 (*xg)[kQ4KChunkBlocks / 4], int64_t n4, float* y,
+                                  int64_t ys) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m63 = _mm512_set1_epi8(0x3F),
+                m48 = _mm512_set1_epi8(0x30);
+  const __m512i nib_shift = _mm512_set4_epi32(0, 4, 0, 0);
+  constexpr __mmask64 kEven = 0x5555555555555555ULL;
+  const __m512i idx_u = _mm512_load_si512(kQ4KIdx4.u), idx_m = _mm512_load_si512(kQ4KIdx4.mins);
+  const __m512i head_d = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m512i dmin_lanes = _mm512_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7);
+  const __m512i d_lanes = _mm512_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6);
+  for (int r = 0; r < nr; ++r) {
+    const auto* wr = reinterpret_cast<const BlockQ4_K*>(w + r * ws);
+    __m512 acc[NT], acc_min[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = acc_min[t] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < n4; ++g) {
+      const BlockQ4_K* wb = wr + 4 * g;
+      const auto* head = reinterpret_cast<const uint8_t*>(wb);
+      __m512i hd = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(head)));
+      hd = _mm512_inserti32x4(
+          hd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(head + sizeof(BlockQ4_K))), 1);
+      hd = _mm512_inserti32x4(
+          hd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(head + 2 * sizeof(BlockQ4_K))), 2);
+      hd = _mm512_inserti32x4(
+          hd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(head + 3 * sizeof(BlockQ4_K))), 3);
+      const __m512i lo6 = _mm512_and_si512(hd, m63);
+      const __m512i nib = _mm512_and_si512(
+          _mm512_srlv_epi32(_mm512_shuffle_epi32(hd, _MM_PERM_DDDD), nib_shift), m4);
+      const __m512i hi6 = _mm512_or_si512(nib, _mm512_and_si512(_mm512_srli_epi32(hd, 2), m48));
+      const __m512i u = _mm512_permutex2var_epi8(lo6, idx_u, hi6);
+      const __m256 dw =
+          _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(head_d, hd)));
+      const __m512i min_sel = _mm512_maskz_permutexvar_epi8(kEven, idx_m, u);
+      __m512i sc[8];
+      for (int k = 0; k < 4; ++k) {
+        sc[2 * k] = q4k_sc_packs(k, 0, u);
+        sc[2 * k + 1] = q4k_sc_packs(k, 1, u);
+      }
+      for (int t = 0; t < NT; ++t) {
+        const __m512 dd512 = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_load_ps(xg[t][g].xd)));
+        const __m512i mins = _mm512_madd_epi16(min_sel, _mm512_load_si512(xg[t][g].gsum));
+        acc_min[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mins),
+                                     _mm512_permutexvar_ps(dmin_lanes, dd512), acc_min[t]);
+        const Q4KAct* xk = xp[t] + 4 * g;
+        const __m512i s0 = q4k_block_sum_g(wb[0], xk[0], sc[0], sc[1], m4);
+        const __m512i s1 = q4k_block_sum_g(wb[1], xk[1], sc[2], sc[3], m4);
+        const __m512i s2 = q4k_block_sum_g(wb[2], xk[2], sc[4], sc[5], m4);
+        const __m512i s3 = q4k_block_sum_g(wb[3], xk[3], sc[6], sc[7], m4);
+        const __m512 s01 = _mm512_castsi512_ps(
+            _mm512_add_epi32(_mm512_unpacklo_epi64(s0, s1), _mm512_unpackhi_epi64(s0, s1)));
+        const __m512 s23 = _mm512_castsi512_ps(
+            _mm512_add_epi32(_mm512_unpacklo_epi64(s2, s3), _mm512_unpackhi_epi64(s2, s3)));
+        const __m512i z = _mm512_add_epi32(
+            _mm512_castps_si512(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(2, 0, 2, 0))),
+            _mm512_castps_si512(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 1, 3, 1))));
+        acc[t] =
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(z), _mm512_permutexvar_ps(d_lanes, dd512), acc[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) {
+      const __m512 a = _mm512_sub_ps(acc[t], acc_min[t]);
+      y[t * ys + r] += simd::hsum(
+          _mm256_add_ps(_mm512_castps512_ps256(a),
+                        _mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(a), 1))));
+    }
+  }
+}
+
+std::atomic<bool> g_q4k_tokens{true};  // tests and benches: false = the VNNI tile templates
+
+// Tiles of 2-4 tokens of rows whose super-blocks come in fours (GFNI + VBMI).
+void q4k_tile_tokens(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt,
+                     int64_t cols, float* y, int64_t ys) {
+  const int64_t nb = cols / kQKK;
+  Q4KAct xp[kMaxTile][kQ4KChunkBlocks];
+  Q4KAct4 xg[kMaxTile][kQ4KChunkBlocks / 4];
+  for (int t = 0; t < nt; ++t)
+    for (int r = 0; r < nr; ++r) y[t * ys + r] = 0;
+  for (int64_t c0 = 0; c0 < nb; c0 += kQ4KChunkBlocks) {
+    const int64_t n = std::min(kQ4KChunkBlocks, nb - c0);  // a multiple of 4
+    for (int t = 0; t < nt; ++t) {
+      const auto* xa =
+          reinterpret_cast<const ActQ8K*>(static_cast<const uint8_t*>(x) + t * xs) + c0;
+      q4k_pack(xa, n, xp[t]);
+      q4k_pack4(xa, n, xg[t]);
+    }
+    const auto* wc = static_cast<const uint8_t*>(w) + c0 * sizeof(BlockQ4_K);
+    switch (nt) {
+      case 2:
+        q4k_rows4_tokens<2>(wc, ws, nr, xp, xg, n / 4, y, ys);
+        break;
+      case 3:
+        q4k_rows4_tokens<3>(wc, ws, nr, xp, xg, n / 4, y, ys);
+        break;
+      default:
+        q4k_rows4_tokens<4>(wc, ws, nr, xp, xg, n / 4, y, ys);
+        break;
+    }
+  }
+}
+
 void q4k_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt, int64_t cols, float* y, int64_t ys) {
   if (nt != 1) {
-    tile<KQ4_K>(w, ws, nr, x, xs, nt, cols, y, ys);
+    if (g_has_gfni && g_q4k_tokens.load(std::memory_order_relaxed) && (cols / kQKK) % 4 == 0)
+      q4k_tile_tokens(w, ws, nr, x, xs, nt, cols, y, ys);
+    else
+      tile<KQ4_K>(w, ws, nr, x, xs, nt, cols, y, ys);
     return;
   }
   const int64_t nb = cols / kQKK;
@@ -542,6 +652,7 @@ void set_decode_prefetch(int64_t bytes) { g_prefetch.store(bytes); }
 void set_q4k_four_blocks(bool on) { g_q4k_rows4.store(on); }
 bool q4k_four_blocks_available() { return g_has_vbmi; }
 void set_q4k_gfni(bool on) { g_q4k_gfni.store(on); }
+void set_q4k_tokens(bool on) { g_q4k_tokens.store(on); }
 bool q4k_gfni_available() { return g_has_gfni; }
 
 DotKernel dot_kernel_avx512(DType type) {

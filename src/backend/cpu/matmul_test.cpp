@@ -109,35 +109,40 @@ void check_matmul(DType type, const Case& c, uint64_t seed, ErrorStats& stats) {
 
 // Every build of the integer kernels: 0 AVX2, 1 AVX-VNNI, 2 AVX-512 (each where the CPU has it),
 // 3 AVX-512 with the Q4_K one-token kernel's four-super-block path (AVX512-VBMI) switched off,
-// 4 AVX-512 with that path's shift-and-blend block sums instead of the GFNI form.
+// 4 AVX-512 with that path's shift-and-blend block sums instead of the GFNI form, 5 AVX-512 with
+// the Q4_K tiles of 2-4 tokens in the VNNI templates instead of the four-super-block form.
 class CpuMatmulIsa : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
     if (GetParam() == 1 && !vnni_kernels_available()) GTEST_SKIP() << "no avx_vnni on this CPU";
     if (GetParam() >= 2 && !avx512_kernels_available()) GTEST_SKIP() << "no avx512 (f, bw, vl, vnni) on this CPU";
     if (GetParam() == 3 && !q4k_four_blocks_available()) GTEST_SKIP() << "no avx512vbmi on this CPU (q4k_row only)";
-    if (GetParam() == 4 && !q4k_gfni_available())
-      GTEST_SKIP() << "no gfni on this CPU (shift-and-blend form only)";
+    if ((GetParam() == 4 || GetParam() == 5) && !q4k_gfni_available())
+      GTEST_SKIP() << "no gfni on this CPU (shift-and-blend form, VNNI tiles only)";
     saved_vnni_ = vnni_kernels_enabled();
     saved_avx512_ = avx512_kernels_enabled();
     set_vnni_kernels(GetParam() == 1);
     set_avx512_kernels(GetParam() >= 2);
     set_q4k_four_blocks(GetParam() != 3);
     set_q4k_gfni(GetParam() != 4);
+    set_q4k_tokens(GetParam() != 5);
   }
   void TearDown() override {
     set_vnni_kernels(saved_vnni_);
     set_avx512_kernels(saved_avx512_);
     set_q4k_four_blocks(true);
     set_q4k_gfni(true);
+    set_q4k_tokens(true);
   }
   bool saved_vnni_ = false, saved_avx512_ = false;
 };
 
 TEST_P(CpuMatmulIsa, EveryTypeMatchesReference) {
   // one-token cases: 1-7 blocks, and 67 and 261: past the chunks of the AVX-512 kernels that
-  // repack the token (64 Q4_K or Q6_K super-blocks, 256 Q8_0 blocks)
-  const Case cases[] = {{1, 1, 1}, {13, 3, 3}, {67, 3, 7}, {37, 5, 33}, {9, 1, 5}, {29, 4, 1}, {5, 7, 1}, {3, 67, 1}, {2, 261, 1}};
+  // repack the token (64 Q4_K or Q6_K super-blocks, 256 Q8_0 blocks); tiles of tokens on rows
+  // of 4, 8 and 68 blocks (Q4_K's four-super-block tiles, 68 past their chunk)
+  const Case cases[] = {{1, 1, 1}, {13, 3, 3}, {67, 3, 7},  {37, 5, 33}, {9, 1, 5}, {29, 4, 1},
+                        {5, 7, 1}, {3, 67, 1}, {2, 261, 1}, {7, 4, 5},   {4, 8, 3}, {3, 68, 6}};
   int tested = 0;
   uint64_t seed = 100;
   for (DType type : kAllTypes) {
@@ -157,10 +162,11 @@ TEST_P(CpuMatmulIsa, EveryTypeMatchesReference) {
 }
 
 std::string isa_name(const ::testing::TestParamInfo<int>& i) {
-  static const char* const kNames[] = {"Avx2", "Vnni", "Avx512", "Avx512NoVbmi", "Avx512NoGfni"};
+  static const char* const kNames[] = {"Avx2",         "Vnni",         "Avx512",
+                                       "Avx512NoVbmi", "Avx512NoGfni", "Avx512NoQ4KTiles"};
   return kNames[i.param];
 }
-INSTANTIATE_TEST_SUITE_P(Builds, CpuMatmulIsa, ::testing::Values(0, 1, 2, 3, 4), isa_name);
+INSTANTIATE_TEST_SUITE_P(Builds, CpuMatmulIsa, ::testing::Values(0, 1, 2, 3, 4, 5), isa_name);
 
 // The backend's product of w and x [n, cols] against the reference, each element within the
 // bound of the activations' rounding (act) for its row and token.
