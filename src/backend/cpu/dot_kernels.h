@@ -51,6 +51,9 @@ void set_q4k_gfni(bool on);
 // Q4_K tiles of 2-4 tokens (prefill) in the same four-super-block form where the CPU has GFNI
 // and a row's super-blocks come in fours (default on); off: the VNNI tile templates.
 void set_q4k_tokens(bool on);
+// Q6_K (and Q8_0) tiles of 2-4 tokens in the one-token kernels' 512-bit form, each weight block
+// decoded once for the tile (default on); off: the VNNI tile templates.
+void set_tile_tokens_avx512(bool on);
 
 // Activation quantization of one row of `cols` f32 (a multiple of 32, resp. 256):
 // d = amax / 127, q = round-to-nearest-even(x / d). AVX2 and their scalar twins.

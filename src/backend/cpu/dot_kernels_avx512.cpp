@@ -1,69 +1,25 @@
-// Dot kernels for CPUs with AVX-512 (F, BW, VL, VNNI), such as Zen 4/5: 512-bit one-token
-// kernels for the types decode is made of (Q8_0, Q4_K, Q6_K); tiles of several tokens use the
-// kernel templates of dot_kernels_impl.h built with EVEX vpdpwssd on 256-bit registers. One
+// Dot kernels for CPUs with AVX-512 (F, BW, VL, VNNI), such as Zen 4/5: 512-bit kernels for the
+// types decode is made of (Q4_K, Q6_K here, Q8_0 in dot_kernels_avx512_q80.cpp), for one token
+// and for tiles of 2-4 (prefill); the other types' tiles use the kernel templates of
+// dot_kernels_impl.h built with EVEX vpdpwssd on 256-bit registers. One
 // token is decode, where a 256-bit Q4_K kernel runs out of instructions before a
 // core runs out of memory bandwidth (bench/cpu/NOTES.md): a 512-bit register unpacks and
 // multiplies two 32-element groups per instruction. This file alone is compiled with the
-// AVX-512 flags; dot_kernel() calls into it only when the CPU reports them. The Q4_K kernel's
+// AVX-512 flags (with dot_kernels_avx512_q80.cpp); dot_kernel() calls into it only when the CPU
+// reports them. The Q4_K kernel's
 // four-super-block path also needs AVX512-VBMI (a target attribute on its functions, called
 // after its own CPUID check).
-#include <immintrin.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstring>
 
-namespace strata::backend::cpu {
-namespace {
-
-struct Avx512Isa {
-  static __m256i madd_acc(__m256i acc, __m256i p16, __m256i s16) { return _mm256_dpwssd_epi32(acc, p16, s16); }
-  static __m256i dot_u8i8(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
-};
-
-}  // namespace
-}  // namespace strata::backend::cpu
-
-#define STRATA_DOT_ISA Avx512Isa
-#include "backend/cpu/dot_kernels_impl.h"
+#include "backend/cpu/dot_kernels_avx512_common.h"
 
 namespace strata::backend::cpu {
 namespace {
 
-// Two 32-byte halves from p and p + gap into one 512-bit register.
-inline __m512i load_pair(const void* p, int gap) {
-  const auto* b = static_cast<const uint8_t*>(p);
-  return _mm512_inserti64x4(_mm512_castsi256_si512(loadu(b)), loadu(b + gap), 1);
-}
-
-// int16 lanes 0-15 = v[i], 16-31 = v[j] of the 16 int16 in `v` (a 512-bit register whose low
-// 256 bits hold them).
-inline __m512i two_scales(__m512i v, int i, int j) {
-  return _mm512_permutexvar_epi16(_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<int16_t>(i))),
-                                                     _mm256_set1_epi16(static_cast<int16_t>(j)), 1),
-                                  v);
-}
-
-// Software prefetch on the weight stream of the one-token kernels: NTA, this many bytes ahead
-// (~200 ns of kernel time). With two threads decoding from DRAM it lifted the 28-layer sweep
-// from ~42-45 to 52-64 GB/s (the hardware prefetchers alone keep too few lines in flight per
-// core); T0 and shorter or longer distances did less (bench/cpu/NOTES.md).
-constexpr int64_t kPrefetchQ8_0 = 12288, kPrefetchQ4_K = 8192, kPrefetchQ6_K = 12288;
-std::atomic<int64_t> g_prefetch{-1};  // -1: the per-type distance above, 0: off, > 0: this
-
-int64_t prefetch_bytes(int64_t type_default) {
-  const int64_t p = g_prefetch.load(std::memory_order_relaxed);
-  return p < 0 ? type_default : p;
-}
-
-// kLines cache lines from `ahead` bytes past p (a loop step of up to 64 * kLines bytes).
-template <int kLines>
-inline void prefetch_ahead(const void* p, int64_t ahead) {
-  const char* c = static_cast<const char*>(p) + ahead;
-  for (int i = 0; i < kLines; ++i) _mm_prefetch(c + 64 * i, _MM_HINT_NTA);
-}
-
-inline __m256i fold(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)); }
+std::atomic<int64_t> g_prefetch{
+    -1};  // set_decode_prefetch: -1 the type's distance, 0 off, > 0 this
 
 // Q4_K, one token. Register p (p = 0, 1) holds qs[64p .. 64p + 63] of a super-block: its low
 // nibbles are elements 128p + 0..31 (group 4p) and 128p + 64..95 (group 4p + 2), its high
@@ -433,17 +389,7 @@ void q4k_tile_tokens(const void* w, size_t ws, int nr, const void* x, size_t xs,
       q4k_pack4(xa, n, xg[t]);
     }
     const auto* wc = static_cast<const uint8_t*>(w) + c0 * sizeof(BlockQ4_K);
-    switch (nt) {
-      case 2:
-        q4k_rows4_tokens<2>(wc, ws, nr, xp, xg, n / 4, y, ys);
-        break;
-      case 3:
-        q4k_rows4_tokens<3>(wc, ws, nr, xp, xg, n / 4, y, ys);
-        break;
-      default:
-        q4k_rows4_tokens<4>(wc, ws, nr, xp, xg, n / 4, y, ys);
-        break;
-    }
+    with_tokens(nt, [&](auto k) { q4k_rows4_tokens<k>(wc, ws, nr, xp, xg, n / 4, y, ys); });
   }
 }
 
@@ -532,9 +478,82 @@ float q6k_row(const BlockQ6_K* w, const Q6KAct* xp, const ActQ8K* x, int64_t n, 
   return simd::hsum(acc);
 }
 
+// Tiles of 2-4 tokens (prefill): q6k_row's walk with a super-block's 6-bit q and its four
+// scale operands built once for all NT tokens (xp[t], x[t]: token t's packed qs and blocks).
+template <int NT>
+void q6k_rows_tokens(const uint8_t* w, size_t ws, int nr, const Q6KAct (*xp)[kQ6KChunkBlocks],
+                     const ActQ8K* const* x, int64_t n, float* y, int64_t ys) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+  for (int r = 0; r < nr; ++r) {
+    const auto* wr = reinterpret_cast<const BlockQ6_K*>(w + r * ws);
+    __m256 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n; ++b) {
+      const BlockQ6_K& wb = wr[b];
+      const __m256i sc =
+          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
+      const __m512i sc16 = _mm512_castsi256_si512(sc);
+      const __m512i ql0 = load_pair(wb.ql, 64), ql1 = load_pair(wb.ql + 32, 64);
+      const __m512i qh = _mm512_loadu_si512(wb.qh);
+      __m512i q[4], so[4];
+      q[0] = _mm512_or_si512(_mm512_and_si512(ql0, m4),
+                             _mm512_and_si512(_mm512_slli_epi16(qh, 4), m30));
+      q[1] = _mm512_or_si512(_mm512_and_si512(ql1, m4),
+                             _mm512_and_si512(_mm512_slli_epi16(qh, 2), m30));
+      q[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql0, 4), m4),
+                             _mm512_and_si512(qh, m30));
+      q[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql1, 4), m4),
+                             _mm512_and_si512(_mm512_srli_epi16(qh, 2), m30));
+      for (int s = 0; s < 4; ++s) {  // the scale layout of q6k_row
+        const __m512i idx = _mm512_set_epi16(
+            9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s,
+            8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s,
+            2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1,
+            2 * s, 2 * s, 2 * s, 2 * s, 2 * s, 2 * s, 2 * s, 2 * s);
+        so[s] = _mm512_permutexvar_epi16(idx, sc16);
+      }
+      const float dw = simd::f16_to_f32(wb.d);
+      for (int t = 0; t < NT; ++t) {
+        __m512i iacc = _mm512_setzero_si512();
+        for (int s = 0; s < 4; ++s)
+          iacc = _mm512_dpwssd_epi32(
+              iacc, _mm512_maddubs_epi16(q[s], _mm512_load_si512(xp[t][b].qs[s])), so[s]);
+        const ActQ8K& xb = x[t][b];
+        const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc, loadu(xb.bsums)), 5);
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(fold(iacc), corr)),
+                                 _mm256_set1_ps(dw * xb.d), acc[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) y[t * ys + r] += simd::hsum(acc[t]);
+  }
+}
+
+std::atomic<bool> g_tile_tokens512{true};  // set_tile_tokens_avx512: Q6_K and Q8_0 tiles of tokens
+
+void q6k_tile_tokens(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt,
+                     int64_t cols, float* y, int64_t ys) {
+  const int64_t nb = cols / kQKK;
+  Q6KAct xp[kMaxTile][kQ6KChunkBlocks];
+  for (int t = 0; t < nt; ++t)
+    for (int r = 0; r < nr; ++r) y[t * ys + r] = 0;
+  for (int64_t c0 = 0; c0 < nb; c0 += kQ6KChunkBlocks) {
+    const int64_t n = std::min(kQ6KChunkBlocks, nb - c0);
+    const ActQ8K* xa[kMaxTile];
+    for (int t = 0; t < nt; ++t) {
+      xa[t] = reinterpret_cast<const ActQ8K*>(static_cast<const uint8_t*>(x) + t * xs) + c0;
+      q6k_pack(xa[t], n, xp[t]);
+    }
+    const auto* wc = static_cast<const uint8_t*>(w) + c0 * sizeof(BlockQ6_K);
+    with_tokens(nt, [&](auto k) { q6k_rows_tokens<k>(wc, ws, nr, xp, xa, n, y, ys); });
+  }
+}
+
 void q6k_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt, int64_t cols, float* y, int64_t ys) {
   if (nt != 1) {
-    tile<KQ6_K>(w, ws, nr, x, xs, nt, cols, y, ys);
+    if (g_tile_tokens512.load(std::memory_order_relaxed))
+      q6k_tile_tokens(w, ws, nr, x, xs, nt, cols, y, ys);
+    else
+      tile<KQ6_K>(w, ws, nr, x, xs, nt, cols, y, ys);
     return;
   }
   const int64_t nb = cols / kQKK;
@@ -552,112 +571,25 @@ void q6k_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt
   }
 }
 
-// ---- Q8_0, one token ----
-// Two blocks per 512-bit register (block b in the low half, b + 1 in the high half). The
-// token's blocks are repacked once per call (kQ80ChunkBlocks at a time) and reused by every
-// row: per pair, the 64 qs bytes in one aligned register and corr = -128 * (each lane's sum of
-// 4 of them), so dpbusd(corr, w ^ 0x80, x) = sum (w + 128) x - 128 sum x = w . x with one xor
-// (AVX-512 has no vpsignb; abs, a mask and a masked negate per row cost 20% here). The scales
-// d_w * d_x of four blocks are made at once: the four fp16 d of w lie 34 bytes apart in the
-// row's first 128 bytes and one two-register word permute picks them out (a scalar
-// conversion per block held the kernel at ~52 GB/s; bench/cpu/NOTES.md).
-struct alignas(64) Q80Pair {
-  int8_t qs[64];     // blocks 2p, 2p + 1 of x
-  int32_t corr[16];  // -128 * sum of qs[4i .. 4i + 3]
-};
-constexpr int64_t kQ80ChunkBlocks = 256;  // x blocks packed at a time: 16 KB + 1 KB of stack
-
-// x: n blocks -> xp: n / 2 pairs, dx: n scales.
-void q80_pack(const ActQ8_0* x, int64_t n, Q80Pair* xp, float* dx) {
-  const __m512i k80 = _mm512_set1_epi8(static_cast<char>(0x80));
-  for (int64_t p = 0; 2 * p + 1 < n; ++p) {
-    const __m512i xq = load_pair(x[2 * p].qs, sizeof(ActQ8_0));
-    _mm512_store_si512(xp[p].qs, xq);
-    const __m512i sum128 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k80, xq);
-    _mm512_store_si512(xp[p].corr, _mm512_sub_epi32(_mm512_setzero_si512(), sum128));
-  }
-  for (int64_t i = 0; i < n; ++i) dx[i] = x[i].d;
-}
-
-// f32 lanes 0-7 = lane i of s, 8-15 = lane i + 1.
-inline __m512 two_lanes(__m512 s, int i) {
-  return _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(i), _mm256_set1_epi32(i + 1), 1), s);
-}
-
-// acc + (blocks w[0], w[1] . pair xp) * s (s: lanes 0-7 block 0's scale, 8-15 block 1's).
-inline __m512 q80_pair(const BlockQ8_0* w, const Q80Pair& xp, __m512 s, __m512 acc) {
-  const __m512i wu = _mm512_xor_si512(load_pair(w[0].qs, sizeof(BlockQ8_0)), _mm512_set1_epi8(static_cast<char>(0x80)));
-  const __m512i p = _mm512_dpbusd_epi32(_mm512_load_si512(xp.corr), wu, _mm512_load_si512(xp.qs));
-  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc);
-}
-
-// Blocks [0, n) of one row against the packed token (xp, dx; x for an odd last block).
-float q80_row(const BlockQ8_0* w, const Q80Pair* xp, const float* dx, const ActQ8_0* x, int64_t n, int64_t pf) {
-  // int16 lanes 0-3: words 0, 17, 34, 51 of the first register pair (the d of blocks 0-3)
-  const __m512i d_words = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                           0, 0, 51, 34, 17, 0);
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  int64_t b = 0;
-  for (; b + 4 <= n; b += 4) {
-    const auto* wb = reinterpret_cast<const uint8_t*>(w + b);
-    if (pf != 0) prefetch_ahead<3>(wb, pf);
-    const __m512i dw = _mm512_permutex2var_epi16(_mm512_loadu_si512(wb), d_words, _mm512_loadu_si512(wb + 64));
-    const __m128 s4 = _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(dw)), _mm_loadu_ps(dx + b));
-    const __m512 s = _mm512_castps128_ps512(s4);
-    acc0 = q80_pair(w + b, xp[b / 2], two_lanes(s, 0), acc0);
-    acc1 = q80_pair(w + b + 2, xp[b / 2 + 1], two_lanes(s, 2), acc1);
-  }
-  if (b + 2 <= n) {
-    const __m512 s = _mm512_castps256_ps512(_mm256_set_ps(0, 0, 0, 0, 0, 0, simd::f16_to_f32(w[b + 1].d) * dx[b + 1],
-                                                          simd::f16_to_f32(w[b].d) * dx[b]));
-    acc0 = q80_pair(w + b, xp[b / 2], two_lanes(s, 0), acc0);
-    b += 2;
-  }
-  acc0 = _mm512_add_ps(acc0, acc1);
-  __m256 acc = _mm256_add_ps(_mm512_castps512_ps256(acc0), _mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(acc0), 1)));
-  if (b < n) {  // an odd last block: the 256-bit step of dot_q32
-    const __m256i wq = loadu(w[b].qs);
-    const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(wq, wq), _mm256_sign_epi8(loadu(x[b].qs), wq));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(simd::f16_to_f32(w[b].d) * dx[b]), acc);
-  }
-  return simd::hsum(acc);
-}
-
-// One token: x packed, then each row in turn (one sequential stream); tiles of several tokens:
-// the 256-bit register-blocked kernel.
-void q80_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt, int64_t cols, float* y, int64_t ys) {
-  if (nt != 1) {
-    tile<KQ8_0>(w, ws, nr, x, xs, nt, cols, y, ys);
-    return;
-  }
-  const int64_t nb = cols / kQK;
-  const auto* xa = static_cast<const ActQ8_0*>(x);
-  Q80Pair xp[kQ80ChunkBlocks / 2];
-  alignas(64) float dx[kQ80ChunkBlocks];
-  for (int r = 0; r < nr; ++r) y[r] = 0;
-  const int64_t pf = prefetch_bytes(kPrefetchQ8_0);
-  for (int64_t c0 = 0; c0 < nb; c0 += kQ80ChunkBlocks) {
-    const int64_t n = std::min(kQ80ChunkBlocks, nb - c0);
-    q80_pack(xa + c0, n, xp, dx);
-    for (int r = 0; r < nr; ++r) {
-      const auto* wr = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(w) + r * ws);
-      y[r] += q80_row(wr + c0, xp, dx, xa + c0, n, pf);
-    }
-  }
-}
-
 }  // namespace
 
 void set_decode_prefetch(int64_t bytes) { g_prefetch.store(bytes); }
+int64_t avx512_prefetch_bytes(int64_t type_default) {
+  const int64_t p = g_prefetch.load(std::memory_order_relaxed);
+  return p < 0 ? type_default : p;
+}
+bool avx512_tile_tokens() { return g_tile_tokens512.load(std::memory_order_relaxed); }
 void set_q4k_four_blocks(bool on) { g_q4k_rows4.store(on); }
 bool q4k_four_blocks_available() { return g_has_vbmi; }
 void set_q4k_gfni(bool on) { g_q4k_gfni.store(on); }
 void set_q4k_tokens(bool on) { g_q4k_tokens.store(on); }
+void set_tile_tokens_avx512(bool on) { g_tile_tokens512.store(on); }
 bool q4k_gfni_available() { return g_has_gfni; }
 
 DotKernel dot_kernel_avx512(DType type) {
   switch (type) {
-    case DType::kQ8_0: return {ActFormat::kQ8_0, q80_tile};
+    case DType::kQ8_0:
+      return {ActFormat::kQ8_0, q80_tile_avx512};
     case DType::kQ4_K: return {ActFormat::kQ8K, q4k_tile};
     case DType::kQ6_K: return {ActFormat::kQ8K, q6k_tile};
     default: return {};  // the VNNI or AVX2 build

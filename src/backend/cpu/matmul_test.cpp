@@ -110,7 +110,8 @@ void check_matmul(DType type, const Case& c, uint64_t seed, ErrorStats& stats) {
 // Every build of the integer kernels: 0 AVX2, 1 AVX-VNNI, 2 AVX-512 (each where the CPU has it),
 // 3 AVX-512 with the Q4_K one-token kernel's four-super-block path (AVX512-VBMI) switched off,
 // 4 AVX-512 with that path's shift-and-blend block sums instead of the GFNI form, 5 AVX-512 with
-// the Q4_K tiles of 2-4 tokens in the VNNI templates instead of the four-super-block form.
+// the tiles of 2-4 tokens of Q4_K, Q6_K and Q8_0 in the VNNI templates instead of the one-token
+// kernels' 512-bit forms.
 class CpuMatmulIsa : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
@@ -126,6 +127,7 @@ class CpuMatmulIsa : public ::testing::TestWithParam<int> {
     set_q4k_four_blocks(GetParam() != 3);
     set_q4k_gfni(GetParam() != 4);
     set_q4k_tokens(GetParam() != 5);
+    set_tile_tokens_avx512(GetParam() != 5);
   }
   void TearDown() override {
     set_vnni_kernels(saved_vnni_);
@@ -133,6 +135,7 @@ class CpuMatmulIsa : public ::testing::TestWithParam<int> {
     set_q4k_four_blocks(true);
     set_q4k_gfni(true);
     set_q4k_tokens(true);
+    set_tile_tokens_avx512(true);
   }
   bool saved_vnni_ = false, saved_avx512_ = false;
 };
@@ -140,9 +143,11 @@ class CpuMatmulIsa : public ::testing::TestWithParam<int> {
 TEST_P(CpuMatmulIsa, EveryTypeMatchesReference) {
   // one-token cases: 1-7 blocks, and 67 and 261: past the chunks of the AVX-512 kernels that
   // repack the token (64 Q4_K or Q6_K super-blocks, 256 Q8_0 blocks); tiles of tokens on rows
-  // of 4, 8 and 68 blocks (Q4_K's four-super-block tiles, 68 past their chunk)
-  const Case cases[] = {{1, 1, 1}, {13, 3, 3}, {67, 3, 7},  {37, 5, 33}, {9, 1, 5}, {29, 4, 1},
-                        {5, 7, 1}, {3, 67, 1}, {2, 261, 1}, {7, 4, 5},   {4, 8, 3}, {3, 68, 6}};
+  // of 4, 8, 68 and 264 blocks (the AVX-512 tiles take blocks in fours; 68 and 264 past their
+  // chunks)
+  const Case cases[] = {{1, 1, 1},  {13, 3, 3}, {67, 3, 7}, {37, 5, 33}, {9, 1, 5},
+                        {29, 4, 1}, {5, 7, 1},  {3, 67, 1}, {2, 261, 1}, {7, 4, 5},
+                        {4, 8, 3},  {3, 68, 6}, {2, 264, 3}};
   int tested = 0;
   uint64_t seed = 100;
   for (DType type : kAllTypes) {
@@ -163,7 +168,7 @@ TEST_P(CpuMatmulIsa, EveryTypeMatchesReference) {
 
 std::string isa_name(const ::testing::TestParamInfo<int>& i) {
   static const char* const kNames[] = {"Avx2",         "Vnni",         "Avx512",
-                                       "Avx512NoVbmi", "Avx512NoGfni", "Avx512NoQ4KTiles"};
+                                       "Avx512NoVbmi", "Avx512NoGfni", "Avx512VnniTiles"};
   return kNames[i.param];
 }
 INSTANTIATE_TEST_SUITE_P(Builds, CpuMatmulIsa, ::testing::Values(0, 1, 2, 3, 4, 5), isa_name);
