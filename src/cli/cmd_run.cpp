@@ -170,8 +170,9 @@ TokenCost token_cost(const model::Model& m) {
 // bandwidth probed before the first and after each: the roofline of a stretch takes the larger
 // of the probes at its two ends (as the whole run's takes the larger of the probes before and
 // after it), and the run's roofline time is the stretches' sum. Token times leave the probes
-// out. Each probe is the before/after one (512 MiB, best of 10 passes): best of 2 read 5-9%
-// under it in the VM's fast phase, a yardstick biased low.
+// out. Each probe is the one before and after the whole run (512 MiB, best of 10 passes, the
+// buffer of measure_memory_bandwidth_gbs): best of 2 read 5-9% under it in the VM's fast phase,
+// a yardstick biased low.
 constexpr int kDecodeProbeEvery = 32;
 constexpr size_t kDecodeProbeBytes = size_t{512} << 20;
 constexpr int kDecodeProbePasses = 10;
@@ -231,12 +232,16 @@ int run_bench(const BenchArgs& a) {
   if (!loaded.is_ok()) return fail("bench", loaded.status());
   model::Model& m = *loaded->model;
   const auto& hp = m.hparams();
-  // The limits: measured here for the CPU (the CUDA roofline is bench/cuda/cuda_bench's job).
+  // The limits: measured here for the CPU (the CUDA roofline is bench/cuda/cuda_bench's job),
+  // the bandwidth by one probe (its buffer placed once) before, during and after the decode.
   double bw = 0, bw_after = 0, peak = 0;
-  if (auto* cpu = dynamic_cast<backend::CpuBackend*>(&be)) {
+  auto* cpu_be = dynamic_cast<backend::CpuBackend*>(&be);
+  std::unique_ptr<backend::cpu::BandwidthProbe> probe;
+  if (cpu_be != nullptr) {
     if (!a.json) std::fprintf(stderr, "measuring memory bandwidth and FMA peak...\n");
-    bw = backend::cpu::measure_memory_bandwidth_gbs(cpu->pool());
-    peak = backend::cpu::measure_fma_peak_gflops(cpu->pool());
+    probe = std::make_unique<backend::cpu::BandwidthProbe>(cpu_be->pool(), kDecodeProbeBytes);
+    bw = probe->measure(kDecodeProbePasses);
+    peak = backend::cpu::measure_fma_peak_gflops(cpu_be->pool());
   }
   const TokenCost cost = token_cost(m);
   Rng rng(1);
@@ -263,10 +268,6 @@ int run_bench(const BenchArgs& a) {
   double best_decode = 1e30;
   DecodeProbes best_probes;
   opts.max_tokens = a.n + 1;
-  auto* cpu_be = dynamic_cast<backend::CpuBackend*>(&be);
-  std::unique_ptr<backend::cpu::BandwidthProbe> probe;
-  if (cpu_be != nullptr)
-    probe = std::make_unique<backend::cpu::BandwidthProbe>(cpu_be->pool(), kDecodeProbeBytes);
   for (int r = 0; r < a.reps; ++r) {
     engine::GenerateStats st;
     DecodeProbes dp;
@@ -290,8 +291,8 @@ int run_bench(const BenchArgs& a) {
   // This VM's bandwidth changes from minute to minute (bench/cpu/NOTES.md): probe again after
   // decode and take the larger, so a probe taken in a slow minute cannot inflate the fraction.
   const double bw_before = bw;
-  if (auto* cpu = dynamic_cast<backend::CpuBackend*>(&be)) {
-    bw_after = backend::cpu::measure_memory_bandwidth_gbs(cpu->pool());
+  if (probe) {
+    bw_after = probe->measure(kDecodeProbePasses);
     bw = std::max(bw, bw_after);
   }
   const double pp = a.p / best_prefill, tg = 1.0 / best_decode;
