@@ -218,17 +218,57 @@ STRATA_GFNI inline __m512i q4k_block_sum_g(const BlockQ4_K& wb, const Q4KAct& xk
   return iacc;
 }
 
+// The four 16-byte heads of a group of super-blocks (sizeof(BlockQ4_K) apart) unpacked at once:
+// u, bytes 8k + j: scale j of super-block k, 32 + 8k + j: its min j (k4_scales_mins on the four
+// heads side by side, their scale bytes at byte 4 of each lane); dw: [d0 dmin0 d1 dmin1 ...].
+struct Q4KHeads {
+  __m512i u;
+  __m256 dw;
+};
+STRATA_GFNI __attribute__((always_inline)) inline Q4KHeads q4k_heads(const uint8_t* head) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m63 = _mm512_set1_epi8(0x3F),
+                m48 = _mm512_set1_epi8(0x30);
+  const __m512i nib_shift =
+      _mm512_set4_epi32(0, 4, 0, 0);  // dword 1: scale bits 0-3, dword 2: min bits 0-3
+  const __m512i head_d = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  __m512i hd = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(head)));
+  hd = _mm512_inserti32x4(
+      hd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(head + sizeof(BlockQ4_K))), 1);
+  hd = _mm512_inserti32x4(
+      hd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(head + 2 * sizeof(BlockQ4_K))), 2);
+  hd = _mm512_inserti32x4(
+      hd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(head + 3 * sizeof(BlockQ4_K))), 3);
+  const __m512i lo6 = _mm512_and_si512(hd, m63);
+  const __m512i nib =
+      _mm512_and_si512(_mm512_srlv_epi32(_mm512_shuffle_epi32(hd, _MM_PERM_DDDD), nib_shift), m4);
+  const __m512i hi6 = _mm512_or_si512(nib, _mm512_and_si512(_mm512_srli_epi32(hd, 2), m48));
+  return {_mm512_permutex2var_epi8(lo6, _mm512_load_si512(kQ4KIdx4.u), hi6),
+          _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(head_d, hd)))};
+}
+
+// A group's four super-block sums (s_k: int32 lanes of super-block k) as one register: each
+// 128-bit lane holds the four super-blocks' partial sums, ready for one float step.
+STRATA_GFNI __attribute__((always_inline)) inline __m512i q4k_group_sums(__m512i s0, __m512i s1,
+                                                                         __m512i s2, __m512i s3) {
+  const __m512 s01 = _mm512_castsi512_ps(
+      _mm512_add_epi32(_mm512_unpacklo_epi64(s0, s1), _mm512_unpackhi_epi64(s0, s1)));
+  const __m512 s23 = _mm512_castsi512_ps(
+      _mm512_add_epi32(_mm512_unpacklo_epi64(s2, s3), _mm512_unpackhi_epi64(s2, s3)));
+  return _mm512_add_epi32(
+      _mm512_castps_si512(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(2, 0, 2, 0))),
+      _mm512_castps_si512(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 1, 3, 1))));
+}
+
 // Rows [0, nr) (ws bytes apart) over super-blocks [0, 4 * n4) against the packed token
 // (xp: qs, xg: group sums and d): y[r] += the row's sum.
 template <bool kGfni>
 STRATA_GFNI void q4k_rows4(const uint8_t* w, size_t ws, int nr, const Q4KAct* xp, const Q4KAct4* xg,
                            int64_t n4, int64_t pf, float* y) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F), m63 = _mm512_set1_epi8(0x3F), m48 = _mm512_set1_epi8(0x30);
-  const __m512i nib_shift = _mm512_set4_epi32(0, 4, 0, 0);  // dword 1: scale bits 0-3, dword 2: min bits 0-3
-  constexpr __mmask64 kEven = 0x5555555555555555ULL;       // the low bytes of int16 lanes
-  const __m512i idx_u = _mm512_load_si512(kQ4KIdx4.u), idx_m = _mm512_load_si512(kQ4KIdx4.mins);
-  const __m512i idx_p0 = _mm512_load_si512(kQ4KIdx4.pairs[0]), idx_p1 = _mm512_load_si512(kQ4KIdx4.pairs[1]);
-  const __m512i head_d = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  constexpr __mmask64 kEven = 0x5555555555555555ULL;  // the low bytes of int16 lanes
+  const __m512i idx_m = _mm512_load_si512(kQ4KIdx4.mins);
+  const __m512i idx_p0 = _mm512_load_si512(kQ4KIdx4.pairs[0]),
+                idx_p1 = _mm512_load_si512(kQ4KIdx4.pairs[1]);
   const __m512i dmin_lanes = _mm512_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7);
   const __m512i d_lanes = _mm512_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6);
   for (int r = 0; r < nr; ++r) {
@@ -237,19 +277,10 @@ STRATA_GFNI void q4k_rows4(const uint8_t* w, size_t ws, int nr, const Q4KAct* xp
     for (int64_t g = 0; g < n4; ++g) {
       const BlockQ4_K* wb = wr + 4 * g;
       const auto* head = reinterpret_cast<const uint8_t*>(wb);
-      __m512i hd = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(head)));
-      hd = _mm512_inserti32x4(hd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(head + sizeof(BlockQ4_K))), 1);
-      hd = _mm512_inserti32x4(hd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(head + 2 * sizeof(BlockQ4_K))), 2);
-      hd = _mm512_inserti32x4(hd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(head + 3 * sizeof(BlockQ4_K))), 3);
-      // k4_scales_mins on four heads at once (the scale bytes start at byte 4 of each lane)
-      const __m512i lo6 = _mm512_and_si512(hd, m63);
-      const __m512i nib = _mm512_and_si512(_mm512_srlv_epi32(_mm512_shuffle_epi32(hd, _MM_PERM_DDDD), nib_shift), m4);
-      const __m512i hi6 = _mm512_or_si512(nib, _mm512_and_si512(_mm512_srli_epi32(hd, 2), m48));
-      const __m512i u = _mm512_permutex2var_epi8(lo6, idx_u, hi6);
-      // [d0 dmin0 d1 dmin1 ...] times x's d
-      const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(head_d, hd))),
-                                      _mm256_load_ps(xg[g].xd));
-      const __m512 dd512 = _mm512_castps256_ps512(dd);
+      const Q4KHeads h = q4k_heads(head);
+      const __m512i u = h.u;
+      const __m512 dd512 =
+          _mm512_castps256_ps512(_mm256_mul_ps(h.dw, _mm256_load_ps(xg[g].xd)));  // times x's d
       // the min term, lanes 4k .. 4k + 3: super-block k
       const __m512i mins = _mm512_madd_epi16(_mm512_maskz_permutexvar_epi8(kEven, idx_m, u), _mm512_load_si512(xg[g].gsum));
       acc_min = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mins), _mm512_permutexvar_ps(dmin_lanes, dd512),
@@ -280,10 +311,7 @@ STRATA_GFNI void q4k_rows4(const uint8_t* w, size_t ws, int nr, const Q4KAct* xp
         s3 = q4k_block_sum<3>(wb[3], xk[3], pair23, m4);
       }
       // each 128-bit lane: [super-block 0, 1, 2, 3] partial sums, then one float step
-      const __m512 s01 = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_unpacklo_epi64(s0, s1), _mm512_unpackhi_epi64(s0, s1)));
-      const __m512 s23 = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_unpacklo_epi64(s2, s3), _mm512_unpackhi_epi64(s2, s3)));
-      const __m512i z = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(2, 0, 2, 0))),
-                                         _mm512_castps_si512(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 1, 3, 1))));
+      const __m512i z = q4k_group_sums(s0, s1, s2, s3);
       acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(z), _mm512_permutexvar_ps(d_lanes, dd512), acc);
     }
     acc = _mm512_sub_ps(acc, acc_min);
@@ -305,12 +333,9 @@ STRATA_GFNI void q4k_rows4_tokens(const uint8_t* w, size_t ws, int nr,
                                   const Q4KAct (*xp)[kQ4KChunkBlocks],
                                   const Q4KAct4 (*xg)[kQ4KChunkBlocks / 4], int64_t n4, float* y,
                                   int64_t ys) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F), m63 = _mm512_set1_epi8(0x3F),
-                m48 = _mm512_set1_epi8(0x30);
-  const __m512i nib_shift = _mm512_set4_epi32(0, 4, 0, 0);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
   constexpr __mmask64 kEven = 0x5555555555555555ULL;
-  const __m512i idx_u = _mm512_load_si512(kQ4KIdx4.u), idx_m = _mm512_load_si512(kQ4KIdx4.mins);
-  const __m512i head_d = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m512i idx_m = _mm512_load_si512(kQ4KIdx4.mins);
   const __m512i dmin_lanes = _mm512_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7);
   const __m512i d_lanes = _mm512_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6, 0, 2, 4, 6);
   for (int r = 0; r < nr; ++r) {
@@ -320,20 +345,9 @@ STRATA_GFNI void q4k_rows4_tokens(const uint8_t* w, size_t ws, int nr,
     for (int64_t g = 0; g < n4; ++g) {
       const BlockQ4_K* wb = wr + 4 * g;
       const auto* head = reinterpret_cast<const uint8_t*>(wb);
-      __m512i hd = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(head)));
-      hd = _mm512_inserti32x4(
-          hd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(head + sizeof(BlockQ4_K))), 1);
-      hd = _mm512_inserti32x4(
-          hd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(head + 2 * sizeof(BlockQ4_K))), 2);
-      hd = _mm512_inserti32x4(
-          hd, _mm_loadu_si128(reinterpret_cast<const __m128i*>(head + 3 * sizeof(BlockQ4_K))), 3);
-      const __m512i lo6 = _mm512_and_si512(hd, m63);
-      const __m512i nib = _mm512_and_si512(
-          _mm512_srlv_epi32(_mm512_shuffle_epi32(hd, _MM_PERM_DDDD), nib_shift), m4);
-      const __m512i hi6 = _mm512_or_si512(nib, _mm512_and_si512(_mm512_srli_epi32(hd, 2), m48));
-      const __m512i u = _mm512_permutex2var_epi8(lo6, idx_u, hi6);
-      const __m256 dw =
-          _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(head_d, hd)));
+      const Q4KHeads h = q4k_heads(head);
+      const __m512i u = h.u;
+      const __m256 dw = h.dw;
       const __m512i min_sel = _mm512_maskz_permutexvar_epi8(kEven, idx_m, u);
       __m512i sc[8];
       for (int k = 0; k < 4; ++k) {
@@ -350,13 +364,7 @@ STRATA_GFNI void q4k_rows4_tokens(const uint8_t* w, size_t ws, int nr,
         const __m512i s1 = q4k_block_sum_g(wb[1], xk[1], sc[2], sc[3], m4);
         const __m512i s2 = q4k_block_sum_g(wb[2], xk[2], sc[4], sc[5], m4);
         const __m512i s3 = q4k_block_sum_g(wb[3], xk[3], sc[6], sc[7], m4);
-        const __m512 s01 = _mm512_castsi512_ps(
-            _mm512_add_epi32(_mm512_unpacklo_epi64(s0, s1), _mm512_unpackhi_epi64(s0, s1)));
-        const __m512 s23 = _mm512_castsi512_ps(
-            _mm512_add_epi32(_mm512_unpacklo_epi64(s2, s3), _mm512_unpackhi_epi64(s2, s3)));
-        const __m512i z = _mm512_add_epi32(
-            _mm512_castps_si512(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(2, 0, 2, 0))),
-            _mm512_castps_si512(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 1, 3, 1))));
+        const __m512i z = q4k_group_sums(s0, s1, s2, s3);
         acc[t] =
             _mm512_fmadd_ps(_mm512_cvtepi32_ps(z), _mm512_permutexvar_ps(d_lanes, dd512), acc[t]);
       }
@@ -443,86 +451,76 @@ void q6k_pack(const ActQ8K* x, int64_t n, Q6KAct* xp) {
   }
 }
 
+// One Q6_K super-block decoded in the registers' order above: q[s] (0..63), the int16 scales
+// (sc, for the group-sum correction) and the scale operand of each register (so[s]: int16 lanes
+// 0-7 group 2s, 8-15 2s + 1, 16-23 8 + 2s, 24-31 9 + 2s).
+struct Q6KBlock {
+  __m256i sc;
+  __m512i q[4], so[4];
+};
+__attribute__((always_inline)) inline Q6KBlock q6k_unpack(const BlockQ6_K& wb) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+  Q6KBlock k;
+  k.sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
+  const __m512i sc16 = _mm512_castsi256_si512(k.sc);
+  const __m512i ql0 = load_pair(wb.ql, 64), ql1 = load_pair(wb.ql + 32, 64);
+  const __m512i qh = _mm512_loadu_si512(wb.qh);
+  k.q[0] =
+      _mm512_or_si512(_mm512_and_si512(ql0, m4), _mm512_and_si512(_mm512_slli_epi16(qh, 4), m30));
+  k.q[1] =
+      _mm512_or_si512(_mm512_and_si512(ql1, m4), _mm512_and_si512(_mm512_slli_epi16(qh, 2), m30));
+  k.q[2] =
+      _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql0, 4), m4), _mm512_and_si512(qh, m30));
+  k.q[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql1, 4), m4),
+                           _mm512_and_si512(_mm512_srli_epi16(qh, 2), m30));
+  for (int s = 0; s < 4; ++s) {
+    const __m512i idx = _mm512_set_epi16(
+        9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s,
+        8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s,
+        2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1,
+        2 * s, 2 * s, 2 * s, 2 * s, 2 * s, 2 * s, 2 * s, 2 * s);
+    k.so[s] = _mm512_permutexvar_epi16(idx, sc16);
+  }
+  return k;
+}
+
+// The float step of one super-block against one token: acc + d_w d_x (sum_s so[s] . (q[s] . x)
+// - 32 sum_g sc_g bsum_g).
+__attribute__((always_inline)) inline __m256 q6k_block_step(const Q6KBlock& k, float dw,
+                                                            const Q6KAct& xp, const ActQ8K& xb,
+                                                            __m256 acc) {
+  __m512i iacc = _mm512_setzero_si512();
+  for (int s = 0; s < 4; ++s)
+    iacc = _mm512_dpwssd_epi32(iacc, _mm512_maddubs_epi16(k.q[s], _mm512_load_si512(xp.qs[s])),
+                               k.so[s]);
+  const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(k.sc, loadu(xb.bsums)), 5);
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(fold(iacc), corr)),
+                         _mm256_set1_ps(dw * xb.d), acc);
+}
+
 // Super-blocks [0, n) of one row against the packed token (xp; d and bsums from x).
 float q6k_row(const BlockQ6_K* w, const Q6KAct* xp, const ActQ8K* x, int64_t n, int64_t pf) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < n; ++b) {
-    const BlockQ6_K& wb = w[b];
-    if (pf != 0) prefetch_ahead<4>(&wb, pf);
-    const ActQ8K& xb = x[b];
-    const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
-    const __m512i sc16 = _mm512_castsi256_si512(sc);
-    const __m512i ql0 = load_pair(wb.ql, 64), ql1 = load_pair(wb.ql + 32, 64);
-    const __m512i qh = _mm512_loadu_si512(wb.qh);
-    __m512i q[4];
-    q[0] = _mm512_or_si512(_mm512_and_si512(ql0, m4), _mm512_and_si512(_mm512_slli_epi16(qh, 4), m30));
-    q[1] = _mm512_or_si512(_mm512_and_si512(ql1, m4), _mm512_and_si512(_mm512_slli_epi16(qh, 2), m30));
-    q[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql0, 4), m4), _mm512_and_si512(qh, m30));
-    q[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql1, 4), m4), _mm512_and_si512(_mm512_srli_epi16(qh, 2), m30));
-    __m512i iacc = _mm512_setzero_si512();
-    for (int s = 0; s < 4; ++s) {
-      // int16 lanes 0-7: group 2s, 8-15: 2s + 1, 16-23: 8 + 2s, 24-31: 9 + 2s
-      const __m512i idx = _mm512_set_epi16(9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s,
-                                            9 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s,
-                                            8 + 2 * s, 8 + 2 * s, 2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1,
-                                            2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s, 2 * s, 2 * s, 2 * s, 2 * s, 2 * s,
-                                            2 * s, 2 * s);
-      iacc = _mm512_dpwssd_epi32(iacc, _mm512_maddubs_epi16(q[s], _mm512_load_si512(xp[b].qs[s])),
-                                 _mm512_permutexvar_epi16(idx, sc16));
-    }
-    const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc, loadu(xb.bsums)), 5);
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(fold(iacc), corr)),
-                          _mm256_set1_ps(simd::f16_to_f32(wb.d) * xb.d), acc);
+    if (pf != 0) prefetch_ahead<4>(&w[b], pf);
+    acc = q6k_block_step(q6k_unpack(w[b]), simd::f16_to_f32(w[b].d), xp[b], x[b], acc);
   }
   return simd::hsum(acc);
 }
 
-// Tiles of 2-4 tokens (prefill): q6k_row's walk with a super-block's 6-bit q and its four
-// scale operands built once for all NT tokens (xp[t], x[t]: token t's packed qs and blocks).
+// Tiles of 2-4 tokens (prefill): q6k_row's walk with a super-block decoded once for all NT
+// tokens (xp[t], x[t]: token t's packed qs and blocks).
 template <int NT>
 void q6k_rows_tokens(const uint8_t* w, size_t ws, int nr, const Q6KAct (*xp)[kQ6KChunkBlocks],
                      const ActQ8K* const* x, int64_t n, float* y, int64_t ys) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
   for (int r = 0; r < nr; ++r) {
     const auto* wr = reinterpret_cast<const BlockQ6_K*>(w + r * ws);
     __m256 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n; ++b) {
-      const BlockQ6_K& wb = wr[b];
-      const __m256i sc =
-          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
-      const __m512i sc16 = _mm512_castsi256_si512(sc);
-      const __m512i ql0 = load_pair(wb.ql, 64), ql1 = load_pair(wb.ql + 32, 64);
-      const __m512i qh = _mm512_loadu_si512(wb.qh);
-      __m512i q[4], so[4];
-      q[0] = _mm512_or_si512(_mm512_and_si512(ql0, m4),
-                             _mm512_and_si512(_mm512_slli_epi16(qh, 4), m30));
-      q[1] = _mm512_or_si512(_mm512_and_si512(ql1, m4),
-                             _mm512_and_si512(_mm512_slli_epi16(qh, 2), m30));
-      q[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql0, 4), m4),
-                             _mm512_and_si512(qh, m30));
-      q[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql1, 4), m4),
-                             _mm512_and_si512(_mm512_srli_epi16(qh, 2), m30));
-      for (int s = 0; s < 4; ++s) {  // the scale layout of q6k_row
-        const __m512i idx = _mm512_set_epi16(
-            9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s, 9 + 2 * s,
-            8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s, 8 + 2 * s,
-            2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1, 2 * s + 1,
-            2 * s, 2 * s, 2 * s, 2 * s, 2 * s, 2 * s, 2 * s, 2 * s);
-        so[s] = _mm512_permutexvar_epi16(idx, sc16);
-      }
-      const float dw = simd::f16_to_f32(wb.d);
-      for (int t = 0; t < NT; ++t) {
-        __m512i iacc = _mm512_setzero_si512();
-        for (int s = 0; s < 4; ++s)
-          iacc = _mm512_dpwssd_epi32(
-              iacc, _mm512_maddubs_epi16(q[s], _mm512_load_si512(xp[t][b].qs[s])), so[s]);
-        const ActQ8K& xb = x[t][b];
-        const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc, loadu(xb.bsums)), 5);
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(fold(iacc), corr)),
-                                 _mm256_set1_ps(dw * xb.d), acc[t]);
-      }
+      const Q6KBlock k = q6k_unpack(wr[b]);
+      const float dw = simd::f16_to_f32(wr[b].d);
+      for (int t = 0; t < NT; ++t) acc[t] = q6k_block_step(k, dw, xp[t][b], x[t][b], acc[t]);
     }
     for (int t = 0; t < NT; ++t) y[t * ys + r] += simd::hsum(acc[t]);
   }
