@@ -41,36 +41,44 @@ inline __m512 two_lanes(__m512 s, int i) {
 }
 
 // acc + (blocks w[0], w[1] . pair xp) * s (s: lanes 0-7 block 0's scale, 8-15 block 1's).
-inline __m512 q80_pair(const BlockQ8_0* w, const Q80Pair& xp, __m512 s, __m512 acc) {
-  const __m512i wu = _mm512_xor_si512(load_pair(w[0].qs, sizeof(BlockQ8_0)),
-                                      _mm512_set1_epi8(static_cast<char>(0x80)));
+// Blocks w[0], w[1] as unsigned bytes (w ^ 0x80) in one register.
+inline __m512i q80_pair_u(const BlockQ8_0* w) {
+  return _mm512_xor_si512(load_pair(w[0].qs, sizeof(BlockQ8_0)),
+                          _mm512_set1_epi8(static_cast<char>(0x80)));
+}
+inline __m512 q80_pair(__m512i wu, const Q80Pair& xp, __m512 s, __m512 acc) {
   const __m512i p = _mm512_dpbusd_epi32(_mm512_load_si512(xp.corr), wu, _mm512_load_si512(xp.qs));
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc);
+}
+
+// The d of blocks w[0..3] as f32: they lie 34 bytes apart in the first 128 bytes (int16 words
+// 0, 17, 34, 51), picked by one two-register word permute.
+inline __m128 q80_d4(const BlockQ8_0* w) {
+  const __m512i d_words = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                           0, 0, 0, 0, 0, 0, 0, 0, 0, 51, 34, 17, 0);
+  const auto* wb = reinterpret_cast<const uint8_t*>(w);
+  const __m512i dw =
+      _mm512_permutex2var_epi16(_mm512_loadu_si512(wb), d_words, _mm512_loadu_si512(wb + 64));
+  return _mm_cvtph_ps(_mm512_castsi512_si128(dw));
 }
 
 // Blocks [0, n) of one row against the packed token (xp, dx; x for an odd last block).
 float q80_row(const BlockQ8_0* w, const Q80Pair* xp, const float* dx, const ActQ8_0* x, int64_t n,
               int64_t pf) {
-  // int16 lanes 0-3: words 0, 17, 34, 51 of the first register pair (the d of blocks 0-3)
-  const __m512i d_words = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                           0, 0, 0, 0, 0, 0, 0, 0, 0, 51, 34, 17, 0);
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   int64_t b = 0;
   for (; b + 4 <= n; b += 4) {
-    const auto* wb = reinterpret_cast<const uint8_t*>(w + b);
-    if (pf != 0) prefetch_ahead<3>(wb, pf);
-    const __m512i dw =
-        _mm512_permutex2var_epi16(_mm512_loadu_si512(wb), d_words, _mm512_loadu_si512(wb + 64));
-    const __m128 s4 = _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(dw)), _mm_loadu_ps(dx + b));
+    if (pf != 0) prefetch_ahead<3>(w + b, pf);
+    const __m128 s4 = _mm_mul_ps(q80_d4(w + b), _mm_loadu_ps(dx + b));
     const __m512 s = _mm512_castps128_ps512(s4);
-    acc0 = q80_pair(w + b, xp[b / 2], two_lanes(s, 0), acc0);
-    acc1 = q80_pair(w + b + 2, xp[b / 2 + 1], two_lanes(s, 2), acc1);
+    acc0 = q80_pair(q80_pair_u(w + b), xp[b / 2], two_lanes(s, 0), acc0);
+    acc1 = q80_pair(q80_pair_u(w + b + 2), xp[b / 2 + 1], two_lanes(s, 2), acc1);
   }
   if (b + 2 <= n) {
     const __m512 s = _mm512_castps256_ps512(_mm256_set_ps(0, 0, 0, 0, 0, 0,
                                                           simd::f16_to_f32(w[b + 1].d) * dx[b + 1],
                                                           simd::f16_to_f32(w[b].d) * dx[b]));
-    acc0 = q80_pair(w + b, xp[b / 2], two_lanes(s, 0), acc0);
+    acc0 = q80_pair(q80_pair_u(w + b), xp[b / 2], two_lanes(s, 0), acc0);
     b += 2;
   }
   acc0 = _mm512_add_ps(acc0, acc1);
@@ -94,30 +102,17 @@ float q80_row(const BlockQ8_0* w, const Q80Pair* xp, const float* dx, const ActQ
 template <int NT>
 void q80_rows_tokens(const uint8_t* w, size_t ws, int nr, const Q80Pair (*xp)[kQ80ChunkBlocks / 2],
                      const float (*dx)[kQ80ChunkBlocks], int64_t n, float* y, int64_t ys) {
-  const __m512i d_words = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                           0, 0, 0, 0, 0, 0, 0, 0, 0, 51, 34, 17, 0);
-  const __m512i k80 = _mm512_set1_epi8(static_cast<char>(0x80));
   for (int r = 0; r < nr; ++r) {
     const auto* wr = reinterpret_cast<const BlockQ8_0*>(w + r * ws);
     __m512 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b + 4 <= n; b += 4) {
-      const auto* wb = reinterpret_cast<const uint8_t*>(wr + b);
-      const __m512i dw =
-          _mm512_permutex2var_epi16(_mm512_loadu_si512(wb), d_words, _mm512_loadu_si512(wb + 64));
-      const __m128 d4 = _mm_cvtph_ps(_mm512_castsi512_si128(dw));
-      const __m512i wu0 = _mm512_xor_si512(load_pair(wr[b].qs, sizeof(BlockQ8_0)), k80);
-      const __m512i wu1 = _mm512_xor_si512(load_pair(wr[b + 2].qs, sizeof(BlockQ8_0)), k80);
+      const __m128 d4 = q80_d4(wr + b);
+      const __m512i wu0 = q80_pair_u(wr + b), wu1 = q80_pair_u(wr + b + 2);
       for (int t = 0; t < NT; ++t) {
         const __m512 sc = _mm512_castps128_ps512(_mm_mul_ps(d4, _mm_loadu_ps(dx[t] + b)));
-        const Q80Pair& x0 = xp[t][b / 2];
-        const Q80Pair& x1 = xp[t][b / 2 + 1];
-        const __m512i p0 =
-            _mm512_dpbusd_epi32(_mm512_load_si512(x0.corr), wu0, _mm512_load_si512(x0.qs));
-        const __m512i p1 =
-            _mm512_dpbusd_epi32(_mm512_load_si512(x1.corr), wu1, _mm512_load_si512(x1.qs));
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), two_lanes(sc, 0), acc[t]);
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), two_lanes(sc, 2), acc[t]);
+        acc[t] = q80_pair(wu0, xp[t][b / 2], two_lanes(sc, 0), acc[t]);
+        acc[t] = q80_pair(wu1, xp[t][b / 2 + 1], two_lanes(sc, 2), acc[t]);
       }
     }
     for (int t = 0; t < NT; ++t) {
