@@ -86,8 +86,9 @@ struct Shape {
 
 // Kernel builds: 0 AVX2, 1 AVX-VNNI, 2 AVX-512 (dot_kernels.h), 3 AVX-512 with the Q4_K
 // one-token kernel's four-super-block path off ("k4row"), 4 that path in its shift-and-blend
-// form ("k4shift", not GFNI); false where the CPU lacks it.
-const char* const kIsaNames[] = {"avx2", "vnni", "avx512", "k4row", "k4shift"};
+// form ("k4shift", not GFNI), 5 AVX-512 with one-token kernel calls of 16 rows ("chunk16", as
+// before set_one_token_runs); false where the CPU lacks it.
+const char* const kIsaNames[] = {"avx2", "vnni", "avx512", "k4row", "k4shift", "chunk16"};
 bool use_isa(int isa) {
   namespace cpu = strata::backend::cpu;
   if ((isa == 1 && !cpu::vnni_kernels_available()) || (isa >= 2 && !cpu::avx512_kernels_available())) return false;
@@ -96,6 +97,7 @@ bool use_isa(int isa) {
   if (isa == 4 && !cpu::q4k_gfni_available()) return false;
   cpu::set_q4k_four_blocks(isa != 3);
   cpu::set_q4k_gfni(isa != 4);
+  cpu::set_one_token_runs(isa != 5);
   return true;
 }
 
@@ -132,7 +134,7 @@ int main(int argc, char** argv) {
       sweep_layers = std::atoi(argv[++i]);
     } else if (a == "--isa" && i + 1 < argc) {
       const std::string list = argv[++i];
-      for (int k = 0; k < 5; ++k) {
+      for (int k = 0; k < 6; ++k) {
         if (list.find(kIsaNames[k]) != std::string::npos) isas.push_back(k);
       }
     } else if (a == "--types" && i + 1 < argc) {

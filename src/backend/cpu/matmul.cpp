@@ -2,6 +2,7 @@
 #include "backend/cpu/matmul.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "backend/cpu/dot_kernels.h"
@@ -17,9 +18,19 @@ const uint8_t* weight_row(const WeightView& w, int64_t row) {
   return static_cast<const uint8_t*>(w.data) + static_cast<size_t>(row) * w.row_bytes;
 }
 
-// Rows [r0, r1) of w against all n activation rows (format of `k`), x_t at xa + t * xs.
+std::atomic<bool> g_one_token_runs{true};  // set_one_token_runs
+
+// Rows [r0, r1) of w against all n activation rows (format of `k`), x_t at xa + t * xs. One
+// token (decode) takes the rows in one kernel call: the kernels repack the token and reduce
+// their rows once per call, and a row chunk keeps nothing hot for a single token.
 void run_rows(const DotKernel& k, const WeightView& w, const uint8_t* xa, size_t xs, int64_t n,
               int64_t r0, int64_t r1, float* y) {
+  if (n == 1 && g_one_token_runs.load(std::memory_order_relaxed)) {
+    if (r1 > r0)
+      k.dot(weight_row(w, r0), w.row_bytes, static_cast<int>(r1 - r0), xa, xs, 1, w.cols, y + r0,
+            w.rows);
+    return;
+  }
   for (int64_t c0 = r0; c0 < r1; c0 += kRowChunk) {
     const int64_t c1 = std::min(r1, c0 + kRowChunk);
     for (int64_t t0 = 0; t0 < n; t0 += kMaxTile) {
@@ -71,6 +82,8 @@ const uint8_t* quantized_activations(ThreadPool& pool, MatmulScratch& scratch, c
 
 }  // namespace
 
+void set_one_token_runs(bool on) { g_one_token_runs.store(on, std::memory_order_relaxed); }
+
 void matmul(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w, const float* x,
             int64_t n, float* y) {
   if (n <= 0 || w.rows <= 0) return;
@@ -111,12 +124,15 @@ void matmul_multi(ThreadPool& pool, MatmulScratch& scratch, std::span<const Weig
   std::vector<int64_t>& first = scratch.multi_first_chunk;
   first.assign(1, 0);
   for (const WeightView& w : ws) first.push_back(first.back() + (w.rows + kRowChunk - 1) / kRowChunk);
+  // A pool chunk [b, e) may span products: one run_rows per product it covers.
   pool.parallel_for(first.back(), 1, [&](int, int64_t b, int64_t e) {
-    for (int64_t c = b; c < e; ++c) {
+    for (int64_t c = b; c < e;) {
       const size_t i = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), c) - first.begin() - 1);
       const WeightView& w = ws[i];
+      const int64_t c_end = std::min(e, first[i + 1]);
       const int64_t r0 = (c - first[i]) * kRowChunk;
-      run_rows(ks[i], w, xa, xs, n, r0, std::min(w.rows, r0 + kRowChunk), ys[i]);
+      run_rows(ks[i], w, xa, xs, n, r0, std::min(w.rows, (c_end - first[i]) * kRowChunk), ys[i]);
+      c = c_end;
     }
   });
 }

@@ -35,5 +35,8 @@ void matmul_multi(ThreadPool& pool, MatmulScratch& scratch, std::span<const Weig
 void matmul_experts(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w,
                     const float* x, bool x_per_slot, const int32_t* ids, int64_t n, int k,
                     float* y);
+// Tests and benches: false = one token's rows in kernel calls of a row chunk (16 rows) each,
+// as for token tiles; true (default) = a thread's rows in one call.
+void set_one_token_runs(bool on);
 
 }  // namespace strata::backend::cpu

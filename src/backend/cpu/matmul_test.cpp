@@ -111,7 +111,8 @@ void check_matmul(DType type, const Case& c, uint64_t seed, ErrorStats& stats) {
 // 3 AVX-512 with the Q4_K one-token kernel's four-super-block path (AVX512-VBMI) switched off,
 // 4 AVX-512 with that path's shift-and-blend block sums instead of the GFNI form, 5 AVX-512 with
 // the tiles of 2-4 tokens of Q4_K, Q6_K and Q8_0 in the VNNI templates instead of the one-token
-// kernels' 512-bit forms.
+// kernels' 512-bit forms, 6 AVX-512 with one token's rows in kernel calls of 16 rows
+// (set_one_token_runs off).
 class CpuMatmulIsa : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
@@ -128,6 +129,7 @@ class CpuMatmulIsa : public ::testing::TestWithParam<int> {
     set_q4k_gfni(GetParam() != 4);
     set_q4k_tokens(GetParam() != 5);
     set_tile_tokens_avx512(GetParam() != 5);
+    set_one_token_runs(GetParam() != 6);
   }
   void TearDown() override {
     set_vnni_kernels(saved_vnni_);
@@ -136,6 +138,7 @@ class CpuMatmulIsa : public ::testing::TestWithParam<int> {
     set_q4k_gfni(true);
     set_q4k_tokens(true);
     set_tile_tokens_avx512(true);
+    set_one_token_runs(true);
   }
   bool saved_vnni_ = false, saved_avx512_ = false;
 };
@@ -167,11 +170,11 @@ TEST_P(CpuMatmulIsa, EveryTypeMatchesReference) {
 }
 
 std::string isa_name(const ::testing::TestParamInfo<int>& i) {
-  static const char* const kNames[] = {"Avx2",         "Vnni",         "Avx512",
-                                       "Avx512NoVbmi", "Avx512NoGfni", "Avx512VnniTiles"};
+  static const char* const kNames[] = {
+      "Avx2", "Vnni", "Avx512", "Avx512NoVbmi", "Avx512NoGfni", "Avx512VnniTiles", "Avx512Chunk16"};
   return kNames[i.param];
 }
-INSTANTIATE_TEST_SUITE_P(Builds, CpuMatmulIsa, ::testing::Values(0, 1, 2, 3, 4, 5), isa_name);
+INSTANTIATE_TEST_SUITE_P(Builds, CpuMatmulIsa, ::testing::Values(0, 1, 2, 3, 4, 5, 6), isa_name);
 
 // The backend's product of w and x [n, cols] against the reference, each element within the
 // bound of the activations' rounding (act) for its row and token.
@@ -221,6 +224,34 @@ TEST_P(CpuMatmulIsa, Q4_KRawBytes) {
       const WeightView w{blocks.data(), DType::kQ4_K, rows, cols, row_bytes(DType::kQ4_K, cols)};
       expect_within_act_bound(w, testing::normal(rng, static_cast<size_t>(n * cols)), n, ActFormat::kQ8K,
                               "blocks " + std::to_string(nb) + " n " + std::to_string(n));
+    }
+  }
+}
+
+// One token's products are the same floats on 1, 2 or 3 threads, and for a matrix that starts
+// 1-3 rows later: a row's sum does not depend on where a kernel call's rows begin and end (a
+// thread's rows go to the kernel in one call, set_one_token_runs).
+TEST(CpuMatmul, OneTokenSameFloatsOnAnyThreadCount) {
+  Rng rng(12);
+  for (DType type : {DType::kQ4_K, DType::kQ6_K, DType::kQ8_0}) {
+    const int64_t rows = 203, cols = 1024;
+    const std::vector<uint8_t> bytes = testing::random_weights(rng, type, rows, cols);
+    const WeightView w{bytes.data(), type, rows, cols, row_bytes(type, cols)};
+    const std::vector<float> x = testing::normal(rng, static_cast<size_t>(cols));
+    std::vector<float> y1(static_cast<size_t>(rows)), y(y1.size());
+    CpuBackend(1).matmul(w, x.data(), 1, y1.data());
+    for (int threads : {2, 3}) {
+      CpuBackend(threads).matmul(w, x.data(), 1, y.data());
+      EXPECT_EQ(y, y1) << dtype_name(type) << " on " << threads << " threads";
+    }
+    // the same rows from the second on: every row lands in another place of its four
+    for (int64_t skip = 1; skip < 4; ++skip) {
+      const WeightView tail{bytes.data() + skip * w.row_bytes, type, rows - skip, cols,
+                            w.row_bytes};
+      std::vector<float> yt(static_cast<size_t>(rows - skip));
+      CpuBackend(2).matmul(tail, x.data(), 1, yt.data());
+      EXPECT_TRUE(std::equal(yt.begin(), yt.end(), y1.begin() + skip))
+          << dtype_name(type) << " from row " << skip;
     }
   }
 }
