@@ -9,6 +9,7 @@
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/gemv_q8.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "core/check.h"
 
 namespace strata::backend::cuda {
@@ -86,6 +87,7 @@ __device__ void merge_splits(const AttnArgs& a, int64_t row, int head, int hd, i
 template <DType T, int EPL>
 __global__ void __launch_bounds__(kAttnWarps * 32)
     attn_kernel(PagedKv kv, AttnArgs a, size_t row_bytes, Split sp) {
+  pdl_begin();
   __shared__ float s_m[kAttnWarps], s_l[kAttnWarps];
   __shared__ float s_acc[kAttnWarps][EPL * 32];
   const int64_t row = blockIdx.x;
@@ -197,6 +199,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
 
 __global__ void __launch_bounds__(kAttnWarps * 32)
     attn_merge_kernel(AttnArgs a, int hd, int splits) {
+  pdl_begin();
   if (a.row_seq[blockIdx.x] >= 0)
     merge_splits(a, blockIdx.x, static_cast<int>(blockIdx.y), hd, splits);
 }
@@ -220,14 +223,13 @@ void launch_attn(const PagedKv& kv, const AttnArgs& a, Split sp, cudaStream_t s)
   const size_t rb = row_bytes(kv.type, kv.head_dim);
   const int epl = (kv.head_dim + 31) / 32;
   if (epl <= 1)
-    attn_kernel<T, 1><<<grid, kAttnWarps * 32, 0, s>>>(kv, a, rb, sp);
+    launch_kernel(attn_kernel<T, 1>, grid, kAttnWarps * 32, 0, s, kv, a, rb, sp);
   else if (epl <= 2)
-    attn_kernel<T, 2><<<grid, kAttnWarps * 32, 0, s>>>(kv, a, rb, sp);
+    launch_kernel(attn_kernel<T, 2>, grid, kAttnWarps * 32, 0, s, kv, a, rb, sp);
   else if (epl <= 4)
-    attn_kernel<T, 4><<<grid, kAttnWarps * 32, 0, s>>>(kv, a, rb, sp);
+    launch_kernel(attn_kernel<T, 4>, grid, kAttnWarps * 32, 0, s, kv, a, rb, sp);
   else
-    attn_kernel<T, 8><<<grid, kAttnWarps * 32, 0, s>>>(kv, a, rb, sp);
-  STRATA_CUDA_LAUNCH_CHECK();
+    launch_kernel(attn_kernel<T, 8>, grid, kAttnWarps * 32, 0, s, kv, a, rb, sp);
 }
 
 }  // namespace
@@ -262,9 +264,9 @@ bool attention(const PagedKv& kv, const AttnArgs& a, cudaStream_t s) {
       STRATA_CHECK_MSG(false, "K/V type not supported by the CUDA backend");
   }
   if (sp.splits > 1) {
-    attn_merge_kernel<<<dim3(static_cast<unsigned>(a.num_rows), static_cast<unsigned>(a.num_heads)),
-                        kAttnWarps * 32, 0, s>>>(a, kv.head_dim, sp.splits);
-    STRATA_CUDA_LAUNCH_CHECK();
+    launch_kernel(attn_merge_kernel,
+                  dim3(static_cast<unsigned>(a.num_rows), static_cast<unsigned>(a.num_heads)),
+                  kAttnWarps * 32, 0, s, a, kv.head_dim, sp.splits);
     return a.q8.xq != nullptr;
   }
   return false;

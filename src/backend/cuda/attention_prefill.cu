@@ -12,6 +12,7 @@
 
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "core/check.h"
 
 namespace strata::backend::cuda {
@@ -137,6 +138,7 @@ struct PrefillGeom {
 template <DType T, int HD, int W>
 __global__ void __launch_bounds__(32 * W, 8 / W)
     attn_prefill_kernel(PagedKv kv, AttnArgs a, size_t row_bytes, PrefillGeom geo) {
+  pdl_begin();
   constexpr bool kHalf = T == DType::kF16;
   using L = Smem<HD, W>;
   constexpr int kLd = L::kLd;
@@ -315,9 +317,8 @@ void launch_prefill(const PagedKv& kv, const AttnArgs& a, cudaStream_t s) {
   geo.group = a.num_heads / kv.num_kv_heads;
   geo.positions = 16 * W / geo.group;
   const dim3 grid(static_cast<unsigned>(a.num_tiles), static_cast<unsigned>(kv.num_kv_heads));
-  attn_prefill_kernel<T, HD, W>
-      <<<grid, 32 * W, L::kBytes, s>>>(kv, a, row_bytes(kv.type, kv.head_dim), geo);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(attn_prefill_kernel<T, HD, W>, grid, 32 * W, L::kBytes, s, kv, a,
+                row_bytes(kv.type, kv.head_dim), geo);
 }
 
 template <DType T, int HD>

@@ -4,6 +4,7 @@
 // Semantics: the unfused ops of backend.h in the order the decoder issues them.
 #include "backend/cuda/gemv_q8.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "core/check.h"
 
@@ -46,6 +47,7 @@ template <int V>
 __global__ void __launch_bounds__(1024)
     residual_norm_kernel(float* y, ResidualTerms t, const float* weight, int dim, float eps,
                          float* out, Q8Buf q8, bool with_q8) {
+  pdl_begin();
   __shared__ float smem[32];
   const int nt = static_cast<int>(blockDim.x), tid = static_cast<int>(threadIdx.x);
   const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
@@ -119,6 +121,7 @@ constexpr int kGatedNormWarps = 4;
 __global__ void __launch_bounds__(32 * kGatedNormWarps)
     gated_norm_q8_kernel(const float* x, const float* w, const float* z, int64_t rows, int dim,
                          float eps, float* out, Q8Buf q8) {
+  pdl_begin();
   const int lane = static_cast<int>(threadIdx.x) % 32;
   const int64_t r = static_cast<int64_t>(blockIdx.x) * kGatedNormWarps + threadIdx.x / 32;
   if (r >= rows) return;
@@ -150,6 +153,7 @@ __global__ void __launch_bounds__(32 * kGatedNormWarps)
 
 // A warp per 32 elements: sigmoid_mul_kernel's arithmetic, then q8_store_lane.
 __global__ void sigmoid_mul_q8_kernel(float* x, const float* gate, int64_t dim, Q8Buf q8) {
+  pdl_begin();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= dim) return;  // dim % 32 == 0: whole warps
   const float v = x[i] * (1.0f / (1.0f + expf(-gate[i])));
@@ -162,8 +166,8 @@ __global__ void sigmoid_mul_q8_kernel(float* x, const float* gate, int64_t dim, 
 void sigmoid_mul_q8(float* x, const float* gate, int64_t dim, const Q8Buf& q8, cudaStream_t s) {
   STRATA_CHECK(dim % 32 == 0);
   if (dim == 0) return;
-  sigmoid_mul_q8_kernel<<<static_cast<unsigned>((dim + 127) / 128), 128, 0, s>>>(x, gate, dim, q8);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(sigmoid_mul_q8_kernel, static_cast<unsigned>((dim + 127) / 128), 128, 0, s, x, gate,
+                dim, q8);
 }
 
 bool residual_norm_supported(int64_t dim) { return dim % 128 == 0 && dim > 0 && dim <= 8192; }
@@ -175,19 +179,20 @@ void residual_norm(float* y, const ResidualTerms& t, const float* weight, int64_
   const Q8Buf b = q8 != nullptr ? *q8 : Q8Buf{};
   const int d = static_cast<int>(dim);
   if (dim <= 4096)
-    residual_norm_kernel<1><<<1, d / 4, 0, s>>>(y, t, weight, d, eps, out, b, q8 != nullptr);
+    launch_kernel(residual_norm_kernel<1>, 1, d / 4, 0, s, y, t, weight, d, eps, out, b,
+                  q8 != nullptr);
   else
-    residual_norm_kernel<2><<<1, d / 8, 0, s>>>(y, t, weight, d, eps, out, b, q8 != nullptr);
-  STRATA_CUDA_LAUNCH_CHECK();
+    launch_kernel(residual_norm_kernel<2>, 1, d / 8, 0, s, y, t, weight, d, eps, out, b,
+                  q8 != nullptr);
 }
 
 void gated_norm_q8(const float* x, const float* w, const float* z, int64_t rows, int dim,
                    float eps, float* out, const Q8Buf& q8, cudaStream_t s) {
   STRATA_CHECK(dim % 32 == 0 && dim <= kHeadChainMaxDim);
   if (rows == 0) return;
-  gated_norm_q8_kernel<<<static_cast<unsigned>((rows + kGatedNormWarps - 1) / kGatedNormWarps),
-                         32 * kGatedNormWarps, 0, s>>>(x, w, z, rows, dim, eps, out, q8);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(gated_norm_q8_kernel,
+                static_cast<unsigned>((rows + kGatedNormWarps - 1) / kGatedNormWarps),
+                32 * kGatedNormWarps, 0, s, x, w, z, rows, dim, eps, out, q8);
 }
 
 }  // namespace strata::backend::cuda

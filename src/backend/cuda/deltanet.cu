@@ -16,6 +16,7 @@
 #include <cstdlib>
 
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "core/check.h"
 
 namespace strata::backend::cuda {
@@ -34,6 +35,7 @@ __device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
 // its rows. A thread per (row, channel); the initial state is only read here.
 __global__ void conv_out_kernel(const float* x, int64_t channels, const float* w, int kernel,
                                 DnPlan plan, float* out) {
+  pdl_begin();
   const int64_t r = blockIdx.x;
   const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
   if (c >= channels) return;
@@ -61,6 +63,7 @@ __global__ void conv_out_kernel(const float* x, int64_t channels, const float* w
 // channel) reads the chain's initial state first, then writes the segments in order, so a
 // state written in place (state_in == state_out) or reused within the chain comes out right.
 __global__ void conv_state_kernel(const float* x, int64_t channels, int kernel, DnPlan plan) {
+  pdl_begin();
   const int ci = static_cast<int>(blockIdx.x);
   if (ci >= *plan.num_chains) return;
   const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
@@ -97,6 +100,7 @@ __global__ void conv_state_kernel(const float* x, int64_t channels, int kernel, 
 constexpr int64_t kConvFusedMaxRows = 16;
 __global__ void conv_fused_kernel(const float* x, int64_t channels, const float* w, int kernel,
                                   DnPlan plan, float* out) {
+  pdl_begin();
   const int ci = static_cast<int>(blockIdx.x);
   if (ci >= *plan.num_chains) return;
   const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
@@ -149,6 +153,7 @@ struct DeltaTile {
 __global__ void delta_prep_kernel(const float* qkv, const float* alpha, const float* beta,
                                   const float* dt_bias, const float* a, DeltaNetShape sh,
                                   const int32_t* row_chain, float* prep, float2* gates) {
+  pdl_begin();
   const int64_t row = blockIdx.x;
   if (row_chain[row] < 0) return;
   const int dk = sh.head_k_dim, hk = sh.num_k_heads, hv = sh.num_v_heads;
@@ -190,6 +195,7 @@ __global__ void __launch_bounds__(32 * kDeltaWarps)
     delta_rule_kernel(const float* qkv, const float* alpha, const float* beta,
                       const float* dt_bias, const float* a, DeltaNetShape sh, DnPlan plan,
                       const float* prep, const float2* gates, float* out) {
+  pdl_begin();
   using Tile = DeltaTile<R, CPW>;
   constexpr int kDk = Tile::kDk, kChunk = Tile::kChunk, kG = Tile::kGroups, kCols = Tile::kCols;
   __shared__ float q_sm[kChunk][kDk], k_sm[kChunk][kDk];
@@ -316,6 +322,7 @@ __global__ void __launch_bounds__(32 * kDeltaWarps)
 
 __global__ void sigmoid_mul_kernel(float* x, const float* gate, int64_t n, int64_t dim,
                                    int64_t gate_dim) {
+  pdl_begin();
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= n * dim) return;
   const int64_t t = idx / dim, i = idx % dim;
@@ -325,6 +332,7 @@ __global__ void sigmoid_mul_kernel(float* x, const float* gate, int64_t n, int64
 
 __global__ void gated_add_kernel(float* y, float* x, const float* gate, int64_t count,
                                  int64_t gate_every) {
+  pdl_begin();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= count) return;
   const float g = gate[i / gate_every];
@@ -341,8 +349,8 @@ void launch_delta(const float* qkv, const float* alpha, const float* beta, const
   const dim3 grid(static_cast<unsigned>(plan.max_chains), static_cast<unsigned>(sh.num_v_heads),
                   static_cast<unsigned>((sh.head_v_dim + DeltaTile<R, CPW>::kCols - 1) /
                                         DeltaTile<R, CPW>::kCols));
-  delta_rule_kernel<R, CPW><<<grid, 32 * kDeltaWarps, 0, s>>>(qkv, alpha, beta, dt_bias, a, sh, plan, prep, gates, out);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(delta_rule_kernel<R, CPW>, grid, 32 * kDeltaWarps, 0, s, qkv, alpha, beta, dt_bias,
+                a, sh, plan, prep, gates, out);
 }
 
 }  // namespace
@@ -353,20 +361,17 @@ void ssm_conv(const float* x, int64_t channels, const float* weight, int kernel,
   if (plan.max_chains == 0 || channels == 0) return;
   const auto cblocks = static_cast<unsigned>((channels + kConvThreads - 1) / kConvThreads);
   if (plan.rows <= kConvFusedMaxRows) {
-    conv_fused_kernel<<<dim3(static_cast<unsigned>(plan.max_chains), cblocks), kConvThreads, 0, s>>>(
-        x, channels, weight, kernel, plan, out);
-    STRATA_CUDA_LAUNCH_CHECK();
+    launch_kernel(conv_fused_kernel, dim3(static_cast<unsigned>(plan.max_chains), cblocks),
+                  kConvThreads, 0, s, x, channels, weight, kernel, plan, out);
     return;
   }
   if (plan.rows > 0) {
-    conv_out_kernel<<<dim3(static_cast<unsigned>(plan.rows), cblocks), kConvThreads, 0, s>>>(
-        x, channels, weight, kernel, plan, out);
-    STRATA_CUDA_LAUNCH_CHECK();
+    launch_kernel(conv_out_kernel, dim3(static_cast<unsigned>(plan.rows), cblocks), kConvThreads, 0,
+                  s, x, channels, weight, kernel, plan, out);
   }
   if (kernel > 1) {
-    conv_state_kernel<<<dim3(static_cast<unsigned>(plan.max_chains), cblocks), kConvThreads, 0, s>>>(
-        x, channels, kernel, plan);
-    STRATA_CUDA_LAUNCH_CHECK();
+    launch_kernel(conv_state_kernel, dim3(static_cast<unsigned>(plan.max_chains), cblocks),
+                  kConvThreads, 0, s, x, channels, kernel, plan);
   }
 }
 
@@ -394,9 +399,8 @@ void gated_delta_rule(const float* qkv, const float* alpha, const float* beta,
   if (scratch != nullptr && !no_prep && plan.rows > kDeltaNarrowMinRows) {
     float2* g = reinterpret_cast<float2*>(
         scratch + static_cast<size_t>(plan.rows) * 2 * sh.num_k_heads * sh.head_k_dim);
-    delta_prep_kernel<<<static_cast<unsigned>(plan.rows), 128, 0, s>>>(qkv, alpha, beta, dt_bias, a, sh,
-                                                                       plan.row_chain, scratch, g);
-    STRATA_CUDA_LAUNCH_CHECK();
+    launch_kernel(delta_prep_kernel, static_cast<unsigned>(plan.rows), 128, 0, s, qkv, alpha, beta,
+                  dt_bias, a, sh, plan.row_chain, scratch, g);
     prep = scratch;
     gates = g;
   }
@@ -417,9 +421,8 @@ void sigmoid_mul(float* x, const float* gate, int64_t n, int64_t dim, int64_t ga
                  cudaStream_t s) {
   const int64_t count = n * dim;
   if (count == 0) return;
-  sigmoid_mul_kernel<<<static_cast<unsigned>((count + 255) / 256), 256, 0, s>>>(x, gate, n, dim,
-                                                                               gate_dim);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(sigmoid_mul_kernel, static_cast<unsigned>((count + 255) / 256), 256, 0, s, x, gate,
+                n, dim, gate_dim);
 }
 
 }  // namespace strata::backend::cuda
@@ -429,9 +432,8 @@ namespace strata::backend::cuda {
 void gated_add(float* y, float* x, const float* gate, int64_t count, int64_t gate_every,
                cudaStream_t s) {
   if (count == 0) return;
-  gated_add_kernel<<<static_cast<unsigned>((count + 255) / 256), 256, 0, s>>>(y, x, gate, count,
-                                                                            gate_every);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(gated_add_kernel, static_cast<unsigned>((count + 255) / 256), 256, 0, s, y, x, gate,
+                count, gate_every);
 }
 
 }  // namespace strata::backend::cuda

@@ -6,6 +6,7 @@
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/gemv_q8.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "core/check.h"
 
 namespace strata::backend::cuda {
@@ -66,6 +67,7 @@ __device__ __forceinline__ void expert_rows(const ExpertSeg& g, int64_t cols, co
 
 template <int LPR>
 __global__ void __launch_bounds__(kGemvThreads) gemv_q8_experts_kernel(ExpertArgs a, Q8Act x) {
+  pdl_begin();
   const int64_t slot = blockIdx.y, t = slot / a.spt, s = slot % a.spt;
   const bool shared = a.has_shared && s == a.k;  // MoE v8: the shared expert as slot k
   // No run-time index into the arrays: no stack.
@@ -141,12 +143,11 @@ void gemv_q8_experts(const WeightView* ws, float* const* ys, int count, const Q8
                   static_cast<unsigned>(n * a.spt), static_cast<unsigned>(count));
   const Q8Act x{reinterpret_cast<const int*>(xb.xq), xb.xd, xb.xs};
   if (lpr == 32)
-    gemv_q8_experts_kernel<32><<<grid, kGemvThreads, 0, s>>>(a, x);
+    launch_kernel(gemv_q8_experts_kernel<32>, grid, kGemvThreads, 0, s, a, x);
   else if (lpr == 16)
-    gemv_q8_experts_kernel<16><<<grid, kGemvThreads, 0, s>>>(a, x);
+    launch_kernel(gemv_q8_experts_kernel<16>, grid, kGemvThreads, 0, s, a, x);
   else
-    gemv_q8_experts_kernel<8><<<grid, kGemvThreads, 0, s>>>(a, x);
-  STRATA_CUDA_LAUNCH_CHECK();
+    launch_kernel(gemv_q8_experts_kernel<8>, grid, kGemvThreads, 0, s, a, x);
 }
 
 }  // namespace strata::backend::cuda

@@ -8,6 +8,7 @@
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/gemv_q8.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "core/check.h"
 
 namespace strata::backend::cuda {
@@ -22,6 +23,19 @@ __device__ __forceinline__ RowGroups row_groups(int num_parts) {
   const int tid = static_cast<int>(threadIdx.x);
   if (num_parts >= kGemvThreads || kGemvThreads % num_parts != 0) return {0, 0, tid};
   return {tid / num_parts, kGemvThreads / num_parts - 1, tid % num_parts};
+}
+
+// A product CTA's start (launch.cuh): its weight rows [row0, row0 + R) asked into L2 where
+// pdl_mode() is 2 (weights are read before the wait: no kernel writes them), then the wait.
+__device__ __forceinline__ void product_begin(const uint8_t* w, size_t row_bytes, int64_t rows,
+                                              int64_t row0, int R, bool prefetch) {
+  if (prefetch && threadIdx.x == 0 && row0 < rows) {
+    const auto a = reinterpret_cast<uintptr_t>(w + row0 * row_bytes) & ~uintptr_t{15};
+    const auto e =
+        (reinterpret_cast<uintptr_t>(w + min(rows, row0 + R) * row_bytes) + 15) & ~uintptr_t{15};
+    prefetch_l2(reinterpret_cast<const void*>(a), static_cast<uint32_t>(e - a));
+  }
+  pdl_wait();
 }
 
 // v3: R rows per CTA, int8 activations, __dp4a (gemv_q8.cuh). Rows [row0, row0 + R) of w.
@@ -111,9 +125,10 @@ __device__ __forceinline__ void gemv_q8_cta(const uint8_t* wbase, size_t row_byt
 template <class D, class Dot, int R, bool kWarps>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_q8_kernel(const uint8_t* wbase, size_t row_bytes, int64_t rows, int64_t cols, Q8Act x,
-                   float* y) {
-  gemv_q8_cta<D, Dot, R, kWarps>(wbase, row_bytes, rows, cols, x, y,
-                                 static_cast<int64_t>(blockIdx.x) * R);
+                   float* y, bool prefetch) {
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
+  product_begin(wbase, row_bytes, rows, row0, R, prefetch);
+  gemv_q8_cta<D, Dot, R, kWarps>(wbase, row_bytes, rows, cols, x, y, row0);
 }
 
 // v12: NT tokens a launch (continuous batching of 2-16 sequences): v3's walk over R rows'
@@ -123,6 +138,7 @@ template <class D, class Dot, int R, int NT, bool kGroups>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_q8_tokens_kernel(const uint8_t* wbase, size_t row_bytes, int64_t rows, int64_t cols,
                           Q8Act x, int n, float* y) {
+  pdl_begin();
   __shared__ float red[kGemvThreads / 32][R * NT];
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
   const uint8_t* w = wbase + row0 * row_bytes;
@@ -170,6 +186,7 @@ struct GemvSegs {
   int count;
   int q6k_groups;
   int q4k_elems;
+  bool prefetch;
   int64_t cols;
 };
 
@@ -181,6 +198,7 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_q8_multi_kernel(GemvSegs a,
     if (j < a.count && blockIdx.x >= a.seg[j].cta_begin) i = j;
   const GemvSeg g = a.seg[i];
   const int64_t row0 = static_cast<int64_t>(blockIdx.x - g.cta_begin) * R;
+  product_begin(g.w, g.row_bytes, g.rows, row0, R, a.prefetch);
   switch (g.type) {
     case DType::kQ8_0:
       gemv_q8_cta<DeqQ8_0, DotQ8_0, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
@@ -209,6 +227,7 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_q8_multi_kernel(GemvSegs a,
 // and the int sums of each 16.
 __global__ void quantize_act_q8_kernel(const float* x, int64_t blocks, int8_t* xq, float* xd,
                                        int32_t* xs) {
+  pdl_begin();
   const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32;
   if (b >= blocks) return;
@@ -225,9 +244,8 @@ void quantize_act_q8(const float* x, int64_t cols, int8_t* xq, float* xd, int32_
                      cudaStream_t s) {
   STRATA_CHECK(cols % 32 == 0);
   const int64_t blocks = cols / 32;
-  quantize_act_q8_kernel<<<static_cast<unsigned>((blocks + 3) / 4), 128, 0, s>>>(x, blocks, xq, xd,
-                                                                                 xs);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(quantize_act_q8_kernel, static_cast<unsigned>((blocks + 3) / 4), 128, 0, s, x,
+                blocks, xq, xd, xs);
 }
 
 namespace {
@@ -298,13 +316,13 @@ void launch_gemv_q8_r(const WeightView& w, const Q8Act& x, float* y, unsigned gr
   const auto* wb = static_cast<const uint8_t*>(w.data);
   if constexpr (R >= 4) {
     if (gemv_q8_warps(w.type, w.rows, w.cols, R)) {
-      gemv_q8_kernel<D, Dot, R, true>
-          <<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
+      launch_kernel(gemv_q8_kernel<D, Dot, R, true>, grid, kGemvThreads, 0, s, wb, w.row_bytes,
+                    w.rows, w.cols, x, y, pdl_mode() == 2);
       return;
     }
   }
-  gemv_q8_kernel<D, Dot, R, false>
-      <<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, x, y);
+  launch_kernel(gemv_q8_kernel<D, Dot, R, false>, grid, kGemvThreads, 0, s, wb, w.row_bytes, w.rows,
+                w.cols, x, y, pdl_mode() == 2);
 }
 
 template <class D, class Dot>
@@ -318,7 +336,6 @@ void launch_gemv_q8(const WeightView& w, const Q8Act& x, float* y, cudaStream_t 
     launch_gemv_q8_r<D, Dot, 4>(w, x, y, grid, s);
   else
     launch_gemv_q8_r<D, Dot, 2>(w, x, y, grid, s);
-  STRATA_CUDA_LAUNCH_CHECK();
 }
 }  // namespace
 
@@ -393,16 +410,10 @@ void launch_gemv_q8_tokens(const WeightView& w, const Q8Act& x, int64_t n, float
     const int nt = static_cast<int>(std::min<int64_t>(8, n - t0));
     const Q8Act xg{x.xq + t0 * w.cols / 4, x.xd + t0 * w.cols / 32, x.xs + t0 * w.cols / 16};
     float* yg = y + t0 * w.rows;
-    if (nt <= 2)
-      gemv_q8_tokens_kernel<D, Dot, R, 2, false>
-          <<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, xg, nt, yg);
-    else if (nt <= 4)
-      gemv_q8_tokens_kernel<D, Dot, R, 4, false>
-          <<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, xg, nt, yg);
-    else
-      gemv_q8_tokens_kernel<D, Dot, R, 8, kGroups8>
-          <<<grid, kGemvThreads, 0, s>>>(wb, w.row_bytes, w.rows, w.cols, xg, nt, yg);
-    STRATA_CUDA_LAUNCH_CHECK();
+    auto* k = nt <= 2   ? gemv_q8_tokens_kernel<D, Dot, R, 2, false>
+              : nt <= 4 ? gemv_q8_tokens_kernel<D, Dot, R, 4, false>
+                        : gemv_q8_tokens_kernel<D, Dot, R, 8, kGroups8>;
+    launch_kernel(k, grid, kGemvThreads, 0, s, wb, w.row_bytes, w.rows, w.cols, xg, nt, yg);
   }
 }
 }  // namespace
@@ -441,6 +452,7 @@ void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Bu
   a.count = count;
   a.q6k_groups = g_q6k_groups;
   a.q4k_elems = g_q4k_elems;
+  a.prefetch = pdl_mode() == 2;
   a.cols = ws[0].cols;
   int64_t total_rows = 0;
   int largest = 0;
@@ -460,17 +472,12 @@ void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Bu
   }
   const Q8Act x{reinterpret_cast<const int*>(xb.xq), xb.xd, xb.xs};
   const bool warps = g_gemv_q8_variant != 3 && R >= 4;
-  if (R == 8 && warps)
-    gemv_q8_multi_kernel<8, true><<<ctas, kGemvThreads, 0, s>>>(a, x);
-  else if (R == 4 && warps)
-    gemv_q8_multi_kernel<4, true><<<ctas, kGemvThreads, 0, s>>>(a, x);
-  else if (R == 8)
-    gemv_q8_multi_kernel<8, false><<<ctas, kGemvThreads, 0, s>>>(a, x);
-  else if (R == 4)
-    gemv_q8_multi_kernel<4, false><<<ctas, kGemvThreads, 0, s>>>(a, x);
-  else
-    gemv_q8_multi_kernel<2, false><<<ctas, kGemvThreads, 0, s>>>(a, x);
-  STRATA_CUDA_LAUNCH_CHECK();
+  auto* k = R == 8 && warps   ? gemv_q8_multi_kernel<8, true>
+            : R == 4 && warps ? gemv_q8_multi_kernel<4, true>
+            : R == 8          ? gemv_q8_multi_kernel<8, false>
+            : R == 4          ? gemv_q8_multi_kernel<4, false>
+                              : gemv_q8_multi_kernel<2, false>;
+  launch_kernel(k, ctas, kGemvThreads, 0, s, a, x);
 }
 
 }  // namespace strata::backend::cuda

@@ -17,6 +17,11 @@ void check_cuda(cudaError_t e, const char* what, const char* file, int line);
 #define STRATA_CUDA_CHECK(x) ::strata::backend::cuda::check_cuda((x), #x, __FILE__, __LINE__)
 #define STRATA_CUDA_LAUNCH_CHECK() STRATA_CUDA_CHECK(cudaGetLastError())
 
+// Programmatic dependent launch (launch.cuh): 0 off, 1 on, 2 on with the int8 products'
+// weight rows prefetched into L2 before their wait. STRATA_CUDA_PDL at start picks it.
+int pdl_mode();
+void set_pdl_mode(int mode);
+
 // Does the backend compute with this type directly (else upload converts it to F16)?
 bool native_type(DType type);
 int native_block_elems(DType type);

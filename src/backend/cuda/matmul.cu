@@ -8,6 +8,7 @@
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/gemv_q8.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "core/check.h"
 
 namespace strata::backend::cuda {
@@ -26,6 +27,19 @@ int native_block_elems(DType type) {
 }
 
 bool native_type(DType type) { return native_block_elems(type) != 0; }
+
+namespace {
+int g_pdl_mode = [] {
+  const char* v = std::getenv("STRATA_CUDA_PDL");
+  const int n = v != nullptr ? std::atoi(v) : 1;
+  return n >= 0 && n <= 2 ? n : 1;
+}();
+}  // namespace
+int pdl_mode() { return g_pdl_mode; }
+void set_pdl_mode(int mode) {
+  STRATA_CHECK(mode >= 0 && mode <= 2);
+  g_pdl_mode = mode;
+}
 
 namespace {
 
@@ -47,6 +61,7 @@ struct GemvArgs {
 // blockIdx.y: a group of NT tokens (dense) or one expert slot (ids != nullptr, NT == 1).
 template <class D, int NT, int R>
 __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvArgs a) {
+  pdl_begin();
   __shared__ float red[kGemvThreads / 32][R * NT];
   const int tid = static_cast<int>(threadIdx.x);
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
@@ -103,8 +118,7 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(GemvArgs a) {
 template <class D, int NT, int R>
 void launch_gemv_r(const GemvArgs& a, unsigned grid_y, cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>((a.rows + R - 1) / R), grid_y);
-  gemv_kernel<D, NT, R><<<grid, kGemvThreads, 0, s>>>(a);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(gemv_kernel<D, NT, R>, grid, kGemvThreads, 0, s, a);
 }
 
 // Rows per CTA: 4 for one token (x reuse), fewer where registers hold NT tokens' sums, and
@@ -147,6 +161,7 @@ GemvArgs gemv_args(const WeightView& w, const float* x, int64_t n, float* y) {
 template <class D, class Out>
 __global__ void dequant_kernel(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t cols,
                                const int32_t* ids, Out* out) {
+  pdl_begin();
   const int64_t parts_per_row = cols / D::kBlockElems * D::kParts;
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= rows * parts_per_row) return;
@@ -194,15 +209,15 @@ void launch_dequant(const WeightView& w, int64_t rows, const int32_t* ids, Out* 
     const int64_t total = rows * (w.cols / D::kBlockElems) * D::kParts;
     if (total == 0) return;
     const int threads = 256;
-    dequant_kernel<D, Out>
-        <<<static_cast<unsigned>((total + threads - 1) / threads), threads, 0, s>>>(
-            static_cast<const uint8_t*>(w.data), w.row_bytes, rows, w.cols, ids, out);
-    STRATA_CUDA_LAUNCH_CHECK();
+    launch_kernel(dequant_kernel<D, Out>, static_cast<unsigned>((total + threads - 1) / threads),
+                  threads, 0, s, static_cast<const uint8_t*>(w.data), w.row_bytes, rows, w.cols,
+                  ids, out);
   });
   STRATA_CHECK_MSG(ok, "weight type not uploaded for the CUDA backend");
 }
 
 __global__ void f32_to_bf16_kernel(const float* x, size_t count, __nv_bfloat16* out) {
+  pdl_begin();
   const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count) out[i] = __float2bfloat16_rn(x[i]);
 }
@@ -211,6 +226,7 @@ __global__ void f32_to_bf16_kernel(const float* x, size_t count, __nv_bfloat16* 
 __global__ void moe_gather_kernel(const float* x, int64_t cols, bool x_per_slot, int k,
                                   const int32_t* order, const int32_t* offsets, int64_t max_count,
                                   __nv_bfloat16* xb) {
+  pdl_begin();
   const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (c >= cols) return;
   const int e = static_cast<int>(blockIdx.z);
@@ -226,6 +242,7 @@ __global__ void moe_gather_kernel(const float* x, int64_t cols, bool x_per_slot,
 
 __global__ void moe_scatter_kernel(const float* yb, int64_t rows, const int32_t* order,
                                    const int32_t* offsets, int64_t max_count, float* y) {
+  pdl_begin();
   const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (r >= rows) return;
   const int e = static_cast<int>(blockIdx.z);
@@ -243,8 +260,8 @@ void moe_gather_bf16(const float* x, int64_t cols, bool x_per_slot, int k, const
   if (max_count == 0) return;
   const dim3 grid(static_cast<unsigned>((cols + 255) / 256), static_cast<unsigned>(max_count),
                   static_cast<unsigned>(experts));
-  moe_gather_kernel<<<grid, 256, 0, s>>>(x, cols, x_per_slot, k, order, offsets, max_count, xb);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(moe_gather_kernel, grid, 256, 0, s, x, cols, x_per_slot, k, order, offsets,
+                max_count, xb);
 }
 
 void moe_scatter(const float* yb, int64_t rows, const int32_t* order, const int32_t* offsets,
@@ -252,8 +269,7 @@ void moe_scatter(const float* yb, int64_t rows, const int32_t* order, const int3
   if (max_count == 0) return;
   const dim3 grid(static_cast<unsigned>((rows + 255) / 256), static_cast<unsigned>(max_count),
                   static_cast<unsigned>(experts));
-  moe_scatter_kernel<<<grid, 256, 0, s>>>(yb, rows, order, offsets, max_count, y);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(moe_scatter_kernel, grid, 256, 0, s, yb, rows, order, offsets, max_count, y);
 }
 
 namespace {
@@ -262,6 +278,7 @@ namespace {
 // CTA, 128 CTAs for a 256-expert router: ~400 GB/s).
 __global__ void __launch_bounds__(128) gemv_f32_rows_kernel(const float* w, int64_t rows,
                                                             int64_t cols, const float* x, float* y) {
+  pdl_begin();
   const int lane = static_cast<int>(threadIdx.x) % 32;
   const int64_t r = static_cast<int64_t>(blockIdx.x) * 4 + threadIdx.x / 32;
   if (r >= rows) return;
@@ -287,9 +304,8 @@ void gemv(const WeightView& w, const float* x, int64_t n, float* y, cudaStream_t
   if (f32_rows && n == 1 && w.type == DType::kF32 && w.row_bytes == static_cast<size_t>(w.cols) * 4 &&
       w.cols % 4 == 0 && reinterpret_cast<uintptr_t>(w.data) % 16 == 0 &&
       reinterpret_cast<uintptr_t>(x) % 16 == 0) {
-    gemv_f32_rows_kernel<<<static_cast<unsigned>((w.rows + 3) / 4), 128, 0, s>>>(
-        static_cast<const float*>(w.data), w.rows, w.cols, x, y);
-    STRATA_CUDA_LAUNCH_CHECK();
+    launch_kernel(gemv_f32_rows_kernel, static_cast<unsigned>((w.rows + 3) / 4), 128, 0, s,
+                  static_cast<const float*>(w.data), w.rows, w.cols, x, y);
     return;
   }
   const GemvArgs a = gemv_args(w, x, n, y);
@@ -324,8 +340,8 @@ void get_rows(const WeightView& w, const int32_t* ids, int64_t n, float* out, cu
 
 void f32_to_bf16(const float* x, size_t count, __nv_bfloat16* out, cudaStream_t s) {
   if (count == 0) return;
-  f32_to_bf16_kernel<<<static_cast<unsigned>((count + 255) / 256), 256, 0, s>>>(x, count, out);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(f32_to_bf16_kernel, static_cast<unsigned>((count + 255) / 256), 256, 0, s, x, count,
+                out);
 }
 
 }  // namespace strata::backend::cuda

@@ -6,6 +6,7 @@
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/gemv_q8.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "core/check.h"
 
@@ -23,6 +24,7 @@ template <bool kAdd, bool kQ8>
 __global__ void rms_norm_kernel(float* add_y, const float* add_x, const float* x,
                                 const float* weight, int64_t dim, float eps, float* out,
                                 Q8Buf q8) {
+  pdl_begin();
   __shared__ float smem[32];
   const int64_t off = static_cast<int64_t>(blockIdx.x) * dim;
   const float* xr = kAdd ? add_y + off : x + off;
@@ -65,6 +67,7 @@ __device__ __forceinline__ void rotate_pair(float* v, const RopeArgs& a, int32_t
 // One thread per (token, head, pair).
 __global__ void rope_kernel(float* x, int64_t n, int num_heads, int head_dim,
                             const int32_t* positions, RopeArgs a) {
+  pdl_begin();
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= n * num_heads * a.half) return;
   const int i = static_cast<int>(idx % a.half);
@@ -75,6 +78,7 @@ __global__ void rope_kernel(float* x, int64_t n, int num_heads, int head_dim,
 }
 
 __global__ void swiglu_kernel(const float* gate, const float* up, int64_t count, float* out) {
+  pdl_begin();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= count) return;
   const float g = gate[i];
@@ -84,6 +88,7 @@ __global__ void swiglu_kernel(const float* gate, const float* up, int64_t count,
 // One token: the output also quantized to int8 (a warp per 32 elements; dim % 32 == 0).
 __global__ void swiglu_q8_kernel(const float* gate, const float* up, int64_t dim, float* out,
                                  Q8Buf q8) {
+  pdl_begin();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= dim) return;
   const float g = gate[i];
@@ -93,6 +98,7 @@ __global__ void swiglu_q8_kernel(const float* gate, const float* up, int64_t dim
 }
 
 __global__ void add_kernel(float* y, const float* x, int64_t count) {
+  pdl_begin();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count) y[i] += x[i];
 }
@@ -103,6 +109,7 @@ constexpr int kMaxTopK = 64;
 // (ties to the lower id, as the reference's partial_sort comparator).
 __global__ void topk_kernel(const float* logits, int64_t n, int num_experts, int k,
                             bool renormalize, int32_t* ids, float* weights) {
+  pdl_begin();
   const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t >= n) return;
   const float* l = logits + t * num_experts;
@@ -153,6 +160,7 @@ __device__ __forceinline__ float key_float(unsigned k) {
 }
 __global__ void topk_warp_kernel(const float* logits, int64_t n, int num_experts, int k,
                                  bool renormalize, int32_t* ids, float* weights) {
+  pdl_begin();
   const int64_t t = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32;
   if (t >= n) return;
@@ -213,6 +221,7 @@ __global__ void topk_warp_kernel(const float* logits, int64_t n, int num_experts
 // into keys[row] (zeroed first).
 __global__ void __launch_bounds__(256) argmax_rows_kernel(const float* x, int64_t cols,
                                                           unsigned long long* keys) {
+  pdl_begin();
   __shared__ unsigned long long part[8];
   const float* row = x + static_cast<int64_t>(blockIdx.y) * cols;
   unsigned long long best = 0;
@@ -234,6 +243,7 @@ __global__ void __launch_bounds__(256) argmax_rows_kernel(const float* x, int64_
 
 __global__ void weighted_sum_kernel(const float* x, const float* w, int64_t n, int k, int64_t dim,
                                     float* out) {
+  pdl_begin();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n * dim) return;
   const int64_t t = i / dim, d = i % dim;
@@ -245,6 +255,7 @@ __global__ void weighted_sum_kernel(const float* x, const float* w, int64_t n, i
 // One CTA (32 threads) per (token, kv head, K or V): a row of head_dim values.
 __global__ void kv_store_kernel(PagedKv kv, const float* k, const float* v, const int32_t* slots,
                                 size_t row_bytes) {
+  pdl_begin();
   const int64_t t = blockIdx.x;
   const int head = static_cast<int>(blockIdx.y);
   const bool is_v = blockIdx.z == 1;
@@ -289,6 +300,7 @@ __global__ void kv_store_kernel(PagedKv kv, const float* k, const float* v, cons
 constexpr int kHeadChainWarps = 4;
 
 __global__ void __launch_bounds__(32 * kHeadChainWarps) head_chain_kernel(HeadChainArgs a) {
+  pdl_begin();
   __shared__ float rows[kHeadChainWarps][kHeadChainMaxDim];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   int64_t r = static_cast<int64_t>(blockIdx.x) * kHeadChainWarps + warp;
@@ -393,42 +405,42 @@ void rms_norm_fused(float* add_y, const float* add_x, const float* x, const floa
   const Q8Buf b = q8 != nullptr ? *q8 : Q8Buf{};
   const auto grid = static_cast<unsigned>(n);
   if (add_y != nullptr && q8 != nullptr)
-    rms_norm_kernel<true, true><<<grid, threads, 0, s>>>(add_y, add_x, x, weight, dim, eps, out, b);
+    launch_kernel(rms_norm_kernel<true, true>, grid, threads, 0, s, add_y, add_x, x, weight, dim,
+                  eps, out, b);
   else if (add_y != nullptr)
-    rms_norm_kernel<true, false><<<grid, threads, 0, s>>>(add_y, add_x, x, weight, dim, eps, out, b);
+    launch_kernel(rms_norm_kernel<true, false>, grid, threads, 0, s, add_y, add_x, x, weight, dim,
+                  eps, out, b);
   else if (q8 != nullptr)
-    rms_norm_kernel<false, true><<<grid, threads, 0, s>>>(add_y, add_x, x, weight, dim, eps, out, b);
+    launch_kernel(rms_norm_kernel<false, true>, grid, threads, 0, s, add_y, add_x, x, weight, dim,
+                  eps, out, b);
   else
-    rms_norm_kernel<false, false><<<grid, threads, 0, s>>>(add_y, add_x, x, weight, dim, eps, out, b);
-  STRATA_CUDA_LAUNCH_CHECK();
+    launch_kernel(rms_norm_kernel<false, false>, grid, threads, 0, s, add_y, add_x, x, weight, dim,
+                  eps, out, b);
 }
 
 void swiglu_q8(const float* gate, const float* up, int64_t dim, float* out, const Q8Buf& q8,
                cudaStream_t s) {
   STRATA_CHECK(dim % 32 == 0);
   if (dim == 0) return;
-  swiglu_q8_kernel<<<blocks_for(dim, 256), 256, 0, s>>>(gate, up, dim, out, q8);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(swiglu_q8_kernel, blocks_for(dim, 256), 256, 0, s, gate, up, dim, out, q8);
 }
 
 void rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
           const RopeArgs& args, cudaStream_t s) {
   const int64_t total = n * num_heads * args.half;
   if (total == 0) return;
-  rope_kernel<<<blocks_for(total, 256), 256, 0, s>>>(x, n, num_heads, head_dim, positions, args);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(rope_kernel, blocks_for(total, 256), 256, 0, s, x, n, num_heads, head_dim,
+                positions, args);
 }
 
 void swiglu(const float* gate, const float* up, int64_t count, float* out, cudaStream_t s) {
   if (count == 0) return;
-  swiglu_kernel<<<blocks_for(count, 256), 256, 0, s>>>(gate, up, count, out);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(swiglu_kernel, blocks_for(count, 256), 256, 0, s, gate, up, count, out);
 }
 
 void add(float* y, const float* x, int64_t count, cudaStream_t s) {
   if (count == 0) return;
-  add_kernel<<<blocks_for(count, 256), 256, 0, s>>>(y, x, count);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(add_kernel, blocks_for(count, 256), 256, 0, s, y, x, count);
 }
 
 void topk_softmax(const float* logits, int64_t n, int num_experts, int k, bool renormalize,
@@ -436,12 +448,11 @@ void topk_softmax(const float* logits, int64_t n, int num_experts, int k, bool r
   STRATA_CHECK(k >= 1 && k <= num_experts && k <= kMaxTopK);
   if (n == 0) return;
   if (num_experts <= 32 * kTopkPerLane && k <= 32)
-    topk_warp_kernel<<<blocks_for(n * 32, 128), 128, 0, s>>>(logits, n, num_experts, k,
-                                                             renormalize, ids, weights);
+    launch_kernel(topk_warp_kernel, blocks_for(n * 32, 128), 128, 0, s, logits, n, num_experts, k,
+                  renormalize, ids, weights);
   else
-    topk_kernel<<<blocks_for(n, 64), 64, 0, s>>>(logits, n, num_experts, k, renormalize, ids,
-                                                 weights);
-  STRATA_CUDA_LAUNCH_CHECK();
+    launch_kernel(topk_kernel, blocks_for(n, 64), 64, 0, s, logits, n, num_experts, k, renormalize,
+                  ids, weights);
 }
 
 void argmax_rows(const float* x, int64_t rows, int64_t cols, unsigned long long* keys, cudaStream_t s) {
@@ -449,15 +460,15 @@ void argmax_rows(const float* x, int64_t rows, int64_t cols, unsigned long long*
   if (rows == 0) return;
   STRATA_CUDA_CHECK(cudaMemsetAsync(keys, 0, static_cast<size_t>(rows) * sizeof(unsigned long long), s));
   const auto ctas = static_cast<unsigned>(std::min<int64_t>(132, (cols + 1023) / 1024));
-  argmax_rows_kernel<<<dim3(ctas, static_cast<unsigned>(rows)), 256, 0, s>>>(x, cols, keys);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(argmax_rows_kernel, dim3(ctas, static_cast<unsigned>(rows)), 256, 0, s, x, cols,
+                keys);
 }
 
 void weighted_sum(const float* x, const float* weights, int64_t n, int k, int64_t dim, float* out,
                   cudaStream_t s) {
   if (n * dim == 0) return;
-  weighted_sum_kernel<<<blocks_for(n * dim, 256), 256, 0, s>>>(x, weights, n, k, dim, out);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(weighted_sum_kernel, blocks_for(n * dim, 256), 256, 0, s, x, weights, n, k, dim,
+                out);
 }
 
 void kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n, const int32_t* slots,
@@ -466,18 +477,18 @@ void kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n, cons
                (kv.type == DType::kQ8_0 && kv.head_dim % 32 == 0));
   if (n == 0) return;
   const size_t rb = row_bytes(kv.type, kv.head_dim);
-  kv_store_kernel<<<dim3(static_cast<unsigned>(n), static_cast<unsigned>(kv.num_kv_heads), 2), 32,
-                    0, s>>>(kv, k, v, slots, rb);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(kv_store_kernel,
+                dim3(static_cast<unsigned>(n), static_cast<unsigned>(kv.num_kv_heads), 2), 32, 0, s,
+                kv, k, v, slots, rb);
 }
 
 void head_chain(const HeadChainArgs& a, cudaStream_t s) {
   STRATA_CHECK(a.count >= 1 && a.count <= 2 && a.dim % 32 == 0 && a.dim <= kHeadChainMaxDim);
   const int64_t rows = a.op[0].rows + (a.count > 1 ? a.op[1].rows : 0);
   if (rows == 0) return;
-  head_chain_kernel<<<static_cast<unsigned>((rows + kHeadChainWarps - 1) / kHeadChainWarps),
-                      32 * kHeadChainWarps, 0, s>>>(a);
-  STRATA_CUDA_LAUNCH_CHECK();
+  launch_kernel(head_chain_kernel,
+                static_cast<unsigned>((rows + kHeadChainWarps - 1) / kHeadChainWarps),
+                32 * kHeadChainWarps, 0, s, a);
 }
 
 }  // namespace strata::backend::cuda
