@@ -37,8 +37,8 @@ int main(int argc, char** argv) {
   int threads = 2, decode = 128, rounds = 5, prompt_len = 1;
   double min_probe = 0;
   std::vector<int64_t> settings = {-1};
-  std::string knob =
-      "--pf";  // which switch the settings turn: --pf, --q4k4, --gfni, --att, --long or --runs
+  std::string knob = "--pf";  // which switch the settings turn: --pf, --q4k4, --gfni, --att,
+                              // --long, --runs or --packed
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--threads") threads = std::atoi(argv[i + 1]);
@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
       prompt_len = std::atoi(argv[i + 1]);
     else if (a == "--min-probe") min_probe = std::atof(argv[i + 1]);
     else if (a == "--pf" || a == "--q4k4" || a == "--gfni" || a == "--att" || a == "--long" ||
-             a == "--runs") {
+             a == "--runs" || a == "--packed") {
       knob = a;
       settings.clear();
       std::stringstream ss(argv[i + 1]);
@@ -64,6 +64,8 @@ int main(int argc, char** argv) {
       backend::cpu::set_decode_attention_avx512(v != 0);
     else if (knob == "--runs") {  // 0: one-token kernel calls of 16 rows
       backend::cpu::set_one_token_runs(v != 0);
+    } else if (knob == "--packed") {  // 0: the token packed at each one-token kernel call
+      backend::cpu::set_one_token_packed(v != 0);
     } else if (knob == "--long") {
       backend::cpu::set_long_decode_attention(v != 0);
       backend::cpu::set_long_decode_min_keys(v >= 2 ? v : 1024);

@@ -87,8 +87,10 @@ struct Shape {
 // Kernel builds: 0 AVX2, 1 AVX-VNNI, 2 AVX-512 (dot_kernels.h), 3 AVX-512 with the Q4_K
 // one-token kernel's four-super-block path off ("k4row"), 4 that path in its shift-and-blend
 // form ("k4shift", not GFNI), 5 AVX-512 with one-token kernel calls of 16 rows ("chunk16", as
-// before set_one_token_runs); false where the CPU lacks it.
-const char* const kIsaNames[] = {"avx2", "vnni", "avx512", "k4row", "k4shift", "chunk16"};
+// before set_one_token_runs), 6 AVX-512 with the token packed at each call ("packcall", as
+// before set_one_token_packed); false where the CPU lacks it.
+const char* const kIsaNames[] = {"avx2",    "vnni",    "avx512",  "k4row",
+                                 "k4shift", "chunk16", "packcall"};
 bool use_isa(int isa) {
   namespace cpu = strata::backend::cpu;
   if ((isa == 1 && !cpu::vnni_kernels_available()) || (isa >= 2 && !cpu::avx512_kernels_available())) return false;
@@ -98,6 +100,7 @@ bool use_isa(int isa) {
   cpu::set_q4k_four_blocks(isa != 3);
   cpu::set_q4k_gfni(isa != 4);
   cpu::set_one_token_runs(isa != 5);
+  cpu::set_one_token_packed(isa != 6);
   return true;
 }
 
@@ -134,7 +137,7 @@ int main(int argc, char** argv) {
       sweep_layers = std::atoi(argv[++i]);
     } else if (a == "--isa" && i + 1 < argc) {
       const std::string list = argv[++i];
-      for (int k = 0; k < 6; ++k) {
+      for (int k = 0; k < 7; ++k) {
         if (list.find(kIsaNames[k]) != std::string::npos) isas.push_back(k);
       }
     } else if (a == "--types" && i + 1 < argc) {

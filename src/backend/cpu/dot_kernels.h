@@ -20,9 +20,20 @@ enum class ActFormat { kF32, kQ8_0, kQ8K };
 using DotTileFn = void (*)(const void* w, size_t w_row_bytes, int nr, const void* x,
                            size_t x_row_bytes, int nt, int64_t cols, float* y, int64_t y_stride);
 
+// One token against rows with the token packed once per product (the AVX-512 one-token
+// kernels repack it into the order their loops read): pack_bytes(cols) bytes, 64-byte aligned,
+// filled once by pack(x, cols, packed); then dot1(w, w_row_bytes, nr, packed, x, cols, y) sets
+// y[r] = w_r . x for r < nr, for any rows, from any thread.
+using PackFn = void (*)(const void* x, int64_t cols, void* packed);
+using PackedDotFn = void (*)(const void* w, size_t w_row_bytes, int nr, const void* packed,
+                             const void* x, int64_t cols, float* y);
+
 struct DotKernel {
   ActFormat act = ActFormat::kF32;
   DotTileFn dot = nullptr;  // nullptr: no fast kernel for this type (use the generic path)
+  size_t (*pack_bytes)(int64_t cols) = nullptr;  // the packed one-token path, where there is one
+  PackFn pack = nullptr;
+  PackedDotFn dot1 = nullptr;
 };
 
 DotKernel dot_kernel(DType weight_type);

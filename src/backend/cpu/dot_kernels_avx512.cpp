@@ -401,6 +401,26 @@ void q4k_tile_tokens(const void* w, size_t ws, int nr, const void* x, size_t xs,
   }
 }
 
+// One token: super-blocks [0, n) of rows [0, nr) (wc: their first, ws bytes apart) against the
+// packed token (xp: n, xg: n / 4 groups; xa its blocks): y[r] += the rows' sums.
+void q4k_rows_one(const uint8_t* wc, size_t ws, int nr, const Q4KAct* xp, const Q4KAct4* xg,
+                  const ActQ8K* xa, int64_t n, float* y) {
+  const int64_t pf = prefetch_bytes(kPrefetchQ4_K);
+  const bool four = g_has_vbmi && g_q4k_rows4.load(std::memory_order_relaxed);
+  const int64_t n4 = four ? n / 4 : 0;  // super-blocks [4 * n4, n): q4k_row
+  if (n4 > 0) {
+    if (g_has_gfni && g_q4k_gfni.load(std::memory_order_relaxed))
+      q4k_rows4<true>(wc, ws, nr, xp, xg, n4, pf, y);
+    else
+      q4k_rows4<false>(wc, ws, nr, xp, xg, n4, pf, y);
+  }
+  if (4 * n4 == n) return;
+  for (int r = 0; r < nr; ++r) {
+    const auto* wr = reinterpret_cast<const BlockQ4_K*>(wc + r * ws) + 4 * n4;
+    y[r] += q4k_row(wr, xp + 4 * n4, xa + 4 * n4, n - 4 * n4, pf);
+  }
+}
+
 void q4k_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt, int64_t cols, float* y, int64_t ys) {
   if (nt != 1) {
     if (g_has_gfni && g_q4k_tokens.load(std::memory_order_relaxed) && (cols / kQKK) % 4 == 0)
@@ -414,25 +434,41 @@ void q4k_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt
   Q4KAct xp[kQ4KChunkBlocks];
   Q4KAct4 xg[kQ4KChunkBlocks / 4];
   for (int r = 0; r < nr; ++r) y[r] = 0;
-  const int64_t pf = prefetch_bytes(kPrefetchQ4_K);
-  const bool four = g_has_vbmi && g_q4k_rows4.load(std::memory_order_relaxed);
   for (int64_t c0 = 0; c0 < nb; c0 += kQ4KChunkBlocks) {
     const int64_t n = std::min(kQ4KChunkBlocks, nb - c0);
-    const int64_t n4 = four ? n / 4 : 0;  // super-blocks [4 * n4, n): q4k_row
     q4k_pack(xa + c0, n, xp);
-    if (n4 > 0) q4k_pack4(xa + c0, 4 * n4, xg);
-    const auto* wc = static_cast<const uint8_t*>(w) + c0 * sizeof(BlockQ4_K);
-    if (n4 > 0) {
-      if (g_has_gfni && g_q4k_gfni.load(std::memory_order_relaxed))
-        q4k_rows4<true>(wc, ws, nr, xp, xg, n4, pf, y);
-      else
-        q4k_rows4<false>(wc, ws, nr, xp, xg, n4, pf, y);
-    }
-    if (4 * n4 == n) continue;
-    for (int r = 0; r < nr; ++r) {
-      const auto* wr = reinterpret_cast<const BlockQ4_K*>(wc + r * ws) + 4 * n4;
-      y[r] += q4k_row(wr, xp + 4 * n4, xa + c0 + 4 * n4, n - 4 * n4, pf);
-    }
+    q4k_pack4(xa + c0, n / 4 * 4, xg);
+    q4k_rows_one(static_cast<const uint8_t*>(w) + c0 * sizeof(BlockQ4_K), ws, nr, xp, xg, xa + c0,
+                 n, y);
+  }
+}
+
+// The packed one-token path (DotKernel::pack, dot1): the token packed once per product, all
+// of its super-blocks, then any rows against it.
+int64_t q4k_groups_offset(int64_t nb) { return nb * static_cast<int64_t>(sizeof(Q4KAct)); }
+size_t q4k_packed_bytes(int64_t cols) {
+  const int64_t nb = cols / kQKK;
+  return static_cast<size_t>(q4k_groups_offset(nb)) + static_cast<size_t>(nb / 4) * sizeof(Q4KAct4);
+}
+void q4k_pack_token(const void* x, int64_t cols, void* packed) {
+  const int64_t nb = cols / kQKK;
+  auto* base = static_cast<uint8_t*>(packed);
+  q4k_pack(static_cast<const ActQ8K*>(x), nb, reinterpret_cast<Q4KAct*>(base));
+  q4k_pack4(static_cast<const ActQ8K*>(x), nb / 4 * 4,
+            reinterpret_cast<Q4KAct4*>(base + q4k_groups_offset(nb)));
+}
+void q4k_dot1(const void* w, size_t ws, int nr, const void* packed, const void* x, int64_t cols,
+              float* y) {
+  const int64_t nb = cols / kQKK;
+  const auto* base = static_cast<const uint8_t*>(packed);
+  const auto* xp = reinterpret_cast<const Q4KAct*>(base);
+  const auto* xg = reinterpret_cast<const Q4KAct4*>(base + q4k_groups_offset(nb));
+  const auto* xa = static_cast<const ActQ8K*>(x);
+  for (int r = 0; r < nr; ++r) y[r] = 0;
+  for (int64_t c0 = 0; c0 < nb; c0 += kQ4KChunkBlocks) {
+    const int64_t n = std::min(kQ4KChunkBlocks, nb - c0);
+    q4k_rows_one(static_cast<const uint8_t*>(w) + c0 * sizeof(BlockQ4_K), ws, nr, xp + c0,
+                 xg + c0 / 4, xa + c0, n, y);
   }
 }
 
@@ -546,6 +582,17 @@ void q6k_tile_tokens(const void* w, size_t ws, int nr, const void* x, size_t xs,
   }
 }
 
+// One token: super-blocks [c0, c0 + n) of rows [0, nr) against the packed token (xp: those n;
+// xa: all of the token's blocks): y[r] += the rows' sums.
+void q6k_rows_one(const uint8_t* w, size_t ws, int nr, const Q6KAct* xp, const ActQ8K* xa,
+                  int64_t c0, int64_t n, float* y) {
+  const int64_t pf = prefetch_bytes(kPrefetchQ6_K);
+  for (int r = 0; r < nr; ++r) {
+    const auto* wr = reinterpret_cast<const BlockQ6_K*>(w + r * ws);
+    y[r] += q6k_row(wr + c0, xp, xa + c0, n, pf);
+  }
+}
+
 void q6k_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt, int64_t cols, float* y, int64_t ys) {
   if (nt != 1) {
     if (g_tile_tokens512.load(std::memory_order_relaxed))
@@ -558,15 +605,27 @@ void q6k_tile(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt
   const auto* xa = static_cast<const ActQ8K*>(x);
   Q6KAct xp[kQ6KChunkBlocks];
   for (int r = 0; r < nr; ++r) y[r] = 0;
-  const int64_t pf = prefetch_bytes(kPrefetchQ6_K);
   for (int64_t c0 = 0; c0 < nb; c0 += kQ6KChunkBlocks) {
     const int64_t n = std::min(kQ6KChunkBlocks, nb - c0);
     q6k_pack(xa + c0, n, xp);
-    for (int r = 0; r < nr; ++r) {
-      const auto* wr = reinterpret_cast<const BlockQ6_K*>(static_cast<const uint8_t*>(w) + r * ws);
-      y[r] += q6k_row(wr + c0, xp, xa + c0, n, pf);
-    }
+    q6k_rows_one(static_cast<const uint8_t*>(w), ws, nr, xp, xa, c0, n, y);
   }
+}
+
+// The packed one-token path (as Q4_K's): the token's super-blocks packed once per product.
+size_t q6k_packed_bytes(int64_t cols) { return static_cast<size_t>(cols / kQKK) * sizeof(Q6KAct); }
+void q6k_pack_token(const void* x, int64_t cols, void* packed) {
+  q6k_pack(static_cast<const ActQ8K*>(x), cols / kQKK, static_cast<Q6KAct*>(packed));
+}
+void q6k_dot1(const void* w, size_t ws, int nr, const void* packed, const void* x, int64_t cols,
+              float* y) {
+  const int64_t nb = cols / kQKK;
+  const auto* xp = static_cast<const Q6KAct*>(packed);
+  const auto* xa = static_cast<const ActQ8K*>(x);
+  for (int r = 0; r < nr; ++r) y[r] = 0;
+  for (int64_t c0 = 0; c0 < nb; c0 += kQ6KChunkBlocks)
+    q6k_rows_one(static_cast<const uint8_t*>(w), ws, nr, xp + c0, xa, c0,
+                 std::min(kQ6KChunkBlocks, nb - c0), y);
 }
 
 }  // namespace
@@ -587,9 +646,12 @@ bool q4k_gfni_available() { return g_has_gfni; }
 DotKernel dot_kernel_avx512(DType type) {
   switch (type) {
     case DType::kQ8_0:
-      return {ActFormat::kQ8_0, q80_tile_avx512};
-    case DType::kQ4_K: return {ActFormat::kQ8K, q4k_tile};
-    case DType::kQ6_K: return {ActFormat::kQ8K, q6k_tile};
+      return {ActFormat::kQ8_0, q80_tile_avx512, q80_packed_bytes_avx512, q80_pack_token_avx512,
+              q80_dot1_avx512};
+    case DType::kQ4_K:
+      return {ActFormat::kQ8K, q4k_tile, q4k_packed_bytes, q4k_pack_token, q4k_dot1};
+    case DType::kQ6_K:
+      return {ActFormat::kQ8K, q6k_tile, q6k_packed_bytes, q6k_pack_token, q6k_dot1};
     default: return {};  // the VNNI or AVX2 build
   }
 }

@@ -23,6 +23,11 @@ bool avx512_tile_tokens();
 // Q8_0 rows against one token or a tile of tokens (DotTileFn), dot_kernels_avx512_q80.cpp.
 void q80_tile_avx512(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt,
                      int64_t cols, float* y, int64_t ys);
+// Its packed one-token path (DotKernel::pack_bytes, pack, dot1).
+size_t q80_packed_bytes_avx512(int64_t cols);
+void q80_pack_token_avx512(const void* x, int64_t cols, void* packed);
+void q80_dot1_avx512(const void* w, size_t ws, int nr, const void* packed, const void* x,
+                     int64_t cols, float* y);
 }  // namespace strata::backend::cpu
 
 namespace strata::backend::cpu {

@@ -141,6 +141,17 @@ void q80_tile_tokens(const void* w, size_t ws, int nr, const void* x, size_t xs,
   }
 }
 
+// One token: blocks [c0, c0 + n) of rows [0, nr) against the packed token (xp, dx: those n; xa:
+// all of the token's blocks): y[r] += the rows' sums.
+void q80_rows_one(const uint8_t* w, size_t ws, int nr, const Q80Pair* xp, const float* dx,
+                  const ActQ8_0* xa, int64_t c0, int64_t n, float* y) {
+  const int64_t pf = prefetch_bytes(kPrefetchQ8_0);
+  for (int r = 0; r < nr; ++r) {
+    const auto* wr = reinterpret_cast<const BlockQ8_0*>(w + r * ws);
+    y[r] += q80_row(wr + c0, xp, dx, xa + c0, n, pf);
+  }
+}
+
 }  // namespace
 
 void q80_tile_avx512(const void* w, size_t ws, int nr, const void* x, size_t xs, int nt,
@@ -157,15 +168,35 @@ void q80_tile_avx512(const void* w, size_t ws, int nr, const void* x, size_t xs,
   Q80Pair xp[kQ80ChunkBlocks / 2];
   alignas(64) float dx[kQ80ChunkBlocks];
   for (int r = 0; r < nr; ++r) y[r] = 0;
-  const int64_t pf = prefetch_bytes(kPrefetchQ8_0);
   for (int64_t c0 = 0; c0 < nb; c0 += kQ80ChunkBlocks) {
     const int64_t n = std::min(kQ80ChunkBlocks, nb - c0);
     q80_pack(xa + c0, n, xp, dx);
-    for (int r = 0; r < nr; ++r) {
-      const auto* wr = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(w) + r * ws);
-      y[r] += q80_row(wr + c0, xp, dx, xa + c0, n, pf);
-    }
+    q80_rows_one(static_cast<const uint8_t*>(w), ws, nr, xp, dx, xa, c0, n, y);
   }
+}
+
+// The packed one-token path: all of the token's pairs, then its scales (kQ80ChunkBlocks is
+// even, so a chunk's pairs start at pair c0 / 2).
+size_t q80_packed_bytes_avx512(int64_t cols) {
+  const int64_t nb = cols / kQK;
+  return static_cast<size_t>((nb + 1) / 2) * sizeof(Q80Pair) +
+         static_cast<size_t>(nb) * sizeof(float);
+}
+void q80_pack_token_avx512(const void* x, int64_t cols, void* packed) {
+  const int64_t nb = cols / kQK;
+  auto* xp = static_cast<Q80Pair*>(packed);
+  q80_pack(static_cast<const ActQ8_0*>(x), nb, xp, reinterpret_cast<float*>(xp + (nb + 1) / 2));
+}
+void q80_dot1_avx512(const void* w, size_t ws, int nr, const void* packed, const void* x,
+                     int64_t cols, float* y) {
+  const int64_t nb = cols / kQK;
+  const auto* xp = static_cast<const Q80Pair*>(packed);
+  const auto* dx = reinterpret_cast<const float*>(xp + (nb + 1) / 2);
+  const auto* xa = static_cast<const ActQ8_0*>(x);
+  for (int r = 0; r < nr; ++r) y[r] = 0;
+  for (int64_t c0 = 0; c0 < nb; c0 += kQ80ChunkBlocks)
+    q80_rows_one(static_cast<const uint8_t*>(w), ws, nr, xp + c0 / 2, dx + c0, xa, c0,
+                 std::min(kQ80ChunkBlocks, nb - c0), y);
 }
 
 }  // namespace strata::backend::cpu

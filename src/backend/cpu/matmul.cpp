@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 
 #include "backend/cpu/dot_kernels.h"
@@ -18,18 +19,23 @@ const uint8_t* weight_row(const WeightView& w, int64_t row) {
   return static_cast<const uint8_t*>(w.data) + static_cast<size_t>(row) * w.row_bytes;
 }
 
-std::atomic<bool> g_one_token_runs{true};  // set_one_token_runs
+std::atomic<bool> g_one_token_runs{true};    // set_one_token_runs
+std::atomic<bool> g_one_token_packed{true};  // set_one_token_packed
 
 // Rows [r0, r1) of w against all n activation rows (format of `k`), x_t at xa + t * xs. One
 // token (decode) takes the rows in one kernel call: the one-token kernels repack the token
 // once per call, and a row chunk keeps nothing hot for a single token (bench/cpu/NOTES.md,
 // round 6: +7-9% decode in fast minutes against calls of 16 rows).
+// packed: the token packed for k.dot1 (packed_token), or nullptr.
 void run_rows(const DotKernel& k, const WeightView& w, const uint8_t* xa, size_t xs, int64_t n,
-              int64_t r0, int64_t r1, float* y) {
+              int64_t r0, int64_t r1, float* y, const void* packed = nullptr) {
   if (n == 1 && g_one_token_runs.load(std::memory_order_relaxed)) {
-    if (r1 > r0)
-      k.dot(weight_row(w, r0), w.row_bytes, static_cast<int>(r1 - r0), xa, xs, 1, w.cols, y + r0,
-            w.rows);
+    if (r1 <= r0) return;
+    const int nr = static_cast<int>(r1 - r0);
+    if (packed != nullptr)
+      k.dot1(weight_row(w, r0), w.row_bytes, nr, packed, xa, w.cols, y + r0);
+    else
+      k.dot(weight_row(w, r0), w.row_bytes, nr, xa, xs, 1, w.cols, y + r0, w.rows);
     return;
   }
   for (int64_t c0 = r0; c0 < r1; c0 += kRowChunk) {
@@ -81,9 +87,26 @@ const uint8_t* quantized_activations(ThreadPool& pool, MatmulScratch& scratch, c
   return dst;
 }
 
+// One token (xa, k's format) packed once for k's one-token path into scratch slot `slot`, 64-byte
+// aligned; nullptr where k has no such path or it is switched off.
+const void* packed_token(MatmulScratch& scratch, const DotKernel& k, const uint8_t* xa,
+                         int64_t cols, size_t slot) {
+  if (k.dot1 == nullptr || !g_one_token_runs.load(std::memory_order_relaxed) ||
+      !g_one_token_packed.load(std::memory_order_relaxed))
+    return nullptr;
+  if (scratch.packed.size() <= slot) scratch.packed.resize(slot + 1);
+  std::vector<uint8_t>& buf = scratch.packed[slot];
+  buf.resize(k.pack_bytes(cols) + 64);
+  const auto base = reinterpret_cast<uintptr_t>(buf.data());
+  void* p = buf.data() + ((64 - base % 64) % 64);
+  k.pack(xa, cols, p);
+  return p;
+}
+
 }  // namespace
 
 void set_one_token_runs(bool on) { g_one_token_runs.store(on, std::memory_order_relaxed); }
+void set_one_token_packed(bool on) { g_one_token_packed.store(on, std::memory_order_relaxed); }
 
 void matmul(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w, const float* x,
             int64_t n, float* y) {
@@ -99,8 +122,10 @@ void matmul(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w, const
   }
   const uint8_t* xa = quantized_activations(pool, scratch, k, x, w.cols, n);
   const size_t xs = act_row_bytes(k.act, w.cols);
+  const void* packed = n == 1 ? packed_token(scratch, k, xa, w.cols, 0) : nullptr;
   // Rows in chunks handed out to the threads (grain: a row chunk).
-  pool.parallel_for(w.rows, kRowChunk, [&](int, int64_t b, int64_t e) { run_rows(k, w, xa, xs, n, b, e, y); });
+  pool.parallel_for(w.rows, kRowChunk,
+                    [&](int, int64_t b, int64_t e) { run_rows(k, w, xa, xs, n, b, e, y, packed); });
 }
 
 void matmul_multi(ThreadPool& pool, MatmulScratch& scratch, std::span<const WeightView> ws, const float* x,
@@ -121,6 +146,14 @@ void matmul_multi(ThreadPool& pool, MatmulScratch& scratch, std::span<const Weig
   }
   const uint8_t* xa = quantized_activations(pool, scratch, ks[0], x, ws[0].cols, n);
   const size_t xs = act_row_bytes(ks[0].act, ws[0].cols);
+  // One token: packed once for each kind of kernel among the products.
+  std::vector<const void*>& packed = scratch.multi_packed;
+  packed.assign(ws.size(), nullptr);
+  for (size_t i = 0; n == 1 && i < ws.size(); ++i) {
+    size_t j = 0;
+    while (j < i && ks[j].pack != ks[i].pack) ++j;
+    packed[i] = j < i ? packed[j] : packed_token(scratch, ks[i], xa, ws[i].cols, i);
+  }
   // Chunks of whole row chunks of each product, numbered across the products in order.
   std::vector<int64_t>& first = scratch.multi_first_chunk;
   first.assign(1, 0);
@@ -132,7 +165,8 @@ void matmul_multi(ThreadPool& pool, MatmulScratch& scratch, std::span<const Weig
       const WeightView& w = ws[i];
       const int64_t c_end = std::min(e, first[i + 1]);
       const int64_t r0 = (c - first[i]) * kRowChunk;
-      run_rows(ks[i], w, xa, xs, n, r0, std::min(w.rows, (c_end - first[i]) * kRowChunk), ys[i]);
+      run_rows(ks[i], w, xa, xs, n, r0, std::min(w.rows, (c_end - first[i]) * kRowChunk), ys[i],
+               packed[i]);
       c = c_end;
     }
   });

@@ -23,6 +23,8 @@ struct MatmulScratch {
   std::vector<int64_t> expert_offsets;
   std::vector<DotKernel> multi_kernels;  // matmul_multi
   std::vector<int64_t> multi_first_chunk;
+  std::vector<std::vector<uint8_t>> packed;  // one token packed for a kernel's one-token path
+  std::vector<const void*> multi_packed;     // matmul_multi: each product's packed token
 };
 
 // y[n, w.rows] = x[n, w.cols] . w^T
@@ -38,5 +40,8 @@ void matmul_experts(ThreadPool& pool, MatmulScratch& scratch, const WeightView& 
 // Tests and benches: false = one token's rows in kernel calls of a row chunk (16 rows) each,
 // as for token tiles; true (default) = a thread's rows in one call.
 void set_one_token_runs(bool on);
+// Tests and benches: false = the one-token kernels pack the token at each call instead of once
+// per product (DotKernel::pack, dot1; default true).
+void set_one_token_packed(bool on);
 
 }  // namespace strata::backend::cpu

@@ -112,7 +112,8 @@ void check_matmul(DType type, const Case& c, uint64_t seed, ErrorStats& stats) {
 // 4 AVX-512 with that path's shift-and-blend block sums instead of the GFNI form, 5 AVX-512 with
 // the tiles of 2-4 tokens of Q4_K, Q6_K and Q8_0 in the VNNI templates instead of the one-token
 // kernels' 512-bit forms, 6 AVX-512 with one token's rows in kernel calls of 16 rows
-// (set_one_token_runs off).
+// (set_one_token_runs off), 7 AVX-512 with the token packed at each one-token call
+// (set_one_token_packed off).
 class CpuMatmulIsa : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
@@ -130,6 +131,7 @@ class CpuMatmulIsa : public ::testing::TestWithParam<int> {
     set_q4k_tokens(GetParam() != 5);
     set_tile_tokens_avx512(GetParam() != 5);
     set_one_token_runs(GetParam() != 6);
+    set_one_token_packed(GetParam() != 7);
   }
   void TearDown() override {
     set_vnni_kernels(saved_vnni_);
@@ -139,6 +141,7 @@ class CpuMatmulIsa : public ::testing::TestWithParam<int> {
     set_q4k_tokens(true);
     set_tile_tokens_avx512(true);
     set_one_token_runs(true);
+    set_one_token_packed(true);
   }
   bool saved_vnni_ = false, saved_avx512_ = false;
 };
@@ -170,11 +173,13 @@ TEST_P(CpuMatmulIsa, EveryTypeMatchesReference) {
 }
 
 std::string isa_name(const ::testing::TestParamInfo<int>& i) {
-  static const char* const kNames[] = {
-      "Avx2", "Vnni", "Avx512", "Avx512NoVbmi", "Avx512NoGfni", "Avx512VnniTiles", "Avx512Chunk16"};
+  static const char* const kNames[] = {"Avx2",          "Vnni",
+                                       "Avx512",        "Avx512NoVbmi",
+                                       "Avx512NoGfni",  "Avx512VnniTiles",
+                                       "Avx512Chunk16", "Avx512PackEachCall"};
   return kNames[i.param];
 }
-INSTANTIATE_TEST_SUITE_P(Builds, CpuMatmulIsa, ::testing::Values(0, 1, 2, 3, 4, 5, 6), isa_name);
+INSTANTIATE_TEST_SUITE_P(Builds, CpuMatmulIsa, ::testing::Values(0, 1, 2, 3, 4, 5, 6, 7), isa_name);
 
 // The backend's product of w and x [n, cols] against the reference, each element within the
 // bound of the activations' rounding (act) for its row and token.
