@@ -23,10 +23,10 @@ std::atomic<bool> g_one_token_runs{true};    // set_one_token_runs
 std::atomic<bool> g_one_token_packed{true};  // set_one_token_packed
 
 // Rows [r0, r1) of w against all n activation rows (format of `k`), x_t at xa + t * xs. One
-// token (decode) takes the rows in one kernel call: the one-token kernels repack the token
-// once per call, and a row chunk keeps nothing hot for a single token (bench/cpu/NOTES.md,
-// round 6: +7-9% decode in fast minutes against calls of 16 rows).
-// packed: the token packed for k.dot1 (packed_token), or nullptr.
+// token (decode) takes the rows in one kernel call, through k.dot1 where the token was packed
+// for it once per product (packed: packed_token's, or nullptr): a row chunk keeps nothing hot
+// for a single token, and the one-token kernels repack it at every call of k.dot
+// (bench/cpu/NOTES.md, round 6: +7-9% decode in fast minutes for the calls, +2% for the pack).
 void run_rows(const DotKernel& k, const WeightView& w, const uint8_t* xa, size_t xs, int64_t n,
               int64_t r0, int64_t r1, float* y, const void* packed = nullptr) {
   if (n == 1 && g_one_token_runs.load(std::memory_order_relaxed)) {
