@@ -1,7 +1,9 @@
 #!/bin/bash
 # run 63: programmatic dependent launch for every kernel (launch.cuh): tests with PDL on (1) and
 # with the products' L2 prefetch (2); Qwen3-8B Q4_K_M decode and cuda_bench's 1-16 sequence
-# steps with STRATA_CUDA_PDL=0 / 1 / 2 alternated
+# steps with STRATA_CUDA_PDL=0 / 1 / 2 alternated. It measured the first form, in which every
+# kernel triggered its dependents at its start (bench/cuda/NOTES.md round 8); launch.cuh no
+# longer does: run65.sh measures the merged form.
 source bench/cuda/device_env.sh .gpu_carry_lead
 C=$CARRY
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader

@@ -17,8 +17,10 @@ void check_cuda(cudaError_t e, const char* what, const char* file, int line);
 #define STRATA_CUDA_CHECK(x) ::strata::backend::cuda::check_cuda((x), #x, __FILE__, __LINE__)
 #define STRATA_CUDA_LAUNCH_CHECK() STRATA_CUDA_CHECK(cudaGetLastError())
 
-// Programmatic dependent launch (launch.cuh): 0 off, 1 on, 2 on with the int8 products'
-// weight rows prefetched into L2 before their wait. STRATA_CUDA_PDL at start picks it.
+// Programmatic dependent launch (launch.cuh): 0 launches without the attribute (each kernel
+// starts after the previous one ends), 1 (default) on, 2 on with the int8 products' weight
+// rows prefetched into L2 before their wait (13% slower decode: for comparisons).
+// STRATA_CUDA_PDL in the environment at start, or set_pdl_mode (tests, benches).
 int pdl_mode();
 void set_pdl_mode(int mode);
 

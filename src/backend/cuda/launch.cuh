@@ -33,11 +33,6 @@ __device__ __forceinline__ void prefetch_l2(const void* p, uint32_t n) {
   asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(n) : "memory");
 }
 
-// 0: launches without the attribute (each kernel starts after the previous one ends); 1
-// (default): PDL; 2: PDL, and the int8 products prefetch their rows into L2 before waiting.
-// STRATA_CUDA_PDL in the environment at start, or set_pdl_mode (tests, benches).
-int pdl_mode();
-
 // kernel<<<grid, block, smem, s>>>(args...), with programmatic stream serialization allowed
 // when pdl_mode() != 0; the launch is checked.
 template <class... KArgs, class... Args>
