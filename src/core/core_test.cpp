@@ -125,6 +125,43 @@ TEST(ThreadPool, ManySmallJobs) {
   EXPECT_EQ(sum.load(), 20000);
 }
 
+TEST(ThreadPool, JobsOfEveryWidthCoverTheirRangesExactlyOnce) {
+  // Jobs that use 1, 2 or all 3 threads, and run_on_all, back to back: a run's cursor keeps
+  // the epoch of the job that last took from it, so a run left untouched by narrow jobs must
+  // still be read as whole by the next wide one.
+  ThreadPool pool(3);
+  const int64_t sizes[] = {1, 2, 5, 17, 48, 100, 1000};
+  const int64_t grains[] = {1, 3, 16};
+  std::vector<std::atomic<int>> hits(1000);
+  for (int job = 0; job < 3000; ++job) {
+    const int64_t n = sizes[job % 7], grain = grains[(job / 7) % 3];
+    for (int64_t i = 0; i < n; ++i)
+      hits[static_cast<size_t>(i)].store(0, std::memory_order_relaxed);
+    pool.parallel_for(n, grain, [&](int, int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        hits[static_cast<size_t>(i)].fetch_add(1, std::memory_order_relaxed);
+    });
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << "job " << job << " n " << n;
+    if (job % 5 == 0) {
+      std::atomic<int> calls[3] = {0, 0, 0};
+      pool.run_on_all([&](int t) { calls[t].fetch_add(1); });
+      for (auto& c : calls) ASSERT_EQ(c.load(), 1);
+    }
+  }
+}
+
+TEST(ThreadPool, SleepingWorkersWakeForTheNextJob) {
+  // Past their spin the workers sleep; a job must still reach every one of them.
+  ThreadPool pool(3);
+  for (int rep = 0; rep < 3; ++rep) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    std::atomic<int> calls[3] = {0, 0, 0};
+    pool.run_on_all([&](int t) { calls[t].fetch_add(1); });
+    for (auto& c : calls) EXPECT_EQ(c.load(), 1);
+  }
+}
+
 TEST(Rng, DeterministicAndNormalish) {
   Rng a(42), b(42);
   for (int i = 0; i < 100; ++i) ASSERT_EQ(a.next_u64(), b.next_u64());

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/check.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define STRATA_PAUSE() _mm_pause()
@@ -14,6 +16,7 @@ namespace {
 // 16 chunks a thread rather than 4: a thread that finishes first waits for at most the rest
 // of one smaller chunk (decode +3% in the VM's fast minutes; bench/cpu/NOTES.md).
 constexpr int64_t kChunksPerThread = 16;
+constexpr uint64_t kMaxChunks = 0xFFFF;  // a cursor's 16-bit fields
 
 // A spin step. Past the first ~1000 steps (tens of microseconds: longer than any gap between
 // a step's ops on an idle machine) every 64th step yields the core, so that on a machine with
@@ -25,106 +28,137 @@ inline void pause_or_yield(int spin) {
     STRATA_PAUSE();
   }
 }
+
+inline uint64_t cursor(uint32_t epoch, uint64_t end, uint64_t next) {
+  return uint64_t{epoch} << 32 | end << 16 | next;
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  STRATA_CHECK_MSG(static_cast<uint64_t>(num_threads) * kChunksPerThread <= kMaxChunks,
+                   "ThreadPool: too many threads");
   num_threads_ = num_threads;
   cursors_ = std::make_unique<Cursor[]>(static_cast<size_t>(num_threads_));
   for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 ThreadPool::~ThreadPool() {
+  stop_.store(true);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_.store(true);
-    generation_.fetch_add(1);
+    job_.gen.fetch_add(1);
   }
   cv_.notify_all();
   for (auto& t : workers_) t.join();
+}
+
+bool ThreadPool::take(int owner, bool front, uint32_t epoch, int64_t& chunk) {
+  std::atomic<uint64_t>& range = cursors_[owner].range;
+  const int64_t nt = job_.nt;
+  uint64_t r = range.load(std::memory_order_relaxed);
+  for (;;) {
+    uint64_t end, next;
+    if (static_cast<uint32_t>(r >> 32) != epoch) {  // untouched in this job: the whole run
+      next = static_cast<uint64_t>(job_.num_chunks * owner / nt);
+      end = static_cast<uint64_t>(job_.num_chunks * (owner + 1) / nt);
+    } else {
+      end = (r >> 16) & 0xFFFF;
+      next = r & 0xFFFF;
+    }
+    if (next >= end) return false;
+    const uint64_t taken = front ? cursor(epoch, end, next + 1) : cursor(epoch, end - 1, next);
+    if (range.compare_exchange_weak(r, taken, std::memory_order_relaxed)) {
+      chunk = static_cast<int64_t>(front ? next : end - 1);
+      return true;
+    }
+  }
+}
+
+void ThreadPool::run_job(int t, uint32_t epoch) {
+  if (job_.n < 0) {
+    job_.call(job_.fn, t, 0, 0);
+    return;
+  }
+  const int nt = job_.nt;
+  if (t >= nt) return;
+  const int64_t n = job_.n, span = job_.span;
+  for (int k = 0; k < nt;
+       ++k) {  // its own run first (from the front), then the others' (from the back)
+    const int owner = (t + k) % nt;
+    int64_t i = 0;
+    while (take(owner, k == 0, epoch, i))
+      job_.call(job_.fn, t, i * span, std::min(n, (i + 1) * span));
+  }
 }
 
 void ThreadPool::worker_loop(int idx) {
   uint64_t seen = 0;
   for (;;) {
     // Spin for a short while: consecutive jobs arrive microseconds apart during a step.
-    uint64_t gen = generation_.load(std::memory_order_acquire);
+    uint64_t gen = job_.gen.load(std::memory_order_acquire);
     for (int spin = 0; gen == seen && spin < 20000; ++spin) {
       pause_or_yield(spin);
-      gen = generation_.load(std::memory_order_acquire);
+      gen = job_.gen.load(std::memory_order_acquire);
     }
     if (gen == seen) {
+      // Counted as asleep before gen is read again (both seq_cst): dispatch either sees the
+      // count and wakes us, or we see its new gen.
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-      gen = generation_.load(std::memory_order_acquire);
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      while ((gen = job_.gen.load(std::memory_order_seq_cst)) == seen) cv_.wait(lock);
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
     }
     seen = gen;
     if (stop_.load()) return;
-    (*job_)(idx);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    run_job(idx, static_cast<uint32_t>(gen));
+    pending_.left.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
-void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
-  if (num_threads_ == 1) {
-    fn(0);
-    return;
-  }
-  job_ = &fn;
-  pending_.store(num_threads_ - 1, std::memory_order_release);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
-  }
-  cv_.notify_all();
-  fn(0);
-  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) pause_or_yield(spin);
-  job_ = nullptr;
-}
-
-void ThreadPool::parallel_for(int64_t n, int64_t grain,
-                              const std::function<void(int, int64_t, int64_t)>& fn) {
-  if (n <= 0) return;
-  grain = std::max<int64_t>(1, grain);
-  const int64_t num_grains = (n + grain - 1) / grain;
-  const int nt = static_cast<int>(std::min<int64_t>(num_threads_, num_grains));
-  if (nt <= 1) {
-    fn(0, 0, n);
-    return;
-  }
-  // Chunks of whole grains, 16 per thread. Thread t owns a contiguous run of them and works
-  // through it in order, then takes what is left of the others' runs, from their back: one
-  // sequential weight stream per core, as a decode matmul wants (interleaving chunks of the two
-  // threads, as one shared counter did, cost 8-10% of decode; bench/cpu/NOTES.md), while a
-  // thread slowed down by another process or a page fault still leaves its remaining chunks to
-  // the others instead of holding everyone at the barrier.
-  const int64_t chunks = std::min<int64_t>(num_grains, int64_t{nt} * kChunksPerThread);
-  const int64_t span = (num_grains + chunks - 1) / chunks * grain;
-  const int64_t num_chunks = (n + span - 1) / span;
-  for (int t = 0; t < num_threads_; ++t) {
-    const uint64_t b = t < nt ? static_cast<uint64_t>(num_chunks * t / nt) : 0;
-    const uint64_t e = t < nt ? static_cast<uint64_t>(num_chunks * (t + 1) / nt) : 0;
-    cursors_[t].range.store(e << 32 | b, std::memory_order_relaxed);
-  }
-  run_on_all([&](int t) {
-    for (int k = 0; k < num_threads_; ++k) {  // its own run first (from the front), then the others' (from the back)
-      std::atomic<uint64_t>& range = cursors_[(t + k) % num_threads_].range;
-      for (;;) {
-        uint64_t r = range.load(std::memory_order_relaxed);
-        int64_t i = -1;
-        while (static_cast<uint32_t>(r) < (r >> 32)) {
-          const bool front = k == 0;
-          const uint64_t taken = front ? r + 1 : r - (uint64_t{1} << 32);
-          if (range.compare_exchange_weak(r, taken, std::memory_order_relaxed)) {
-            i = front ? static_cast<int64_t>(static_cast<uint32_t>(r)) : static_cast<int64_t>(r >> 32) - 1;
-            break;
-          }
-        }
-        if (i < 0) break;
-        fn(t, i * span, std::min(n, (i + 1) * span));
-      }
+void ThreadPool::dispatch(int64_t n, int64_t grain, Call call, const void* fn) {
+  int nt = num_threads_;
+  int64_t span = 0, num_chunks = 0;
+  if (n >= 0) {
+    if (n == 0) return;
+    grain = std::max<int64_t>(1, grain);
+    const int64_t num_grains = (n + grain - 1) / grain;
+    nt = static_cast<int>(std::min<int64_t>(num_threads_, num_grains));
+    if (nt <= 1) {
+      call(fn, 0, 0, n);
+      return;
     }
-  });
+    // Chunks of whole grains, 16 per thread. Thread t owns a contiguous run of them and works
+    // through it in order, then takes what is left of the others' runs, from their back: one
+    // sequential weight stream per core, as a decode matmul wants (interleaving chunks of the
+    // two threads, as one shared counter did, cost 8-10% of decode; bench/cpu/NOTES.md), while
+    // a thread slowed down by another process or a page fault still leaves its remaining
+    // chunks to the others instead of holding everyone at the barrier.
+    const int64_t chunks = std::min<int64_t>(num_grains, int64_t{nt} * kChunksPerThread);
+    span = (num_grains + chunks - 1) / chunks * grain;
+    num_chunks = (n + span - 1) / span;
+  } else if (num_threads_ == 1) {
+    call(fn, 0, 0, 0);
+    return;
+  }
+  job_.call = call;
+  job_.fn = fn;
+  job_.n = n;
+  job_.span = span;
+  job_.num_chunks = num_chunks;
+  job_.nt = nt;
+  pending_.left.store(num_threads_ - 1, std::memory_order_relaxed);
+  const uint64_t gen = job_.gen.load(std::memory_order_relaxed) + 1;
+  job_.gen.store(gen, std::memory_order_seq_cst);  // publishes the job (and pending_)
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+    }  // a worker between its count and its wait has reached the wait
+    cv_.notify_all();
+  }
+  run_job(0, static_cast<uint32_t>(gen));
+  for (int spin = 0; pending_.left.load(std::memory_order_acquire) != 0; ++spin)
+    pause_or_yield(spin);
 }
 
 }  // namespace strata
