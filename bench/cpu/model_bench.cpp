@@ -3,6 +3,7 @@
 // Reports decode against the bandwidth roofline (weight bytes per token / measured GB/s) and
 // prefill against the FMA peak (2 * params FLOPs per token).
 // Usage: cpu_model_bench [--recipe Q8_0|Q4_K_M] [--threads N] [--prompt 512] [--decode 32] [--cpu-time]
+//        [--model FILE]  (instead of the synthetic model: any model file, e.g. strata synth's)
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -124,7 +125,7 @@ class ProfilingBackend final : public Backend {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string recipe_name = "Q8_0";
+  std::string recipe_name = "Q8_0", model_path;
   int threads = 0, prompt_len = 512, decode_len = 32;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -137,10 +138,12 @@ int main(int argc, char** argv) {
     else if (a == "--threads") threads = std::atoi(argv[i + 1]);
     else if (a == "--prompt") prompt_len = std::atoi(argv[i + 1]);
     else if (a == "--decode") decode_len = std::atoi(argv[i + 1]);
+    else if (a == "--model") model_path = argv[i + 1];
     ++i;
   }
-  const std::string path = "/tmp/strata_cpu_bench_qwen3-0.6b_" + recipe_name + ".gguf";
-  if (!std::filesystem::exists(path)) {
+  const std::string path =
+      model_path.empty() ? "/tmp/strata_cpu_bench_qwen3-0.6b_" + recipe_name + ".gguf" : model_path;
+  if (model_path.empty() && !std::filesystem::exists(path)) {
     ThreadPool pool(threads);
     model::SynthOptions opts;
     opts.hp = *model::preset_hparams("qwen3-0.6b");
@@ -168,6 +171,7 @@ int main(int argc, char** argv) {
   }
   const double bw = backend::cpu::measure_memory_bandwidth_gbs(cpu.pool(), 0, g_cpu_time);
   const double peak = backend::cpu::measure_fma_peak_gflops(cpu.pool(), g_cpu_time);
+  if (!model_path.empty()) recipe_name = model_path;
   std::printf("qwen3-0.6b %s: %.1f M params, %.1f MB weights; %d threads; bandwidth %.1f GB/s, FMA peak %.1f GFLOP/s\n",
               recipe_name.c_str(), params / 1e6, weight_bytes / 1e6, cpu.num_threads(), bw, peak);
 
