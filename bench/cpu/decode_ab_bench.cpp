@@ -10,6 +10,8 @@
 //        [--att 0,1]       (instead: F16 decode attention's AVX2 / AVX-512 inner loops)
 //        [--long 0,1,N]    (instead: decode attention of >= 1024 keys by heads / by key chunks;
 //                           N >= 2: by key chunks from N keys on)
+//        [--attruns 0,1]   (instead: decode attention's units by one shared counter / by the pool's
+//        runs)
 //        [--prompt N]      (a prompt of N tokens before the decode: the context it starts from)
 #include <algorithm>
 #include <chrono>
@@ -38,7 +40,7 @@ int main(int argc, char** argv) {
   double min_probe = 0;
   std::vector<int64_t> settings = {-1};
   std::string knob = "--pf";  // which switch the settings turn: --pf, --q4k4, --gfni, --att,
-                              // --long, --runs or --packed
+                              // --long, --runs, --packed or --attruns
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--threads") threads = std::atoi(argv[i + 1]);
@@ -48,7 +50,7 @@ int main(int argc, char** argv) {
       prompt_len = std::atoi(argv[i + 1]);
     else if (a == "--min-probe") min_probe = std::atof(argv[i + 1]);
     else if (a == "--pf" || a == "--q4k4" || a == "--gfni" || a == "--att" || a == "--long" ||
-             a == "--runs" || a == "--packed") {
+             a == "--runs" || a == "--packed" || a == "--attruns") {
       knob = a;
       settings.clear();
       std::stringstream ss(argv[i + 1]);
@@ -66,6 +68,8 @@ int main(int argc, char** argv) {
       backend::cpu::set_one_token_runs(v != 0);
     } else if (knob == "--packed") {  // 0: the token packed at each one-token kernel call
       backend::cpu::set_one_token_packed(v != 0);
+    } else if (knob == "--attruns") {  // 0: decode attention's units through one shared counter
+      backend::cpu::set_decode_attention_runs(v != 0);
     } else if (knob == "--long") {
       backend::cpu::set_long_decode_attention(v != 0);
       backend::cpu::set_long_decode_min_keys(v >= 2 ? v : 1024);

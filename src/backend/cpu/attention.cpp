@@ -282,6 +282,7 @@ struct LoadQ8_0x8 {  // blocks of 34 bytes: fp16 d, 32 int8
 
 std::atomic<bool> g_decode_attention_avx512{true};  // set_decode_attention_avx512
 std::atomic<bool> g_long_decode{true};              // set_long_decode_attention
+std::atomic<bool> g_decode_attention_runs{true};    // set_decode_attention_runs
 
 // Decode (at most 4 query rows per item): no f32 copies of the blocks; each
 // K row is converted once and dotted with every row's q, each V row converted once per 16-dim
@@ -727,20 +728,37 @@ void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& k
   thread_local std::vector<float> state_buf;
   state_buf.resize(chunks.size() * per_chunk);
   float* const states = state_buf.data();
-  std::atomic<size_t> next{0}, next_chunk{0};
-  pool.run_on_all([&](int) {
-    thread_local ItemScratch scratch;
-    for (size_t i = next_chunk.fetch_add(1); i < chunks.size(); i = next_chunk.fetch_add(1)) {
-      const LongChunk& c = chunks[i];
+  // Work unit u: long-decode chunk u, then item u - chunks.size().
+  const auto run_unit = [&](size_t u, ItemScratch& scratch) {
+    if (u < chunks.size()) {
+      const LongChunk& c = chunks[u];
       run_long_chunk(c, q, num_heads, kv, seqs[c.seq], scale, states + c.state, scratch.p);
+      return;
     }
-    for (size_t i = next.fetch_add(1); i < items.size(); i = next.fetch_add(1)) {
-      const SeqAttention& sq = seqs[items[i].seq];
-      if (!run_item_fused(items[i], q, num_heads, kv, sq, scale, out, scratch)) {
-        run_item(items[i], q, num_heads, kv, sq, scale, out, scratch);
-      }
-    }
-  });
+    const Item& it = items[u - chunks.size()];
+    const SeqAttention& sq = seqs[it.seq];
+    if (!run_item_fused(it, q, num_heads, kv, sq, scale, out, scratch))
+      run_item(it, q, num_heads, kv, sq, scale, out, scratch);
+  };
+  const size_t units = chunks.size() + items.size();
+  const bool decode =
+      std::all_of(seqs.begin(), seqs.end(), [](const SeqAttention& sq) { return sq.q_count == 1; });
+  if (decode && g_decode_attention_runs.load(std::memory_order_relaxed)) {
+    // Decode: units of like size, a few per thread: the pool's runs, where a thread takes
+    // its units with no line shared with the other threads until it steals. Handing them out
+    // through one shared counter cost a line crossing between cores per unit (~250 ns where
+    // the two vCPUs sit on different CCDs; bench/cpu/NOTES.md, round 7).
+    pool.parallel_for(static_cast<int64_t>(units), 1, [&](int, int64_t b, int64_t e) {
+      thread_local ItemScratch scratch;
+      for (int64_t u = b; u < e; ++u) run_unit(static_cast<size_t>(u), scratch);
+    });
+  } else {
+    std::atomic<size_t> next{0};
+    pool.run_on_all([&](int) {
+      thread_local ItemScratch scratch;
+      for (size_t u = next.fetch_add(1); u < units; u = next.fetch_add(1)) run_unit(u, scratch);
+    });
+  }
   for (const auto& [first, n] : long_seqs) {
     const SeqAttention& sq = seqs[chunks[first].seq];
     merge_long(states, chunks[first].state, n, num_heads, kv.head_dim, sq, out);
@@ -748,6 +766,7 @@ void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& k
 }
 
 void set_long_decode_attention(bool on) { g_long_decode.store(on); }
+void set_decode_attention_runs(bool on) { g_decode_attention_runs.store(on); }
 void set_long_decode_min_keys(int64_t keys) { g_long_decode_keys.store(keys); }
 
 }  // namespace strata::backend::cpu

@@ -25,6 +25,9 @@ void set_prefill_attention_avx512(bool on);
 void set_long_decode_attention(bool on);
 // The context from which a one-query sequence takes it (default 128 keys); tests and benches.
 void set_long_decode_min_keys(int64_t keys);
+// Steps where every sequence brings one query: the work units go out as the pool's per-thread
+// runs (ThreadPool::parallel_for; default on); off: through one shared counter, as prefill's do.
+void set_decode_attention_runs(bool on);
 void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& kv,
                std::span<const SeqAttention> seqs, float scale, float* out);
 

@@ -107,6 +107,11 @@ void check_attention(DType type, int ratio, int head_dim, int block_tokens, uint
   set_prefill_attention_avx512(false);
   CpuBackend(1).attention(q.data(), heads, pool.kv, seqs, scale, o3.data());
   set_prefill_attention_avx512(true);
+  // Decode steps' units through one shared counter instead of the pool's runs: the same floats.
+  std::vector<float> o4(q.size());
+  set_decode_attention_runs(false);
+  CpuBackend(2).attention(q.data(), heads, pool.kv, seqs, scale, o4.data());
+  set_decode_attention_runs(true);
   // Scores carry f32 roundoff <= (head_dim/8 + 8) 2 eps sum|q||k| scale <= ... |q|_2 |k|_2
   // scale; softmax turns a score error ds into a relative weight error <= 2 ds; outputs are
   // convex combinations of rows with |v| <= vmax; plus exp's ~2e-7 and the f32 sums.
@@ -137,6 +142,7 @@ void check_attention(DType type, int ratio, int head_dim, int block_tokens, uint
                                       << " bt " << block_tokens << " at " << i;
     ASSERT_EQ(o1[i], o2[i]) << "threaded differs";
     ASSERT_EQ(o1[i], o3[i]) << "the 512-bit prefill blocks differ from the AVX2 ones";
+    ASSERT_EQ(o1[i], o4[i]) << "decode units by a shared counter differ";
   }
 }
 
@@ -174,6 +180,11 @@ TEST(CpuAttention, LongDecodeMatchesNaiveSoftmax) {
     check_attention(DType::kF16, 3, 64, 64, ++seed, specs);   // group 3: the per-head items
     check_attention(DType::kF16, 2, 128, 16, ++seed, specs);  // many small blocks
     check_attention(DType::kF16, 2, 48, 64, ++seed, specs);   // a 16-value tail
+    // A decode-only step (every sequence one query): its units go out as the pool's runs.
+    const std::vector<SeqSpec> decode = {{1500, 1}, {30, 1}, {127, 1}, {128, 1}, {520, 1}, {7, 1}};
+    check_attention(DType::kF16, 2, 64, 64, ++seed, decode);
+    check_attention(DType::kQ8_0, 4, 64, 16, ++seed, decode);
+    check_attention(DType::kF16, 2, 64, 16, ++seed, {{90, 1}});  // one short sequence: two items
   }
   set_avx512_kernels(saved);
 }
