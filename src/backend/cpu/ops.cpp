@@ -4,6 +4,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -74,57 +75,98 @@ void rms_norm(ThreadPool& pool, const float* x, const float* weight, int64_t n, 
   });
 }
 
+namespace {
+
+// cos and sin of each pair's angle at `position` (double angle: position * freq loses bits in
+// float), laid out for rope_rotate. Kept per thread for the last table and position asked for:
+// a decode step asks the same for every layer (and qkv_layer's per-head steps for every head),
+// and the trigonometry cost more than the rotation.
+struct RopeCoefs {
+  RopeTable::Mode mode = RopeTable::Mode::kNormal;
+  int n_rot = -1;
+  float mscale = 0;
+  std::vector<float> freqs;
+  int32_t position = 0;
+  std::vector<float> cs, sn;
+};
+
+const RopeCoefs& rope_coefs(const RopeTable& table, int32_t position) {
+  thread_local RopeCoefs c;
+  const int nr = table.n_rot, half = nr / 2;
+  if (c.n_rot == nr && c.position == position && c.mode == table.mode && c.mscale == table.mscale &&
+      std::equal(c.freqs.begin(), c.freqs.end(), table.freqs.begin(), table.freqs.begin() + half) &&
+      static_cast<int>(c.freqs.size()) == half)
+    return c;
+  c.mode = table.mode;
+  c.n_rot = nr;
+  c.mscale = table.mscale;
+  c.freqs.assign(table.freqs.begin(), table.freqs.begin() + half);
+  c.position = position;
+  c.cs.resize(static_cast<size_t>(nr));
+  c.sn.resize(static_cast<size_t>(nr));
+  const bool neox = table.mode == RopeTable::Mode::kNeox;
+  for (int i = 0; i < half; ++i) {
+    const double th = static_cast<double>(position) * table.freqs[i];
+    const float co = static_cast<float>(std::cos(th) * table.mscale);
+    const float si = static_cast<float>(std::sin(th) * table.mscale);
+    if (neox) {
+      c.cs[i] = co;
+      c.sn[i] = si;
+    } else {  // interleaved pairs: (c, c), (-s, s)
+      c.cs[2 * i] = c.cs[2 * i + 1] = co;
+      c.sn[2 * i] = -si;
+      c.sn[2 * i + 1] = si;
+    }
+  }
+  return c;
+}
+
+// num_heads heads of one token at x rotated by c.
+void rope_rotate(float* x, int num_heads, int head_dim, const RopeCoefs& c) {
+  const int nr = c.n_rot, half = nr / 2;
+  const float* cs = c.cs.data();
+  const float* sn = c.sn.data();
+  for (int h = 0; h < num_heads; ++h) {
+    float* v = x + static_cast<int64_t>(h) * head_dim;
+    int i = 0;
+    if (c.mode == RopeTable::Mode::kNeox) {
+      for (; i + 8 <= half; i += 8) {
+        const __m256 a = _mm256_loadu_ps(v + i), bb = _mm256_loadu_ps(v + i + half);
+        const __m256 co = _mm256_loadu_ps(cs + i), si = _mm256_loadu_ps(sn + i);
+        _mm256_storeu_ps(v + i, _mm256_fmsub_ps(a, co, _mm256_mul_ps(bb, si)));
+        _mm256_storeu_ps(v + i + half, _mm256_fmadd_ps(a, si, _mm256_mul_ps(bb, co)));
+      }
+      for (; i < half; ++i) {
+        const float a = v[i], bb = v[i + half];
+        v[i] = a * cs[i] - bb * sn[i];
+        v[i + half] = a * sn[i] + bb * cs[i];
+      }
+    } else {
+      for (; i + 8 <= nr; i += 8) {
+        const __m256 a = _mm256_loadu_ps(v + i);
+        const __m256 sw = _mm256_permute_ps(a, 0xB1);  // (b, a) per pair
+        _mm256_storeu_ps(v + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(cs + i),
+                                                _mm256_mul_ps(sw, _mm256_loadu_ps(sn + i))));
+      }
+      for (; i < nr; i += 2) {
+        const float a = v[i], bb = v[i + 1];
+        v[i] = a * cs[i] + bb * sn[i];
+        v[i + 1] = bb * cs[i + 1] + a * sn[i + 1];
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void rope(ThreadPool& pool, float* x, int64_t n, int num_heads, int head_dim,
           const int32_t* positions, const RopeTable& table) {
-  const int nr = table.n_rot, half = nr / 2;
-  STRATA_CHECK(nr <= head_dim && nr % 2 == 0 && static_cast<int>(table.freqs.size()) >= half);
-  const bool neox = table.mode == RopeTable::Mode::kNeox;
+  const int nr = table.n_rot;
+  STRATA_CHECK(nr <= head_dim && nr % 2 == 0 && static_cast<int>(table.freqs.size()) >= nr / 2);
   maybe_parallel(pool, n, int64_t{num_heads} * head_dim, [&](int64_t b, int64_t e) {
-    // per token: cos/sin per pair (double angle: positions * freq loses bits in float)
-    std::vector<float> cs(nr), sn(nr);
     for (int64_t t = b; t < e; ++t) {
-      for (int i = 0; i < half; ++i) {
-        const double th = static_cast<double>(positions[t]) * table.freqs[i];
-        const float c = static_cast<float>(std::cos(th) * table.mscale);
-        const float s = static_cast<float>(std::sin(th) * table.mscale);
-        if (neox) {
-          cs[i] = c;
-          sn[i] = s;
-        } else {  // interleaved pairs: (c, c), (-s, s)
-          cs[2 * i] = cs[2 * i + 1] = c;
-          sn[2 * i] = -s;
-          sn[2 * i + 1] = s;
-        }
-      }
-      for (int h = 0; h < num_heads; ++h) {
-        float* v = x + (t * num_heads + h) * head_dim;
-        int i = 0;
-        if (neox) {
-          for (; i + 8 <= half; i += 8) {
-            const __m256 a = _mm256_loadu_ps(v + i), bb = _mm256_loadu_ps(v + i + half);
-            const __m256 c = _mm256_loadu_ps(cs.data() + i), s = _mm256_loadu_ps(sn.data() + i);
-            _mm256_storeu_ps(v + i, _mm256_fmsub_ps(a, c, _mm256_mul_ps(bb, s)));
-            _mm256_storeu_ps(v + i + half, _mm256_fmadd_ps(a, s, _mm256_mul_ps(bb, c)));
-          }
-          for (; i < half; ++i) {
-            const float a = v[i], bb = v[i + half];
-            v[i] = a * cs[i] - bb * sn[i];
-            v[i + half] = a * sn[i] + bb * cs[i];
-          }
-        } else {
-          for (; i + 8 <= nr; i += 8) {
-            const __m256 a = _mm256_loadu_ps(v + i);
-            const __m256 sw = _mm256_permute_ps(a, 0xB1);  // (b, a) per pair
-            _mm256_storeu_ps(v + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(cs.data() + i),
-                                                    _mm256_mul_ps(sw, _mm256_loadu_ps(sn.data() + i))));
-          }
-          for (; i < nr; i += 2) {
-            const float a = v[i], bb = v[i + 1];
-            v[i] = a * cs[i] + bb * sn[i];
-            v[i + 1] = bb * cs[i + 1] + a * sn[i + 1];
-          }
-        }
-      }
+      rope_rotate(x + t * num_heads * head_dim, num_heads, head_dim,
+                  rope_coefs(table, positions[t]));
     }
   });
 }

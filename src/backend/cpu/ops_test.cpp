@@ -68,6 +68,31 @@ TEST(CpuOps, Rope) {
   }
 }
 
+TEST(CpuOps, RopeOneTokenCallsAfterOneAnother) {
+  // One-token calls, as a decode step makes them layer after layer, with one input changed
+  // between calls (the kept cos/sin must follow every one): each gives the reference's floats.
+  RopeTable t;
+  t.mode = RopeTable::Mode::kNeox;
+  t.n_rot = 32;
+  for (int i = 0; i < 16; ++i) t.freqs.push_back(static_cast<float>(std::pow(10000.0, -i / 16.0)));
+  CpuBackend be(1);
+  Rng rng(9);
+  const auto x = testing::normal(rng, 2 * 32);
+  int32_t position = 5;
+  for (int k = 0; k < 8; ++k) {
+    if (k == 2) position = 6;                       // the next position
+    if (k == 3) t.freqs[3] *= 1.5f;                 // other frequencies
+    if (k == 4) t.mscale = 0.5f;                    // other mscale
+    if (k == 5) t.mode = RopeTable::Mode::kNormal;  // other layout
+    if (k == 6) t.n_rot = 16;                       // fewer rotated dims
+    std::vector<float> a = x, b = x;
+    ref::rope(a.data(), 1, 2, 32, &position, t);
+    be.rope(b.data(), 1, 2, 32, &position, t);
+    for (size_t i = 0; i < a.size(); ++i)
+      ASSERT_NEAR(b[i], a[i], 16 * kF32Eps * 4) << "call " << k << " at " << i;
+  }
+}
+
 TEST(CpuOps, SwigluAddWeightedSum) {
   Rng rng(77);
   for (int64_t dim : {1, 9, 33, 3072}) {
