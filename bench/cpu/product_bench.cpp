@@ -1,0 +1,262 @@
+// A decode step's weight products alone, from a model file (Llama/Qwen dense layout), on the
+// CPU backend: where a product's time goes between the cores (bench/cpu/NOTES.md, round 7).
+//
+//   cpu_product_bench MODEL [--threads 2] [--rounds 12] [--min-probe GB/s]
+//       [--gaps 0,3,10]   every layer's products (q/k/v, o, gate/up, down; then the output head)
+//                         back to back, with this many microseconds of busy-waiting on the caller
+//                         before each; GB/s of each kind of product over the rounds whose
+//                         bandwidth probe reads >= --min-probe
+//       [--trace NAME]    instead: the products of one matrix (attn_output, ffn_down, ...) taken
+//                         apart, the other six of each layer run between them so that every byte
+//                         comes from DRAM: the caller's quantize and pack, the worker's first
+//                         chunk, each thread's time in the kernel, the end
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_probe.h"
+#include "backend/cpu/dot_kernels.h"
+#include "core/quant.h"
+#include "gguf/gguf.h"
+
+namespace {
+
+using namespace strata;
+using backend::WeightView;
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+const char* const kLayerMats[] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
+                                  "ffn_gate", "ffn_up", "ffn_down"};
+
+struct Args {
+  std::string model;
+  int threads = 2, rounds = 12;
+  double min_probe = 0;
+  std::vector<int> gaps = {0};
+  std::string trace;
+};
+
+// The products of the step in order: per layer q/k/v (one pass), o, gate/up (one pass), down;
+// then the head. kind: 0-3 those of a layer, 4 the head.
+struct Step {
+  std::vector<WeightView> ws;
+  int kind;
+  double bytes;
+};
+
+int run_gaps(const Args& a, const std::vector<Step>& steps, backend::CpuBackend& be) {
+  std::vector<float> x(1 << 15, 0.5f), y0(1 << 18), y1(1 << 15),
+      y2(1 << 15);  // any layer of the supported shapes
+  float* const ys[3] = {y0.data(), y1.data(), y2.data()};
+  backend::cpu::BandwidthProbe probe(be.pool(), size_t{512} << 20);
+  const size_t ng = a.gaps.size();
+  std::vector<double> kind_s(5 * ng, 0), kind_bytes(5, 0);
+  std::vector<int> passes(ng, 0);
+  for (const Step& s : steps) kind_bytes[static_cast<size_t>(s.kind)] += s.bytes;
+  for (int round = 0; round < a.rounds; ++round) {
+    const double bw = probe.measure(10);
+    std::printf("round %2d probe %5.1f GB/s%s\n", round, bw, bw < a.min_probe ? " (left out)" : "");
+    for (size_t g = 0; g < ng; ++g) {
+      for (int rep = 0; rep < 8; ++rep) {
+        double t[5] = {0, 0, 0, 0, 0};
+        for (const Step& s : steps) {
+          for (const double t0 = now_s(); now_s() - t0 < a.gaps[g] * 1e-6;) {
+          }
+          const double t0 = now_s();
+          be.matmul_multi(s.ws, x.data(), 1, std::span<float* const>(ys, s.ws.size()));
+          t[s.kind] += now_s() - t0;
+        }
+        if (bw < a.min_probe) continue;
+        for (int k = 0; k < 5; ++k) kind_s[5 * g + k] += t[k];
+        ++passes[g];
+      }
+    }
+  }
+  const char* names[5] = {"q/k/v", "o", "gate/up", "down", "head"};
+  for (size_t g = 0; g < ng; ++g) {
+    if (passes[g] == 0) continue;
+    double all_s = 0, all_b = 0;
+    for (int k = 0; k < 5; ++k) all_s += kind_s[5 * g + k], all_b += kind_bytes[k];
+    std::printf("gap %3d us: all products %.1f GB/s (%.3f ms a step, %d steps)\n", a.gaps[g],
+                all_b / (all_s / passes[g]) / 1e9, all_s / passes[g] * 1e3, passes[g]);
+    for (int k = 0; k < 5; ++k)
+      std::printf("  %-8s %6.1f GB/s\n", names[k],
+                  kind_bytes[k] / (kind_s[5 * g + k] / passes[g]) / 1e9);
+  }
+  return 0;
+}
+
+int run_trace(const Args& a, const gguf::File& file, int layers, ThreadPool& pool) {
+  using backend::cpu::DotKernel;
+  struct Mat {
+    const uint8_t* w;
+    int64_t rows, cols;
+    size_t rb;
+    DType type;
+  };
+  std::vector<Mat> ms;
+  int sel = -1;
+  for (int i = 0; i < 7; ++i) sel = a.trace == kLayerMats[i] ? i : sel;
+  if (sel < 0) {
+    std::fprintf(stderr,
+                 "--trace: one of attn_q attn_k attn_v attn_output ffn_gate ffn_up ffn_down\n");
+    return 1;
+  }
+  for (int l = 0; l < layers; ++l) {
+    for (const char* nm : kLayerMats) {
+      const gguf::TensorInfo* t =
+          file.find_tensor("blk." + std::to_string(l) + "." + nm + ".weight");
+      ms.push_back(
+          {file.tensor_data(*t), t->rows(), t->shape[0], row_bytes(t->type, t->shape[0]), t->type});
+    }
+  }
+  int64_t max_cols = 0;
+  for (const Mat& m : ms) max_cols = std::max(max_cols, std::max(m.cols, m.rows));
+  std::vector<float> x(static_cast<size_t>(max_cols), 0.25f), y(static_cast<size_t>(max_cols));
+  std::vector<uint8_t> xa(static_cast<size_t>(max_cols) * 2 + 4096),
+      pk(static_cast<size_t>(max_cols) * 4 + 4096);
+  void* const packed = pk.data() + (64 - reinterpret_cast<uintptr_t>(pk.data()) % 64) % 64;
+  backend::cpu::BandwidthProbe probe(pool, size_t{512} << 20);
+  std::printf("%s: per product, us (threads %d)\n", a.trace.c_str(), pool.num_threads());
+  for (int round = 0; round < a.rounds; ++round) {
+    const double bw = probe.measure(10);
+    struct Sum {
+      double total = 0, prologue = 0, w_start = 0, m_end = 0, w_end = 0, m_busy = 0, w_busy = 0;
+      int n = 0;
+    } sum;
+    for (int rep = 0; rep < 5; ++rep) {
+      for (size_t mi = 0; mi < ms.size(); ++mi) {
+        const Mat& m = ms[mi];
+        const DotKernel k = backend::cpu::dot_kernel(m.type);
+        if (k.dot1 == nullptr) {
+          std::fprintf(stderr, "%s: no packed one-token kernel for %s\n", kLayerMats[mi % 7],
+                       dtype_name(m.type));
+          return 1;
+        }
+        const double t0 = now_s();
+        backend::cpu::quantize_act_row(k.act, x.data(), m.cols, xa.data());
+        k.pack(xa.data(), m.cols, packed);
+        const double t1 = now_s();
+        struct alignas(64) Marks {  // a line each: the threads never share one
+          double first = 0, last = 0, busy = 0;
+        } marks[2];
+        const bool timed = static_cast<int>(mi % 7) == sel;
+        pool.parallel_for(m.rows, 16, [&](int t, int64_t b, int64_t e) {
+          const double s = timed ? now_s() : 0;
+          k.dot1(m.w + b * m.rb, m.rb, static_cast<int>(e - b), packed, xa.data(), m.cols,
+                 y.data() + b);
+          if (!timed || t > 1) return;
+          Marks& mk = marks[t];
+          if (mk.first == 0) mk.first = s;
+          mk.last = now_s();
+          mk.busy += mk.last - s;
+        });
+        if (!timed) continue;
+        const double t2 = now_s();
+        sum.total += t2 - t0;
+        sum.prologue += t1 - t0;
+        sum.w_start += marks[1].first > 0 ? marks[1].first - t1 : 0;
+        sum.m_end += marks[0].last - t1;
+        sum.w_end += marks[1].last > 0 ? marks[1].last - t1 : 0;
+        sum.m_busy += marks[0].busy;
+        sum.w_busy += marks[1].busy;
+        ++sum.n;
+      }
+    }
+    const double n = sum.n, bytes = static_cast<double>(ms[static_cast<size_t>(sel)].rows *
+                                                        ms[static_cast<size_t>(sel)].rb);
+    std::printf(
+        "probe %5.1f GB/s: product %6.2f (%5.1f GB/s) | quantize+pack %.2f | worker's first chunk "
+        "at %.2f | "
+        "caller's last chunk ends %.2f, in kernels %.2f | worker's ends %.2f, in kernels %.2f\n",
+        bw, sum.total / n * 1e6, bytes / (sum.total / n) / 1e9, sum.prologue / n * 1e6,
+        sum.w_start / n * 1e6, sum.m_end / n * 1e6, sum.m_busy / n * 1e6, sum.w_end / n * 1e6,
+        sum.w_busy / n * 1e6);
+  }
+  return 0;
+}
+
+std::vector<int> parse_list(const std::string& s) {
+  std::vector<int> v;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) v.push_back(std::atoi(item.c_str()));
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string s = argv[i];
+    const bool has = i + 1 < argc;
+    if (s == "--threads" && has)
+      a.threads = std::atoi(argv[++i]);
+    else if (s == "--rounds" && has)
+      a.rounds = std::atoi(argv[++i]);
+    else if (s == "--min-probe" && has)
+      a.min_probe = std::atof(argv[++i]);
+    else if (s == "--gaps" && has)
+      a.gaps = parse_list(argv[++i]);
+    else if (s == "--trace" && has)
+      a.trace = argv[++i];
+    else if (a.model.empty() && s[0] != '-')
+      a.model = s;
+    else {
+      std::fprintf(stderr,
+                   "usage: cpu_product_bench MODEL [--threads N] [--rounds N] [--min-probe GB/s] "
+                   "[--gaps LIST | --trace NAME]\n");
+      return 1;
+    }
+  }
+  if (a.model.empty()) {
+    std::fprintf(stderr,
+                 "usage: cpu_product_bench MODEL [--threads N] [--rounds N] [--min-probe GB/s] "
+                 "[--gaps LIST | --trace NAME]\n");
+    return 1;
+  }
+  auto f = gguf::File::open(a.model);
+  if (!f.is_ok()) {
+    std::fprintf(stderr, "%s\n", f.status().to_string().c_str());
+    return 1;
+  }
+  const gguf::File& file = **f;
+  const auto layers = file.get_int(file.arch_key("block_count"));
+  const gguf::TensorInfo* head = file.find_tensor("output.weight");
+  if (head == nullptr) head = file.find_tensor("token_embd.weight");
+  if (!layers || head == nullptr || file.find_tensor("blk.0.attn_q.weight") == nullptr ||
+      file.find_tensor("blk.0.ffn_gate.weight") == nullptr) {
+    std::fprintf(stderr, "%s: not a dense Llama/Qwen layout\n", a.model.c_str());
+    return 1;
+  }
+  backend::CpuBackend be(a.threads);
+  if (!a.trace.empty()) return run_trace(a, file, static_cast<int>(*layers), be.pool());
+  const auto view = [&](const gguf::TensorInfo* t) {
+    return WeightView{file.tensor_data(*t), t->type, t->rows(), t->shape[0],
+                      row_bytes(t->type, t->shape[0])};
+  };
+  const auto mat = [&](int l, const char* nm) {
+    return view(file.find_tensor("blk." + std::to_string(l) + "." + nm + ".weight"));
+  };
+  std::vector<Step> steps;
+  for (int l = 0; l < *layers; ++l) {
+    steps.push_back({{mat(l, "attn_q"), mat(l, "attn_k"), mat(l, "attn_v")}, 0, 0});
+    steps.push_back({{mat(l, "attn_output")}, 1, 0});
+    steps.push_back({{mat(l, "ffn_gate"), mat(l, "ffn_up")}, 2, 0});
+    steps.push_back({{mat(l, "ffn_down")}, 3, 0});
+  }
+  steps.push_back({{view(head)}, 4, 0});
+  for (Step& s : steps) {
+    for (const WeightView& w : s.ws)
+      s.bytes += static_cast<double>(w.rows) * static_cast<double>(w.row_bytes);
+  }
+  return run_gaps(a, steps, be);
+}
