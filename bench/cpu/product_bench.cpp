@@ -6,11 +6,15 @@
 //                         back to back, with this many microseconds of busy-waiting on the caller
 //                         before each; GB/s of each kind of product over the rounds whose
 //                         bandwidth probe reads >= --min-probe
+//       [--spmd]          instead: that pass in one region with a barrier a product (run_spmd)
 //       [--trace NAME]    instead: the products of one matrix (attn_output, ffn_down, ...) taken
 //                         apart, the other six of each layer run between them so that every byte
 //                         comes from DRAM: the caller's quantize and pack, the worker's first
 //                         chunk, each thread's time in the kernel, the end
+#include <immintrin.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -42,6 +46,7 @@ struct Args {
   double min_probe = 0;
   std::vector<int> gaps = {0};
   std::string trace;
+  bool spmd = false;
 };
 
 // The products of the step in order: per layer q/k/v (one pass), o, gate/up (one pass), down;
@@ -91,6 +96,115 @@ int run_gaps(const Args& a, const std::vector<Step>& steps, backend::CpuBackend&
       std::printf("  %-8s %6.1f GB/s\n", names[k],
                   kind_bytes[k] / (kind_s[5 * g + k] / passes[g]) / 1e9);
   }
+  return 0;
+}
+
+// --spmd: the same products with no job per product: every thread runs the whole step inside
+// one run_on_all, quantizes and packs the token itself, takes a fixed half (a 1/threads share)
+// of each product's rows and meets the others at a spinning barrier after it; alternated with
+// the CPU backend's matmul_multi per product. What a decode that runs the layer program on
+// every thread (instead of a job per op) could save on the products.
+int run_spmd(const Args& a, const std::vector<Step>& steps, backend::CpuBackend& be) {
+  using backend::cpu::DotKernel;
+  ThreadPool& pool = be.pool();
+  const int nt = pool.num_threads();
+  for (const Step& s : steps) {
+    for (const WeightView& w : s.ws) {
+      if (backend::cpu::dot_kernel(w.type).dot1 == nullptr) {
+        std::fprintf(stderr, "--spmd: no packed one-token kernel for %s\n", dtype_name(w.type));
+        return 1;
+      }
+    }
+  }
+  std::vector<float> x(1 << 15, 0.5f), y0(1 << 18), y1(1 << 15), y2(1 << 15);
+  float* const ys[3] = {y0.data(), y1.data(), y2.data()};
+  struct alignas(64) Barrier {
+    std::atomic<int> count{0};
+    std::atomic<int> phase{0};
+  } bar;
+  const auto barrier = [&] {
+    const int ph = bar.phase.load(std::memory_order_relaxed);
+    if (bar.count.fetch_add(1, std::memory_order_acq_rel) == nt - 1) {
+      bar.count.store(0, std::memory_order_relaxed);
+      bar.phase.store(ph + 1, std::memory_order_release);
+    } else {
+      while (bar.phase.load(std::memory_order_acquire) == ph) _mm_pause();
+    }
+  };
+  const auto spmd_pass = [&] {
+    pool.run_on_all([&](int t) {
+      thread_local std::vector<uint8_t> xa, pk;
+      for (const Step& s : steps) {
+        int64_t total = 0;
+        for (const WeightView& w : s.ws) total += w.rows;
+        const int64_t groups = (total + 15) / 16, g0 = groups * t / nt, g1 = groups * (t + 1) / nt;
+        int64_t base = 0;
+        backend::cpu::PackFn packed_by = nullptr;  // the kernel kind the token is packed for
+        for (size_t i = 0; i < s.ws.size(); ++i) {
+          const WeightView& w = s.ws[i];
+          const int64_t r0 = std::max<int64_t>(g0 * 16 - base, 0),
+                        r1 = std::min<int64_t>(g1 * 16 - base, w.rows);
+          base += w.rows;
+          if (r1 <= r0) continue;
+          const DotKernel k = backend::cpu::dot_kernel(w.type);
+          if (k.pack != packed_by) {  // (q/k/v and gate/up share one activation format)
+            xa.resize(backend::cpu::act_row_bytes(k.act, w.cols));
+            backend::cpu::quantize_act_row(k.act, x.data(), w.cols, xa.data());
+            pk.resize(std::max(pk.size(), k.pack_bytes(w.cols) + 64));
+            k.pack(xa.data(), w.cols,
+                   pk.data() + (64 - reinterpret_cast<uintptr_t>(pk.data()) % 64) % 64);
+            packed_by = k.pack;
+          }
+          const void* const packed =
+              pk.data() + (64 - reinterpret_cast<uintptr_t>(pk.data()) % 64) % 64;
+          k.dot1(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes,
+                 static_cast<int>(r1 - r0), packed, xa.data(), w.cols, ys[i] + r0);
+        }
+        barrier();
+      }
+    });
+  };
+  const auto jobs_pass = [&] {
+    for (const Step& s : steps)
+      be.matmul_multi(s.ws, x.data(), 1, std::span<float* const>(ys, s.ws.size()));
+  };
+  // Both passes leave the last step's product (the head) in y0: the same floats, or the
+  // comparison is void.
+  jobs_pass();
+  const std::vector<float> want = y0;
+  std::fill(y0.begin(), y0.end(), 0.0f);
+  spmd_pass();
+  if (want != y0) {
+    std::fprintf(stderr, "--spmd: the head's product differs from matmul_multi's\n");
+    return 1;
+  }
+  double bytes = 0;
+  for (const Step& s : steps) bytes += s.bytes;
+  backend::cpu::BandwidthProbe probe(pool, size_t{512} << 20);
+  double t_jobs = 0, t_spmd = 0;
+  int n = 0;
+  for (int round = 0; round < a.rounds; ++round) {
+    const double bw = probe.measure(10);
+    std::printf("round %2d probe %5.1f GB/s%s\n", round, bw, bw < a.min_probe ? " (left out)" : "");
+    for (int rep = 0; rep < 8; ++rep) {
+      double t0 = now_s();
+      jobs_pass();
+      const double tj = now_s() - t0;
+      t0 = now_s();
+      spmd_pass();
+      const double ts = now_s() - t0;
+      if (bw < a.min_probe) continue;
+      t_jobs += tj;
+      t_spmd += ts;
+      ++n;
+    }
+  }
+  if (n > 0)
+    std::printf(
+        "a job per product: %.1f GB/s (%.3f ms a step) | one region, a barrier per product: %.1f "
+        "GB/s (%.3f ms); %d steps each\n",
+        bytes / (t_jobs / n) / 1e9, t_jobs / n * 1e3, bytes / (t_spmd / n) / 1e9, t_spmd / n * 1e3,
+        n);
   return 0;
 }
 
@@ -208,19 +322,21 @@ int main(int argc, char** argv) {
       a.gaps = parse_list(argv[++i]);
     else if (s == "--trace" && has)
       a.trace = argv[++i];
+    else if (s == "--spmd")
+      a.spmd = true;
     else if (a.model.empty() && s[0] != '-')
       a.model = s;
     else {
       std::fprintf(stderr,
                    "usage: cpu_product_bench MODEL [--threads N] [--rounds N] [--min-probe GB/s] "
-                   "[--gaps LIST | --trace NAME]\n");
+                   "[--gaps LIST | --trace NAME | --spmd]\n");
       return 1;
     }
   }
   if (a.model.empty()) {
     std::fprintf(stderr,
                  "usage: cpu_product_bench MODEL [--threads N] [--rounds N] [--min-probe GB/s] "
-                 "[--gaps LIST | --trace NAME]\n");
+                 "[--gaps LIST | --trace NAME | --spmd]\n");
     return 1;
   }
   auto f = gguf::File::open(a.model);
@@ -258,5 +374,5 @@ int main(int argc, char** argv) {
     for (const WeightView& w : s.ws)
       s.bytes += static_cast<double>(w.rows) * static_cast<double>(w.row_bytes);
   }
-  return run_gaps(a, steps, be);
+  return a.spmd ? run_spmd(a, steps, be) : run_gaps(a, steps, be);
 }
