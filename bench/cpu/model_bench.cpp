@@ -171,9 +171,11 @@ int main(int argc, char** argv) {
   }
   const double bw = backend::cpu::measure_memory_bandwidth_gbs(cpu.pool(), 0, g_cpu_time);
   const double peak = backend::cpu::measure_fma_peak_gflops(cpu.pool(), g_cpu_time);
-  if (!model_path.empty()) recipe_name = model_path;
-  std::printf("qwen3-0.6b %s: %.1f M params, %.1f MB weights; %d threads; bandwidth %.1f GB/s, FMA peak %.1f GFLOP/s\n",
-              recipe_name.c_str(), params / 1e6, weight_bytes / 1e6, cpu.num_threads(), bw, peak);
+  const std::string label = model_path.empty() ? "qwen3-0.6b " + recipe_name : model_path;
+  std::printf(
+      "%s: %.1f M params, %.1f MB weights; %d threads; bandwidth %.1f GB/s, FMA peak %.1f "
+      "GFLOP/s\n",
+      label.c_str(), params / 1e6, weight_bytes / 1e6, cpu.num_threads(), bw, peak);
 
   engine::Generator gen(model, prompt_len + decode_len + 64);
   std::vector<int32_t> prompt(prompt_len);

@@ -33,6 +33,11 @@ namespace {
 using namespace strata;
 using backend::WeightView;
 
+// The first 64-byte aligned byte of buf (the packed token's alignment; buf has 64 spare).
+uint8_t* aligned64(std::vector<uint8_t>& buf) {
+  return buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
+}
+
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -151,12 +156,10 @@ int run_spmd(const Args& a, const std::vector<Step>& steps, backend::CpuBackend&
             xa.resize(backend::cpu::act_row_bytes(k.act, w.cols));
             backend::cpu::quantize_act_row(k.act, x.data(), w.cols, xa.data());
             pk.resize(std::max(pk.size(), k.pack_bytes(w.cols) + 64));
-            k.pack(xa.data(), w.cols,
-                   pk.data() + (64 - reinterpret_cast<uintptr_t>(pk.data()) % 64) % 64);
+            k.pack(xa.data(), w.cols, aligned64(pk));
             packed_by = k.pack;
           }
-          const void* const packed =
-              pk.data() + (64 - reinterpret_cast<uintptr_t>(pk.data()) % 64) % 64;
+          const void* const packed = aligned64(pk);
           k.dot1(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes,
                  static_cast<int>(r1 - r0), packed, xa.data(), w.cols, ys[i] + r0);
         }
@@ -237,7 +240,7 @@ int run_trace(const Args& a, const gguf::File& file, int layers, ThreadPool& poo
   std::vector<float> x(static_cast<size_t>(max_cols), 0.25f), y(static_cast<size_t>(max_cols));
   std::vector<uint8_t> xa(static_cast<size_t>(max_cols) * 2 + 4096),
       pk(static_cast<size_t>(max_cols) * 4 + 4096);
-  void* const packed = pk.data() + (64 - reinterpret_cast<uintptr_t>(pk.data()) % 64) % 64;
+  void* const packed = aligned64(pk);
   backend::cpu::BandwidthProbe probe(pool, size_t{512} << 20);
   std::printf("%s: per product, us (threads %d)\n", a.trace.c_str(), pool.num_threads());
   for (int round = 0; round < a.rounds; ++round) {

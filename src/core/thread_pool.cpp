@@ -83,8 +83,8 @@ void ThreadPool::run_job(int t, uint32_t epoch) {
   const int nt = job_.nt;
   if (t >= nt) return;
   const int64_t n = job_.n, span = job_.span;
-  for (int k = 0; k < nt;
-       ++k) {  // its own run first (from the front), then the others' (from the back)
+  // Its own run first (from the front), then the others' (from the back).
+  for (int k = 0; k < nt; ++k) {
     const int owner = (t + k) % nt;
     int64_t i = 0;
     while (take(owner, k == 0, epoch, i))

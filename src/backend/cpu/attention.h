@@ -11,11 +11,11 @@ namespace strata::backend::cpu {
 
 // Flash-style: per work item (sequence, kv head, tile of up to 32 queries) all query heads of
 // the group and all queries of the tile walk the visible KV blocks once, with an online
-// softmax (running max per query row); items are handed out to threads dynamically, longest
-// first. Prefill items decode each K/V block to f32 once; decode items (<= 4 rows) read K/V
-// in their stored type directly.
-// Decode items over F16 K/V take 512-bit inner loops where the AVX-512 kernels are enabled
-// (dot_kernels.h); off: the AVX2 loops (benches compare the two).
+// softmax (running max per query row); items go out longest first, in a decode step as the
+// pool's per-thread runs, otherwise through one shared counter. Prefill items decode each K/V block
+// to f32 once; decode items (<= 4 rows) read K/V in their stored type directly. Decode items over
+// F16 K/V take 512-bit inner loops where the AVX-512 kernels are enabled (dot_kernels.h); off: the
+// AVX2 loops (benches compare the two).
 void set_decode_attention_avx512(bool on);
 // Prefill items likewise: 8 query rows at a time in 512-bit form (head_dim a multiple of 32);
 // off: the AVX2 blocks of 4 rows (benches).

@@ -79,8 +79,8 @@ namespace {
 
 // cos and sin of each pair's angle at `position` (double angle: position * freq loses bits in
 // float), laid out for rope_rotate. Kept per thread for the last table and position asked for:
-// a decode step asks the same for every layer (and qkv_layer's per-head steps for every head),
-// and the trigonometry cost more than the rotation.
+// a decode step asks the same for every layer, and the trigonometry cost more than the
+// rotation.
 struct RopeCoefs {
   RopeTable::Mode mode = RopeTable::Mode::kNormal;
   int n_rot = -1;
