@@ -15,6 +15,7 @@
 #include "backend/cpu/cpu_probe.h"
 #include "cli/backend_choice.h"
 #include "cli/commands.h"
+#include "cli/decode_stretches.h"
 #include "cli/model_loading.h"
 #include "core/rng.h"
 #include "engine/generator.h"
@@ -167,21 +168,15 @@ TokenCost token_cost(const model::Model& m) {
 }
 
 // The decode of strata bench on the CPU in stretches of kDecodeProbeEvery tokens, the memory
-// bandwidth probed before the first and after each: the roofline of a stretch takes the larger
-// of the probes at its two ends (as the whole run's takes the larger of the probes before and
-// after it), and the run's roofline time is the stretches' sum. Token times leave the probes
-// out. Each probe is the one before and after the whole run (512 MiB, best of 10 passes, the
-// buffer of measure_memory_bandwidth_gbs): best of 2 read 5-9% under it in the VM's fast phase,
-// a yardstick biased low.
+// bandwidth probed before the first and after each (decode_stretches.h says how they make the
+// fraction). Token times leave the probes out. Each probe is the one before and after the
+// whole run (512 MiB, best of 10 passes, the buffer of measure_memory_bandwidth_gbs): best of 2
+// read 5-9% under it in the VM's fast phase, a yardstick biased low.
 constexpr int kDecodeProbeEvery = 32;
 constexpr size_t kDecodeProbeBytes = size_t{512} << 20;
 constexpr int kDecodeProbePasses = 10;
 struct DecodeProbes {
-  struct Stretch {
-    int tokens;
-    double seconds, gbs;
-  };
-  std::vector<Stretch> stretches;
+  std::vector<cli::DecodeStretch> stretches;
   double last_probe = 0, stretch_seconds = 0, seconds = 0, mark = 0;
   int stretch_tokens = 0, tokens = 0;
   bool first = true;  // the 1-token prompt's token: not a decode token
@@ -209,18 +204,12 @@ struct DecodeProbes {
   }
   void close(backend::cpu::BandwidthProbe& p) {
     const double bw = p.measure(kDecodeProbePasses);
-    stretches.push_back({stretch_tokens, stretch_seconds, std::max(last_probe, bw)});
+    stretches.push_back({stretch_tokens, stretch_seconds, last_probe, bw});
     seconds += stretch_seconds;
     tokens += stretch_tokens;
     last_probe = bw;
     stretch_seconds = 0;
     stretch_tokens = 0;
-  }
-  // Seconds the decode would take at the roofline of each stretch (bytes per token / GB/s).
-  double roofline_seconds(double bytes_per_token) const {
-    double s = 0;
-    for (const Stretch& x : stretches) s += x.tokens * bytes_per_token / (x.gbs * 1e9);
-    return s;
   }
 };
 
@@ -263,10 +252,11 @@ int run_bench(const BenchArgs& a) {
     best_prefill = std::min(best_prefill, st.prefill_seconds);
   }
   // Decode: n tokens after a 1-token prompt (as tg128 measures); best of reps. On the CPU the
-  // bandwidth is also probed during the decode (DecodeProbes): the rep's roofline is the one
-  // of the minutes it ran in.
+  // bandwidth is also probed during the decode (DecodeProbes): the best rep's roofline is the
+  // one of the minutes it ran in (and every rep's pooled is reported beside it).
   double best_decode = 1e30;
-  DecodeProbes best_probes;
+  std::vector<DecodeProbes> rep_probes;
+  int best_rep = -1;
   opts.max_tokens = a.n + 1;
   for (int r = 0; r < a.reps; ++r) {
     engine::GenerateStats st;
@@ -282,8 +272,9 @@ int run_bench(const BenchArgs& a) {
       dp.finish(*probe);
       if (dp.tokens > 0 && dp.seconds / dp.tokens < best_decode) {
         best_decode = dp.seconds / dp.tokens;
-        best_probes = dp;
+        best_rep = static_cast<int>(rep_probes.size());
       }
+      rep_probes.push_back(std::move(dp));
     } else {
       best_decode = std::min(best_decode, st.decode_seconds / std::max(1, st.generated_tokens - 1));
     }
@@ -300,11 +291,21 @@ int run_bench(const BenchArgs& a) {
   const double kv_bytes_token = 2.0 * hp.num_attention_layers() * hp.num_kv_heads * hp.head_dim * 2 /*f16*/ * (a.n / 2.0);
   const double bytes_per_token = cost.weight_bytes + kv_bytes_token;
   const double roofline_tg = bw > 0 ? bw * 1e9 / bytes_per_token : 0;
-  // During the decode: the rate the roofline allows over its stretches, and their mean probe.
-  const double during_roofline_tg =
-      best_probes.tokens > 0 ? best_probes.tokens / best_probes.roofline_seconds(bytes_per_token)
-                             : 0;
+  // During the decode: the best rep's steady stretches (the rate they ran at, the rate their
+  // rooflines allow, and the bandwidth that is), and every rep's pooled.
+  std::vector<std::vector<cli::DecodeStretch>> rep_stretches;
+  for (const DecodeProbes& dp : rep_probes) rep_stretches.push_back(dp.stretches);
+  const cli::PooledStretches during =
+      best_rep >= 0
+          ? cli::pool_stretches({rep_stretches[static_cast<size_t>(best_rep)]}, bytes_per_token)
+          : cli::PooledStretches{};
+  const cli::PooledStretches all_reps = cli::pool_stretches(rep_stretches, bytes_per_token);
+  const double during_tg = during.tokens > 0 ? during.tokens / during.seconds : 0;
+  const double during_roofline_tg = during.tokens > 0 ? during.tokens / during.roofline_seconds : 0;
   const double during_gbs = during_roofline_tg * bytes_per_token / 1e9;
+  const double all_tg = all_reps.tokens > 0 ? all_reps.tokens / all_reps.seconds : 0;
+  const double all_roofline_tg =
+      all_reps.tokens > 0 ? all_reps.tokens / all_reps.roofline_seconds : 0;
   // Prefill: model FLOPs = matrix FLOPs + attention (QK^T and PV over the causal half).
   const double attn_flops = 4.0 * hp.num_attention_layers() * hp.num_heads * hp.head_dim * (a.p / 2.0);
   const double flops_token = cost.matrix_flops + attn_flops;
@@ -328,15 +329,26 @@ int run_bench(const BenchArgs& a) {
     if (roofline_tg > 0) j["decode_fraction_of_roofline"] = tg / roofline_tg;
     if (during_roofline_tg > 0) {
       j["decode_bandwidth_during_gbs"] = during_gbs;
+      j["decode_tokens_per_s_during"] = during_tg;
       j["decode_roofline_during_tokens_per_s"] = during_roofline_tg;
-      j["decode_fraction_of_roofline_during"] = tg / during_roofline_tg;
+      j["decode_fraction_of_roofline_during"] = during_tg / during_roofline_tg;
+      j["decode_stretches_used"] = during.used;
+      j["decode_best_rep"] = best_rep;
+      j["decode_tokens_per_s_during_all_reps"] = all_tg;
+      j["decode_fraction_of_roofline_during_all_reps"] = all_tg / all_roofline_tg;
       auto& st = j["decode_stretches"] = nlohmann::ordered_json::array();
-      for (const auto& x : best_probes.stretches) {
-        st.push_back(
-            {{"tokens", x.tokens},
-             {"tokens_per_s", x.tokens / x.seconds},
-             {"probe_gbs", x.gbs},
-             {"fraction_of_roofline", x.tokens * bytes_per_token / (x.gbs * 1e9) / x.seconds}});
+      for (size_t r = 0; r < rep_probes.size(); ++r) {
+        for (const auto& x : rep_probes[r].stretches) {
+          st.push_back(
+              {{"rep", r},
+               {"tokens", x.tokens},
+               {"tokens_per_s", x.tokens / x.seconds},
+               {"probe_before_gbs", x.before_gbs},
+               {"probe_after_gbs", x.after_gbs},
+               {"probe_gbs", x.gbs()},
+               {"steady", x.steady()},
+               {"fraction_of_roofline", x.tokens * bytes_per_token / (x.gbs() * 1e9) / x.seconds}});
+        }
       }
     }
     std::printf("%s\n", j.dump(2).c_str());
@@ -359,7 +371,20 @@ int run_bench(const BenchArgs& a) {
       std::printf(
           "        probed during the decode (every %d tokens): %.1f GB/s = %5.1f%% of that "
           "roofline (%.2f tok/s)\n",
-          kDecodeProbeEvery, during_gbs, 100 * tg / during_roofline_tg, during_roofline_tg);
+          kDecodeProbeEvery, during_gbs, 100 * during_tg / during_roofline_tg, during_roofline_tg);
+      if (during.used < during.total) {
+        std::printf(
+            "        (%d of its %d stretches left out: the bandwidth changed by more than %.0f%% "
+            "inside them)\n",
+            during.total - during.used, during.total, 100 * cli::kUnsteadyProbes);
+      }
+      if (rep_probes.size() > 1) {
+        std::printf(
+            "        all %d reps pooled: %.2f tok/s = %5.1f%% of their roofline (%d of %d "
+            "stretches)\n",
+            static_cast<int>(rep_probes.size()), all_tg, 100 * all_tg / all_roofline_tg,
+            all_reps.used, all_reps.total);
+      }
     }
   }
   return 0;
