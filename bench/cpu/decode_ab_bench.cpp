@@ -12,6 +12,9 @@
 //                           N >= 2: by key chunks from N keys on)
 //        [--attruns 0,1]   (instead: decode attention's units by one shared counter / by the pool's
 //        runs)
+//        [--waitpf B1,...] (instead: bytes of its next product's run each thread prefetches while
+//        it
+//                           waits, set_wait_prefetch; 0 off)
 //        [--prompt N]      (a prompt of N tokens before the decode: the context it starts from)
 #include <algorithm>
 #include <chrono>
@@ -25,6 +28,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_probe.h"
 #include "backend/cpu/dot_kernels.h"
+#include "backend/cpu/matmul.h"
 #include "engine/generator.h"
 #include "model/model.h"
 
@@ -40,7 +44,7 @@ int main(int argc, char** argv) {
   double min_probe = 0;
   std::vector<int64_t> settings = {-1};
   std::string knob = "--pf";  // which switch the settings turn: --pf, --q4k4, --gfni, --att,
-                              // --long, --runs, --packed or --attruns
+                              // --long, --runs, --packed, --attruns or --waitpf
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--threads") threads = std::atoi(argv[i + 1]);
@@ -50,7 +54,7 @@ int main(int argc, char** argv) {
       prompt_len = std::atoi(argv[i + 1]);
     else if (a == "--min-probe") min_probe = std::atof(argv[i + 1]);
     else if (a == "--pf" || a == "--q4k4" || a == "--gfni" || a == "--att" || a == "--long" ||
-             a == "--runs" || a == "--packed" || a == "--attruns") {
+             a == "--runs" || a == "--packed" || a == "--attruns" || a == "--waitpf") {
       knob = a;
       settings.clear();
       std::stringstream ss(argv[i + 1]);
@@ -70,6 +74,8 @@ int main(int argc, char** argv) {
       backend::cpu::set_one_token_packed(v != 0);
     } else if (knob == "--attruns") {  // 0: decode attention's units through one shared counter
       backend::cpu::set_decode_attention_runs(v != 0);
+    } else if (knob == "--waitpf") {
+      backend::cpu::set_wait_prefetch(v);
     } else if (knob == "--long") {
       backend::cpu::set_long_decode_attention(v != 0);
       backend::cpu::set_long_decode_min_keys(v >= 2 ? v : 1024);

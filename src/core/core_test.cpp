@@ -162,6 +162,56 @@ TEST(ThreadPool, SleepingWorkersWakeForTheNextJob) {
   }
 }
 
+TEST(ThreadPool, RunsPartitionTheRange) {
+  // run_of names each thread's own run of a parallel_for (where a thread starts: what it may
+  // prefetch): in order, without gaps or overlaps, whole grains but for the last.
+  ThreadPool pool(3);
+  for (int64_t n : {1, 2, 7, 64, 1000, 100000}) {
+    for (int64_t grain : {1, 4, 16}) {
+      int64_t next = 0;
+      for (int t = 0; t < 3; ++t) {
+        int64_t b = -1, e = -1;
+        if (!pool.run_of(t, n, grain, b, e)) continue;
+        EXPECT_EQ(b, next) << "n " << n << " grain " << grain << " t " << t;
+        EXPECT_LT(b, e);
+        EXPECT_EQ(b % grain, 0);
+        next = e;
+      }
+      EXPECT_EQ(next, n) << "n " << n << " grain " << grain;
+    }
+  }
+  int64_t b = 0, e = 0;
+  EXPECT_FALSE(pool.run_of(1, 1, 1, b, e));  // one grain: the caller's alone
+  EXPECT_FALSE(pool.run_of(0, 0, 1, b, e));
+}
+
+TEST(ThreadPool, JobsThatPrefetchWhileWaitingStillCoverTheirRanges) {
+  // Threads that prefetch (some from a buffer, one from nowhere) between jobs and while the
+  // caller waits: every job still runs each index once.
+  ThreadPool pool(3);
+  std::vector<char> buf(1 << 20);
+  WaitPrefetch then;
+  then.at[0] = buf.data();
+  then.at[1] = nullptr;
+  then.at[2] = buf.data() + (512 << 10);
+  then.bytes = 256 << 10;
+  std::vector<std::atomic<int>> hits(1000);
+  for (int job = 0; job < 500; ++job) {
+    const int64_t n = 1 + job % 1000;
+    for (int64_t i = 0; i < n; ++i)
+      hits[static_cast<size_t>(i)].store(0, std::memory_order_relaxed);
+    pool.parallel_for(
+        n, 1 + job % 16,
+        [&](int, int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i)
+            hits[static_cast<size_t>(i)].fetch_add(1, std::memory_order_relaxed);
+        },
+        job % 2 == 0 ? &then : nullptr);
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << "job " << job;
+  }
+}
+
 TEST(Rng, DeterministicAndNormalish) {
   Rng a(42), b(42);
   for (int i = 0; i < 100; ++i) ASSERT_EQ(a.next_u64(), b.next_u64());

@@ -29,6 +29,41 @@ inline void pause_or_yield(int spin) {
   }
 }
 
+// Up to 8 lines of a wait prefetch (at, left advance past them); false when none is left.
+inline bool prefetch_step(const char*& at, size_t& left) {
+  if (at == nullptr || left == 0) return false;
+  const size_t step = std::min<size_t>(left, 8 * 64);
+#if defined(__x86_64__)
+  for (size_t o = 0; o < step; o += 64) _mm_prefetch(at + o, _MM_HINT_T1);
+#endif
+  at += step;
+  left -= step;
+  return true;
+}
+
+// parallel_for's split of [0, n) (n > 0): nt threads take part (nt <= 1: no split), in
+// num_chunks chunks of span elements (whole grains), 16 per thread. Thread t owns a contiguous
+// run of them and works through it in order, then takes what is left of the others' runs,
+// from their back: one sequential weight stream per core, as a decode matmul wants
+// (interleaving chunks of the two threads, as one shared counter did, cost 8-10% of decode;
+// bench/cpu/NOTES.md), while a thread slowed down by another process or a page fault still
+// leaves its remaining chunks to the others instead of holding everyone at the barrier.
+struct Split {
+  int nt = 1;
+  int64_t span = 0, num_chunks = 0;
+};
+Split split_loop(int threads, int64_t n, int64_t grain) {
+  Split sp;
+  grain = std::max<int64_t>(1, grain);
+  const int64_t num_grains = (n + grain - 1) / grain;
+  sp.nt = static_cast<int>(std::min<int64_t>(threads, num_grains));
+  if (sp.nt <= 1) return sp;
+  const int64_t chunks = std::min<int64_t>(num_grains, int64_t{sp.nt} * kChunksPerThread);
+  sp.span = (num_grains + chunks - 1) / chunks * grain;
+  sp.num_chunks = (n + sp.span - 1) / sp.span;
+  return sp;
+}
+
 inline uint64_t cursor(uint32_t epoch, uint64_t end, uint64_t next) {
   return uint64_t{epoch} << 32 | end << 16 | next;
 }
@@ -94,11 +129,13 @@ void ThreadPool::run_job(int t, uint32_t epoch) {
 
 void ThreadPool::worker_loop(int idx) {
   uint64_t seen = 0;
+  const char* pf_at = nullptr;  // the last job's wait prefetch for this thread
+  size_t pf_left = 0;
   for (;;) {
     // Spin for a short while: consecutive jobs arrive microseconds apart during a step.
     uint64_t gen = job_.gen.load(std::memory_order_acquire);
     for (int spin = 0; gen == seen && spin < 20000; ++spin) {
-      pause_or_yield(spin);
+      if (!prefetch_step(pf_at, pf_left)) pause_or_yield(spin);
       gen = job_.gen.load(std::memory_order_acquire);
     }
     if (gen == seen) {
@@ -112,31 +149,42 @@ void ThreadPool::worker_loop(int idx) {
     seen = gen;
     if (stop_.load()) return;
     run_job(idx, static_cast<uint32_t>(gen));
+    // (read before this thread reports done: the caller may then write the next job)
+    const WaitPrefetch* then = job_.then;
+    pf_at = then != nullptr && idx < WaitPrefetch::kMaxThreads ? then->at[idx] : nullptr;
+    pf_left = then != nullptr ? then->bytes : 0;
     pending_.left.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
-void ThreadPool::dispatch(int64_t n, int64_t grain, Call call, const void* fn) {
+bool ThreadPool::run_of(int t, int64_t n, int64_t grain, int64_t& begin, int64_t& end) const {
+  if (n <= 0) return false;
+  const Split sp = split_loop(num_threads_, n, grain);
+  if (sp.nt <= 1) {
+    begin = 0;
+    end = n;
+    return t == 0;
+  }
+  if (t >= sp.nt) return false;
+  begin = sp.num_chunks * t / sp.nt * sp.span;
+  end = std::min(n, sp.num_chunks * (t + 1) / sp.nt * sp.span);
+  return begin < end;
+}
+
+void ThreadPool::dispatch(int64_t n, int64_t grain, Call call, const void* fn,
+                          const WaitPrefetch* then) {
   int nt = num_threads_;
   int64_t span = 0, num_chunks = 0;
   if (n >= 0) {
     if (n == 0) return;
-    grain = std::max<int64_t>(1, grain);
-    const int64_t num_grains = (n + grain - 1) / grain;
-    nt = static_cast<int>(std::min<int64_t>(num_threads_, num_grains));
+    const Split sp = split_loop(num_threads_, n, grain);
+    nt = sp.nt;
     if (nt <= 1) {
       call(fn, 0, 0, n);
       return;
     }
-    // Chunks of whole grains, 16 per thread. Thread t owns a contiguous run of them and works
-    // through it in order, then takes what is left of the others' runs, from their back: one
-    // sequential weight stream per core, as a decode matmul wants (interleaving chunks of the
-    // two threads, as one shared counter did, cost 8-10% of decode; bench/cpu/NOTES.md), while
-    // a thread slowed down by another process or a page fault still leaves its remaining
-    // chunks to the others instead of holding everyone at the barrier.
-    const int64_t chunks = std::min<int64_t>(num_grains, int64_t{nt} * kChunksPerThread);
-    span = (num_grains + chunks - 1) / chunks * grain;
-    num_chunks = (n + span - 1) / span;
+    span = sp.span;
+    num_chunks = sp.num_chunks;
   } else if (num_threads_ == 1) {
     call(fn, 0, 0, 0);
     return;
@@ -147,6 +195,7 @@ void ThreadPool::dispatch(int64_t n, int64_t grain, Call call, const void* fn) {
   job_.span = span;
   job_.num_chunks = num_chunks;
   job_.nt = nt;
+  job_.then = then;
   pending_.left.store(num_threads_ - 1, std::memory_order_relaxed);
   const uint64_t gen = job_.gen.load(std::memory_order_relaxed) + 1;
   job_.gen.store(gen, std::memory_order_seq_cst);  // publishes the job (and pending_)
@@ -157,8 +206,11 @@ void ThreadPool::dispatch(int64_t n, int64_t grain, Call call, const void* fn) {
     cv_.notify_all();
   }
   run_job(0, static_cast<uint32_t>(gen));
-  for (int spin = 0; pending_.left.load(std::memory_order_acquire) != 0; ++spin)
-    pause_or_yield(spin);
+  const char* pf_at = then != nullptr ? then->at[0] : nullptr;
+  size_t pf_left = then != nullptr ? then->bytes : 0;
+  for (int spin = 0; pending_.left.load(std::memory_order_acquire) != 0;) {
+    if (!prefetch_step(pf_at, pf_left)) pause_or_yield(spin++);
+  }
 }
 
 }  // namespace strata

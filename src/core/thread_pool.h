@@ -23,6 +23,15 @@
 
 namespace strata {
 
+// What each thread may prefetch into its L2 once it has finished its part of a job, while it
+// waits (for the others, or for the next job): bytes from at[t], a few lines between looks at
+// what it waits for. The caller keeps it alive and unchanged while the pool may read it.
+struct WaitPrefetch {
+  static constexpr int kMaxThreads = 16;
+  const char* at[kMaxThreads] = {};
+  size_t bytes = 0;
+};
+
 class ThreadPool {
  public:
   // num_threads counts the caller; 0 means all hardware threads.
@@ -36,16 +45,20 @@ class ThreadPool {
   // fn(thread_idx, begin, end) for each range of a partition of [0, n) into ranges that are
   // a multiple of `grain` long except the last; a thread may get several ranges (thread_idx
   // names the thread running it, for per-thread scratch). Blocks until all ranges are done.
+  // then: what each thread prefetches once done with its ranges, while it waits (may be null).
   template <class F>
-  void parallel_for(int64_t n, int64_t grain, F&& fn) {
+  void parallel_for(int64_t n, int64_t grain, F&& fn, const WaitPrefetch* then = nullptr) {
     using Fn = std::remove_reference_t<F>;
     dispatch(
         n, grain,
         [](const void* f, int t, int64_t b, int64_t e) {
           (*static_cast<Fn*>(const_cast<void*>(f)))(t, b, e);
         },
-        &fn);
+        &fn, then);
   }
+
+  // Thread t's own run [begin, end) of parallel_for(n, grain): false where t takes no part.
+  bool run_of(int t, int64_t n, int64_t grain, int64_t& begin, int64_t& end) const;
 
   // fn(thread_idx) once on each thread.
   template <class F>
@@ -62,7 +75,8 @@ class ThreadPool {
  private:
   using Call = void (*)(const void* fn, int thread_idx, int64_t begin, int64_t end);
   // n < 0: run_on_all; otherwise parallel_for's partition.
-  void dispatch(int64_t n, int64_t grain, Call call, const void* fn);
+  void dispatch(int64_t n, int64_t grain, Call call, const void* fn,
+                const WaitPrefetch* then = nullptr);
   void run_job(int t, uint32_t epoch);
   void worker_loop(int idx);
   // Takes a chunk of thread `owner`'s run (its front or its back) for job `epoch`.
@@ -75,7 +89,9 @@ class ThreadPool {
     const void* fn = nullptr;
     int64_t n = 0, span = 0, num_chunks = 0;
     int nt = 0;  // threads taking part (parallel_for)
+    const WaitPrefetch* then = nullptr;
   };
+  static_assert(sizeof(Job) == 64, "the job is one cache line");
   // parallel_for's chunks [next, end) not yet taken from thread t's run, packed as
   // epoch << 32 | end << 16 | next, with the low 32 bits of the job's gen as its epoch (an older
   // epoch: nobody has taken from this run yet in this job). One cache line each: the owner

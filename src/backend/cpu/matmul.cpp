@@ -21,6 +21,7 @@ const uint8_t* weight_row(const WeightView& w, int64_t row) {
 
 std::atomic<bool> g_one_token_runs{true};    // set_one_token_runs
 std::atomic<bool> g_one_token_packed{true};  // set_one_token_packed
+std::atomic<int64_t> g_wait_prefetch{192 << 10};  // set_wait_prefetch
 
 // Rows [r0, r1) of w against all n activation rows (format of `k`), x_t at xa + t * xs. One
 // token (decode) takes the rows in one kernel call, through k.dot1 where the token was packed
@@ -103,13 +104,33 @@ const void* packed_token(MatmulScratch& scratch, const DotKernel& k, const uint8
   return p;
 }
 
-}  // namespace
+// A one-token product keyed by `key` (its first weight's address) comes now: records it as the
+// successor of the product before it, records where each thread's run of it starts
+// (run_start(t): nullptr where t has none), and returns what the threads may prefetch while
+// they wait: the start of their runs of the product that followed this one last time.
+template <class RunStart>
+const WaitPrefetch* next_product_prefetch(ThreadPool& pool, MatmulScratch& s, const void* key,
+                                          RunStart run_start) {
+  if (s.last_product != nullptr && s.last_product != key) s.next_product[s.last_product] = key;
+  s.last_product = key;
+  // (written at every call, so that a product at a reused address is never stale for long)
+  WaitPrefetch& mine = s.run_starts[key];
+  for (int t = 0; t < std::min(pool.num_threads(), WaitPrefetch::kMaxThreads); ++t)
+    mine.at[t] = run_start(t);
+  const int64_t bytes = g_wait_prefetch.load(std::memory_order_relaxed);
+  if (bytes <= 0) return nullptr;
+  const auto next = s.next_product.find(key);
+  if (next == s.next_product.end()) return nullptr;
+  const auto starts = s.run_starts.find(next->second);
+  if (starts == s.run_starts.end()) return nullptr;
+  starts->second.bytes = static_cast<size_t>(bytes);
+  return &starts->second;
+}
 
-void set_one_token_runs(bool on) { g_one_token_runs.store(on, std::memory_order_relaxed); }
-void set_one_token_packed(bool on) { g_one_token_packed.store(on, std::memory_order_relaxed); }
-
-void matmul(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w, const float* x,
-            int64_t n, float* y) {
+// matmul; track: a product of the step's sequence (not one expert's rows, whose order changes
+// from token to token).
+void matmul_tracked(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w, const float* x,
+                    int64_t n, float* y, bool track) {
   if (n <= 0 || w.rows <= 0) return;
   const DotKernel k = dot_kernel(w.type);
   if (k.dot == nullptr) {
@@ -123,9 +144,33 @@ void matmul(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w, const
   const uint8_t* xa = quantized_activations(pool, scratch, k, x, w.cols, n);
   const size_t xs = act_row_bytes(k.act, w.cols);
   const void* packed = n == 1 ? packed_token(scratch, k, xa, w.cols, 0) : nullptr;
+  const WaitPrefetch* then = nullptr;
+  if (n == 1 && track) {
+    then = next_product_prefetch(pool, scratch, w.data, [&](int t) -> const char* {
+      int64_t b = 0, e = 0;
+      return pool.run_of(t, w.rows, kRowChunk, b, e)
+                 ? reinterpret_cast<const char*>(weight_row(w, b))
+                 : nullptr;
+    });
+  }
   // Rows in chunks handed out to the threads (grain: a row chunk).
-  pool.parallel_for(w.rows, kRowChunk,
-                    [&](int, int64_t b, int64_t e) { run_rows(k, w, xa, xs, n, b, e, y, packed); });
+  pool.parallel_for(
+      w.rows, kRowChunk,
+      [&](int, int64_t b, int64_t e) { run_rows(k, w, xa, xs, n, b, e, y, packed); }, then);
+}
+
+}  // namespace
+
+void set_wait_prefetch(int64_t bytes) {
+  g_wait_prefetch.store(std::max<int64_t>(0, bytes), std::memory_order_relaxed);
+}
+
+void set_one_token_runs(bool on) { g_one_token_runs.store(on, std::memory_order_relaxed); }
+void set_one_token_packed(bool on) { g_one_token_packed.store(on, std::memory_order_relaxed); }
+
+void matmul(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w, const float* x,
+            int64_t n, float* y) {
+  matmul_tracked(pool, scratch, w, x, n, y, true);
 }
 
 void matmul_multi(ThreadPool& pool, MatmulScratch& scratch, std::span<const WeightView> ws, const float* x,
@@ -158,18 +203,32 @@ void matmul_multi(ThreadPool& pool, MatmulScratch& scratch, std::span<const Weig
   std::vector<int64_t>& first = scratch.multi_first_chunk;
   first.assign(1, 0);
   for (const WeightView& w : ws) first.push_back(first.back() + (w.rows + kRowChunk - 1) / kRowChunk);
+  const WaitPrefetch* then = nullptr;
+  if (n == 1) {
+    then = next_product_prefetch(pool, scratch, ws[0].data, [&](int t) -> const char* {
+      int64_t b = 0, e = 0;
+      if (!pool.run_of(t, first.back(), 1, b, e)) return nullptr;
+      const size_t i =
+          static_cast<size_t>(std::upper_bound(first.begin(), first.end(), b) - first.begin() - 1);
+      return reinterpret_cast<const char*>(weight_row(ws[i], (b - first[i]) * kRowChunk));
+    });
+  }
   // A pool chunk [b, e) may span products: one run_rows per product it covers.
-  pool.parallel_for(first.back(), 1, [&](int, int64_t b, int64_t e) {
-    for (int64_t c = b; c < e;) {
-      const size_t i = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), c) - first.begin() - 1);
-      const WeightView& w = ws[i];
-      const int64_t c_end = std::min(e, first[i + 1]);
-      const int64_t r0 = (c - first[i]) * kRowChunk;
-      run_rows(ks[i], w, xa, xs, n, r0, std::min(w.rows, (c_end - first[i]) * kRowChunk), ys[i],
-               packed[i]);
-      c = c_end;
-    }
-  });
+  pool.parallel_for(
+      first.back(), 1,
+      [&](int, int64_t b, int64_t e) {
+        for (int64_t c = b; c < e;) {
+          const size_t i = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), c) -
+                                               first.begin() - 1);
+          const WeightView& w = ws[i];
+          const int64_t c_end = std::min(e, first[i + 1]);
+          const int64_t r0 = (c - first[i]) * kRowChunk;
+          run_rows(ks[i], w, xa, xs, n, r0, std::min(w.rows, (c_end - first[i]) * kRowChunk), ys[i],
+                   packed[i]);
+          c = c_end;
+        }
+      },
+      then);
 }
 
 void matmul_experts(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w,
@@ -204,7 +263,8 @@ void matmul_experts(ThreadPool& pool, MatmulScratch& scratch, const WeightView& 
     we.data = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(e) * w.expert_bytes;
     we.num_experts = 1;
     // gathered_x/y are not touched by matmul's own scratch use (act, dequant).
-    matmul(pool, scratch, we, scratch.gathered_x.data(), cnt, scratch.gathered_y.data());
+    matmul_tracked(pool, scratch, we, scratch.gathered_x.data(), cnt, scratch.gathered_y.data(),
+                   false);
     for (int64_t i = 0; i < cnt; ++i) {
       const int64_t s = slots[off[e] + i];
       std::memcpy(y + s * w.rows, scratch.gathered_y.data() + i * w.rows, static_cast<size_t>(w.rows) * sizeof(float));

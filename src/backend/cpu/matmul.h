@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/backend.h"
@@ -25,6 +26,12 @@ struct MatmulScratch {
   std::vector<int64_t> multi_first_chunk;
   std::vector<std::vector<uint8_t>> packed;  // one token packed for a kernel's one-token path
   std::vector<const void*> multi_packed;     // matmul_multi: each product's packed token
+  // One-token products in the order they came (keyed by their first weight's address): the
+  // product that followed each last time, and where each thread's run of it starts, for the
+  // threads to prefetch while they wait (set_wait_prefetch).
+  const void* last_product = nullptr;
+  std::unordered_map<const void*, const void*> next_product;
+  std::unordered_map<const void*, WaitPrefetch> run_starts;
 };
 
 // y[n, w.rows] = x[n, w.cols] . w^T
@@ -37,6 +44,10 @@ void matmul_multi(ThreadPool& pool, MatmulScratch& scratch, std::span<const Weig
 void matmul_experts(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w,
                     const float* x, bool x_per_slot, const int32_t* ids, int64_t n, int k,
                     float* y);
+// Bytes of the start of its run of the next one-token product (the one that followed this
+// product in the last decode step) each thread prefetches while it waits: for the others to
+// finish this product, or for the next job; 0 = none. Benches.
+void set_wait_prefetch(int64_t bytes);
 // Tests and benches: false = one token's rows in kernel calls of a row chunk (16 rows) each,
 // as for token tiles; true (default) = a thread's rows in one call.
 void set_one_token_runs(bool on);
