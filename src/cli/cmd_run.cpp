@@ -255,7 +255,7 @@ int run_bench(const BenchArgs& a) {
   // bandwidth is also probed during the decode (DecodeProbes): the best rep's roofline is the
   // one of the minutes it ran in (and every rep's pooled is reported beside it).
   double best_decode = 1e30;
-  std::vector<DecodeProbes> rep_probes;
+  std::vector<std::vector<cli::DecodeStretch>> rep_stretches;  // each rep's
   int best_rep = -1;
   opts.max_tokens = a.n + 1;
   for (int r = 0; r < a.reps; ++r) {
@@ -272,9 +272,9 @@ int run_bench(const BenchArgs& a) {
       dp.finish(*probe);
       if (dp.tokens > 0 && dp.seconds / dp.tokens < best_decode) {
         best_decode = dp.seconds / dp.tokens;
-        best_rep = static_cast<int>(rep_probes.size());
+        best_rep = static_cast<int>(rep_stretches.size());
       }
-      rep_probes.push_back(std::move(dp));
+      rep_stretches.push_back(std::move(dp.stretches));
     } else {
       best_decode = std::min(best_decode, st.decode_seconds / std::max(1, st.generated_tokens - 1));
     }
@@ -293,19 +293,15 @@ int run_bench(const BenchArgs& a) {
   const double roofline_tg = bw > 0 ? bw * 1e9 / bytes_per_token : 0;
   // During the decode: the best rep's steady stretches (the rate they ran at, the rate their
   // rooflines allow, and the bandwidth that is), and every rep's pooled.
-  std::vector<std::vector<cli::DecodeStretch>> rep_stretches;
-  for (const DecodeProbes& dp : rep_probes) rep_stretches.push_back(dp.stretches);
   const cli::PooledStretches during =
       best_rep >= 0
           ? cli::pool_stretches({rep_stretches[static_cast<size_t>(best_rep)]}, bytes_per_token)
           : cli::PooledStretches{};
   const cli::PooledStretches all_reps = cli::pool_stretches(rep_stretches, bytes_per_token);
-  const double during_tg = during.tokens > 0 ? during.tokens / during.seconds : 0;
-  const double during_roofline_tg = during.tokens > 0 ? during.tokens / during.roofline_seconds : 0;
+  const double during_tg = during.tokens_per_s(),
+               during_roofline_tg = during.roofline_tokens_per_s();
   const double during_gbs = during_roofline_tg * bytes_per_token / 1e9;
-  const double all_tg = all_reps.tokens > 0 ? all_reps.tokens / all_reps.seconds : 0;
-  const double all_roofline_tg =
-      all_reps.tokens > 0 ? all_reps.tokens / all_reps.roofline_seconds : 0;
+  const double all_tg = all_reps.tokens_per_s(), all_roofline_tg = all_reps.roofline_tokens_per_s();
   // Prefill: model FLOPs = matrix FLOPs + attention (QK^T and PV over the causal half).
   const double attn_flops = 4.0 * hp.num_attention_layers() * hp.num_heads * hp.head_dim * (a.p / 2.0);
   const double flops_token = cost.matrix_flops + attn_flops;
@@ -337,8 +333,8 @@ int run_bench(const BenchArgs& a) {
       j["decode_tokens_per_s_during_all_reps"] = all_tg;
       j["decode_fraction_of_roofline_during_all_reps"] = all_tg / all_roofline_tg;
       auto& st = j["decode_stretches"] = nlohmann::ordered_json::array();
-      for (size_t r = 0; r < rep_probes.size(); ++r) {
-        for (const auto& x : rep_probes[r].stretches) {
+      for (size_t r = 0; r < rep_stretches.size(); ++r) {
+        for (const auto& x : rep_stretches[r]) {
           st.push_back(
               {{"rep", r},
                {"tokens", x.tokens},
@@ -378,11 +374,11 @@ int run_bench(const BenchArgs& a) {
             "inside them)\n",
             during.total - during.used, during.total, 100 * cli::kUnsteadyProbes);
       }
-      if (rep_probes.size() > 1) {
+      if (rep_stretches.size() > 1) {
         std::printf(
             "        all %d reps pooled: %.2f tok/s = %5.1f%% of their roofline (%d of %d "
             "stretches)\n",
-            static_cast<int>(rep_probes.size()), all_tg, 100 * all_tg / all_roofline_tg,
+            static_cast<int>(rep_stretches.size()), all_tg, 100 * all_tg / all_roofline_tg,
             all_reps.used, all_reps.total);
       }
     }

@@ -26,6 +26,8 @@ struct DecodeStretch {
 struct PooledStretches {
   double seconds = 0, roofline_seconds = 0;  // decode time, and time at the roofline
   int tokens = 0, used = 0, total = 0;
+  double tokens_per_s() const { return tokens > 0 ? tokens / seconds : 0; }
+  double roofline_tokens_per_s() const { return tokens > 0 ? tokens / roofline_seconds : 0; }
 };
 
 inline PooledStretches pool_stretches(const std::vector<std::vector<DecodeStretch>>& reps,

@@ -105,26 +105,27 @@ const void* packed_token(MatmulScratch& scratch, const DotKernel& k, const uint8
 }
 
 // A one-token product keyed by `key` (its first weight's address) comes now: records it as the
-// successor of the product before it, records where each thread's run of it starts
-// (run_start(t): nullptr where t has none), and returns what the threads may prefetch while
-// they wait: the start of their runs of the product that followed this one last time.
+// successor of the product before it and where each thread's run of it starts (run_start(t):
+// nullptr where t has none), and returns what the threads may prefetch while they wait: the
+// start of their runs of the product that followed this one last time.
 template <class RunStart>
 const WaitPrefetch* next_product_prefetch(ThreadPool& pool, MatmulScratch& s, const void* key,
                                           RunStart run_start) {
-  if (s.last_product != nullptr && s.last_product != key) s.next_product[s.last_product] = key;
-  s.last_product = key;
+  MatmulScratch::Product& p = s.products[key];
+  if (s.last_product != nullptr && s.last_product != &p) s.last_product->next = &p;
+  s.last_product = &p;
   // (written at every call, so that a product at a reused address is never stale for long)
-  WaitPrefetch& mine = s.run_starts[key];
   for (int t = 0; t < std::min(pool.num_threads(), WaitPrefetch::kMaxThreads); ++t)
-    mine.at[t] = run_start(t);
+    p.starts.at[t] = run_start(t);
   const int64_t bytes = g_wait_prefetch.load(std::memory_order_relaxed);
-  if (bytes <= 0) return nullptr;
-  const auto next = s.next_product.find(key);
-  if (next == s.next_product.end()) return nullptr;
-  const auto starts = s.run_starts.find(next->second);
-  if (starts == s.run_starts.end()) return nullptr;
-  starts->second.bytes = static_cast<size_t>(bytes);
-  return &starts->second;
+  if (p.next == nullptr || bytes <= 0) return nullptr;
+  p.next->starts.bytes = static_cast<size_t>(bytes);
+  return &p.next->starts;
+}
+
+// The product of matmul_multi's plan that row chunk c (numbered across them) belongs to.
+size_t product_of_chunk(const std::vector<int64_t>& first, int64_t c) {
+  return static_cast<size_t>(std::upper_bound(first.begin(), first.end(), c) - first.begin() - 1);
 }
 
 // matmul; track: a product of the step's sequence (not one expert's rows, whose order changes
@@ -208,8 +209,7 @@ void matmul_multi(ThreadPool& pool, MatmulScratch& scratch, std::span<const Weig
     then = next_product_prefetch(pool, scratch, ws[0].data, [&](int t) -> const char* {
       int64_t b = 0, e = 0;
       if (!pool.run_of(t, first.back(), 1, b, e)) return nullptr;
-      const size_t i =
-          static_cast<size_t>(std::upper_bound(first.begin(), first.end(), b) - first.begin() - 1);
+      const size_t i = product_of_chunk(first, b);
       return reinterpret_cast<const char*>(weight_row(ws[i], (b - first[i]) * kRowChunk));
     });
   }
@@ -218,8 +218,7 @@ void matmul_multi(ThreadPool& pool, MatmulScratch& scratch, std::span<const Weig
       first.back(), 1,
       [&](int, int64_t b, int64_t e) {
         for (int64_t c = b; c < e;) {
-          const size_t i = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), c) -
-                                               first.begin() - 1);
+          const size_t i = product_of_chunk(first, c);
           const WeightView& w = ws[i];
           const int64_t c_end = std::min(e, first[i + 1]);
           const int64_t r0 = (c - first[i]) * kRowChunk;

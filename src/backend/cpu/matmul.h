@@ -26,12 +26,15 @@ struct MatmulScratch {
   std::vector<int64_t> multi_first_chunk;
   std::vector<std::vector<uint8_t>> packed;  // one token packed for a kernel's one-token path
   std::vector<const void*> multi_packed;     // matmul_multi: each product's packed token
-  // One-token products in the order they came (keyed by their first weight's address): the
-  // product that followed each last time, and where each thread's run of it starts, for the
-  // threads to prefetch while they wait (set_wait_prefetch).
-  const void* last_product = nullptr;
-  std::unordered_map<const void*, const void*> next_product;
-  std::unordered_map<const void*, WaitPrefetch> run_starts;
+  // One-token products (keyed by their first weight's address): where each thread's run of
+  // it starts, and the product that followed it last time, for the threads to prefetch while
+  // they wait (set_wait_prefetch).
+  struct Product {
+    WaitPrefetch starts;
+    Product* next = nullptr;
+  };
+  std::unordered_map<const void*, Product> products;  // (nodes stay put: `next` stays valid)
+  Product* last_product = nullptr;
 };
 
 // y[n, w.rows] = x[n, w.cols] . w^T
