@@ -198,8 +198,8 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
 }
 
 __global__ void __launch_bounds__(kAttnWarps * 32)
-    attn_merge_kernel(AttnArgs a, int hd, int splits) {
-  pdl_begin();
+    attn_merge_kernel(AttnArgs a, int hd, int splits, bool early) {
+  pdl_begin_small(early);
   if (a.row_seq[blockIdx.x] >= 0)
     merge_splits(a, blockIdx.x, static_cast<int>(blockIdx.y), hd, splits);
 }
@@ -266,7 +266,7 @@ bool attention(const PagedKv& kv, const AttnArgs& a, cudaStream_t s) {
   if (sp.splits > 1) {
     launch_kernel(attn_merge_kernel,
                   dim3(static_cast<unsigned>(a.num_rows), static_cast<unsigned>(a.num_heads)),
-                  kAttnWarps * 32, 0, s, a, kv.head_dim, sp.splits);
+                  kAttnWarps * 32, 0, s, a, kv.head_dim, sp.splits, pdl_early());
     return a.q8.xq != nullptr;
   }
   return false;

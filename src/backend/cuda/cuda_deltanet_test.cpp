@@ -314,5 +314,61 @@ TEST(CudaBackend, MidHybridMoeMatchesCpu) {
   });
 }
 
+// Programmatic dependent launch changes when kernels start, never what they compute: the
+// logits and greedy tokens of a decode (step graphs: eager, captured, replayed) are the same
+// under every launch mode (kernels.h: off, on with the small kernels' early launches, with the
+// products' L2 prefetch, on without early launches), for a dense model at sizes that take the
+// one-token fusions and for the hybrid MoE.
+void check_launch_modes(const std::string& preset, const std::string& recipe_name,
+                        void (*edit)(model::Hparams&)) {
+  ThreadPool pool(2);
+  model::SynthOptions opts;
+  opts.hp = *model::preset_hparams(preset);
+  edit(opts.hp);
+  opts.recipe = *model::find_recipe(recipe_name);
+  auto w = model::synthesize(opts, pool);
+  ASSERT_TRUE(w.is_ok()) << w.status().to_string();
+  const std::vector<uint8_t> bytes = w->write_to_buffer();
+  const std::vector<int32_t> prompt = {1, 17, 300, 42, 99, 7, 256, 3, 11, 5, 77, 200, 150};
+  engine::GenerateOptions go;
+  go.max_tokens = 16;
+  go.stop_at_eog = false;
+  const int saved = pdl_mode();
+  std::vector<int32_t> toks0;
+  std::vector<float> logits0;
+  for (int mode : {0, 1, 2, 3}) {
+    set_pdl_mode(mode);
+    CudaBackend be;
+    auto file = gguf::File::parse(bytes);
+    ASSERT_TRUE(file.is_ok());
+    auto m = model::Model::from_file(std::move(file).value(), be);
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    engine::Generator gen(**m, 128, DType::kF16, 4);
+    auto r = gen.generate(prompt, go, [](const engine::SampleResult&) { return true; });
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    engine::Generator gen2(**m, 128, DType::kF16, 16);
+    auto l = gen2.logits_per_position(prompt, 4, 4);  // 10 one-token decode steps
+    ASSERT_TRUE(l.is_ok());
+    if (mode == 0) {
+      toks0 = *r;
+      logits0 = *l;
+      continue;
+    }
+    EXPECT_EQ(*r, toks0) << preset << " " << recipe_name << " mode " << mode;
+    EXPECT_LT(rel_err(*l, logits0), 1e-6) << preset << " " << recipe_name << " mode " << mode;
+  }
+  set_pdl_mode(saved);
+}
+
+TEST(CudaBackend, LaunchModesGiveTheSameDecode) {
+  REQUIRE_GPU();
+  check_launch_modes("tiny", "Q4_K_M", [](model::Hparams& hp) {
+    hp.dim = 256;
+    hp.head_dim = 64;
+    hp.ffn_dim = 512;
+  });
+  check_launch_modes("qwen3.5-tiny-moe", "Q8_0", mid_hybrid);
+}
+
 }  // namespace
 }  // namespace strata::backend::cuda

@@ -46,8 +46,8 @@ __device__ __forceinline__ void q8_store4(float4 v, int e, const Q8Buf& q) {
 template <int V>
 __global__ void __launch_bounds__(1024)
     residual_norm_kernel(float* y, ResidualTerms t, const float* weight, int dim, float eps,
-                         float* out, Q8Buf q8, bool with_q8) {
-  pdl_begin();
+                         float* out, Q8Buf q8, bool with_q8, bool early) {
+  pdl_begin_small(early);
   __shared__ float smem[32];
   const int nt = static_cast<int>(blockDim.x), tid = static_cast<int>(threadIdx.x);
   const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
@@ -180,10 +180,10 @@ void residual_norm(float* y, const ResidualTerms& t, const float* weight, int64_
   const int d = static_cast<int>(dim);
   if (dim <= 4096)
     launch_kernel(residual_norm_kernel<1>, 1, d / 4, 0, s, y, t, weight, d, eps, out, b,
-                  q8 != nullptr);
+                  q8 != nullptr, pdl_early());
   else
     launch_kernel(residual_norm_kernel<2>, 1, d / 8, 0, s, y, t, weight, d, eps, out, b,
-                  q8 != nullptr);
+                  q8 != nullptr, pdl_early());
 }
 
 void gated_norm_q8(const float* x, const float* w, const float* z, int64_t rows, int dim,

@@ -186,7 +186,7 @@ struct GemvSegs {
   int count;
   int q6k_groups;
   int q4k_elems;
-  bool prefetch;
+  bool prefetch;  // pdl_prefetch()
   int64_t cols;
 };
 
@@ -317,12 +317,12 @@ void launch_gemv_q8_r(const WeightView& w, const Q8Act& x, float* y, unsigned gr
   if constexpr (R >= 4) {
     if (gemv_q8_warps(w.type, w.rows, w.cols, R)) {
       launch_kernel(gemv_q8_kernel<D, Dot, R, true>, grid, kGemvThreads, 0, s, wb, w.row_bytes,
-                    w.rows, w.cols, x, y, pdl_mode() == 2);
+                    w.rows, w.cols, x, y, pdl_prefetch());
       return;
     }
   }
   launch_kernel(gemv_q8_kernel<D, Dot, R, false>, grid, kGemvThreads, 0, s, wb, w.row_bytes, w.rows,
-                w.cols, x, y, pdl_mode() == 2);
+                w.cols, x, y, pdl_prefetch());
 }
 
 template <class D, class Dot>
@@ -452,7 +452,7 @@ void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Bu
   a.count = count;
   a.q6k_groups = g_q6k_groups;
   a.q4k_elems = g_q4k_elems;
-  a.prefetch = pdl_mode() == 2;
+  a.prefetch = pdl_prefetch();
   a.cols = ws[0].cols;
   int64_t total_rows = 0;
   int largest = 0;

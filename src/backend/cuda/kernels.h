@@ -18,11 +18,18 @@ void check_cuda(cudaError_t e, const char* what, const char* file, int line);
 #define STRATA_CUDA_LAUNCH_CHECK() STRATA_CUDA_CHECK(cudaGetLastError())
 
 // Programmatic dependent launch (launch.cuh): 0 launches without the attribute (each kernel
-// starts after the previous one ends), 1 (default) on, 2 on with the int8 products' weight
-// rows prefetched into L2 before their wait (13% slower decode: for comparisons).
+// starts after the previous one ends); 1 (default) on, the small one-token kernels between
+// products (residual norm, head chain, attention merge, SwiGLU) letting the next kernel launch
+// at their start, so that its CTAs are resident and waiting while they run; 2 as 1, with the
+// int8 products' weight rows prefetched into L2 before their wait (slower: for comparisons);
+// 3 on without those early launches (round 8's form: for comparisons).
 // STRATA_CUDA_PDL in the environment at start, or set_pdl_mode (tests, benches).
 int pdl_mode();
 void set_pdl_mode(int mode);
+// Do the small kernels let the next kernel launch at their start (modes 1 and 2)?
+inline bool pdl_early() { return pdl_mode() == 1 || pdl_mode() == 2; }
+// Do the int8 products prefetch their weight rows into L2 before their wait (mode 2)?
+inline bool pdl_prefetch() { return pdl_mode() == 2; }
 
 // Does the backend compute with this type directly (else upload converts it to F16)?
 bool native_type(DType type);
@@ -168,6 +175,7 @@ struct HeadChainArgs {
   const float* v;
   const int32_t* slots;
   size_t row_bytes;
+  bool early = false;  // pdl_early()
 };
 void head_chain(const HeadChainArgs& a, cudaStream_t s);
 

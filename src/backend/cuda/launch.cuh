@@ -3,9 +3,12 @@
 // Every kernel of the backend is launched through launch_kernel and begins with pdl_begin()
 // (or, for the int8 products, an optional L2 prefetch of its own weight rows, then
 // pdl_wait()): with PDL on, a kernel's CTAs may be scheduled as the CTAs of the one ahead of it
-// in the stream exit, so that its launch and CTA ramp overlap that kernel's tail. No kernel
-// triggers its dependents early (griddepcontrol.launch_dependents): CTAs of the next kernel
-// resident from the start of this one took its SM slots and cost 5% of decode (run 63).
+// in the stream exit, so that its launch and CTA ramp overlap that kernel's tail. The small
+// one-token kernels between the products (pdl_begin_small) also trigger their dependents at
+// their start (griddepcontrol.launch_dependents): the next product's CTAs are launched and
+// resident, waiting, while the small kernel runs (+2.4-3.4% Qwen3-8B Q4_K_M decode, run 66-67).
+// The products and attention do not: the small kernel after them would then trigger the next
+// product while they still stream, whose resident CTAs take their SM slots (-5%, run 63).
 //
 // The rule that keeps this correct: a kernel touches nothing another kernel writes or reads
 // (activations, caches, outputs) before pdl_wait(), which returns once every kernel ahead of it
@@ -27,6 +30,16 @@ namespace strata::backend::cuda {
 // Waits until the kernels ahead of this one have completed and their writes are visible.
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
 __device__ __forceinline__ void pdl_begin() { pdl_wait(); }
+// Lets the kernel after this one launch once every CTA of this one has called it (or exited).
+__device__ __forceinline__ void pdl_trigger() {
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+}
+// A small kernel's start: where `early` (pdl_early()), the kernel after it may launch now: its
+// CTAs become resident and wait in their own pdl_wait while this one runs.
+__device__ __forceinline__ void pdl_begin_small(bool early) {
+  if (early) pdl_trigger();
+  pdl_wait();
+}
 // One thread asks for bytes [p, p + n) to be brought into L2 (p 16-byte aligned, n a multiple
 // of 16, n < 2^32); the CTA does not wait for them.
 __device__ __forceinline__ void prefetch_l2(const void* p, uint32_t n) {

@@ -87,8 +87,8 @@ __global__ void swiglu_kernel(const float* gate, const float* up, int64_t count,
 
 // One token: the output also quantized to int8 (a warp per 32 elements; dim % 32 == 0).
 __global__ void swiglu_q8_kernel(const float* gate, const float* up, int64_t dim, float* out,
-                                 Q8Buf q8) {
-  pdl_begin();
+                                 Q8Buf q8, bool early) {
+  pdl_begin_small(early);
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= dim) return;
   const float g = gate[i];
@@ -300,7 +300,7 @@ __global__ void kv_store_kernel(PagedKv kv, const float* k, const float* v, cons
 constexpr int kHeadChainWarps = 4;
 
 __global__ void __launch_bounds__(32 * kHeadChainWarps) head_chain_kernel(HeadChainArgs a) {
-  pdl_begin();
+  pdl_begin_small(a.early);
   __shared__ float rows[kHeadChainWarps][kHeadChainMaxDim];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   int64_t r = static_cast<int64_t>(blockIdx.x) * kHeadChainWarps + warp;
@@ -422,7 +422,8 @@ void swiglu_q8(const float* gate, const float* up, int64_t dim, float* out, cons
                cudaStream_t s) {
   STRATA_CHECK(dim % 32 == 0);
   if (dim == 0) return;
-  launch_kernel(swiglu_q8_kernel, blocks_for(dim, 256), 256, 0, s, gate, up, dim, out, q8);
+  launch_kernel(swiglu_q8_kernel, blocks_for(dim, 256), 256, 0, s, gate, up, dim, out, q8,
+                pdl_early());
 }
 
 void rope(float* x, int64_t n, int num_heads, int head_dim, const int32_t* positions,
@@ -486,9 +487,11 @@ void head_chain(const HeadChainArgs& a, cudaStream_t s) {
   STRATA_CHECK(a.count >= 1 && a.count <= 2 && a.dim % 32 == 0 && a.dim <= kHeadChainMaxDim);
   const int64_t rows = a.op[0].rows + (a.count > 1 ? a.op[1].rows : 0);
   if (rows == 0) return;
+  HeadChainArgs b = a;
+  b.early = pdl_early();
   launch_kernel(head_chain_kernel,
                 static_cast<unsigned>((rows + kHeadChainWarps - 1) / kHeadChainWarps),
-                32 * kHeadChainWarps, 0, s, a);
+                32 * kHeadChainWarps, 0, s, b);
 }
 
 }  // namespace strata::backend::cuda
