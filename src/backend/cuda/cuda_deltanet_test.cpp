@@ -316,9 +316,10 @@ TEST(CudaBackend, MidHybridMoeMatchesCpu) {
 
 // Programmatic dependent launch changes when kernels start, never what they compute: the
 // logits and greedy tokens of a decode (step graphs: eager, captured, replayed) are the same
-// under every launch mode (kernels.h: off, on with the small kernels' early launches, with the
-// products' L2 prefetch, on without early launches), for a dense model at sizes that take the
-// one-token fusions and for the hybrid MoE.
+// under every launch mode (kernels.h: off; the small kernels' early launches with the Q8_0
+// products' early loads, with the L2 prefetch, with every type's early loads, with none; none
+// of them), for a dense Q4_K_M model at sizes that take the one-token fusions and for the
+// hybrid MoE in Q8_0.
 void check_launch_modes(const std::string& preset, const std::string& recipe_name,
                         void (*edit)(model::Hparams&)) {
   ThreadPool pool(2);
@@ -336,7 +337,7 @@ void check_launch_modes(const std::string& preset, const std::string& recipe_nam
   const int saved = pdl_mode();
   std::vector<int32_t> toks0;
   std::vector<float> logits0;
-  for (int mode : {0, 1, 2, 3}) {
+  for (int mode : {0, 1, 2, 3, 4, 5}) {
     set_pdl_mode(mode);
     CudaBackend be;
     auto file = gguf::File::parse(bytes);

@@ -4,6 +4,7 @@
 // in gemv_q8.cuh.
 #include <algorithm>
 #include <cstdlib>
+#include <type_traits>
 
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/gemv_q8.cuh"
@@ -25,23 +26,29 @@ __device__ __forceinline__ RowGroups row_groups(int num_parts) {
   return {tid / num_parts, kGemvThreads / num_parts - 1, tid % num_parts};
 }
 
-// A product CTA's start (launch.cuh): its weight rows [row0, row0 + R) asked into L2 where
-// pdl_mode() is 2 (weights are read before the wait: no kernel writes them), then the wait.
+// A product CTA's start (launch.cuh; start: pdl_product_start()): its weight rows
+// [row0, row0 + R) asked into L2 where bit 0 is set (weights are read before the wait: no
+// kernel writes them), then the wait, unless its rows load their first weights before it
+// (preload: they wait themselves).
+__device__ __forceinline__ bool preloads(int start, bool q8_0) {
+  return (start & 4) != 0 || ((start & 2) != 0 && q8_0);
+}
 __device__ __forceinline__ void product_begin(const uint8_t* w, size_t row_bytes, int64_t rows,
-                                              int64_t row0, int R, bool prefetch) {
-  if (prefetch && threadIdx.x == 0 && row0 < rows) {
+                                              int64_t row0, int R, int start, bool preload) {
+  if ((start & 1) != 0 && threadIdx.x == 0 && row0 < rows) {
     const auto a = reinterpret_cast<uintptr_t>(w + row0 * row_bytes) & ~uintptr_t{15};
     const auto e =
         (reinterpret_cast<uintptr_t>(w + min(rows, row0 + R) * row_bytes) + 15) & ~uintptr_t{15};
     prefetch_l2(reinterpret_cast<const void*>(a), static_cast<uint32_t>(e - a));
   }
-  pdl_wait();
+  if (!preload) pdl_wait();
 }
 
 // v3: R rows per CTA, int8 activations, __dp4a (gemv_q8.cuh). Rows [row0, row0 + R) of w.
 template <class D, class Dot, int R>
 __device__ __forceinline__ void gemv_q8_rows(const uint8_t* wbase, size_t row_bytes, int64_t rows,
-                                             int64_t cols, const Q8Act& x, float* y, int64_t row0) {
+                                             int64_t cols, const Q8Act& x, float* y, int64_t row0,
+                                             bool preload) {
   __shared__ float red[kGemvThreads / 32][R];
   const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
   const uint8_t* w = wbase + row0 * row_bytes;
@@ -51,7 +58,25 @@ __device__ __forceinline__ void gemv_q8_rows(const uint8_t* wbase, size_t row_by
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
   const RowGroups rg = row_groups(num_parts);
-  for (int i = rg.first; i < num_parts; i += kGemvThreads) {
+  int i = rg.first;
+  if (preload) {  // the first part's weights in flight before the wait (pdl_product_start)
+    typename Dot::W pre[R];
+    const int blk = i / D::kParts, p = i % D::kParts;
+    const bool any = i < num_parts;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      if (any && r < nr && (r & rg.mask) == rg.g)
+        pre[r] = Dot::load(w + r * row_bytes + static_cast<size_t>(blk) * D::kBlockBytes, p);
+    }
+    pdl_wait();
+    const int64_t e0 = static_cast<int64_t>(blk) * D::kBlockElems;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      if (any && r < nr && (r & rg.mask) == rg.g) acc[r] += Dot::dotw(pre[r], p, x, e0);
+    }
+    i += kGemvThreads;
+  }
+  for (; i < num_parts; i += kGemvThreads) {
     const int blk = i / D::kParts, p = i % D::kParts;
     const int64_t e0 = static_cast<int64_t>(blk) * D::kBlockElems;
 #pragma unroll
@@ -83,18 +108,39 @@ __device__ __forceinline__ void gemv_q8_rows(const uint8_t* wbase, size_t row_by
 template <class D, class Dot, int RW>
 __device__ __forceinline__ void gemv_q8_warp_rows(const uint8_t* wbase, size_t row_bytes,
                                                   int64_t rows, int64_t cols, const Q8Act& x,
-                                                  float* y, int64_t row0) {
+                                                  float* y, int64_t row0, bool preload) {
   const int lane = static_cast<int>(threadIdx.x) % 32, warp = static_cast<int>(threadIdx.x) / 32;
   const int64_t r0 = row0 + static_cast<int64_t>(warp) * RW;
-  if (r0 >= rows) return;
+  if (r0 >= rows) {
+    if (preload) pdl_wait();
+    return;
+  }
   const int nr = static_cast<int>(min(static_cast<int64_t>(RW), rows - r0));
   const uint8_t* w = wbase + r0 * row_bytes;
   const int num_parts = static_cast<int>(cols / D::kBlockElems) * D::kParts;
   float acc[RW];
 #pragma unroll
   for (int r = 0; r < RW; ++r) acc[r] = 0.0f;
+  int i = lane;
+  if (preload) {  // the first part's weights in flight before the wait (pdl_product_start)
+    typename Dot::W pre[RW];
+    const int blk = i / D::kParts, p = i % D::kParts;
+    const bool any = i < num_parts;
+#pragma unroll
+    for (int r = 0; r < RW; ++r) {
+      if (any && r < nr)
+        pre[r] = Dot::load(w + r * row_bytes + static_cast<size_t>(blk) * D::kBlockBytes, p);
+    }
+    pdl_wait();
+    const int64_t e0 = static_cast<int64_t>(blk) * D::kBlockElems;
+#pragma unroll
+    for (int r = 0; r < RW; ++r) {
+      if (any && r < nr) acc[r] += Dot::dotw(pre[r], p, x, e0);
+    }
+    i += 32;
+  }
 #pragma unroll 4
-  for (int i = lane; i < num_parts; i += 32) {
+  for (; i < num_parts; i += 32) {
     const int blk = i / D::kParts, p = i % D::kParts;
     const int64_t e0 = static_cast<int64_t>(blk) * D::kBlockElems;
 #pragma unroll
@@ -115,20 +161,23 @@ __device__ __forceinline__ void gemv_q8_warp_rows(const uint8_t* wbase, size_t r
 // R rows a CTA: v3 (kWarps false: the CTA's threads walk the parts of R rows together) or v5.
 template <class D, class Dot, int R, bool kWarps>
 __device__ __forceinline__ void gemv_q8_cta(const uint8_t* wbase, size_t row_bytes, int64_t rows,
-                                            int64_t cols, const Q8Act& x, float* y, int64_t row0) {
+                                            int64_t cols, const Q8Act& x, float* y, int64_t row0,
+                                            bool preload) {
   if constexpr (kWarps)
-    gemv_q8_warp_rows<D, Dot, R / (kGemvThreads / 32)>(wbase, row_bytes, rows, cols, x, y, row0);
+    gemv_q8_warp_rows<D, Dot, R / (kGemvThreads / 32)>(wbase, row_bytes, rows, cols, x, y, row0,
+                                                       preload);
   else
-    gemv_q8_rows<D, Dot, R>(wbase, row_bytes, rows, cols, x, y, row0);
+    gemv_q8_rows<D, Dot, R>(wbase, row_bytes, rows, cols, x, y, row0, preload);
 }
 
 template <class D, class Dot, int R, bool kWarps>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_q8_kernel(const uint8_t* wbase, size_t row_bytes, int64_t rows, int64_t cols, Q8Act x,
-                   float* y, bool prefetch) {
+                   float* y, int start) {
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
-  product_begin(wbase, row_bytes, rows, row0, R, prefetch);
-  gemv_q8_cta<D, Dot, R, kWarps>(wbase, row_bytes, rows, cols, x, y, row0);
+  const bool pre = preloads(start, std::is_same_v<Dot, DotQ8_0>);
+  product_begin(wbase, row_bytes, rows, row0, R, start, pre);
+  gemv_q8_cta<D, Dot, R, kWarps>(wbase, row_bytes, rows, cols, x, y, row0, pre);
 }
 
 // v12: NT tokens a launch (continuous batching of 2-16 sequences): v3's walk over R rows'
@@ -186,7 +235,7 @@ struct GemvSegs {
   int count;
   int q6k_groups;
   int q4k_elems;
-  bool prefetch;  // pdl_prefetch()
+  int start;  // pdl_product_start()
   int64_t cols;
 };
 
@@ -198,27 +247,30 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_q8_multi_kernel(GemvSegs a,
     if (j < a.count && blockIdx.x >= a.seg[j].cta_begin) i = j;
   const GemvSeg g = a.seg[i];
   const int64_t row0 = static_cast<int64_t>(blockIdx.x - g.cta_begin) * R;
-  product_begin(g.w, g.row_bytes, g.rows, row0, R, a.prefetch);
+  const bool pre = preloads(a.start, g.type == DType::kQ8_0);
+  product_begin(g.w, g.row_bytes, g.rows, row0, R, a.start, pre);
   switch (g.type) {
     case DType::kQ8_0:
-      gemv_q8_cta<DeqQ8_0, DotQ8_0, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
+      gemv_q8_cta<DeqQ8_0, DotQ8_0, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0, pre);
       break;
     case DType::kQ4_0:
-      gemv_q8_cta<DeqQ4_0, DotQ4_0, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
+      gemv_q8_cta<DeqQ4_0, DotQ4_0, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0, pre);
       break;
     case DType::kQ4_K:
       if (a.q4k_elems == 64)
         gemv_q8_cta<PartsQ4_K64, DotQ4_K64, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y,
-                                                       row0);
+                                                       row0, pre);
       else
-        gemv_q8_cta<DeqQ4_K, DotQ4_K, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
+        gemv_q8_cta<DeqQ4_K, DotQ4_K, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0,
+                                                 pre);
       break;
     default:
       if (a.q6k_groups == 2)
-        gemv_q8_cta<PartsQ6_K2, DotQ6_K2, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y,
-                                                     row0);
+        gemv_q8_cta<PartsQ6_K2, DotQ6_K2, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0,
+                                                     pre);
       else
-        gemv_q8_cta<DeqQ6_K, DotQ6_K, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0);
+        gemv_q8_cta<DeqQ6_K, DotQ6_K, R, kWarps>(g.w, g.row_bytes, g.rows, a.cols, x, g.y, row0,
+                                                 pre);
       break;
   }
 }
@@ -317,12 +369,12 @@ void launch_gemv_q8_r(const WeightView& w, const Q8Act& x, float* y, unsigned gr
   if constexpr (R >= 4) {
     if (gemv_q8_warps(w.type, w.rows, w.cols, R)) {
       launch_kernel(gemv_q8_kernel<D, Dot, R, true>, grid, kGemvThreads, 0, s, wb, w.row_bytes,
-                    w.rows, w.cols, x, y, pdl_prefetch());
+                    w.rows, w.cols, x, y, pdl_product_start());
       return;
     }
   }
   launch_kernel(gemv_q8_kernel<D, Dot, R, false>, grid, kGemvThreads, 0, s, wb, w.row_bytes, w.rows,
-                w.cols, x, y, pdl_prefetch());
+                w.cols, x, y, pdl_product_start());
 }
 
 template <class D, class Dot>
@@ -452,7 +504,7 @@ void gemv_q8_multi(const WeightView* ws, float* const* ys, int count, const Q8Bu
   a.count = count;
   a.q6k_groups = g_q6k_groups;
   a.q4k_elems = g_q4k_elems;
-  a.prefetch = pdl_prefetch();
+  a.start = pdl_product_start();
   a.cols = ws[0].cols;
   int64_t total_rows = 0;
   int largest = 0;

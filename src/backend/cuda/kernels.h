@@ -20,16 +20,24 @@ void check_cuda(cudaError_t e, const char* what, const char* file, int line);
 // Programmatic dependent launch (launch.cuh): 0 launches without the attribute (each kernel
 // starts after the previous one ends); 1 (default) on, the small one-token kernels between
 // products (residual norm, head chain, attention merge, SwiGLU) letting the next kernel launch
-// at their start, so that its CTAs are resident and waiting while they run; 2 as 1, with the
-// int8 products' weight rows prefetched into L2 before their wait (slower: for comparisons);
-// 3 on without those early launches (round 8's form: for comparisons).
+// at their start, so that its CTAs are resident and waiting while they run, and the Q8_0
+// int8 products loading their first part's weights into registers before their wait. For
+// comparisons: 2 as 1, with the int8 products' weight rows prefetched into L2 before their
+// wait; 3 on without early launches or loads (round 8's form); 4 as 1 with every int8 product
+// type loading early; 5 as 1 with none.
 // STRATA_CUDA_PDL in the environment at start, or set_pdl_mode (tests, benches).
 int pdl_mode();
 void set_pdl_mode(int mode);
-// Do the small kernels let the next kernel launch at their start (modes 1 and 2)?
-inline bool pdl_early() { return pdl_mode() == 1 || pdl_mode() == 2; }
+// Do the small kernels let the next kernel launch at their start (all modes but 0 and 3)?
+inline bool pdl_early() { return pdl_mode() != 0 && pdl_mode() != 3; }
 // Do the int8 products prefetch their weight rows into L2 before their wait (mode 2)?
 inline bool pdl_prefetch() { return pdl_mode() == 2; }
+// The int8 products' start: bit 0 the L2 prefetch; bit 1 Q8_0 products, bit 2 every type, load
+// their first part's weights before their wait.
+inline int pdl_product_start() {
+  const int m = pdl_mode();
+  return (m == 2 ? 1 : 0) | (m == 1 || m == 2 ? 2 : 0) | (m == 4 ? 4 : 0);
+}
 
 // Does the backend compute with this type directly (else upload converts it to F16)?
 bool native_type(DType type);

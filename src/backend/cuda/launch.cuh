@@ -9,6 +9,8 @@
 // resident, waiting, while the small kernel runs (+2.4-3.4% Qwen3-8B Q4_K_M decode, run 66-67).
 // The products and attention do not: the small kernel after them would then trigger the next
 // product while they still stream, whose resident CTAs take their SM slots (-5%, run 63).
+// Resident early, the Q8_0 products load their first part's weights into registers before
+// their wait (+5.4% Qwen3-8B Q8_0, run 70; the other types lost with it, run 69).
 //
 // The rule that keeps this correct: a kernel touches nothing another kernel writes or reads
 // (activations, caches, outputs) before pdl_wait(), which returns once every kernel ahead of it

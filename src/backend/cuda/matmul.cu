@@ -32,12 +32,12 @@ namespace {
 int g_pdl_mode = [] {
   const char* v = std::getenv("STRATA_CUDA_PDL");
   const int n = v != nullptr ? std::atoi(v) : 1;
-  return n >= 0 && n <= 3 ? n : 1;
+  return n >= 0 && n <= 5 ? n : 1;
 }();
 }  // namespace
 int pdl_mode() { return g_pdl_mode; }
 void set_pdl_mode(int mode) {
-  STRATA_CHECK(mode >= 0 && mode <= 3);
+  STRATA_CHECK(mode >= 0 && mode <= 5);
   g_pdl_mode = mode;
 }
 
