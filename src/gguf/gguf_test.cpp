@@ -107,6 +107,30 @@ TEST(Gguf, WriteFileIsAtomicAndReadable) {
   EXPECT_EQ(File::open(path).status().code(), ErrorCode::kNotFound);
 }
 
+// A file of many 2 MB pieces, just written (its page cache in small folios): File::open may
+// re-read its cache in 2 MB folios (reader.cpp, map_file_huge), or keep it where the file
+// system gives none; either way every open reads the bytes written.
+TEST(Gguf, LargeFileReadsTheSameWhetherItsCacheIsReReadOrNot) {
+  const std::string path = testing::TempDir() + "/strata_gguf_large_test.gguf";
+  Writer w;
+  w.set("general.architecture", Value::string("llama"));
+  std::vector<uint8_t> data(size_t{24} << 20);
+  Rng rng(7);
+  for (auto& b : data) b = static_cast<uint8_t>(rng.below(256));
+  w.add_tensor("blk.0.ffn_up.weight", DType::kF32, {1024, static_cast<int64_t>(data.size() / 4096)},
+               data);
+  ASSERT_TRUE(w.write_file(path).is_ok());
+  for (int open = 0; open < 2; ++open) {
+    auto f = File::open(path);
+    ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+    const TensorInfo* t = (*f)->find_tensor("blk.0.ffn_up.weight");
+    ASSERT_NE(t, nullptr);
+    ASSERT_EQ(t->num_bytes, data.size());
+    EXPECT_EQ(std::memcmp((*f)->tensor_data(*t), data.data(), data.size()), 0) << "open " << open;
+  }
+  fs::remove(path);
+}
+
 // Every corruption is an error, never a crash (run this under ASan: the sanitizer preset).
 TEST(Gguf, TruncationAtEveryOffsetIsAnError) {
   const std::vector<uint8_t> bytes = small_model_writer().write_to_buffer();

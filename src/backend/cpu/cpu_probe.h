@@ -10,7 +10,8 @@ namespace strata::backend::cpu {
 // busy machine that still shows what a core does per cycle it actually gets (benches only).
 
 // Read-only streaming sum over a buffer well past the last-level cache (bytes read / s), best
-// of a few passes with plain loads and with software prefetch. buffer_bytes = 0: 512 MiB.
+// of a few passes with plain loads and with software prefetch; the buffer in 2 MB pages where
+// the kernel gives them. buffer_bytes = 0: 512 MiB.
 double measure_memory_bandwidth_gbs(ThreadPool& pool, size_t buffer_bytes = 0, bool cpu_time = false);
 
 // The same probe with its buffer allocated and placed once, for repeated short measurements
@@ -27,6 +28,8 @@ class BandwidthProbe {
 
  private:
   ThreadPool& pool_;
+  void* map_;  // the mapping, map_bytes_ long; buf_ is its first 2 MB boundary
+  size_t map_bytes_;
   float* buf_;
   size_t bytes_;
 };
