@@ -1,15 +1,18 @@
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+
 #include <algorithm>
-
-#include <chrono>
-#include <thread>
-
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <thread>
 #include <vector>
 
 #include "core/dtype.h"
 #include "core/fp16.h"
+#include "core/huge_pages.h"
 #include "core/rng.h"
 #include "core/status.h"
 #include "core/thread_pool.h"
@@ -210,6 +213,26 @@ TEST(ThreadPool, JobsThatPrefetchWhileWaitingStillCoverTheirRanges) {
     for (int64_t i = 0; i < n; ++i)
       ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << "job " << job;
   }
+}
+
+TEST(HugePages, MappingsStartAtA2MBBoundaryAndHoldWhatIsWritten) {
+  for (size_t bytes : {size_t{1}, size_t{4096}, size_t{3} << 20, (size_t{5} << 20) + 123}) {
+    for (bool noreserve : {false, true}) {
+      void* p = map_huge_pages(bytes, noreserve);
+      ASSERT_NE(p, MAP_FAILED);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kHugePageBytes, 0u) << bytes;
+      auto* c = static_cast<unsigned char*>(p);
+      std::memset(c, 0xA5, bytes);
+      EXPECT_EQ(c[0], 0xA5);
+      EXPECT_EQ(c[bytes - 1], 0xA5);
+      EXPECT_EQ(munmap(p, (bytes + 4095) & ~size_t{4095}), 0);
+    }
+  }
+  // A reserved range (no access), as the GGUF reader maps files over.
+  void* r = map_at_huge_boundary(size_t{7} << 20, PROT_NONE, MAP_NORESERVE);
+  ASSERT_NE(r, MAP_FAILED);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(r) % kHugePageBytes, 0u);
+  EXPECT_EQ(munmap(r, size_t{7} << 20), 0);
 }
 
 TEST(Rng, DeterministicAndNormalish) {

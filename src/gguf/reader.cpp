@@ -16,6 +16,7 @@
 #include <iterator>
 #include <string>
 
+#include "core/huge_pages.h"
 #include "gguf/gguf.h"
 
 namespace strata::gguf {
@@ -129,20 +130,14 @@ Status read_value(Cursor& c, ValueType t, Value& v, const ReadLimits& limits, ui
 // and 9. A file cached in small folios stays so until evicted: see cached_in_huge_folios.
 // Returns MAP_FAILED on failure, like mmap.
 void* map_file(int fd, size_t bytes) {
-  constexpr size_t kHuge = size_t{2} << 20;
-  // reserve bytes + 2 MB, map the file over the aligned part, give back the rest
-  void* r = mmap(nullptr, bytes + kHuge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  // a reserved range at a 2 MB boundary, the file mapped over it
+  void* r = map_at_huge_boundary(bytes, PROT_NONE, MAP_NORESERVE);
   if (r == MAP_FAILED) return mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
-  const uintptr_t base = reinterpret_cast<uintptr_t>(r);
-  const uintptr_t aligned = (base + kHuge - 1) & ~uintptr_t{kHuge - 1};
-  void* m = mmap(reinterpret_cast<void*>(aligned), bytes, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+  void* m = mmap(r, bytes, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
   if (m == MAP_FAILED) {
-    munmap(r, bytes + kHuge);
+    munmap(r, bytes);
     return m;
   }
-  if (aligned > base) munmap(r, aligned - base);
-  const uintptr_t end = aligned + ((bytes + 4095) & ~size_t{4095});
-  if (base + bytes + kHuge > end) munmap(reinterpret_cast<void*>(end), base + bytes + kHuge - end);
   madvise(m, bytes, MADV_HUGEPAGE);  // a hint: where THP is off it fails and nothing changes
   return m;
 }
@@ -152,7 +147,7 @@ void* map_file(int fd, size_t bytes) {
 // disk where it is not cached), then this mapping's FilePmdMapped in /proc/self/smaps. True
 // where nothing can be judged (a file under 2 MB, no smaps, THP off).
 bool cached_in_huge_folios(const void* m, size_t bytes) {
-  constexpr size_t kHuge = size_t{2} << 20;
+  constexpr size_t kHuge = kHugePageBytes;
   const size_t pieces = bytes / kHuge;
   if (pieces == 0) return true;
   std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");

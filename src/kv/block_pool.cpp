@@ -2,13 +2,13 @@
 #include "kv/block_pool.h"
 
 #include <fmt/format.h>
-
 #include <sys/mman.h>
 
 #include <cstdlib>
 #include <cstring>
 
 #include "core/check.h"
+#include "core/huge_pages.h"
 
 namespace strata::kv {
 
@@ -31,24 +31,14 @@ class AlignedMemory final : public BlockMemory {
 Result<std::unique_ptr<BlockMemory>> allocate_host_memory(size_t bytes) {
   size_t rounded = (bytes + 4095) & ~size_t{4095};
   if (rounded == 0) rounded = 4096;
-  // At a 2 MB boundary with MADV_HUGEPAGE: attention streams K/V rows like weights, and 2 MB
-  // pages read faster on this project's VM (bench/cpu/NOTES.md, round 9); pages are still
-  // committed only as blocks are first written.
-  constexpr size_t kHuge = size_t{2} << 20;
-  void* r = mmap(nullptr, rounded + kHuge, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (r == MAP_FAILED) {
+  // In 2 MB pages where the kernel gives them: attention streams K/V rows as decode streams
+  // weights (core/huge_pages.h); pages are still committed only as blocks are first written.
+  void* p = map_huge_pages(rounded, /*noreserve=*/true);
+  if (p == MAP_FAILED) {
     return error(
         ErrorCode::kResourceExhausted,
         fmt::format("cannot allocate {} MiB for KV blocks; lower the tier's size", rounded >> 20));
   }
-  const uintptr_t base = reinterpret_cast<uintptr_t>(r);
-  const uintptr_t aligned = (base + kHuge - 1) & ~uintptr_t{kHuge - 1};
-  if (aligned > base) munmap(r, aligned - base);
-  if (base + kHuge > aligned)
-    munmap(reinterpret_cast<void*>(aligned + rounded), base + kHuge - aligned);
-  void* p = reinterpret_cast<void*>(aligned);
-  madvise(p, rounded, MADV_HUGEPAGE);  // a hint: where THP is off it fails and nothing changes
   return std::unique_ptr<BlockMemory>(new AlignedMemory(static_cast<uint8_t*>(p), rounded));
 }
 

@@ -13,6 +13,7 @@
 
 #include "backend/cpu/simd.h"
 #include "core/check.h"
+#include "core/huge_pages.h"
 
 namespace strata::backend::cpu {
 namespace {
@@ -55,13 +56,9 @@ BandwidthProbe::BandwidthProbe(ThreadPool& pool, size_t buffer_bytes) : pool_(po
   // In 2 MB pages where the kernel gives them (MADV_HUGEPAGE), as the weights are mapped
   // (gguf/reader.cpp): in 4 KB pages this VM's streaming read measured 5-11% less in its fast
   // phase (bench/cpu/NOTES.md, round 9), a yardstick lower than the hardware's limit.
-  constexpr size_t kHuge = size_t{2} << 20;
-  map_bytes_ = bytes_ + kHuge;
-  map_ = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  STRATA_CHECK_MSG(map_ != MAP_FAILED, "bandwidth probe: out of memory");
-  const uintptr_t aligned = (reinterpret_cast<uintptr_t>(map_) + kHuge - 1) & ~uintptr_t{kHuge - 1};
-  buf_ = reinterpret_cast<float*>(aligned);
-  madvise(buf_, bytes_, MADV_HUGEPAGE);  // a hint: where THP is off it fails, 4 KB pages stay
+  void* p = map_huge_pages(bytes_, /*noreserve=*/false);
+  STRATA_CHECK_MSG(p != MAP_FAILED, "bandwidth probe: out of memory");
+  buf_ = static_cast<float*>(p);
   const size_t n = bytes_ / sizeof(float);
   // first touch from the threads that will read (page placement), non-zero data
   pool_.parallel_for(static_cast<int64_t>(n), 1024, [&](int, int64_t b, int64_t e) {
@@ -69,7 +66,7 @@ BandwidthProbe::BandwidthProbe(ThreadPool& pool, size_t buffer_bytes) : pool_(po
   });
 }
 
-BandwidthProbe::~BandwidthProbe() { munmap(map_, map_bytes_); }
+BandwidthProbe::~BandwidthProbe() { munmap(buf_, bytes_); }
 
 double BandwidthProbe::measure(int passes, bool cpu_time) {
   // Each thread streams one contiguous share (not parallel_for's dynamic chunks): one long

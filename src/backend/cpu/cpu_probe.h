@@ -28,8 +28,6 @@ class BandwidthProbe {
 
  private:
   ThreadPool& pool_;
-  void* map_;  // the mapping, map_bytes_ long; buf_ is its first 2 MB boundary
-  size_t map_bytes_;
   float* buf_;
   size_t bytes_;
 };
