@@ -3,10 +3,11 @@
 // vs FMA peak), and a decode sweep over a whole Qwen3-0.6B-shaped layer stack (28 layers,
 // far past the last-level cache) which is what `strata bench` decode sees.
 // Usage: cpu_matmul_bench [--threads N] [--types Q8_0,Q4_K,...] [--quick] [--probe] [--cpu-time]
-//                         [--sweep] [--layers N] [--isa avx2,vnni,avx512,k4row,k4shift] [--pf
+//                         [--sweep [--4b]] [--layers N] [--isa avx2,vnni,avx512,k4row,k4shift] [--pf
 //                         -1,0,8192]
 // --cpu-time (with --threads 1): time by process CPU time, for a machine busy with other work.
-// --sweep: the decode sweep only; --layers N: of N layers instead of 28 (3 Q4_K layers fit a
+// --sweep: the decode sweep only; --4b: in Qwen3-4B's shapes (rows of 10 and 38 Q4_K
+// super-blocks: fours and a rest); --layers N: of N layers instead of 28 (3 Q4_K layers fit a
 // 32 MB L3: the two cores' compute and the pool, not DRAM, are then the limit). --isa: run the
 // sweep with each listed build of the integer kernels, alternating rounds in one process (an A/B on
 // one machine state). --pf: likewise for software prefetch distances of the AVX-512 decode kernels
@@ -110,6 +111,7 @@ int main(int argc, char** argv) {
   int threads = 0;
   bool quick = false, probe_only = false, sweep_only = false;
   int sweep_layers = 28;
+  bool shape_4b = false;  // --4b: the sweep in Qwen3-4B's shapes
   std::vector<int> isas;  // empty: the product's choice
   std::vector<int> pfs;  // prefetch distances to compare (dot_kernels.h: -1 default, 0 off)
   std::vector<DType> types = {DType::kQ8_0, DType::kQ4_K, DType::kQ6_K, DType::kF16};
@@ -133,6 +135,8 @@ int main(int argc, char** argv) {
       }
     } else if (a == "--sweep") {
       sweep_only = true;
+    } else if (a == "--4b") {
+      shape_4b = true;
     } else if (a == "--layers" && i + 1 < argc) {
       sweep_layers = std::atoi(argv[++i]);
     } else if (a == "--isa" && i + 1 < argc) {
@@ -157,7 +161,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: %s [--threads N] [--types Q8_0,Q4_K] [--quick] [--probe] [--cpu-time] "
-                   "[--sweep] [--isa avx2,vnni,avx512,k4row,k4shift] [--pf -1,0,8192]\n",
+                   "[--sweep [--4b] [--layers N]] [--isa avx2,vnni,avx512,k4row,k4shift] [--pf -1,0,8192]\n",
                    argv[0]);
       return 2;
     }
@@ -195,20 +199,24 @@ int main(int argc, char** argv) {
 
   // Decode sweep: every matmul of 28 Qwen3-0.6B layers once (q, k, v, o, gate, up, down),
   // batch 1: the weights stream from DRAM as in a real decode step.
-  std::printf("\ndecode sweep (%d layers of Qwen3-0.6B matmuls, n = 1):\n", sweep_layers);
-  const Shape layer[] = {{2048, 1024}, {1024, 1024}, {1024, 1024}, {1024, 2048}, {3072, 1024}, {3072, 1024}, {1024, 3072}};
+  std::printf("\ndecode sweep (%d layers of %s matmuls, n = 1):\n", sweep_layers, shape_4b ? "Qwen3-4B" : "Qwen3-0.6B");
+  const Shape qwen3_06b[] = {{2048, 1024}, {1024, 1024}, {1024, 1024}, {1024, 2048}, {3072, 1024}, {3072, 1024}, {1024, 3072}};
+  // Qwen3-4B: rows of 10 and 38 Q4_K super-blocks (fours and a rest)
+  const Shape qwen3_4b[] = {{4096, 2560}, {1024, 2560}, {1024, 2560}, {2560, 4096}, {9728, 2560}, {9728, 2560}, {2560, 9728}};
+  const Shape* layer = shape_4b ? qwen3_4b : qwen3_06b;
   for (DType type : types) {
     std::vector<std::vector<uint8_t>> mats;
     std::vector<WeightView> views;
     size_t bytes = 0;
     for (int l = 0; l < sweep_layers; ++l) {
-      for (const Shape& s : layer) {
+      for (int i = 0; i < 7; ++i) {
+        const Shape& s = layer[i];
         mats.push_back(make_weights(type, s.rows, s.cols, static_cast<uint64_t>(l)));
         views.push_back({mats.back().data(), type, s.rows, s.cols, strata::row_bytes(type, s.cols)});
         bytes += mats.back().size();
       }
     }
-    std::vector<float> x(3072), y(3072);
+    std::vector<float> x(9728), y(9728);
     strata::Rng rng(3);
     for (float& v : x) v = rng.normal();
     const auto sweep = [&] { for (const WeightView& w : views) be.matmul(w, x.data(), 1, y.data()); };

@@ -408,14 +408,21 @@ void q4k_rows_one(const uint8_t* wc, size_t ws, int nr, const Q4KAct* xp, const 
   const int64_t pf = prefetch_bytes(kPrefetchQ4_K);
   const bool four = g_has_vbmi && g_q4k_rows4.load(std::memory_order_relaxed);
   const int64_t n4 = four ? n / 4 : 0;  // super-blocks [4 * n4, n): q4k_row
-  if (n4 > 0) {
-    if (g_has_gfni && g_q4k_gfni.load(std::memory_order_relaxed))
-      q4k_rows4<true>(wc, ws, nr, xp, xg, n4, pf, y);
+  const bool gfni = g_has_gfni && g_q4k_gfni.load(std::memory_order_relaxed);
+  const auto rows4 = [&](const uint8_t* w, int rows, float* yr) {
+    if (gfni)
+      q4k_rows4<true>(w, ws, rows, xp, xg, n4, pf, yr);
     else
-      q4k_rows4<false>(wc, ws, nr, xp, xg, n4, pf, y);
+      q4k_rows4<false>(w, ws, rows, xp, xg, n4, pf, yr);
+  };
+  if (4 * n4 == n) {
+    rows4(wc, nr, y);
+    return;
   }
-  if (4 * n4 == n) return;
+  // A row's fours, then its other super-blocks, row by row: the weights in one pass (a pass of
+  // the fours over every row, then one of the rest, read each row in two strided pieces).
   for (int r = 0; r < nr; ++r) {
+    if (n4 > 0) rows4(wc + r * ws, 1, y + r);
     const auto* wr = reinterpret_cast<const BlockQ4_K*>(wc + r * ws) + 4 * n4;
     y[r] += q4k_row(wr, xp + 4 * n4, xa + 4 * n4, n - 4 * n4, pf);
   }
