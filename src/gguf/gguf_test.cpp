@@ -1,9 +1,13 @@
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <string>
 
 #include "core/rng.h"
 #include "gguf/gguf.h"
@@ -127,6 +131,66 @@ TEST(Gguf, LargeFileReadsTheSameWhetherItsCacheIsReReadOrNot) {
     ASSERT_NE(t, nullptr);
     ASSERT_EQ(t->num_bytes, data.size());
     EXPECT_EQ(std::memcmp((*f)->tensor_data(*t), data.data(), data.size()), 0) << "open " << open;
+  }
+  fs::remove(path);
+}
+
+// FilePmdMapped of the mapping that holds p (/proc/self/smaps), in bytes; -1 where unknown.
+int64_t pmd_mapped_bytes(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto at = reinterpret_cast<uintptr_t>(p);
+  bool ours = false;
+  for (std::string line; std::getline(smaps, line);) {
+    const size_t dash = line.find('-'), space = line.find(' ');
+    if (dash != std::string::npos && space != std::string::npos && dash < space &&
+        std::isxdigit(static_cast<unsigned char>(line[0]))) {
+      const uintptr_t lo = std::strtoull(line.substr(0, dash).c_str(), nullptr, 16);
+      const uintptr_t hi = std::strtoull(line.substr(dash + 1, space - dash - 1).c_str(), nullptr, 16);
+      ours = lo <= at && at < hi;
+      continue;
+    }
+    if (ours && line.rfind("FilePmdMapped:", 0) == 0) return std::strtoll(line.c_str() + 14, nullptr, 10) * 1024;
+  }
+  return -1;
+}
+
+// Once File::open returns, every whole 2 MB piece of a large file is mapped from a 2 MB folio,
+// or none is (a file system or kernel without large folios, THP off): never a few pieces in
+// small folios here and there, as readahead left them when the mapping was judged on samples.
+// Whatever the cache held before: just written, dropped, or read back in small pieces.
+TEST(Gguf, OpenMapsEveryWholePieceOfALargeFileFromHugeFoliosOrNone) {
+  const std::string path = testing::TempDir() + "/strata_gguf_folio_test.gguf";
+  Writer w;
+  w.set("general.architecture", Value::string("llama"));
+  std::vector<uint8_t> data(size_t{128} << 20);
+  Rng rng(9);
+  for (size_t i = 0; i < data.size(); i += 8) {
+    const uint64_t v = rng.next_u64();
+    std::memcpy(data.data() + i, &v, 8);
+  }
+  w.add_tensor("blk.0.ffn_up.weight", DType::kF32, {1024, static_cast<int64_t>(data.size() / 4096)},
+               data);
+  ASSERT_TRUE(w.write_file(path).is_ok());
+  const auto size = static_cast<int64_t>(fs::file_size(path));
+  for (int open = 0; open < 3; ++open) {
+    if (open == 1) {  // the cache dropped and read back in 64 KB reads, as a plain copy reads it
+      const int fd = ::open(path.c_str(), O_RDONLY);
+      ASSERT_GE(fd, 0);
+      posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+      ::close(fd);
+      std::ifstream in(path, std::ios::binary);
+      std::vector<char> buf(size_t{64} << 10);
+      while (in.read(buf.data(), static_cast<std::streamsize>(buf.size()))) {
+      }
+    }
+    auto f = File::open(path);
+    ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+    const TensorInfo* t = (*f)->find_tensor("blk.0.ffn_up.weight");
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ(std::memcmp((*f)->tensor_data(*t), data.data(), data.size()), 0) << "open " << open;
+    const int64_t pmd = pmd_mapped_bytes((*f)->tensor_data(*t));
+    if (pmd <= 0) GTEST_SKIP() << "no 2 MB folios for this file here (smaps: " << pmd << ")";
+    EXPECT_EQ(pmd, size / (int64_t{2} << 20) * (int64_t{2} << 20)) << "open " << open;
   }
   fs::remove(path);
 }

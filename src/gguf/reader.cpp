@@ -127,7 +127,7 @@ Status read_value(Cursor& c, ValueType t, Value& v, const ReadLimits& limits, ui
 // Qwen3-0.6B Q4_K_M on the 2-core Zen 5 VM: +0-3% tok/s against the same pages mapped 4 KB
 // at a time, and a page cache of 2 MB folios (a file read through such a mapping) +5-8%
 // against one of small folios (a file just written or copied); bench/cpu/NOTES.md, rounds 4
-// and 9. A file cached in small folios stays so until evicted: see cached_in_huge_folios.
+// and 9. A file cached in small folios stays so until evicted: see map_file_huge.
 // Returns MAP_FAILED on failure, like mmap.
 void* map_file(int fd, size_t bytes) {
   // a reserved range at a 2 MB boundary, the file mapped over it
@@ -142,21 +142,24 @@ void* map_file(int fd, size_t bytes) {
   return m;
 }
 
-// Whether the mapping m (map_file's) reads the page cache in 2 MB folios, judged on up to 16
-// whole 2 MB pieces spread over its first `bytes`: one byte of each touched (faulting it in, from
-// disk where it is not cached), then this mapping's FilePmdMapped in /proc/self/smaps. True
-// where nothing can be judged (a file under 2 MB, no smaps, THP off).
-bool cached_in_huge_folios(const void* m, size_t bytes) {
+// Faults in every whole 2 MB piece of the mapping m (map_file's) over its first `bytes`, one
+// byte each, and says whether all of them are mapped from 2 MB folios (FilePmdMapped in
+// /proc/self/smaps). Under MADV_RANDOM, so that a piece not yet cached is read by the fault
+// alone, as one 2 MB folio: with the kernel's readahead on, the folios read ahead of a fault
+// come in smaller orders here and there (seen: 13% of a freshly read file in small folios,
+// in runs of 1-3 pieces that 16 samples missed). True where nothing can be judged (a file
+// under 2 MB, no smaps, THP off).
+bool fault_in_huge_folios(void* m, size_t bytes) {
   constexpr size_t kHuge = kHugePageBytes;
   const size_t pieces = bytes / kHuge;
   if (pieces == 0) return true;
   std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
   std::string mode((std::istreambuf_iterator<char>(thp)), std::istreambuf_iterator<char>());
   if (mode.empty() || mode.find("[never]") != std::string::npos) return true;
-  const size_t samples = std::min<size_t>(pieces, 16);
+  madvise(m, bytes, MADV_RANDOM);
   volatile uint8_t sink = 0;
-  for (size_t i = 0; i < samples; ++i)
-    sink = sink + static_cast<const volatile uint8_t*>(m)[(i * pieces / samples) * kHuge];
+  for (size_t i = 0; i < pieces; ++i) sink = sink + static_cast<const volatile uint8_t*>(m)[i * kHuge];
+  madvise(m, bytes, MADV_NORMAL);
   std::ifstream smaps("/proc/self/smaps");
   const uintptr_t start = reinterpret_cast<uintptr_t>(m);
   bool ours = false;
@@ -169,30 +172,33 @@ bool cached_in_huge_folios(const void* m, size_t bytes) {
     }
     if (ours && line.rfind("FilePmdMapped:", 0) == 0) {
       const uint64_t kb = std::strtoull(line.c_str() + 14, nullptr, 10);
-      return kb * 1024 >= samples * kHuge;
+      return kb * 1024 >= pieces * kHuge;
     }
   }
   return true;
 }
 
-// The file mapped by map_file, its page cache first re-read in 2 MB folios where it was held in
-// small ones (a file just written, or copied by a tool that reads it plainly): once per file
-// and boot, a read of the file from disk at load for 5-8% faster decode ever after. Only where
-// the file system gives large folios: its first 16 MB are re-read first, and the rest only if
-// they came back in 2 MB folios (else the cache is kept as it is). Dirty pages are written
-// first; pages other processes map stay as they are.
+// The file mapped by map_file, every 2 MB piece faulted in, its page cache first re-read in
+// 2 MB folios where any piece was held in small ones (a file just written, or copied by a tool
+// that reads it plainly, or read ahead in small folios): once per file and boot, a read of the
+// file from disk at load for 5-10% faster decode ever after. Only where the file system gives
+// large folios: its first 16 MB are re-read first, and the rest only if they came back in
+// 2 MB folios (else the cache is kept as it is). Dirty pages are written first; pages other
+// processes map stay as they are.
 void* map_file_huge(int fd, size_t bytes) {
   void* m = map_file(fd, bytes);
-  if (m == MAP_FAILED || cached_in_huge_folios(m, bytes)) return m;
+  if (m == MAP_FAILED || fault_in_huge_folios(m, bytes)) return m;
   const size_t trial = std::min<size_t>(bytes, size_t{16} << 20);
   munmap(m, bytes);
   fdatasync(fd);
   posix_fadvise(fd, 0, static_cast<off_t>(trial), POSIX_FADV_DONTNEED);
   m = map_file(fd, bytes);
-  if (m == MAP_FAILED || !cached_in_huge_folios(m, trial)) return m;
+  if (m == MAP_FAILED || !fault_in_huge_folios(m, trial)) return m;
   munmap(m, bytes);
   posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-  return map_file(fd, bytes);
+  m = map_file(fd, bytes);
+  if (m != MAP_FAILED) fault_in_huge_folios(m, bytes);
+  return m;
 }
 
 }  // namespace
