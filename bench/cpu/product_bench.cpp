@@ -11,13 +11,21 @@
 //                         apart, the other six of each layer run between them so that every byte
 //                         comes from DRAM: the caller's quantize and pack, the worker's first
 //                         chunk, each thread's time in the kernel, the end
+//       [--tp]            instead: the layers as two tensor-parallel halves (two jobs a layer, o's
+//                         and down's column halves repacked) against a job per product, and the
+//                         same halves with no meeting at all (run_tp; round 10)
+//       [--anon]          instead: a job per product from the file's mapping against a copy of
+//                         the weights in anonymous 2 MB pages (round 10)
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -25,6 +33,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_probe.h"
 #include "backend/cpu/dot_kernels.h"
+#include "core/huge_pages.h"
 #include "core/quant.h"
 #include "gguf/gguf.h"
 
@@ -52,6 +61,8 @@ struct Args {
   std::vector<int> gaps = {0};
   std::string trace;
   bool spmd = false;
+  bool tp = false;
+  bool anon = false;
 };
 
 // The products of the step in order: per layer q/k/v (one pass), o, gate/up (one pass), down;
@@ -211,6 +222,270 @@ int run_spmd(const Args& a, const std::vector<Step>& steps, backend::CpuBackend&
   return 0;
 }
 
+// --tp: the layer's products as two ranks of tensor parallelism would run them, one job for
+// the attention's products and one for the feed-forward's, alternated with a job per product
+// (matmul_multi, as the decode runs them today). Part p of a job takes rows [p/P, (p+1)/P) of
+// q, k, v (its heads), then its heads' columns of o; rows [p/P, (p+1)/P) of gate and up, then
+// the same columns of down; each part's o and down products end in a partial sum that the
+// caller adds up (as it would before the next norm). o's and down's column parts are copied
+// out (repacked) into memory of their own, each part's rows contiguous: read in place, a
+// part's columns are a strided stream, 20-40% slower on this machine (bench/cpu/NOTES.md,
+// round 10). What two syncs a layer instead of four would save on the products.
+int run_tp(const Args& a, const std::vector<Step>& steps, backend::CpuBackend& be) {
+  using backend::cpu::DotKernel;
+  ThreadPool& pool = be.pool();
+  constexpr int kParts = 2;
+  const int layers = static_cast<int>((steps.size() - 1) / 4);
+  const auto part_cols = [](int64_t cols, int p) {
+    const int64_t nb = cols / 256;
+    return std::pair<int64_t, int64_t>{nb * p / kParts * 256, nb * (p + 1) / kParts * 256};
+  };
+  std::vector<std::array<WeightView, kParts>> o_parts, down_parts;
+  // One arena for every part (2 MB pages: a mapping of its own each would be under 2 MB).
+  size_t arena_bytes = 0;
+  for (int l = 0; l < layers; ++l) {
+    for (const WeightView* w : {&steps[static_cast<size_t>(4 * l + 1)].ws[0],
+                                &steps[static_cast<size_t>(4 * l + 3)].ws[0]})
+      arena_bytes += static_cast<size_t>(w->rows) * w->row_bytes + 2 * kParts * 64;
+  }
+  auto* arena = static_cast<uint8_t*>(map_huge_pages(arena_bytes, false));
+  size_t used = 0;
+  const auto repack = [&](const WeightView& w) {
+    std::array<WeightView, kParts> out;
+    for (int p = 0; p < kParts; ++p) {
+      const auto [c0, c1] = part_cols(w.cols, p);
+      const size_t off = row_bytes(w.type, c0), rb = row_bytes(w.type, c1 - c0);
+      uint8_t* dst = arena + used;
+      used += (rb * static_cast<size_t>(w.rows) + 63) / 64 * 64;
+      for (int64_t r = 0; r < w.rows; ++r)
+        std::memcpy(dst + r * rb, static_cast<const uint8_t*>(w.data) + r * w.row_bytes + off, rb);
+      out[static_cast<size_t>(p)] = WeightView{dst, w.type, w.rows, c1 - c0, rb};
+    }
+    return out;
+  };
+  for (int l = 0; l < layers; ++l) {
+    const WeightView& o = steps[static_cast<size_t>(4 * l + 1)].ws[0];
+    const WeightView& down = steps[static_cast<size_t>(4 * l + 3)].ws[0];
+    if (o.cols % 256 != 0 || down.cols % 256 != 0 ||
+        backend::cpu::dot_kernel(o.type).dot1 == nullptr ||
+        backend::cpu::dot_kernel(down.type).dot1 == nullptr) {
+      std::fprintf(stderr, "--tp: needs packed one-token kernels and columns in 256s\n");
+      return 1;
+    }
+    o_parts.push_back(repack(o));
+    down_parts.push_back(repack(down));
+  }
+  std::vector<float> x(1 << 15, 0.5f), y0(1 << 18), y1(1 << 15), y2(1 << 15);
+  float* const ys[3] = {y0.data(), y1.data(), y2.data()};
+  struct alignas(64) Partial {
+    std::vector<float> y;
+    std::vector<uint8_t> xa, pk;
+  };
+  std::array<Partial, kParts> parts;
+  for (Partial& pt : parts) pt.y.resize(1 << 15);
+  // Each job's parts: when they ended after the job began (the caller's clock), summed.
+  std::array<double, 2 * kParts> part_end{};
+  double job_total = 0;
+  std::vector<uint8_t> xa, pk;
+  // The caller's token for the next job: x quantized and packed for kernel k.
+  const auto prepare = [&](const DotKernel& k, int64_t cols) {
+    xa.resize(backend::cpu::act_row_bytes(k.act, cols));
+    backend::cpu::quantize_act_row(k.act, x.data(), cols, xa.data());
+    pk.resize(k.pack_bytes(cols) + 64);
+    k.pack(xa.data(), cols, aligned64(pk));
+  };
+  // Rows [rows p/P, rows (p+1)/P) of w against the caller's token.
+  const auto rows_of = [&](const WeightView& w, int p, float* y) {
+    const DotKernel k = backend::cpu::dot_kernel(w.type);
+    const int64_t r0 = w.rows * p / kParts, r1 = w.rows * (p + 1) / kParts;
+    k.dot1(static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes, w.row_bytes,
+           static_cast<int>(r1 - r0), aligned64(pk), xa.data(), w.cols, y + r0);
+  };
+  // Part p's columns [c0, c1) of in, times its column part of w: its partial sum.
+  const auto columns_of = [&](const WeightView& wp, const float* in, int p) {
+    Partial& pt = parts[static_cast<size_t>(p)];
+    const DotKernel k = backend::cpu::dot_kernel(wp.type);
+    pt.xa.resize(backend::cpu::act_row_bytes(k.act, wp.cols));
+    backend::cpu::quantize_act_row(k.act, in, wp.cols, pt.xa.data());
+    pt.pk.resize(k.pack_bytes(wp.cols) + 64);
+    k.pack(pt.xa.data(), wp.cols, aligned64(pt.pk));
+    k.dot1(wp.data, wp.row_bytes, static_cast<int>(wp.rows), aligned64(pt.pk), pt.xa.data(),
+           wp.cols, pt.y.data());
+  };
+  const auto reduce = [&](int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+      float s = 0;
+      for (const Partial& pt : parts) s += pt.y[static_cast<size_t>(i)];
+      x[static_cast<size_t>(i)] = 0.5f + 1e-6f * s;  // (kept near 0.5: the next token)
+    }
+  };
+  const auto tp_pass = [&] {
+    for (int l = 0; l < layers; ++l) {
+      const Step& qkv = steps[static_cast<size_t>(4 * l)];
+      const Step& gu = steps[static_cast<size_t>(4 * l + 2)];
+      const auto& op = o_parts[static_cast<size_t>(l)];
+      const auto& dp = down_parts[static_cast<size_t>(l)];
+      prepare(backend::cpu::dot_kernel(qkv.ws[0].type), qkv.ws[0].cols);
+      double j0 = now_s();
+      pool.parallel_for(kParts, 1, [&](int, int64_t b, int64_t e) {
+        for (int64_t p = b; p < e; ++p) {
+          const int pi = static_cast<int>(p);
+          for (size_t i = 0; i < 3; ++i) rows_of(qkv.ws[i], pi, ys[i]);
+          columns_of(op[p], y0.data() + part_cols(qkv.ws[0].rows, pi).first, pi);
+          part_end[static_cast<size_t>(pi)] += now_s() - j0;
+        }
+      });
+      job_total += now_s() - j0;
+      reduce(op[0].rows);
+      prepare(backend::cpu::dot_kernel(gu.ws[0].type), gu.ws[0].cols);
+      j0 = now_s();
+      pool.parallel_for(kParts, 1, [&](int, int64_t b, int64_t e) {
+        for (int64_t p = b; p < e; ++p) {
+          const int pi = static_cast<int>(p);
+          rows_of(gu.ws[0], pi, y0.data());
+          rows_of(gu.ws[1], pi, y1.data());
+          const auto [c0, c1] = part_cols(gu.ws[0].rows, pi);
+          for (int64_t i = c0; i < c1; ++i)  // (the swiglu's place: a vectorized pass)
+            y0[static_cast<size_t>(i)] *= y1[static_cast<size_t>(i)];
+          columns_of(dp[p], y0.data() + c0, pi);
+          part_end[static_cast<size_t>(kParts + pi)] += now_s() - j0;
+        }
+      });
+      job_total += now_s() - j0;
+      reduce(dp[0].rows);
+    }
+    be.matmul(steps.back().ws[0], x.data(), 1, y0.data());
+  };
+  // The same parts with no meeting between them: each thread runs its part of every layer
+  // back to back (the outputs are noise; only the streams are alike).
+  double free_s = 0;
+  std::array<std::array<std::vector<float>, 5>, kParts> free_bufs;  // per part: f1, f2, q, k, v
+  for (auto& bufs : free_bufs)
+    for (auto& b : bufs) b.resize(1 << 15);
+  const auto free_pass = [&] {
+    prepare(backend::cpu::dot_kernel(steps[0].ws[0].type), steps[0].ws[0].cols);
+    const double t0 = now_s();
+    pool.parallel_for(kParts, 1, [&](int, int64_t b, int64_t e) {
+      for (int64_t p = b; p < e; ++p) {
+        const int pi = static_cast<int>(p);
+        auto& [f1, f2, q, k, v] = free_bufs[static_cast<size_t>(pi)];
+        for (int l = 0; l < layers; ++l) {
+          const Step& qkv = steps[static_cast<size_t>(4 * l)];
+          const Step& gu = steps[static_cast<size_t>(4 * l + 2)];
+          rows_of(qkv.ws[0], pi, q.data());
+          rows_of(qkv.ws[1], pi, k.data());
+          rows_of(qkv.ws[2], pi, v.data());
+          columns_of(o_parts[static_cast<size_t>(l)][p],
+                     q.data() + part_cols(qkv.ws[0].rows, pi).first, pi);
+          rows_of(gu.ws[0], pi, f1.data());
+          rows_of(gu.ws[1], pi, f2.data());
+          const auto [c0, c1] = part_cols(gu.ws[0].rows, pi);
+          for (int64_t i = c0; i < c1; ++i)
+            f1[static_cast<size_t>(i)] *= f2[static_cast<size_t>(i)];
+          columns_of(down_parts[static_cast<size_t>(l)][p], f1.data() + c0, pi);
+        }
+      }
+    });
+    free_s += now_s() - t0;
+  };
+  const auto jobs_pass = [&] {
+    for (const Step& s : steps)
+      be.matmul_multi(s.ws, x.data(), 1, std::span<float* const>(ys, s.ws.size()));
+  };
+  double bytes = 0;
+  for (const Step& s : steps) bytes += s.bytes;
+  const double layer_bytes = bytes - steps.back().bytes;
+  backend::cpu::BandwidthProbe probe(pool, size_t{512} << 20);
+  double t_jobs = 0, t_tp = 0;
+  int n = 0;
+  for (int round = 0; round < a.rounds; ++round) {
+    const double bw = probe.measure(10);
+    std::printf("round %2d probe %5.1f GB/s%s\n", round, bw, bw < a.min_probe ? " (left out)" : "");
+    double rj = 0, rt = 0;
+    for (int rep = 0; rep < 8; ++rep) {
+      double t0 = now_s();
+      jobs_pass();
+      const double tj = now_s() - t0;
+      t0 = now_s();
+      tp_pass();
+      const double tt = now_s() - t0;
+      free_pass();
+      rj += tj, rt += tt;
+      if (bw < a.min_probe) continue;
+      t_jobs += tj;
+      t_tp += tt;
+      ++n;
+    }
+    std::printf(
+        "  this round: a job per product %.1f GB/s, two jobs a layer %.1f GB/s; a step's jobs "
+        "%.3f ms, their parts end at (attention) %.3f / %.3f, (ffn) %.3f / %.3f ms\n",
+        bytes / (rj / 8) / 1e9, bytes / (rt / 8) / 1e9, job_total / 8 * 1e3, part_end[0] / 8 * 1e3,
+        part_end[1] / 8 * 1e3, part_end[2] / 8 * 1e3, part_end[3] / 8 * 1e3);
+    std::printf("  the layers alone: in two jobs each %.1f GB/s, with no meetings %.1f GB/s\n",
+                layer_bytes / (job_total / 8) / 1e9, layer_bytes / (free_s / 8) / 1e9);
+    part_end = {};
+    job_total = 0;
+    free_s = 0;
+  }
+  if (n > 0)
+    std::printf(
+        "a job per product: %.1f GB/s (%.3f ms a step) | two jobs a layer (tensor-parallel "
+        "halves): %.1f GB/s (%.3f ms); %d steps each\n",
+        bytes / (t_jobs / n) / 1e9, t_jobs / n * 1e3, bytes / (t_tp / n) / 1e9, t_tp / n * 1e3, n);
+  return 0;
+}
+
+// --anon: the same products, a job per product, from the file's mapping and from a copy of
+// every weight in anonymous memory in 2 MB pages, alternated: what the page cache's mapping
+// costs against memory of the process's own.
+int run_anon(const Args& a, const std::vector<Step>& steps, backend::CpuBackend& be) {
+  size_t total = 0;
+  for (const Step& s : steps)
+    for (const WeightView& w : s.ws)
+      total += (static_cast<size_t>(w.rows) * w.row_bytes + 63) / 64 * 64;
+  auto* arena = static_cast<uint8_t*>(map_huge_pages(total, false));
+  size_t used = 0;
+  std::vector<Step> copies = steps;
+  for (Step& s : copies) {
+    for (WeightView& w : s.ws) {
+      const size_t bytes = static_cast<size_t>(w.rows) * w.row_bytes;
+      std::memcpy(arena + used, w.data, bytes);
+      w.data = arena + used;
+      used += (bytes + 63) / 64 * 64;
+    }
+  }
+  std::vector<float> x(1 << 15, 0.5f), y0(1 << 18), y1(1 << 15), y2(1 << 15);
+  float* const ys[3] = {y0.data(), y1.data(), y2.data()};
+  const auto pass = [&](const std::vector<Step>& ss) {
+    const double t0 = now_s();
+    for (const Step& s : ss)
+      be.matmul_multi(s.ws, x.data(), 1, std::span<float* const>(ys, s.ws.size()));
+    return now_s() - t0;
+  };
+  double bytes = 0;
+  for (const Step& s : steps) bytes += s.bytes;
+  backend::cpu::BandwidthProbe probe(be.pool(), size_t{512} << 20);
+  double t_file = 0, t_anon = 0;
+  int n = 0;
+  for (int round = 0; round < a.rounds; ++round) {
+    const double bw = probe.measure(10);
+    double rf = 0, ra = 0;
+    for (int rep = 0; rep < 8; ++rep) {
+      rf += pass(steps);
+      ra += pass(copies);
+    }
+    std::printf(
+        "round %2d probe %5.1f GB/s%s: file's mapping %.1f GB/s, anonymous copy %.1f GB/s\n", round,
+        bw, bw < a.min_probe ? " (left out)" : "", bytes / (rf / 8) / 1e9, bytes / (ra / 8) / 1e9);
+    if (bw < a.min_probe) continue;
+    t_file += rf, t_anon += ra, n += 8;
+  }
+  if (n > 0)
+    std::printf("file's mapping %.1f GB/s | anonymous copy %.1f GB/s; %d steps each\n",
+                bytes / (t_file / n) / 1e9, bytes / (t_anon / n) / 1e9, n);
+  return 0;
+}
+
 int run_trace(const Args& a, const gguf::File& file, int layers, ThreadPool& pool) {
   using backend::cpu::DotKernel;
   struct Mat {
@@ -327,19 +602,23 @@ int main(int argc, char** argv) {
       a.trace = argv[++i];
     else if (s == "--spmd")
       a.spmd = true;
+    else if (s == "--tp")
+      a.tp = true;
+    else if (s == "--anon")
+      a.anon = true;
     else if (a.model.empty() && s[0] != '-')
       a.model = s;
     else {
       std::fprintf(stderr,
                    "usage: cpu_product_bench MODEL [--threads N] [--rounds N] [--min-probe GB/s] "
-                   "[--gaps LIST | --trace NAME | --spmd]\n");
+                   "[--gaps LIST | --trace NAME | --spmd | --tp | --anon]\n");
       return 1;
     }
   }
   if (a.model.empty()) {
     std::fprintf(stderr,
                  "usage: cpu_product_bench MODEL [--threads N] [--rounds N] [--min-probe GB/s] "
-                 "[--gaps LIST | --trace NAME | --spmd]\n");
+                 "[--gaps LIST | --trace NAME | --spmd | --tp | --anon]\n");
     return 1;
   }
   auto f = gguf::File::open(a.model);
@@ -377,5 +656,7 @@ int main(int argc, char** argv) {
     for (const WeightView& w : s.ws)
       s.bytes += static_cast<double>(w.rows) * static_cast<double>(w.row_bytes);
   }
+  if (a.tp) return run_tp(a, steps, be);
+  if (a.anon) return run_anon(a, steps, be);
   return a.spmd ? run_spmd(a, steps, be) : run_gaps(a, steps, be);
 }
