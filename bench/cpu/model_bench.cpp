@@ -2,17 +2,20 @@
 // recipe, prefill of a 512-token prompt then batch-1 decode, with per-op time attribution.
 // Reports decode against the bandwidth roofline (weight bytes per token / measured GB/s) and
 // prefill against the FMA peak (2 * params FLOPs per token).
-// Usage: cpu_model_bench [--recipe Q8_0|Q4_K_M] [--threads N] [--prompt 512] [--decode 32] [--cpu-time]
+// Usage: cpu_model_bench [--recipe Q8_0|Q4_K_M] [--threads N] [--prompt 512] [--decode 32]
+// [--cpu-time]
+//        [--long-keys N]  (decode attention by key chunks from N keys on; set_long_decode_min_keys)
 //        [--model FILE]  (instead of the synthetic model: any model file, e.g. strata synth's)
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "backend/cpu/attention.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_probe.h"
 #include "engine/generator.h"
@@ -139,6 +142,8 @@ int main(int argc, char** argv) {
     else if (a == "--prompt") prompt_len = std::atoi(argv[i + 1]);
     else if (a == "--decode") decode_len = std::atoi(argv[i + 1]);
     else if (a == "--model") model_path = argv[i + 1];
+    else if (a == "--long-keys")
+      strata::backend::cpu::set_long_decode_min_keys(std::atoll(argv[i + 1]));
     ++i;
   }
   const std::string path =
