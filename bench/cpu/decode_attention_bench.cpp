@@ -3,7 +3,7 @@
 // own, 64 MB of other reads (by the pool) between two calls so that the K/V come from DRAM;
 // two threads.
 // Time a call (us) by key count, for the per-head items and the key-chunk path.
-// Usage: cpu_decode_attention_bench [--threads 2] [--rounds 5] [--keys N] [--cached 1]
+// Usage: cpu_decode_attention_bench [--threads 2] [--rounds 5] [--keys N] [--cached 1] [--long 1]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   int threads = 2, rounds = 5;
   int64_t only_keys = 0;  // --keys N: that key count alone (profiling)
   bool cached = false;    // --cached 1: no reads between calls (K/V in cache)
+  bool long_ctx = false;  // --long 1: 1024, 4096 and 16384 keys instead (8 layers)
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--threads")
@@ -34,9 +35,12 @@ int main(int argc, char** argv) {
       only_keys = std::atoll(argv[i + 1]);
     else if (a == "--cached")
       cached = std::atoi(argv[i + 1]) != 0;
+    else if (a == "--long")
+      long_ctx = std::atoi(argv[i + 1]) != 0;
   }
-  const int heads = 16, kvh = 8, hd = 128, bt = 64, layers = 28;
-  const int64_t max_len = 256;
+  const int heads = 16, kvh = 8, hd = 128, bt = 64;
+  const int layers = long_ctx ? 8 : 28;
+  const int64_t max_len = long_ctx ? 16384 : 256;
   ThreadPool pool(threads);
   const int nb = static_cast<int>((max_len + bt - 1) / bt);
   std::vector<PagedKv> kvs(layers);
@@ -75,7 +79,9 @@ int main(int argc, char** argv) {
       sink = sink + s;
     });
   };
-  for (const int64_t kv_len : {16, 32, 64, 100, 128, 200}) {
+  const std::vector<int64_t> lens = long_ctx ? std::vector<int64_t>{1024, 4096, 16384}
+                                             : std::vector<int64_t>{16, 32, 64, 100, 128, 200};
+  for (const int64_t kv_len : lens) {
     if (only_keys > 0 && kv_len != only_keys) continue;
     // the two paths alternated call by call
     double total[2] = {0, 0};
@@ -93,8 +99,12 @@ int main(int argc, char** argv) {
         ++n[m];
       }
     }
-    std::printf("keys %4lld: per-head items %6.2f us a call, key chunks (from 16 keys) %6.2f\n",
-                static_cast<long long>(kv_len), total[0] / n[0] * 1e6, total[1] / n[1] * 1e6);
+    const double bytes = 2.0 * static_cast<double>(kv_len) * kvh * hd * 2;  // K and V, f16
+    std::printf(
+        "keys %5lld: per-head items %8.2f us a call (%5.1f GB/s), key chunks (from 16 keys) %8.2f "
+        "(%5.1f GB/s)\n",
+        static_cast<long long>(kv_len), total[0] / n[0] * 1e6, bytes / (total[0] / n[0]) / 1e9,
+        total[1] / n[1] * 1e6, bytes / (total[1] / n[1]) / 1e9);
   }
   cpu::set_long_decode_min_keys(128);
   return 0;
