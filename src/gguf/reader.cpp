@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 #include "core/huge_pages.h"
 #include "gguf/gguf.h"
@@ -126,9 +127,11 @@ Status read_value(Cursor& c, ValueType t, Value& v, const ReadLimits& limits, ui
 // Still a shared file mapping: nothing is copied, RSS stays the file's size. Decode of
 // Qwen3-0.6B Q4_K_M on the 2-core Zen 5 VM: +0-3% tok/s against the same pages mapped 4 KB
 // at a time, and a page cache of 2 MB folios (a file read through such a mapping) +5-8%
-// against one of small folios (a file just written or copied); bench/cpu/NOTES.md, rounds 4
-// and 9. A file cached in small folios stays so until evicted: see map_file_huge.
-// Returns MAP_FAILED on failure, like mmap.
+// against one of small folios (a file just written or copied); bench/cpu/NOTES.md, rounds 4,
+// 9 and 10. And MADV_RANDOM: a fault then reads its own 2 MB folio and nothing ahead of it;
+// the readahead that follows a fault otherwise brings pieces in in smaller folios here and
+// there (13% of a 346 MB file, in runs of 1-3 pieces). A file cached in small folios stays so
+// until evicted: see map_file_huge. Returns MAP_FAILED on failure, like mmap.
 void* map_file(int fd, size_t bytes) {
   // a reserved range at a 2 MB boundary, the file mapped over it
   void* r = map_at_huge_boundary(bytes, PROT_NONE, MAP_NORESERVE);
@@ -138,28 +141,19 @@ void* map_file(int fd, size_t bytes) {
     munmap(r, bytes);
     return m;
   }
-  madvise(m, bytes, MADV_HUGEPAGE);  // a hint: where THP is off it fails and nothing changes
+  madvise(m, bytes, MADV_HUGEPAGE);  // hints: where THP is off it fails and nothing changes
+  madvise(m, bytes, MADV_RANDOM);
   return m;
 }
 
-// Faults in every whole 2 MB piece of the mapping m (map_file's) over its first `bytes`, one
-// byte each, and says whether all of them are mapped from 2 MB folios (FilePmdMapped in
-// /proc/self/smaps). Under MADV_RANDOM, so that a piece not yet cached is read by the fault
-// alone, as one 2 MB folio: with the kernel's readahead on, the folios read ahead of a fault
-// come in smaller orders here and there (seen: 13% of a freshly read file in small folios,
-// in runs of 1-3 pieces that 16 samples missed). True where nothing can be judged (a file
-// under 2 MB, no smaps, THP off).
-bool fault_in_huge_folios(void* m, size_t bytes) {
-  constexpr size_t kHuge = kHugePageBytes;
-  const size_t pieces = bytes / kHuge;
-  if (pieces == 0) return true;
+bool thp_enabled() {
   std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
   std::string mode((std::istreambuf_iterator<char>(thp)), std::istreambuf_iterator<char>());
-  if (mode.empty() || mode.find("[never]") != std::string::npos) return true;
-  madvise(m, bytes, MADV_RANDOM);
-  volatile uint8_t sink = 0;
-  for (size_t i = 0; i < pieces; ++i) sink = sink + static_cast<const volatile uint8_t*>(m)[i * kHuge];
-  madvise(m, bytes, MADV_NORMAL);
+  return !mode.empty() && mode.find("[never]") == std::string::npos;
+}
+
+// FilePmdMapped of the mapping that starts at m (/proc/self/smaps), in bytes; -1: not found.
+int64_t pmd_mapped_bytes(const void* m) {
   std::ifstream smaps("/proc/self/smaps");
   const uintptr_t start = reinterpret_cast<uintptr_t>(m);
   bool ours = false;
@@ -170,35 +164,55 @@ bool fault_in_huge_folios(void* m, size_t bytes) {
       ours = std::strtoull(line.substr(0, dash).c_str(), nullptr, 16) == start;
       continue;
     }
-    if (ours && line.rfind("FilePmdMapped:", 0) == 0) {
-      const uint64_t kb = std::strtoull(line.c_str() + 14, nullptr, 10);
-      return kb * 1024 >= pieces * kHuge;
-    }
+    if (ours && line.rfind("FilePmdMapped:", 0) == 0)
+      return static_cast<int64_t>(std::strtoull(line.c_str() + 14, nullptr, 10) * 1024);
   }
-  return true;
+  return -1;
 }
 
-// The file mapped by map_file, every 2 MB piece faulted in, its page cache first re-read in
-// 2 MB folios where any piece was held in small ones (a file just written, or copied by a tool
-// that reads it plainly, or read ahead in small folios): once per file and boot, a read of the
-// file from disk at load for 5-10% faster decode ever after. Only where the file system gives
-// large folios: its first 16 MB are re-read first, and the rest only if they came back in
-// 2 MB folios (else the cache is kept as it is). Dirty pages are written first; pages other
-// processes map stay as they are.
+// Whether the whole 2 MB pieces of the mapping m (map_file's) over its first `bytes` that the
+// page cache holds (their first page resident: mincore) are held in 2 MB folios: those pieces
+// are faulted in (one byte each; no disk read) and must all be PMD-mapped. Pieces not cached
+// are left alone: read later, each by its fault, they come in as 2 MB folios (map_file). With
+// `all`, every piece is faulted in (read from disk where not cached) and judged. True where
+// nothing can be judged (a file under 2 MB, no smaps, THP off).
+bool cached_in_huge_folios(void* m, size_t bytes, bool all) {
+  constexpr size_t kHuge = kHugePageBytes;
+  const size_t pieces = bytes / kHuge;
+  if (pieces == 0 || !thp_enabled()) return true;
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> resident(pieces * (kHuge / page));
+  if (!all && mincore(m, pieces * kHuge, resident.data()) != 0) return true;
+  volatile uint8_t sink = 0;
+  size_t touched = 0;
+  for (size_t i = 0; i < pieces; ++i) {
+    if (!all && (resident[i * (kHuge / page)] & 1) == 0) continue;
+    sink = sink + static_cast<const volatile uint8_t*>(m)[i * kHuge];
+    ++touched;
+  }
+  const int64_t pmd = pmd_mapped_bytes(m);
+  return pmd < 0 || static_cast<size_t>(pmd) >= touched * kHuge;
+}
+
+// The file mapped by map_file, its page cache first re-read in 2 MB folios where a cached
+// piece was held in small ones (a file just written, or copied by a tool that reads it
+// plainly, or read ahead in smaller folios): once per file and boot, for 5-10% faster decode
+// ever after. Only where the file system gives large folios: its first 16 MB are re-read
+// first, and the rest only if they came back in 2 MB folios (else the cache is kept as it
+// is). The re-read is lazy: each piece is read, as one 2 MB folio, when first touched. Dirty
+// pages are written first; pages other processes map stay as they are.
 void* map_file_huge(int fd, size_t bytes) {
   void* m = map_file(fd, bytes);
-  if (m == MAP_FAILED || fault_in_huge_folios(m, bytes)) return m;
+  if (m == MAP_FAILED || cached_in_huge_folios(m, bytes, false)) return m;
   const size_t trial = std::min<size_t>(bytes, size_t{16} << 20);
   munmap(m, bytes);
   fdatasync(fd);
   posix_fadvise(fd, 0, static_cast<off_t>(trial), POSIX_FADV_DONTNEED);
   m = map_file(fd, bytes);
-  if (m == MAP_FAILED || !fault_in_huge_folios(m, trial)) return m;
+  if (m == MAP_FAILED || !cached_in_huge_folios(m, trial, true)) return m;
   munmap(m, bytes);
   posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-  m = map_file(fd, bytes);
-  if (m != MAP_FAILED) fault_in_huge_folios(m, bytes);
-  return m;
+  return map_file(fd, bytes);
 }
 
 }  // namespace
