@@ -2,7 +2,12 @@
 
 #include <sys/mman.h>
 
+#include <cctype>
 #include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
 
 namespace strata {
 
@@ -23,6 +28,30 @@ void* map_huge_pages(size_t bytes, bool noreserve) {
   void* p = map_at_huge_boundary(bytes, PROT_READ | PROT_WRITE, noreserve ? MAP_NORESERVE : 0);
   if (p != MAP_FAILED) madvise(p, (bytes + 4095) & ~size_t{4095}, MADV_HUGEPAGE);
   return p;
+}
+
+bool thp_enabled() {
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  const std::string mode((std::istreambuf_iterator<char>(thp)), std::istreambuf_iterator<char>());
+  return !mode.empty() && mode.find("[never]") == std::string::npos;
+}
+
+int64_t file_pmd_mapped_bytes(const void* start) {
+  std::ifstream smaps("/proc/self/smaps");
+  const uintptr_t at = reinterpret_cast<uintptr_t>(start);
+  bool ours = false;
+  for (std::string line; std::getline(smaps, line);) {
+    // a mapping's first line: "lo-hi perms ..."; then its "Key: value kB" lines
+    const size_t dash = line.find('-');
+    if (dash != std::string::npos && dash > 0 &&
+        std::isxdigit(static_cast<unsigned char>(line[0])) && line.find(' ') > dash) {
+      ours = std::strtoull(line.substr(0, dash).c_str(), nullptr, 16) == at;
+      continue;
+    }
+    if (ours && line.rfind("FilePmdMapped:", 0) == 0)
+      return static_cast<int64_t>(std::strtoull(line.c_str() + 14, nullptr, 10) * 1024);
+  }
+  return -1;
 }
 
 }  // namespace strata

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace strata {
 
@@ -18,5 +19,13 @@ void* map_at_huge_boundary(size_t bytes, int prot, int flags);
 // Read-write memory of `bytes` at a 2 MB boundary with MADV_HUGEPAGE (a hint: where THP is off,
 // 4 KB pages); noreserve: MAP_NORESERVE. MAP_FAILED on failure; munmap as above.
 void* map_huge_pages(size_t bytes, bool noreserve);
+
+// Whether transparent huge pages are on (/sys/kernel/mm/transparent_hugepage/enabled is
+// `always` or `madvise`).
+bool thp_enabled();
+
+// FilePmdMapped of the mapping that starts at `start` (/proc/self/smaps): the bytes of its
+// file mapped from 2 MB folios, one PMD each; -1 where no such mapping or no smaps.
+int64_t file_pmd_mapped_bytes(const void* start);
 
 }  // namespace strata

@@ -1,16 +1,17 @@
+#include "gguf/gguf.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "core/huge_pages.h"
 #include "core/rng.h"
-#include "gguf/gguf.h"
 
 namespace strata::gguf {
 namespace {
@@ -135,25 +136,6 @@ TEST(Gguf, LargeFileReadsTheSameWhetherItsCacheIsReReadOrNot) {
   fs::remove(path);
 }
 
-// FilePmdMapped of the mapping that holds p (/proc/self/smaps), in bytes; -1 where unknown.
-int64_t pmd_mapped_bytes(const void* p) {
-  std::ifstream smaps("/proc/self/smaps");
-  const auto at = reinterpret_cast<uintptr_t>(p);
-  bool ours = false;
-  for (std::string line; std::getline(smaps, line);) {
-    const size_t dash = line.find('-'), space = line.find(' ');
-    if (dash != std::string::npos && space != std::string::npos && dash < space &&
-        std::isxdigit(static_cast<unsigned char>(line[0]))) {
-      const uintptr_t lo = std::strtoull(line.substr(0, dash).c_str(), nullptr, 16);
-      const uintptr_t hi = std::strtoull(line.substr(dash + 1, space - dash - 1).c_str(), nullptr, 16);
-      ours = lo <= at && at < hi;
-      continue;
-    }
-    if (ours && line.rfind("FilePmdMapped:", 0) == 0) return std::strtoll(line.c_str() + 14, nullptr, 10) * 1024;
-  }
-  return -1;
-}
-
 // Once File::open returns, every whole 2 MB piece of a large file is mapped from a 2 MB folio,
 // or none is (a file system or kernel without large folios, THP off): never a few pieces in
 // small folios here and there, as readahead left them when the mapping was judged on samples.
@@ -188,7 +170,7 @@ TEST(Gguf, OpenMapsEveryWholePieceOfALargeFileFromHugeFoliosOrNone) {
     const TensorInfo* t = (*f)->find_tensor("blk.0.ffn_up.weight");
     ASSERT_NE(t, nullptr);
     EXPECT_EQ(std::memcmp((*f)->tensor_data(*t), data.data(), data.size()), 0) << "open " << open;
-    const int64_t pmd = pmd_mapped_bytes((*f)->tensor_data(*t));
+    const int64_t pmd = file_pmd_mapped_bytes((*f)->bytes().data());  // the mapping's start
     if (pmd <= 0) GTEST_SKIP() << "no 2 MB folios for this file here (smaps: " << pmd << ")";
     EXPECT_EQ(pmd, size / (int64_t{2} << 20) * (int64_t{2} << 20)) << "open " << open;
   }

@@ -7,13 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -121,12 +118,6 @@ Status read_value(Cursor& c, ValueType t, Value& v, const ReadLimits& limits, ui
   return Status::ok();
 }
 
-bool thp_enabled() {
-  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
-  std::string mode((std::istreambuf_iterator<char>(thp)), std::istreambuf_iterator<char>());
-  return !mode.empty() && mode.find("[never]") == std::string::npos;
-}
-
 // The file mapped read-only at a 2 MB-aligned address, with MADV_HUGEPAGE: where the kernel's
 // page cache holds the file in 2 MB folios (ext4/xfs on Linux 6.x read it that way once the
 // mapping asks for huge pages), each 2 MB of weights is then one TLB entry instead of 512.
@@ -152,24 +143,6 @@ void* map_file(int fd, size_t bytes) {
   return m;
 }
 
-// FilePmdMapped of the mapping that starts at m (/proc/self/smaps), in bytes; -1: not found.
-int64_t pmd_mapped_bytes(const void* m) {
-  std::ifstream smaps("/proc/self/smaps");
-  const uintptr_t start = reinterpret_cast<uintptr_t>(m);
-  bool ours = false;
-  for (std::string line; std::getline(smaps, line);) {
-    const size_t dash = line.find('-');
-    if (dash != std::string::npos && dash > 0 &&
-        std::isxdigit(static_cast<unsigned char>(line[0])) && line.find(' ') > dash) {
-      ours = std::strtoull(line.substr(0, dash).c_str(), nullptr, 16) == start;
-      continue;
-    }
-    if (ours && line.rfind("FilePmdMapped:", 0) == 0)
-      return static_cast<int64_t>(std::strtoull(line.c_str() + 14, nullptr, 10) * 1024);
-  }
-  return -1;
-}
-
 // Whether the whole 2 MB pieces of the mapping m (map_file's) over its first `bytes` that the
 // page cache holds (their first page resident: mincore) are held in 2 MB folios: those pieces
 // are faulted in (one byte each; no disk read) and must all be PMD-mapped. Pieces not cached
@@ -181,8 +154,11 @@ bool cached_in_huge_folios(void* m, size_t bytes, bool all) {
   const size_t pieces = bytes / kHuge;
   if (pieces == 0 || !thp_enabled()) return true;
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  std::vector<unsigned char> resident(pieces * (kHuge / page));
-  if (!all && mincore(m, pieces * kHuge, resident.data()) != 0) return true;
+  std::vector<unsigned char> resident;  // a byte a page (mincore), unless `all`
+  if (!all) {
+    resident.resize(pieces * (kHuge / page));
+    if (mincore(m, pieces * kHuge, resident.data()) != 0) return true;
+  }
   volatile uint8_t sink = 0;
   size_t touched = 0;
   for (size_t i = 0; i < pieces; ++i) {
@@ -190,7 +166,7 @@ bool cached_in_huge_folios(void* m, size_t bytes, bool all) {
     sink = sink + static_cast<const volatile uint8_t*>(m)[i * kHuge];
     ++touched;
   }
-  const int64_t pmd = pmd_mapped_bytes(m);
+  const int64_t pmd = file_pmd_mapped_bytes(m);
   return pmd < 0 || static_cast<size_t>(pmd) >= touched * kHuge;
 }
 
