@@ -44,6 +44,30 @@ __device__ __forceinline__ void product_begin(const uint8_t* w, size_t row_bytes
   if (!preload) pdl_wait();
 }
 
+// The first part (i) of each active row's weights loaded before the PDL wait, then taken into
+// acc after it: a product whose CTAs became resident early (pdl_product_start) has its first
+// weights in flight while the kernel ahead of it ends. active(r): row r of the N is the
+// thread's and exists.
+template <class D, class Dot, int N, class Active>
+__device__ __forceinline__ void preload_first_part(const uint8_t* w, size_t row_bytes, int i,
+                                                   int num_parts, const Q8Act& x, float* acc,
+                                                   Active active) {
+  typename Dot::W pre[N];
+  const int blk = i / D::kParts, p = i % D::kParts;
+  const bool any = i < num_parts;
+#pragma unroll
+  for (int r = 0; r < N; ++r) {
+    if (any && active(r))
+      pre[r] = Dot::load(w + r * row_bytes + static_cast<size_t>(blk) * D::kBlockBytes, p);
+  }
+  pdl_wait();
+  const int64_t e0 = static_cast<int64_t>(blk) * D::kBlockElems;
+#pragma unroll
+  for (int r = 0; r < N; ++r) {
+    if (any && active(r)) acc[r] += Dot::dotw(pre[r], p, x, e0);
+  }
+}
+
 // v3: R rows per CTA, int8 activations, __dp4a (gemv_q8.cuh). Rows [row0, row0 + R) of w.
 template <class D, class Dot, int R>
 __device__ __forceinline__ void gemv_q8_rows(const uint8_t* wbase, size_t row_bytes, int64_t rows,
@@ -59,21 +83,9 @@ __device__ __forceinline__ void gemv_q8_rows(const uint8_t* wbase, size_t row_by
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
   const RowGroups rg = row_groups(num_parts);
   int i = rg.first;
-  if (preload) {  // the first part's weights in flight before the wait (pdl_product_start)
-    typename Dot::W pre[R];
-    const int blk = i / D::kParts, p = i % D::kParts;
-    const bool any = i < num_parts;
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      if (any && r < nr && (r & rg.mask) == rg.g)
-        pre[r] = Dot::load(w + r * row_bytes + static_cast<size_t>(blk) * D::kBlockBytes, p);
-    }
-    pdl_wait();
-    const int64_t e0 = static_cast<int64_t>(blk) * D::kBlockElems;
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      if (any && r < nr && (r & rg.mask) == rg.g) acc[r] += Dot::dotw(pre[r], p, x, e0);
-    }
+  if (preload) {
+    preload_first_part<D, Dot, R>(w, row_bytes, i, num_parts, x, acc,
+                                  [&](int r) { return r < nr && (r & rg.mask) == rg.g; });
     i += kGemvThreads;
   }
   for (; i < num_parts; i += kGemvThreads) {
@@ -122,21 +134,9 @@ __device__ __forceinline__ void gemv_q8_warp_rows(const uint8_t* wbase, size_t r
 #pragma unroll
   for (int r = 0; r < RW; ++r) acc[r] = 0.0f;
   int i = lane;
-  if (preload) {  // the first part's weights in flight before the wait (pdl_product_start)
-    typename Dot::W pre[RW];
-    const int blk = i / D::kParts, p = i % D::kParts;
-    const bool any = i < num_parts;
-#pragma unroll
-    for (int r = 0; r < RW; ++r) {
-      if (any && r < nr)
-        pre[r] = Dot::load(w + r * row_bytes + static_cast<size_t>(blk) * D::kBlockBytes, p);
-    }
-    pdl_wait();
-    const int64_t e0 = static_cast<int64_t>(blk) * D::kBlockElems;
-#pragma unroll
-    for (int r = 0; r < RW; ++r) {
-      if (any && r < nr) acc[r] += Dot::dotw(pre[r], p, x, e0);
-    }
+  if (preload) {
+    preload_first_part<D, Dot, RW>(w, row_bytes, i, num_parts, x, acc,
+                                   [&](int r) { return r < nr; });
     i += 32;
   }
 #pragma unroll 4
