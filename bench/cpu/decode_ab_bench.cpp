@@ -15,6 +15,9 @@
 //        [--waitpf B1,...] (instead: bytes of its next product's run each thread prefetches while
 //        it
 //                           waits, set_wait_prefetch; 0 off)
+//        [--pool V1,...]   (instead: the pool's chunking, C * 100 + D: C chunks a thread, a take
+//                           claims 1/D of what is left of a run, D = 0 one chunk; ThreadPool::
+//                           set_chunking; 1600 = before round 11, 6404 = the default)
 //        [--prompt N]      (a prompt of N tokens before the decode: the context it starts from)
 #include <algorithm>
 #include <chrono>
@@ -54,7 +57,8 @@ int main(int argc, char** argv) {
       prompt_len = std::atoi(argv[i + 1]);
     else if (a == "--min-probe") min_probe = std::atof(argv[i + 1]);
     else if (a == "--pf" || a == "--q4k4" || a == "--gfni" || a == "--att" || a == "--long" ||
-             a == "--runs" || a == "--packed" || a == "--attruns" || a == "--waitpf") {
+             a == "--runs" || a == "--packed" || a == "--attruns" || a == "--waitpf" ||
+             a == "--pool") {
       knob = a;
       settings.clear();
       std::stringstream ss(argv[i + 1]);
@@ -74,6 +78,9 @@ int main(int argc, char** argv) {
       backend::cpu::set_one_token_packed(v != 0);
     } else if (knob == "--attruns") {  // 0: decode attention's units through one shared counter
       backend::cpu::set_decode_attention_runs(v != 0);
+    } else if (knob ==
+               "--pool") {  // C * 100 + D: C chunks a thread, a take claims 1/D of what is left
+      ThreadPool::set_chunking(static_cast<int>(v / 100), static_cast<int>(v % 100));
     } else if (knob == "--waitpf") {
       backend::cpu::set_wait_prefetch(v);
     } else if (knob == "--long") {
@@ -114,6 +121,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   backend::cpu::set_decode_prefetch(-1);
+  ThreadPool::set_chunking(64, 4);
   backend::cpu::set_q4k_four_blocks(true);
   backend::cpu::set_q4k_gfni(true);
   backend::cpu::set_decode_attention_avx512(true);

@@ -84,27 +84,60 @@ TEST(ThreadPool, ParallelForCoversRangeExactlyOnce) {
 }
 
 TEST(ThreadPool, OwnRunsFromTheFrontStolenChunksFromTheBack) {
-  // Thread 0 is slow on every range, so thread 1 finishes its own run and takes chunks of
-  // thread 0's: thread 0 walks its run upward from 0, thread 1 takes that run's chunks
+  // Thread 0 is slow on every range, so thread 1 finishes its own run and takes pieces of
+  // thread 0's: thread 0 walks its run upward from 0, thread 1 takes that run's pieces
   // downward from its end, and the two never interleave (one sequential stream each).
   ThreadPool pool(2);
   const int64_t n = 64 * 16;
-  std::vector<int64_t> seen[2];
-  pool.parallel_for(n, 1, [&](int t, int64_t b, int64_t) {
+  std::vector<std::pair<int64_t, int64_t>> seen[2];
+  pool.parallel_for(n, 1, [&](int t, int64_t b, int64_t e) {
     if (t == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    seen[t].push_back(b);  // each thread writes only its own vector
+    seen[t].push_back({b, e});  // each thread writes only its own vector
   });
   ASSERT_FALSE(seen[0].empty());
-  EXPECT_EQ(seen[0].front(), 0);
+  EXPECT_EQ(seen[0].front().first, 0);
   EXPECT_TRUE(std::is_sorted(seen[0].begin(), seen[0].end()));
-  std::vector<int64_t> stolen;
-  for (int64_t b : seen[1]) {
-    if (b < n / 2) stolen.push_back(b);
+  std::vector<std::pair<int64_t, int64_t>> stolen;
+  for (const auto& r : seen[1]) {
+    if (r.first < n / 2) stolen.push_back(r);
   }
   ASSERT_FALSE(stolen.empty());
   EXPECT_TRUE(std::is_sorted(stolen.rbegin(), stolen.rend()));
-  EXPECT_GT(stolen.back(), seen[0].back());
-  EXPECT_EQ(seen[0].size() + seen[1].size(), 32u);  // 16 chunks a thread
+  EXPECT_GE(stolen.back().first, seen[0].back().second);
+  // Every element exactly once.
+  std::vector<std::pair<int64_t, int64_t>> all(seen[0]);
+  all.insert(all.end(), seen[1].begin(), seen[1].end());
+  std::sort(all.begin(), all.end());
+  int64_t at = 0;
+  for (const auto& [b, e] : all) {
+    EXPECT_EQ(b, at);
+    at = e;
+  }
+  EXPECT_EQ(at, n);
+}
+
+TEST(ThreadPool, TakesShrinkTowardTheEndOfARun) {
+  // Thread 1 is slow, so thread 0 walks its whole run alone: each take claims a quarter of
+  // what is left, so its pieces shrink from a quarter of the run to one chunk (a 64th), in 15
+  // calls instead of 64.
+  ThreadPool pool(2);
+  const int64_t chunk = 8, n = 2 * 64 * chunk;
+  std::vector<std::pair<int64_t, int64_t>> seen[2];
+  pool.parallel_for(n, 1, [&](int t, int64_t b, int64_t e) {
+    if (t == 1) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    seen[t].push_back({b, e});
+  });
+  int64_t b0 = 0, e0 = 0;
+  ASSERT_TRUE(pool.run_of(0, n, 1, b0, e0));
+  ASSERT_EQ(e0 - b0, 64 * chunk);
+  std::vector<int64_t> own;  // sizes of thread 0's pieces of its own run, in order
+  for (const auto& [b, e] : seen[0]) {
+    if (e <= e0) own.push_back(e - b);
+  }
+  const std::vector<int64_t> expected = {16, 12, 9, 6, 5, 4, 3, 2,
+                                         1,  1,  1, 1, 1, 1, 1};  // in chunks
+  ASSERT_EQ(own.size(), expected.size());
+  for (size_t i = 0; i < own.size(); ++i) EXPECT_EQ(own[i], expected[i] * chunk) << i;
 }
 
 TEST(ThreadPool, ASlowThreadLeavesItsWorkToTheOthers) {

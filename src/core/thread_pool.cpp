@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "core/check.h"
 
@@ -13,10 +14,14 @@
 
 namespace strata {
 namespace {
-// 16 chunks a thread rather than 4: a thread that finishes first waits for at most the rest
-// of one smaller chunk (decode +3% in the VM's fast minutes; bench/cpu/NOTES.md).
-constexpr int64_t kChunksPerThread = 16;
+// A thread's run is cut into 64 chunks, and a take claims a quarter of what is left of the
+// run (at least one chunk): the first takes are long, the last ones a 64th of the run, so a
+// thread that finishes first waits for at most the rest of a small piece, in about as many
+// calls as 16 fixed chunks made. 16 chunks rather than 4 gave decode +3% in the VM's fast
+// minutes; these guided takes another +0.5-1% (bench/cpu/NOTES.md, rounds 2 and 11).
+constexpr int kMaxChunksPerThread = 128;
 constexpr uint64_t kMaxChunks = 0xFFFF;  // a cursor's 16-bit fields
+std::atomic<int> g_chunks_per_thread{64}, g_take_divisor{4};  // set_chunking
 
 // A spin step. Past the first ~1000 steps (tens of microseconds: longer than any gap between
 // a step's ops on an idle machine) every 64th step yields the core, so that on a machine with
@@ -42,7 +47,7 @@ inline bool prefetch_step(const char*& at, size_t& left) {
 }
 
 // parallel_for's split of [0, n) (n > 0): nt threads take part (nt <= 1: no split), in
-// num_chunks chunks of span elements (whole grains), 16 per thread. Thread t owns a contiguous
+// num_chunks chunks of span elements (whole grains), 64 per thread. Thread t owns a contiguous
 // run of them and works through it in order, then takes what is left of the others' runs,
 // from their back: one sequential weight stream per core, as a decode matmul wants
 // (interleaving chunks of the two threads, as one shared counter did, cost 8-10% of decode;
@@ -58,7 +63,8 @@ Split split_loop(int threads, int64_t n, int64_t grain) {
   const int64_t num_grains = (n + grain - 1) / grain;
   sp.nt = static_cast<int>(std::min<int64_t>(threads, num_grains));
   if (sp.nt <= 1) return sp;
-  const int64_t chunks = std::min<int64_t>(num_grains, int64_t{sp.nt} * kChunksPerThread);
+  const int64_t chunks = std::min<int64_t>(
+      num_grains, int64_t{sp.nt} * g_chunks_per_thread.load(std::memory_order_relaxed));
   sp.span = (num_grains + chunks - 1) / chunks * grain;
   sp.num_chunks = (n + sp.span - 1) / sp.span;
   return sp;
@@ -71,7 +77,7 @@ inline uint64_t cursor(uint32_t epoch, uint64_t end, uint64_t next) {
 
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  STRATA_CHECK_MSG(static_cast<uint64_t>(num_threads) * kChunksPerThread <= kMaxChunks,
+  STRATA_CHECK_MSG(static_cast<uint64_t>(num_threads) * kMaxChunksPerThread <= kMaxChunks,
                    "ThreadPool: too many threads");
   num_threads_ = num_threads;
   cursors_ = std::make_unique<Cursor[]>(static_cast<size_t>(num_threads_));
@@ -88,7 +94,12 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-bool ThreadPool::take(int owner, bool front, uint32_t epoch, int64_t& chunk) {
+void ThreadPool::set_chunking(int chunks_per_thread, int take_divisor) {
+  g_chunks_per_thread.store(std::clamp(chunks_per_thread, 1, kMaxChunksPerThread));
+  g_take_divisor.store(std::max(0, take_divisor));
+}
+
+bool ThreadPool::take(int owner, bool front, uint32_t epoch, int64_t& first, int64_t& count) {
   std::atomic<uint64_t>& range = cursors_[owner].range;
   const int64_t nt = job_.nt;
   uint64_t r = range.load(std::memory_order_relaxed);
@@ -102,9 +113,12 @@ bool ThreadPool::take(int owner, bool front, uint32_t epoch, int64_t& chunk) {
       next = r & 0xFFFF;
     }
     if (next >= end) return false;
-    const uint64_t taken = front ? cursor(epoch, end, next + 1) : cursor(epoch, end - 1, next);
+    const uint64_t k =
+        job_.take_divisor > 0 ? std::max<uint64_t>(1, (end - next) / job_.take_divisor) : 1;
+    const uint64_t taken = front ? cursor(epoch, end, next + k) : cursor(epoch, end - k, next);
     if (range.compare_exchange_weak(r, taken, std::memory_order_relaxed)) {
-      chunk = static_cast<int64_t>(front ? next : end - 1);
+      first = static_cast<int64_t>(front ? next : end - k);
+      count = static_cast<int64_t>(k);
       return true;
     }
   }
@@ -121,9 +135,9 @@ void ThreadPool::run_job(int t, uint32_t epoch) {
   // Its own run first (from the front), then the others' (from the back).
   for (int k = 0; k < nt; ++k) {
     const int owner = (t + k) % nt;
-    int64_t i = 0;
-    while (take(owner, k == 0, epoch, i))
-      job_.call(job_.fn, t, i * span, std::min(n, (i + 1) * span));
+    int64_t i = 0, c = 0;
+    while (take(owner, k == 0, epoch, i, c))
+      job_.call(job_.fn, t, i * span, std::min(n, (i + c) * span));
   }
 }
 
@@ -196,6 +210,7 @@ void ThreadPool::dispatch(int64_t n, int64_t grain, Call call, const void* fn,
   job_.num_chunks = num_chunks;
   job_.nt = nt;
   job_.then = then;
+  job_.take_divisor = static_cast<uint32_t>(g_take_divisor.load(std::memory_order_relaxed));
   pending_.left.store(num_threads_ - 1, std::memory_order_relaxed);
   const uint64_t gen = job_.gen.load(std::memory_order_relaxed) + 1;
   job_.gen.store(gen, std::memory_order_seq_cst);  // publishes the job (and pending_)
