@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
     if (i + 1 >= argc) break;
     if (a == "--recipe") recipe_name = argv[i + 1];
     else if (a == "--threads") threads = std::atoi(argv[i + 1]);
-    else if (a == "--prompt") prompt_len = std::atoi(argv[i + 1]);
+    else if (a == "--prompt") prompt_len = std::max(1, std::atoi(argv[i + 1]));
     else if (a == "--decode") decode_len = std::atoi(argv[i + 1]);
     else if (a == "--model") model_path = argv[i + 1];
     else if (a == "--long-keys")
@@ -202,7 +202,7 @@ int main(int argc, char** argv) {
   prof.print("prefill ops", st.prefill_seconds + st.decode_seconds);
   // decode: a short prompt, then decode_len tokens
   opts.max_tokens = decode_len;
-  std::vector<int32_t> short_prompt(prompt.begin(), prompt.begin() + 8);
+  std::vector<int32_t> short_prompt(prompt.begin(), prompt.begin() + std::min(8, prompt_len));
   bool first = true;  // the first token comes from the prompt's forward: time only what follows
   r = gen.generate(short_prompt, opts, [&](const engine::SampleResult&) {
     if (first) prof.times.clear();
