@@ -140,6 +140,18 @@ TEST(ThreadPool, TakesShrinkTowardTheEndOfARun) {
   for (size_t i = 0; i < own.size(); ++i) EXPECT_EQ(own[i], expected[i] * chunk) << i;
 }
 
+TEST(ThreadPool, ManyThreadsShareTheCursorsFields) {
+  // 1100 threads x 64 chunks would overflow a cursor's 16-bit fields: such a pool takes fewer
+  // chunks a thread, and still covers a range exactly once.
+  ThreadPool pool(1100);
+  const int64_t n = 200000;
+  std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+  pool.parallel_for(n, 1, [&](int, int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+  });
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << i;
+}
+
 TEST(ThreadPool, ASlowThreadLeavesItsWorkToTheOthers) {
   // One range stalls; the others' threads take the rest of the chunks meanwhile.
   ThreadPool pool(2);

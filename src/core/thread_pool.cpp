@@ -64,7 +64,9 @@ Split split_loop(int threads, int64_t n, int64_t grain) {
   sp.nt = static_cast<int>(std::min<int64_t>(threads, num_grains));
   if (sp.nt <= 1) return sp;
   const int64_t chunks = std::min<int64_t>(
-      num_grains, int64_t{sp.nt} * g_chunks_per_thread.load(std::memory_order_relaxed));
+      num_grains,
+      int64_t{sp.nt} * std::min<int64_t>(g_chunks_per_thread.load(std::memory_order_relaxed),
+                                         static_cast<int64_t>(kMaxChunks) / sp.nt));
   sp.span = (num_grains + chunks - 1) / chunks * grain;
   sp.num_chunks = (n + sp.span - 1) / sp.span;
   return sp;
@@ -77,7 +79,8 @@ inline uint64_t cursor(uint32_t epoch, uint64_t end, uint64_t next) {
 
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  STRATA_CHECK_MSG(static_cast<uint64_t>(num_threads) * kMaxChunksPerThread <= kMaxChunks,
+  // (a machine with more than kMaxChunks / 64 threads gets fewer chunks a thread: split_loop)
+  STRATA_CHECK_MSG(static_cast<uint64_t>(num_threads) <= kMaxChunks,
                    "ThreadPool: too many threads");
   num_threads_ = num_threads;
   cursors_ = std::make_unique<Cursor[]>(static_cast<size_t>(num_threads_));
