@@ -78,8 +78,8 @@ int main(int argc, char** argv) {
       backend::cpu::set_one_token_packed(v != 0);
     } else if (knob == "--attruns") {  // 0: decode attention's units through one shared counter
       backend::cpu::set_decode_attention_runs(v != 0);
-    } else if (knob ==
-               "--pool") {  // C * 100 + D: C chunks a thread, a take claims 1/D of what is left
+    } else if (knob == "--pool") {
+      // C * 100 + D: C chunks a thread, a take claims 1/D of what is left of a run
       ThreadPool::set_chunking(static_cast<int>(v / 100), static_cast<int>(v % 100));
     } else if (knob == "--waitpf") {
       backend::cpu::set_wait_prefetch(v);

@@ -79,7 +79,7 @@ inline uint64_t cursor(uint32_t epoch, uint64_t end, uint64_t next) {
 
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  // (a machine with more than kMaxChunks / 64 threads gets fewer chunks a thread: split_loop)
+  // (a pool of more than kMaxChunks / 64 threads takes fewer chunks a thread: split_loop)
   STRATA_CHECK_MSG(static_cast<uint64_t>(num_threads) <= kMaxChunks,
                    "ThreadPool: too many threads");
   num_threads_ = num_threads;
