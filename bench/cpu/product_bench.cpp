@@ -73,6 +73,43 @@ struct Step {
   double bytes;
 };
 
+// Seconds of passes a and b over the rounds whose probe read at least --min-probe, and how
+// many of each.
+struct AbTotals {
+  double a = 0, b = 0;
+  int n = 0;
+};
+
+// a.rounds rounds of 8 reps, each rep pass_a() then pass_b() (each returns its seconds), the
+// bandwidth probed before each round and printed; after_round(sa, sb) reports a round (its
+// 8 reps' seconds of each pass).
+template <class A, class B, class R>
+AbTotals alternate(const Args& a, ThreadPool& pool, A&& pass_a, B&& pass_b, R&& after_round) {
+  backend::cpu::BandwidthProbe probe(pool, size_t{512} << 20);
+  AbTotals t;
+  for (int round = 0; round < a.rounds; ++round) {
+    const double bw = probe.measure(10);
+    std::printf("round %2d probe %5.1f GB/s%s\n", round, bw, bw < a.min_probe ? " (left out)" : "");
+    double sa = 0, sb = 0;
+    for (int rep = 0; rep < 8; ++rep) {
+      sa += pass_a();
+      sb += pass_b();
+    }
+    after_round(sa, sb);
+    if (bw < a.min_probe) continue;
+    t.a += sa, t.b += sb, t.n += 8;
+  }
+  return t;
+}
+
+// f() timed, in seconds.
+template <class F>
+double timed(F&& f) {
+  const double t0 = now_s();
+  f();
+  return now_s() - t0;
+}
+
 int run_gaps(const Args& a, const std::vector<Step>& steps, backend::CpuBackend& be) {
   std::vector<float> x(1 << 15, 0.5f), y0(1 << 18), y1(1 << 15),
       y2(1 << 15);  // any layer of the supported shapes
@@ -194,25 +231,10 @@ int run_spmd(const Args& a, const std::vector<Step>& steps, backend::CpuBackend&
   }
   double bytes = 0;
   for (const Step& s : steps) bytes += s.bytes;
-  backend::cpu::BandwidthProbe probe(pool, size_t{512} << 20);
-  double t_jobs = 0, t_spmd = 0;
-  int n = 0;
-  for (int round = 0; round < a.rounds; ++round) {
-    const double bw = probe.measure(10);
-    std::printf("round %2d probe %5.1f GB/s%s\n", round, bw, bw < a.min_probe ? " (left out)" : "");
-    for (int rep = 0; rep < 8; ++rep) {
-      double t0 = now_s();
-      jobs_pass();
-      const double tj = now_s() - t0;
-      t0 = now_s();
-      spmd_pass();
-      const double ts = now_s() - t0;
-      if (bw < a.min_probe) continue;
-      t_jobs += tj;
-      t_spmd += ts;
-      ++n;
-    }
-  }
+  const AbTotals t = alternate(
+      a, pool, [&] { return timed(jobs_pass); }, [&] { return timed(spmd_pass); }, [](double, double) {});
+  const double t_jobs = t.a, t_spmd = t.b;
+  const int n = t.n;
   if (n > 0)
     std::printf(
         "a job per product: %.1f GB/s (%.3f ms a step) | one region, a barrier per product: %.1f "
@@ -395,27 +417,12 @@ int run_tp(const Args& a, const std::vector<Step>& steps, backend::CpuBackend& b
   double bytes = 0;
   for (const Step& s : steps) bytes += s.bytes;
   const double layer_bytes = bytes - steps.back().bytes;
-  backend::cpu::BandwidthProbe probe(pool, size_t{512} << 20);
-  double t_jobs = 0, t_tp = 0;
-  int n = 0;
-  for (int round = 0; round < a.rounds; ++round) {
-    const double bw = probe.measure(10);
-    std::printf("round %2d probe %5.1f GB/s%s\n", round, bw, bw < a.min_probe ? " (left out)" : "");
-    double rj = 0, rt = 0;
-    for (int rep = 0; rep < 8; ++rep) {
-      double t0 = now_s();
-      jobs_pass();
-      const double tj = now_s() - t0;
-      t0 = now_s();
-      tp_pass();
-      const double tt = now_s() - t0;
-      free_pass();
-      rj += tj, rt += tt;
-      if (bw < a.min_probe) continue;
-      t_jobs += tj;
-      t_tp += tt;
-      ++n;
-    }
+  const auto tp_then_free = [&] {
+    const double tt = timed(tp_pass);
+    free_pass();  // (untimed here: it keeps its own time)
+    return tt;
+  };
+  const AbTotals t = alternate(a, pool, [&] { return timed(jobs_pass); }, tp_then_free, [&](double rj, double rt) {
     std::printf(
         "  this round: a job per product %.1f GB/s, two jobs a layer %.1f GB/s; a step's jobs "
         "%.3f ms, their parts end at (attention) %.3f / %.3f, (ffn) %.3f / %.3f ms\n",
@@ -426,7 +433,9 @@ int run_tp(const Args& a, const std::vector<Step>& steps, backend::CpuBackend& b
     part_end = {};
     job_total = 0;
     free_s = 0;
-  }
+  });
+  const double t_jobs = t.a, t_tp = t.b;
+  const int n = t.n;
   if (n > 0)
     std::printf(
         "a job per product: %.1f GB/s (%.3f ms a step) | two jobs a layer (tensor-parallel "
@@ -457,29 +466,21 @@ int run_anon(const Args& a, const std::vector<Step>& steps, backend::CpuBackend&
   std::vector<float> x(1 << 15, 0.5f), y0(1 << 18), y1(1 << 15), y2(1 << 15);
   float* const ys[3] = {y0.data(), y1.data(), y2.data()};
   const auto pass = [&](const std::vector<Step>& ss) {
-    const double t0 = now_s();
-    for (const Step& s : ss)
-      be.matmul_multi(s.ws, x.data(), 1, std::span<float* const>(ys, s.ws.size()));
-    return now_s() - t0;
+    return timed([&] {
+      for (const Step& s : ss)
+        be.matmul_multi(s.ws, x.data(), 1, std::span<float* const>(ys, s.ws.size()));
+    });
   };
   double bytes = 0;
   for (const Step& s : steps) bytes += s.bytes;
-  backend::cpu::BandwidthProbe probe(be.pool(), size_t{512} << 20);
-  double t_file = 0, t_anon = 0;
-  int n = 0;
-  for (int round = 0; round < a.rounds; ++round) {
-    const double bw = probe.measure(10);
-    double rf = 0, ra = 0;
-    for (int rep = 0; rep < 8; ++rep) {
-      rf += pass(steps);
-      ra += pass(copies);
-    }
-    std::printf(
-        "round %2d probe %5.1f GB/s%s: file's mapping %.1f GB/s, anonymous copy %.1f GB/s\n", round,
-        bw, bw < a.min_probe ? " (left out)" : "", bytes / (rf / 8) / 1e9, bytes / (ra / 8) / 1e9);
-    if (bw < a.min_probe) continue;
-    t_file += rf, t_anon += ra, n += 8;
-  }
+  const AbTotals t = alternate(
+      a, be.pool(), [&] { return pass(steps); }, [&] { return pass(copies); },
+      [&](double rf, double ra) {
+        std::printf("  file's mapping %.1f GB/s, anonymous copy %.1f GB/s\n", bytes / (rf / 8) / 1e9,
+                    bytes / (ra / 8) / 1e9);
+      });
+  const double t_file = t.a, t_anon = t.b;
+  const int n = t.n;
   if (n > 0)
     std::printf("file's mapping %.1f GB/s | anonymous copy %.1f GB/s; %d steps each\n",
                 bytes / (t_file / n) / 1e9, bytes / (t_anon / n) / 1e9, n);
