@@ -39,6 +39,20 @@ std::vector<std::string> all_testdata_ggufs() {
   return out;
 }
 
+// Writes `path`: one F32 tensor, blk.0.ffn_up.weight, of data->size() random bytes (seed).
+void write_large_file(const std::string& path, uint64_t seed, std::vector<uint8_t>* data) {
+  Writer w;
+  w.set("general.architecture", Value::string("llama"));
+  Rng rng(seed);
+  for (size_t i = 0; i + 8 <= data->size(); i += 8) {
+    const uint64_t v = rng.next_u64();
+    std::memcpy(data->data() + i, &v, 8);
+  }
+  w.add_tensor("blk.0.ffn_up.weight", DType::kF32, {1024, static_cast<int64_t>(data->size() / 4096)},
+               *data);
+  ASSERT_TRUE(w.write_file(path).is_ok());
+}
+
 Writer small_model_writer() {
   Writer w;
   w.set("general.architecture", Value::string("llama"));
@@ -117,14 +131,8 @@ TEST(Gguf, WriteFileIsAtomicAndReadable) {
 // system gives none; either way every open reads the bytes written.
 TEST(Gguf, LargeFileReadsTheSameWhetherItsCacheIsReReadOrNot) {
   const std::string path = testing::TempDir() + "/strata_gguf_large_test.gguf";
-  Writer w;
-  w.set("general.architecture", Value::string("llama"));
   std::vector<uint8_t> data(size_t{24} << 20);
-  Rng rng(7);
-  for (auto& b : data) b = static_cast<uint8_t>(rng.below(256));
-  w.add_tensor("blk.0.ffn_up.weight", DType::kF32, {1024, static_cast<int64_t>(data.size() / 4096)},
-               data);
-  ASSERT_TRUE(w.write_file(path).is_ok());
+  ASSERT_NO_FATAL_FAILURE(write_large_file(path, 7, &data));
   for (int open = 0; open < 2; ++open) {
     auto f = File::open(path);
     ASSERT_TRUE(f.is_ok()) << f.status().to_string();
@@ -142,17 +150,8 @@ TEST(Gguf, LargeFileReadsTheSameWhetherItsCacheIsReReadOrNot) {
 // Whatever the cache held before: just written, dropped, or read back in small pieces.
 TEST(Gguf, OpenMapsEveryWholePieceOfALargeFileFromHugeFoliosOrNone) {
   const std::string path = testing::TempDir() + "/strata_gguf_folio_test.gguf";
-  Writer w;
-  w.set("general.architecture", Value::string("llama"));
   std::vector<uint8_t> data(size_t{128} << 20);
-  Rng rng(9);
-  for (size_t i = 0; i < data.size(); i += 8) {
-    const uint64_t v = rng.next_u64();
-    std::memcpy(data.data() + i, &v, 8);
-  }
-  w.add_tensor("blk.0.ffn_up.weight", DType::kF32, {1024, static_cast<int64_t>(data.size() / 4096)},
-               data);
-  ASSERT_TRUE(w.write_file(path).is_ok());
+  ASSERT_NO_FATAL_FAILURE(write_large_file(path, 9, &data));
   const auto size = static_cast<int64_t>(fs::file_size(path));
   for (int open = 0; open < 3; ++open) {
     if (open == 1) {  // the cache dropped and read back in 64 KB reads, as a plain copy reads it
