@@ -41,8 +41,9 @@ struct RopeTable {
 };
 
 // One layer's K and V in the device tier: blocks of `block_tokens` tokens, each block
-// [block_tokens, num_kv_heads, head_dim] of `type`, consecutive blocks `block_stride_bytes`
-// apart from `k` (and from `v`).
+// [num_kv_heads, block_tokens, head_dim] of `type` (heads major: one head's rows of a block
+// are one contiguous run, which a decode step's per-head reads stream through; kv/layout.h),
+// consecutive blocks `block_stride_bytes` apart from `k` (and from `v`).
 struct PagedKv {
   void* k = nullptr;
   void* v = nullptr;
@@ -52,6 +53,21 @@ struct PagedKv {
   int head_dim = 0;
   size_t block_stride_bytes = 0;
 };
+
+#if defined(__CUDACC__)
+#define STRATA_HOST_DEVICE __host__ __device__
+#else
+#define STRATA_HOST_DEVICE
+#endif
+// Bytes from a block's start to KV head `head`'s row of the token `off` places into the block
+// (row_bytes: one row of head_dim values of kv.type). Every reader and writer of K/V rows goes
+// through here.
+STRATA_HOST_DEVICE inline size_t kv_row_offset(const PagedKv& kv, int64_t off, int head,
+                                               size_t row_bytes) {
+  return (static_cast<size_t>(head) * static_cast<size_t>(kv.block_tokens) +
+          static_cast<size_t>(off)) *
+         row_bytes;
+}
 
 // One sequence of a batched attention call. Its queries are rows [q_begin, q_begin+q_count)
 // of q; its keys are positions [0, kv_len) read through block_table (kv_len tokens, so

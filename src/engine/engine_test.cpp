@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "backend/backend.h"
 #include "engine/engine_test_util.h"
 #include "kv/kv_test_util.h"
 
@@ -420,6 +421,38 @@ TEST_F(EngineTest, Int8LowerTiersEffectOnOutputIsSmall) {
   // the next-token log-probabilities is the expected scale; 0.1 would mean a real distortion.
   EXPECT_LT(worst_logprob_diff, 0.1);
   EXPECT_GE(same_tokens, total_tokens / 2);
+}
+
+// The KV cache's block strides (which its tiers and codecs go by) and the backends' row
+// offsets (which every kernel goes by) describe one layout: heads major.
+TEST(KvLayoutTest, CacheStridesAgreeWithTheKernelsRowOffsets) {
+  for (DType dt : {DType::kF16, DType::kQ8_0, DType::kF32}) {
+    for (int bt : {16, 64}) {
+      kv::KvLayout lay;
+      lay.num_layers = 2;
+      lay.num_kv_heads = 3;
+      lay.head_dim = 64;
+      lay.dtype = dt;
+      lay.block_tokens = bt;
+      const kv::BlockStrides st = kv::block_strides(lay);
+      backend::PagedKv p;
+      p.type = dt;
+      p.block_tokens = bt;
+      p.num_kv_heads = lay.num_kv_heads;
+      p.head_dim = lay.head_dim;
+      const size_t rb = row_bytes(dt, lay.head_dim);
+      EXPECT_EQ(st.token_stride_bytes, rb);
+      for (int h = 0; h < lay.num_kv_heads; ++h) {
+        for (int t = 0; t < bt; ++t) {
+          ASSERT_EQ(backend::kv_row_offset(p, t, h, rb),
+                    t * st.token_stride_bytes + h * st.head_stride_bytes);
+          ASSERT_LT(backend::kv_row_offset(p, t, h, rb) + rb, lay.layer_bytes() + 1);
+        }
+      }
+      // a head's rows of a block: one contiguous run
+      EXPECT_EQ(backend::kv_row_offset(p, bt - 1, 0, rb) + rb, backend::kv_row_offset(p, 0, 1, rb));
+    }
+  }
 }
 
 }  // namespace

@@ -15,7 +15,7 @@
 namespace strata::engine {
 
 // Device-tier K/V for a model without the cache: per attention layer, blocks of
-// [block_tokens, num_kv_heads, head_dim] of `dtype`. Hybrid models also get recurrent-state
+// [num_kv_heads, block_tokens, head_dim] of `dtype`. Hybrid models also get recurrent-state
 // blobs: two, which consecutive blocks alternate (a block reads its predecessor's state and
 // writes its own, as with the cache), or one (state_slots = 1: updated in place, never
 // copied; the baseline that measures what per-block snapshots cost).

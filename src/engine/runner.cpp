@@ -17,6 +17,9 @@ Runner::Runner(model::Model& model, kv::KvCache& kv, int max_tokens, int max_seq
     p.block_tokens = lay.block_tokens;
     p.num_kv_heads = lay.num_kv_heads;
     p.head_dim = lay.head_dim;
+    // The cache's strides and the kernels' row offsets are one layout.
+    STRATA_CHECK(backend::kv_row_offset(p, 1, 1, st.token_stride_bytes) ==
+                 st.token_stride_bytes + st.head_stride_bytes);
     layers_.layers.push_back(p);
   }
   if (lay.state_bytes > 0) {  // hybrid models: the recurrent state rides in every block

@@ -69,7 +69,7 @@ size_t encoded_block_bytes(const KvLayout& layout, BlockCodec codec) {
   return num_rows(layout) * (sizeof(float) + static_cast<size_t>(layout.head_dim)) + state;
 }
 
-// The rows of a block lie back to back: layer-major, K then V, token, head (layout.h), so
+// The rows of a block lie back to back: layer-major, K then V, head, token (layout.h), so
 // row r starts at r * row_bytes for both the device form and the int8 form.
 void encode_block(const KvLayout& layout, BlockCodec codec, const uint8_t* block, uint8_t* out) {
   STRATA_CHECK(codec_supports(codec, layout));

@@ -110,7 +110,7 @@ class KvCache {
 
   const KvLayout& layout() const { return opt_.layout; }
   // Device-tier addresses (layout.h, BlockStrides): K of `layer` in block b is
-  // [block_tokens, num_kv_heads, head_dim] of layout.dtype at k_ptr(b, layer).
+  // [num_kv_heads, block_tokens, head_dim] of layout.dtype at k_ptr(b, layer).
   BlockStrides strides() const { return block_strides(opt_.layout); }
   uint8_t* device_base() { return device_->base(); }
   uint8_t* k_ptr(BlockId b, int32_t layer);

@@ -44,8 +44,9 @@ BlockStrides block_strides(const KvLayout& layout) {
   s.block_stride_bytes = layout.block_bytes();
   s.layer_stride_bytes = 2 * layout.layer_bytes();
   s.v_offset_bytes = layout.layer_bytes();
-  s.token_stride_bytes = layout.token_bytes();
-  s.head_stride_bytes = row_bytes(layout.dtype, layout.head_dim);
+  // heads major (backend::kv_row_offset): a head's rows of a block are one contiguous run
+  s.token_stride_bytes = row_bytes(layout.dtype, layout.head_dim);
+  s.head_stride_bytes = s.token_stride_bytes * static_cast<size_t>(layout.block_tokens);
   s.state_offset_bytes = layout.state_offset();
   return s;
 }
@@ -66,7 +67,9 @@ Fingerprint make_fingerprint(std::string_view weights_id, std::string_view token
                              const KvLayout& layout) {
   XXH3_state_t* st = XXH3_createState();
   XXH3_128bits_reset(st);
-  update_str(st, "strata-kv-fingerprint-v1");
+  // v2: blocks hold [num_kv_heads, block_tokens, head_dim] (v1: tokens major); a cache written
+  // in the old order is another layout and is never restored into this one.
+  update_str(st, "strata-kv-fingerprint-v2");
   update_str(st, weights_id);
   update_str(st, tokenizer_id);
   // Field by field, so struct padding never enters the hash.

@@ -42,7 +42,7 @@ struct KvLayout {
 
   // Bytes of K (or V) of one token in one layer: [num_kv_heads, head_dim] of dtype.
   size_t token_bytes() const { return row_bytes(dtype, int64_t{num_kv_heads} * head_dim); }
-  // Bytes of K (or V) of one block in one layer: [block_tokens, num_kv_heads, head_dim].
+  // Bytes of K (or V) of one block in one layer: [num_kv_heads, block_tokens, head_dim].
   size_t layer_bytes() const { return token_bytes() * static_cast<size_t>(block_tokens); }
   // Bytes of all K and V of one block: num_layers x (K, V) x layer_bytes.
   size_t kv_bytes() const { return layer_bytes() * 2 * static_cast<size_t>(num_layers); }
@@ -59,17 +59,19 @@ struct KvLayout {
 };
 
 // Where things are inside one block of a RAM tier (all offsets from the block's start):
-//   layer l, K: [block_tokens, num_kv_heads, head_dim] dtype at  l * layer_stride_bytes
+//   layer l, K: [num_kv_heads, block_tokens, head_dim] dtype at  l * layer_stride_bytes
 //   layer l, V: same shape                                at  l * layer_stride_bytes +
 //   v_offset_bytes state blob: [state_bytes] u8                          at  state_offset_bytes
 // Token t of head h of K in layer l: + t * token_stride_bytes + h * head_stride_bytes
-// (for Q8_0, head_stride is head_dim/32 blocks of 34 bytes).
+// (a row: head_dim values; for Q8_0, head_dim/32 blocks of 34 bytes). Heads major: a head's
+// rows of a block are one contiguous run, which decode attention streams through
+// (backend::kv_row_offset, the one formula the kernels use).
 struct BlockStrides {
   size_t block_stride_bytes;  // from block b to block b + 1 in a pool
   size_t layer_stride_bytes;  // from layer l to l + 1 (K and V of one layer)
   size_t v_offset_bytes;      // V after K inside one layer
-  size_t token_stride_bytes;  // from token t to t + 1 inside K or V
-  size_t head_stride_bytes;   // from kv head h to h + 1 inside one token
+  size_t token_stride_bytes;  // from token t to t + 1 inside one head's rows (a row)
+  size_t head_stride_bytes;   // from kv head h to h + 1 (block_tokens rows)
   size_t state_offset_bytes;  // the state blob
 };
 BlockStrides block_strides(const KvLayout& layout);

@@ -88,7 +88,8 @@ void run_item(const Item& it, const float* q, int num_heads, const PagedKv& kv,
     const uint8_t* kb = static_cast<const uint8_t*>(kv.k) + static_cast<size_t>(block) * kv.block_stride_bytes;
     const uint8_t* vb = static_cast<const uint8_t*>(kv.v) + static_cast<size_t>(block) * kv.block_stride_bytes;
     for (int j = 0; j < nj; ++j) {
-      const size_t at = (static_cast<size_t>(j) * kv.num_kv_heads + it.kv_head) * rb;
+      const size_t at =
+          kv_row_offset(kv, j, it.kv_head, rb);  // (the blocks heads major since round 12)
       kv_decode_row_fast(kv.type, kb + at, sc.kt.data() + j * hd, hd);
       kv_decode_row_fast(kv.type, vb + at, sc.vt.data() + j * hd, hd);
     }

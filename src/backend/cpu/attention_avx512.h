@@ -42,10 +42,11 @@ void decode_scores_f16_avx512(int rows, const float* qs, int hd, const uint8_t* 
 void decode_pv_f16_avx512(int rows, const float* p, int p_stride, const uint8_t* v,
                           size_t key_stride, int nj, int hd, const float* corr, float* acc);
 
-// The long decode path's block (group G = 1, 2, 4 or 8 query heads a KV head, all kvh heads):
-// p[(h G + g) p_stride + j] = qs[(h G + g) hd ...] . K_j,h, key by key (each key's rows of all
-// heads together), V requested for the pass after; then
-// acc[(h G + g) acc_stride + d] += sum_j p[...][j] V_j,h[d] (V in cache by then).
+// The long decode path's block (group G = 1, 2, 4 or 8 query heads a KV head, kvh heads whose
+// rows of a key sit row_bytes apart; the path calls them for one head, its rows of a block
+// one run): p[(h G + g) p_stride + j] = qs[(h G + g) hd ...] . K_j,h, key by key, V requested
+// for the pass after; then acc[(h G + g) acc_stride + d] += sum_j p[...][j] V_j,h[d] (V in
+// cache by then).
 void long_scores_f16_avx512(int group, int kvh, const float* qs, int hd, const uint8_t* k,
                             const uint8_t* v, size_t key_stride, size_t row_bytes, int nj, float* p,
                             int p_stride);

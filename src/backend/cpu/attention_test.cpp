@@ -64,9 +64,9 @@ struct SeqSpec {
 const std::vector<SeqSpec> kMixedSpecs = {{37, 37}, {50, 13}, {21, 1}, {3, 2}, {64, 1}};
 
 void check_attention(DType type, int ratio, int head_dim, int block_tokens, uint64_t seed,
-                     const std::vector<SeqSpec>& specs = kMixedSpecs) {
+                     const std::vector<SeqSpec>& specs = kMixedSpecs, int kvh = 2) {
   Rng rng(seed);
-  const int kvh = 2, heads = kvh * ratio;
+  const int heads = kvh * ratio;
   int total_blocks = 0;
   for (const SeqSpec& s : specs) total_blocks += static_cast<int>((s.kv_len + block_tokens - 1) / block_tokens);
   total_blocks += 3;  // unused blocks in the pool
@@ -185,6 +185,15 @@ TEST(CpuAttention, LongDecodeMatchesNaiveSoftmax) {
     check_attention(DType::kF16, 2, 64, 64, ++seed, decode);
     check_attention(DType::kQ8_0, 4, 64, 16, ++seed, decode);
     check_attention(DType::kF16, 2, 64, 16, ++seed, {{90, 1}});  // one short sequence: two items
+    // 8 KV heads of groups <= 4: per-head items at every context (each head's rows of a block
+    // one run); and the same through the chunks (set_long_decode_max_heads)
+    const std::vector<SeqSpec> eight = {{1500, 1}, {200, 1}, {4100, 1}, {64, 1}};
+    for (int max_heads : {8, 1 << 20}) {
+      set_long_decode_max_heads(max_heads);
+      check_attention(DType::kF16, 2, 128, 64, ++seed, eight, 8);
+      check_attention(DType::kQ8_0, 4, 64, 16, ++seed, eight, 8);
+    }
+    set_long_decode_max_heads(8);
   }
   set_avx512_kernels(saved);
 }

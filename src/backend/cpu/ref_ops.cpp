@@ -136,8 +136,8 @@ void kv_store(const PagedKv& kv, const float* k, const float* v, int64_t n, cons
   for (int64_t t = 0; t < n; ++t) {
     const int32_t block = slots[t] / kv.block_tokens, off = slots[t] % kv.block_tokens;
     for (int h = 0; h < kv.num_kv_heads; ++h) {
-      const size_t at = static_cast<size_t>(block) * kv.block_stride_bytes +
-                        (static_cast<size_t>(off) * kv.num_kv_heads + h) * rb;
+      const size_t at =
+          static_cast<size_t>(block) * kv.block_stride_bytes + kv_row_offset(kv, off, h, rb);
       const int64_t src = (t * kv.num_kv_heads + h) * kv.head_dim;
       kv_encode_row(kv.type, k + src, static_cast<uint8_t*>(kv.k) + at, kv.head_dim);
       kv_encode_row(kv.type, v + src, static_cast<uint8_t*>(kv.v) + at, kv.head_dim);

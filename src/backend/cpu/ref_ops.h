@@ -50,7 +50,7 @@ inline const uint8_t* kv_row(const void* base, const PagedKv& kv, const int32_t*
   const int64_t block = block_table[pos / kv.block_tokens];
   const int64_t off = pos % kv.block_tokens;
   return static_cast<const uint8_t*>(base) + static_cast<size_t>(block) * kv.block_stride_bytes +
-         (static_cast<size_t>(off) * kv.num_kv_heads + head) * row_bytes;
+         kv_row_offset(kv, off, head, row_bytes);
 }
 
 }  // namespace strata::backend::cpu::ref

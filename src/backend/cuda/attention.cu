@@ -127,7 +127,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
       if (key < k1) {
         const size_t base =
             static_cast<size_t>(table[key / kv.block_tokens]) * kv.block_stride_bytes +
-            (static_cast<size_t>(key % kv.block_tokens) * kv.num_kv_heads + kvh) * row_bytes;
+            kv_row_offset(kv, key % kv.block_tokens, kvh, row_bytes);
         const uint8_t* kr = static_cast<const uint8_t*>(kv.k) + base;
         const uint8_t* vr = static_cast<const uint8_t*>(kv.v) + base;
 #pragma unroll

@@ -102,7 +102,7 @@ __device__ __forceinline__ void load_kv_tile(const PagedKv& kv, const int32_t* t
     size_t base = 0;
     if (valid) {
       base = static_cast<size_t>(table[key / kv.block_tokens]) * kv.block_stride_bytes +
-             (static_cast<size_t>(key % kv.block_tokens) * kv.num_kv_heads + kvh) * row_bytes;
+             kv_row_offset(kv, key % kv.block_tokens, kvh, row_bytes);
     }
     if constexpr (T == DType::kF16 || T == DType::kBF16) {
       cp_async16(sk + j * kLd + c * 8, kb + base + c * 16, valid);

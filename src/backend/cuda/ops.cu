@@ -264,7 +264,7 @@ __global__ void kv_store_kernel(PagedKv kv, const float* k, const float* v, cons
   const int64_t block = slot / kv.block_tokens, off = slot % kv.block_tokens;
   uint8_t* dst = static_cast<uint8_t*>(is_v ? kv.v : kv.k) +
                  static_cast<size_t>(block) * kv.block_stride_bytes +
-                 (static_cast<size_t>(off) * kv.num_kv_heads + head) * row_bytes;
+                 kv_row_offset(kv, off, head, row_bytes);
   const int lane = threadIdx.x;
   switch (kv.type) {
     case DType::kF32:
@@ -354,9 +354,8 @@ __global__ void __launch_bounds__(32 * kHeadChainWarps) head_chain_kernel(HeadCh
   // K row r (token r / kv heads, head r % kv heads) and its V row into the slot of the token.
   const PagedKv& kv = a.kv;
   const int head = static_cast<int>(r % kv.num_kv_heads);
-  const size_t off =
-      static_cast<size_t>(slot / kv.block_tokens) * kv.block_stride_bytes +
-      (static_cast<size_t>(slot % kv.block_tokens) * kv.num_kv_heads + head) * a.row_bytes;
+  const size_t off = static_cast<size_t>(slot / kv.block_tokens) * kv.block_stride_bytes +
+                     kv_row_offset(kv, slot % kv.block_tokens, head, a.row_bytes);
   for (int which = 0; which < 2; ++which) {
     uint8_t* dst = static_cast<uint8_t*>(which == 0 ? kv.k : kv.v) + off;
 #pragma unroll
