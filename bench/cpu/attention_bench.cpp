@@ -2,8 +2,7 @@
 // variant 1 (bench/cpu/variants/attention_v1.cpp) against the product's (attention.cpp), at
 // Qwen3-0.6B's shape: 16 query heads, 8 KV heads, head_dim 128, F16 KV in blocks of 64.
 // Cases: prefill of 512 tokens (causal; and its last 512 after 1536), decode of 1 token after
-// 1024, 23 and 16383 (the long decode path's chunks, which Qwen3-0.6B's 8 KV heads would not
-// take by default); also without the long decode path (per-head items), and without the
+// 1024, 23 and 16383; also without the long decode path (per-head items), and without the
 // AVX-512 loops (decode and prefill) as well.
 #include <algorithm>
 #include <cmath>
@@ -64,11 +63,9 @@ int main() {
         double t0 = cpu_s();
         cpu::v1::attention(pool, q.data(), heads, kv, {&seq, 1}, scale, o1.data());
         b1 = std::min(b1, cpu_s() - t0);
-        cpu::set_long_decode_max_heads(1 << 20);  // the long decode path at 8 KV heads too
         t0 = cpu_s();
         cpu::attention(pool, q.data(), heads, kv, {&seq, 1}, scale, o2.data());
         b2 = std::min(b2, cpu_s() - t0);
-        cpu::set_long_decode_max_heads(8);
         cpu::set_long_decode_attention(false);
         t0 = cpu_s();
         cpu::attention(pool, q.data(), heads, kv, {&seq, 1}, scale, o2.data());

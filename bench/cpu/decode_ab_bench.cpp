@@ -86,7 +86,6 @@ int main(int argc, char** argv) {
     } else if (knob == "--long") {
       backend::cpu::set_long_decode_attention(v != 0);
       backend::cpu::set_long_decode_min_keys(v >= 2 ? v : 1024);
-      backend::cpu::set_long_decode_max_heads(v != 0 ? 1 << 20 : 8);  // chunks at any head count
     } else
       backend::cpu::set_decode_prefetch(v);
   };
@@ -127,8 +126,7 @@ int main(int argc, char** argv) {
   backend::cpu::set_q4k_gfni(true);
   backend::cpu::set_decode_attention_avx512(true);
   backend::cpu::set_long_decode_attention(true);
-  backend::cpu::set_long_decode_min_keys(128);
-  backend::cpu::set_long_decode_max_heads(8);
+  backend::cpu::set_long_decode_min_keys(1024);
   for (size_t i = 0; i < settings.size(); ++i) {
     std::vector<double>& t = times[i];
     if (t.empty()) continue;

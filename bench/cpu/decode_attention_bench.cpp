@@ -90,7 +90,6 @@ int main(int argc, char** argv) {
       for (int l = 0; l < layers; ++l) {
         const int m = (l + r) % 2;
         cpu::set_long_decode_min_keys(m == 1 ? 16 : int64_t{1} << 30);
-        cpu::set_long_decode_max_heads(m == 1 ? 1 << 20 : 8);  // chunks: whatever the heads
         if (!cached) evict();
         const SeqAttention s{0, 1, kv_len, table.data()};
         const auto t0 = std::chrono::steady_clock::now();
@@ -107,7 +106,6 @@ int main(int argc, char** argv) {
         static_cast<long long>(kv_len), total[0] / n[0] * 1e6, bytes / (total[0] / n[0]) / 1e9,
         total[1] / n[1] * 1e6, bytes / (total[1] / n[1]) / 1e9);
   }
-  cpu::set_long_decode_min_keys(128);
-  cpu::set_long_decode_max_heads(8);
+  cpu::set_long_decode_min_keys(1024);
   return 0;
 }

@@ -4,8 +4,7 @@
 // prefill against the FMA peak (2 * params FLOPs per token).
 // Usage: cpu_model_bench [--recipe Q8_0|Q4_K_M] [--threads N] [--prompt 512] [--decode 32]
 // [--cpu-time]
-//        [--long-keys N]  (decode attention by key chunks from N keys on, at any KV head count;
-//                          set_long_decode_min_keys, set_long_decode_max_heads)
+//        [--long-keys N]  (decode attention by key chunks from N keys on; set_long_decode_min_keys)
 //        [--model FILE]  (instead of the synthetic model: any model file, e.g. strata synth's)
 #include <algorithm>
 #include <chrono>
@@ -143,10 +142,8 @@ int main(int argc, char** argv) {
     else if (a == "--prompt") prompt_len = std::max(1, std::atoi(argv[i + 1]));
     else if (a == "--decode") decode_len = std::atoi(argv[i + 1]);
     else if (a == "--model") model_path = argv[i + 1];
-    else if (a == "--long-keys") {
+    else if (a == "--long-keys")
       strata::backend::cpu::set_long_decode_min_keys(std::atoll(argv[i + 1]));
-      strata::backend::cpu::set_long_decode_max_heads(1 << 20);  // at any KV head count
-    }
     ++i;
   }
   const std::string path =

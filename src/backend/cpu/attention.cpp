@@ -420,47 +420,39 @@ bool with_kv_loader(DType type, F&& f) {
 }
 
 // ---- Long decode: one query a sequence, many keys (split-K over key chunks) ----
-// run_item_f16_small walks one KV head's rows of a whole sequence on one thread. Here a work
-// unit is one KV head's rows over a chunk of whole KV blocks of one sequence (a head's rows of
-// a block are one contiguous run), V's rows requested while K's are used, and the chunks'
-// partial softmax states are merged at the end: split-K, so that a sequence with few KV heads
-// spreads over the threads. With the blocks heads major the per-head items stream as well
-// and need no merge: at Qwen3-0.6B's 8 KV heads they beat the chunks at every context (two
-// threads, 64 / 1024 / 16384 keys: 10.3 / 118 / 1919 us against 12.6 / 138 / 2041;
-// bench/cpu/NOTES.md, round 12), so sequences with at least g_long_decode_heads KV heads of
-// groups <= 4 keep them. From this kv_len on (one query); below two blocks a sequence would be
-// one chunk.
-std::atomic<int64_t> g_long_decode_keys{128};
-std::atomic<int> g_long_decode_heads{8};
+// run_item_f16_small walks one KV head's rows of a whole sequence on one thread, a block's
+// rows of the head one contiguous run (kv_row_offset). Here a work item is a chunk of whole
+// KV blocks of one sequence for every head: the scores pass reads a block's K as one stream,
+// head after head, while V's rows are requested, and the chunks' partial softmax states are
+// merged at the end. With the blocks heads major the per-head items stream too, and win below
+// ~1024 keys (no merge); from there the chunks' longer streams win (two threads, Qwen3-0.6B's
+// attention: 1024 / 4096 / 16384 keys 130 / 525 / 2070 us as items, 137 / 429 / 1559 as chunks;
+// bench/cpu/NOTES.md, round 12). From this kv_len on (one query).
+std::atomic<int64_t> g_long_decode_keys{1024};
 constexpr int kLongChunkBlocks = 4;        // blocks a chunk, at least
 constexpr int64_t kLongMaxChunks = 8;      // chunks a sequence, at most
 constexpr int64_t kLongMinChunks = 4;  // and at least, where it has as many blocks (short contexts)
 
-// A unit of a long decode: one KV head's rows over a key range (a chunk of whole blocks).
 struct LongChunk {
   int32_t seq;
   int64_t b0, b1;  // blocks [b0, b1) of the sequence
-  size_t state;    // the key range's partial state: [kv heads][group] x (m, l, acc[head_dim])
-                   // at this float (the range's units, one a head, fill their rows of it)
-  int32_t head;    // the unit's KV head: rows head * G .. head * G + G - 1
+  size_t state;    // its partial state: [kv heads][group] x (m, l, acc[head_dim]) at this float
 };
 
-// Partial state of the head's rows over the chunk's keys: m, l, then acc[hd] (not normalised).
+// Partial state of rows (h, r) over the chunk's keys: m, l, then acc[hd] (not normalised).
 template <class L, int G>
 void long_chunk(const LongChunk& c, const float* q, int num_heads, const PagedKv& kv,
                 const SeqAttention& s, float scale, float* state, std::vector<float>& buf) {
-  const int hd = kv.head_dim, bt = kv.block_tokens;
+  const int kvh = kv.num_kv_heads, hd = kv.head_dim, bt = kv.block_tokens;
   const int bt_pad = (bt + 7) & ~7;
   const size_t rb = row_bytes(kv.type, hd);
-  const int rows = G;
+  const int rows = kvh * G;
   buf.resize(static_cast<size_t>(rows) * (hd + bt_pad));
   float* qs = buf.data();                                     // [rows][hd], scaled
   float* P = buf.data() + static_cast<size_t>(rows) * hd;     // [rows][bt_pad]
-  // the sequence's one query row, the head's G query heads
-  const float* q0 = q + (s.q_begin * num_heads + static_cast<int64_t>(c.head) * G) * hd;
-  for (int i = 0; i < rows * hd; ++i) qs[i] = q0[i] * scale;
+  const float* q0 = q + s.q_begin * num_heads * hd;           // the sequence's one query row
+  for (int i = 0; i < rows * hd; ++i) qs[i] = q0[i] * scale;  // row h * G + g = query head
   const size_t st = 2 + static_cast<size_t>(hd);
-  state += static_cast<size_t>(c.head) * G * st;
   // F16 K/V on a CPU with AVX-512: the 512-bit loops (attention_avx512.cpp)
   const bool wide = std::is_same_v<L, LoadF16x8> && avx512_kernels_enabled() &&
                     g_decode_attention_avx512.load(std::memory_order_relaxed);
@@ -469,18 +461,23 @@ void long_chunk(const LongChunk& c, const float* q, int num_heads, const PagedKv
     state[r * st + 1] = 0.0f;
     std::fill_n(state + r * st + 2, hd, 0.0f);
   }
-  // Block by block: the head's K rows of a block are one contiguous run (kv_row_offset), read
-  // for its G rows' scores while its V rows are requested; then those rows' online softmax
-  // and acc += P V (V in cache by then).
+  // Block by block. The heads' K rows of a block lie head after head (kv_row_offset), so the
+  // scores pass, head by head, reads the block's K as one stream while each head's V rows are
+  // requested; the P V pass then reads V head by head (in cache by then).
   for (int64_t b = c.b0; b < c.b1; ++b) {
     const int nj = static_cast<int>(std::min<int64_t>(bt, s.kv_len - b * bt));
     const size_t base = static_cast<size_t>(s.block_table[b]) * kv.block_stride_bytes;
-    const size_t at = base + kv_row_offset(kv, 0, c.head, rb);
-    const uint8_t* kh = static_cast<const uint8_t*>(kv.k) + at;
-    const uint8_t* vh = static_cast<const uint8_t*>(kv.v) + at;
-    if (wide) {
-      long_scores_f16_avx512(G, 1, qs, hd, kh, vh, rb, rb, nj, P, bt_pad);
-    } else {
+    const auto* kb = static_cast<const uint8_t*>(kv.k) + base;
+    const auto* vb = static_cast<const uint8_t*>(kv.v) + base;
+    for (int h = 0; h < kvh; ++h) {
+      const uint8_t* kh = kb + kv_row_offset(kv, 0, h, rb);
+      const uint8_t* vh = vb + kv_row_offset(kv, 0, h, rb);
+      const float* qh = qs + static_cast<size_t>(h) * G * hd;
+      float* ph = P + static_cast<size_t>(h) * G * bt_pad;
+      if (wide) {
+        long_scores_f16_avx512(G, 1, qh, hd, kh, vh, rb, rb, nj, ph, bt_pad);
+        continue;
+      }
       for (int j = 0; j < nj; ++j) {
         const uint8_t* kr = kh + j * rb;
         for (size_t o = 0; o < rb; o += 64)
@@ -490,21 +487,20 @@ void long_chunk(const LongChunk& c, const float* q, int num_heads, const PagedKv
         for (int d = 0; d < hd; d += 16) {
           const __m256 k0 = L::load(kr, d), k1 = L::load(kr, d + 8);
           for (int g = 0; g < G; ++g) {
-            const float* qr = qs + g * hd + d;
+            const float* qr = qh + g * hd + d;
             a[g][0] = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qr), a[g][0]);
             a[g][1] = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qr + 8), a[g][1]);
           }
         }
-        for (int g = 0; g < G; ++g) P[g * bt_pad + j] = simd::hsum(_mm256_add_ps(a[g][0], a[g][1]));
+        for (int g = 0; g < G; ++g)
+          ph[g * bt_pad + j] = simd::hsum(_mm256_add_ps(a[g][0], a[g][1]));
       }
     }
-    // online softmax of the head's rows (every key of the chunk is visible to the sequence's
-    // last query)
-    for (int g = 0; g < G; ++g) {
-      float* p = P + g * bt_pad;
-      float* sr = state + g * st;
+    // online softmax per row (every key of the chunk is visible to the sequence's last query)
+    for (int r = 0; r < rows; ++r) {
+      float* p = P + r * bt_pad;
       for (int j = nj; j < bt_pad; ++j) p[j] = -INFINITY;
-      __m256 mx8 = _mm256_set1_ps(sr[0]);
+      __m256 mx8 = _mm256_set1_ps(state[r * st]);
       for (int j = 0; j < bt_pad; j += 8) mx8 = _mm256_max_ps(mx8, _mm256_loadu_ps(p + j));
       const float mx = simd::hmax(mx8);
       __m256 sum = _mm256_setzero_ps();
@@ -513,39 +509,44 @@ void long_chunk(const LongChunk& c, const float* q, int num_heads, const PagedKv
         _mm256_storeu_ps(p + j, e);
         sum = _mm256_add_ps(sum, e);
       }
-      const float corr = sr[0] == -INFINITY ? 0.0f : std::exp(sr[0] - mx);
-      sr[0] = mx;
-      sr[1] = sr[1] * corr + simd::hsum(sum);
-      float* acc = sr + 2;
+      const float corr = state[r * st] == -INFINITY ? 0.0f : std::exp(state[r * st] - mx);
+      state[r * st] = mx;
+      state[r * st + 1] = state[r * st + 1] * corr + simd::hsum(sum);
+      float* acc = state + r * st + 2;
       const __m256 c8 = _mm256_set1_ps(corr);
       for (int d = 0; d < hd; d += 8)
         _mm256_storeu_ps(acc + d, _mm256_mul_ps(_mm256_loadu_ps(acc + d), c8));
     }
-    // acc += P V, 16 dimensions at a time over the block's keys
-    if (wide) {
-      long_pv_f16_avx512(G, 1, P, bt_pad, vh, rb, rb, nj, hd, state + 2, st);
-      continue;
-    }
-    for (int d0 = 0; d0 < hd; d0 += 16) {
-      __m256 o[G][2];
-      for (int g = 0; g < G; ++g) {
-        const float* acc = state + g * st + 2 + d0;
-        o[g][0] = _mm256_loadu_ps(acc);
-        o[g][1] = _mm256_loadu_ps(acc + 8);
+    // acc += P V, head by head, 16 dimensions at a time over the block's keys
+    for (int h = 0; h < kvh; ++h) {
+      const uint8_t* vh = vb + kv_row_offset(kv, 0, h, rb);
+      const float* ph = P + static_cast<size_t>(h) * G * bt_pad;
+      float* sh = state + static_cast<size_t>(h) * G * st;
+      if (wide) {
+        long_pv_f16_avx512(G, 1, ph, bt_pad, vh, rb, rb, nj, hd, sh + 2, st);
+        continue;
       }
-      for (int j = 0; j < nj; ++j) {
-        const uint8_t* vr = vh + j * rb;
-        const __m256 v0 = L::load(vr, d0), v1 = L::load(vr, d0 + 8);
+      for (int d0 = 0; d0 < hd; d0 += 16) {
+        __m256 o[G][2];
         for (int g = 0; g < G; ++g) {
-          const __m256 pv = _mm256_broadcast_ss(P + g * bt_pad + j);
-          o[g][0] = _mm256_fmadd_ps(pv, v0, o[g][0]);
-          o[g][1] = _mm256_fmadd_ps(pv, v1, o[g][1]);
+          const float* acc = sh + g * st + 2 + d0;
+          o[g][0] = _mm256_loadu_ps(acc);
+          o[g][1] = _mm256_loadu_ps(acc + 8);
         }
-      }
-      for (int g = 0; g < G; ++g) {
-        float* acc = state + g * st + 2 + d0;
-        _mm256_storeu_ps(acc, o[g][0]);
-        _mm256_storeu_ps(acc + 8, o[g][1]);
+        for (int j = 0; j < nj; ++j) {
+          const uint8_t* vr = vh + j * rb;
+          const __m256 v0 = L::load(vr, d0), v1 = L::load(vr, d0 + 8);
+          for (int g = 0; g < G; ++g) {
+            const __m256 pv = _mm256_broadcast_ss(ph + g * bt_pad + j);
+            o[g][0] = _mm256_fmadd_ps(pv, v0, o[g][0]);
+            o[g][1] = _mm256_fmadd_ps(pv, v1, o[g][1]);
+          }
+        }
+        for (int g = 0; g < G; ++g) {
+          float* acc = sh + g * st + 2 + d0;
+          _mm256_storeu_ps(acc, o[g][0]);
+          _mm256_storeu_ps(acc + 8, o[g][1]);
+        }
       }
     }
   }
@@ -554,10 +555,6 @@ void long_chunk(const LongChunk& c, const float* q, int num_heads, const PagedKv
 // Whether a sequence takes the long decode path (then all of its heads do).
 bool long_decode(const SeqAttention& s, int num_heads, const PagedKv& kv) {
   const int group = num_heads / kv.num_kv_heads;
-  // Per-head items where a sequence has enough of them and they take the fused path (<= 4
-  // rows); split-K only for fewer KV heads or larger groups.
-  if (kv.num_kv_heads >= g_long_decode_heads.load(std::memory_order_relaxed) && group <= 4)
-    return false;
   return g_long_decode.load(std::memory_order_relaxed) && s.q_count == 1 &&
          s.kv_len >= g_long_decode_keys.load(std::memory_order_relaxed) && kv.head_dim % 16 == 0 &&
          (group == 1 || group == 2 || group == 4 || group == 8) &&
@@ -705,8 +702,7 @@ void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& k
   std::vector<Item> items;
   // Long decodes: chunks of whole blocks, at least kLongChunkBlocks, at most kLongMaxChunks.
   std::vector<LongChunk> chunks;
-  std::vector<std::pair<size_t, int>> long_seqs;  // (first unit, key ranges) of each long decode
-  size_t ranges = 0;                              // key ranges (partial states) in all
+  std::vector<std::pair<size_t, int>> long_seqs;  // (first chunk, chunks) of each long decode
   const size_t st = 2 + static_cast<size_t>(kv.head_dim),
                per_chunk = static_cast<size_t>(num_heads) * st;
   for (size_t si = 0; si < seqs.size(); ++si) {
@@ -716,13 +712,10 @@ void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& k
       // (not by thread count: the result is the same on any number of threads)
       const int64_t n = std::clamp<int64_t>(nb / kLongChunkBlocks,
                                             std::min<int64_t>(nb, kLongMinChunks), kLongMaxChunks);
-      // a unit a key range and KV head: split-K for every head, each streaming its own rows
       long_seqs.push_back({chunks.size(), static_cast<int>(n)});
-      for (int64_t c = 0; c < n; ++c, ++ranges) {
-        for (int h = 0; h < kv.num_kv_heads; ++h)
-          chunks.push_back(
-              {static_cast<int32_t>(si), nb * c / n, nb * (c + 1) / n, ranges * per_chunk, h});
-      }
+      for (int64_t c = 0; c < n; ++c)
+        chunks.push_back(
+            {static_cast<int32_t>(si), nb * c / n, nb * (c + 1) / n, chunks.size() * per_chunk});
       continue;
     }
     for (int64_t q0 = 0; q0 < seqs[si].q_count; q0 += kQueryTile) {
@@ -738,7 +731,7 @@ void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& k
   // Chunk states, reused across this thread's calls (every chunk writes its whole state
   // first); the pool's threads reach them through `states`, not through the thread_local.
   thread_local std::vector<float> state_buf;
-  state_buf.resize(ranges * per_chunk);
+  state_buf.resize(chunks.size() * per_chunk);
   float* const states = state_buf.data();
   // Work unit u: long-decode chunk u, then item u - chunks.size().
   const auto run_unit = [&](size_t u, ItemScratch& scratch) {
@@ -780,6 +773,5 @@ void attention(ThreadPool& pool, const float* q, int num_heads, const PagedKv& k
 void set_long_decode_attention(bool on) { g_long_decode.store(on); }
 void set_decode_attention_runs(bool on) { g_decode_attention_runs.store(on); }
 void set_long_decode_min_keys(int64_t keys) { g_long_decode_keys.store(keys); }
-void set_long_decode_max_heads(int heads) { g_long_decode_heads.store(heads); }
 
 }  // namespace strata::backend::cpu

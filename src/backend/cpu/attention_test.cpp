@@ -185,15 +185,15 @@ TEST(CpuAttention, LongDecodeMatchesNaiveSoftmax) {
     check_attention(DType::kF16, 2, 64, 64, ++seed, decode);
     check_attention(DType::kQ8_0, 4, 64, 16, ++seed, decode);
     check_attention(DType::kF16, 2, 64, 16, ++seed, {{90, 1}});  // one short sequence: two items
-    // 8 KV heads of groups <= 4: per-head items at every context (each head's rows of a block
-    // one run); and the same through the chunks (set_long_decode_max_heads)
+    // 8 KV heads (Qwen3-0.6B, Llama 3): a block's rows of a head one run; the chunks from 128
+    // keys too, so that both paths see 200-key and 4100-key sequences
     const std::vector<SeqSpec> eight = {{1500, 1}, {200, 1}, {4100, 1}, {64, 1}};
-    for (int max_heads : {8, 1 << 20}) {
-      set_long_decode_max_heads(max_heads);
+    for (int64_t from : {1024, 128}) {
+      set_long_decode_min_keys(from);
       check_attention(DType::kF16, 2, 128, 64, ++seed, eight, 8);
       check_attention(DType::kQ8_0, 4, 64, 16, ++seed, eight, 8);
     }
-    set_long_decode_max_heads(8);
+    set_long_decode_min_keys(1024);
   }
   set_avx512_kernels(saved);
 }
