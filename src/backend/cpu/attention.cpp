@@ -555,8 +555,11 @@ void long_chunk(const LongChunk& c, const float* q, int num_heads, const PagedKv
 // Whether a sequence takes the long decode path (then all of its heads do).
 bool long_decode(const SeqAttention& s, int num_heads, const PagedKv& kv) {
   const int group = num_heads / kv.num_kv_heads;
+  // Groups of 8 (Qwen3-30B-A3B, Qwen3.5) have no fused decode item (run_item_fused: <= 4
+  // rows): their chunks start at 128 keys, as before the blocks were heads major.
+  const int64_t from = g_long_decode_keys.load(std::memory_order_relaxed);
   return g_long_decode.load(std::memory_order_relaxed) && s.q_count == 1 &&
-         s.kv_len >= g_long_decode_keys.load(std::memory_order_relaxed) && kv.head_dim % 16 == 0 &&
+         s.kv_len >= (group > 4 ? std::min<int64_t>(from, 128) : from) && kv.head_dim % 16 == 0 &&
          (group == 1 || group == 2 || group == 4 || group == 8) &&
          (kv.type == DType::kF16 || kv.type == DType::kBF16 || kv.type == DType::kQ8_0);
 }

@@ -20,10 +20,12 @@ void set_decode_attention_avx512(bool on);
 // Prefill items likewise: 8 query rows at a time in 512-bit form (head_dim a multiple of 32);
 // off: the AVX2 blocks of 4 rows (benches).
 void set_prefill_attention_avx512(bool on);
-// One-query sequences of at least 1024 keys are split into chunks of KV blocks read for all
-// heads at once (default on); off: per-head items like the others (tests and benches).
+// One-query sequences of at least 1024 keys (128 for groups of 8 query heads a KV head) are
+// split into chunks of KV blocks read for all heads at once (default on); off: per-head items
+// like the others (tests and benches).
 void set_long_decode_attention(bool on);
-// The context from which a one-query sequence takes it (default 1024 keys); tests and benches.
+// The context from which a one-query sequence takes it (default 1024 keys; groups of 8 take
+// the smaller of this and 128); tests and benches.
 void set_long_decode_min_keys(int64_t keys);
 // Steps where every sequence brings one query: the work units go out as the pool's per-thread
 // runs (ThreadPool::parallel_for; default on); off: through one shared counter, as prefill's do.
