@@ -284,6 +284,67 @@ std::atomic<bool> g_decode_attention_avx512{true};  // set_decode_attention_avx5
 std::atomic<bool> g_long_decode{true};              // set_long_decode_attention
 std::atomic<bool> g_decode_attention_runs{true};    // set_decode_attention_runs
 
+// One KV head's block rows for R query rows (qs [R][hd], scaled), K/V row j at k / v + j * rb:
+// P[r * p_stride + j] = q_r . K_j, requesting each K row 4 keys ahead and this key's V row for
+// head_pv after (the rows are often in DRAM after a token's weight stream). wide: the 512-bit
+// loops (attention_avx512.cpp). Shared by the decode items and the long path's chunks.
+template <class L, int R>
+void head_scores(bool wide, const float* qs, int hd, const uint8_t* k, const uint8_t* v, size_t rb,
+                 int nj, float* P, int p_stride) {
+  if (wide) {
+    decode_scores_f16_avx512(R, qs, hd, k, v, rb, rb, nj, P, p_stride);
+    return;
+  }
+  for (int j = 0; j < nj; ++j) {
+    const uint8_t* kr = k + j * rb;
+    for (size_t o = 0; o < rb; o += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(kr + 4 * rb + o), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(v + j * rb + o), _MM_HINT_T0);
+    }
+    __m256 a[R][2];
+    for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = _mm256_setzero_ps();
+    for (int d = 0; d < hd; d += 16) {
+      const __m256 k0 = L::load(kr, d), k1 = L::load(kr, d + 8);
+      for (int r = 0; r < R; ++r) {
+        a[r][0] = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qs + r * hd + d), a[r][0]);
+        a[r][1] = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qs + r * hd + d + 8), a[r][1]);
+      }
+    }
+    for (int r = 0; r < R; ++r) P[r * p_stride + j] = simd::hsum(_mm256_add_ps(a[r][0], a[r][1]));
+  }
+}
+
+// acc[r * acc_stride + d] = acc[...] * corr[r] (corr null: 1) + sum_j P[r * p_stride + j] V_j[d].
+template <class L, int R>
+void head_pv(bool wide, const float* P, int p_stride, const uint8_t* v, size_t rb, int nj, int hd,
+             const float* corr, float* acc, size_t acc_stride) {
+  if (wide) {
+    decode_pv_f16_avx512(R, P, p_stride, v, rb, nj, hd, corr, acc, acc_stride);
+    return;
+  }
+  for (int d0 = 0; d0 < hd; d0 += 16) {
+    __m256 o[R][2];
+    for (int r = 0; r < R; ++r) {
+      const __m256 c = _mm256_set1_ps(corr != nullptr ? corr[r] : 1.0f);
+      o[r][0] = _mm256_mul_ps(_mm256_loadu_ps(acc + r * acc_stride + d0), c);
+      o[r][1] = _mm256_mul_ps(_mm256_loadu_ps(acc + r * acc_stride + d0 + 8), c);
+    }
+    for (int j = 0; j < nj; ++j) {
+      const uint8_t* vr = v + j * rb;
+      const __m256 v0 = L::load(vr, d0), v1 = L::load(vr, d0 + 8);
+      for (int r = 0; r < R; ++r) {
+        const __m256 pv = _mm256_broadcast_ss(P + r * p_stride + j);
+        o[r][0] = _mm256_fmadd_ps(pv, v0, o[r][0]);
+        o[r][1] = _mm256_fmadd_ps(pv, v1, o[r][1]);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      _mm256_storeu_ps(acc + r * acc_stride + d0, o[r][0]);
+      _mm256_storeu_ps(acc + r * acc_stride + d0 + 8, o[r][1]);
+    }
+  }
+}
+
 // Decode (at most 4 query rows per item): no f32 copies of the blocks; each
 // K row is converted once and dotted with every row's q, each V row converted once per 16-dim
 // slice and accumulated into every row's output in registers. head_dim % 16 == 0.
@@ -292,8 +353,7 @@ void run_item_f16_small(const Item& it, const float* q, int num_heads, const Pag
                         const SeqAttention& s, float scale, float* out, ItemScratch& sc) {
   const int group = num_heads / kv.num_kv_heads, hd = kv.head_dim, bt = kv.block_tokens;
   const int bt_pad = (bt + 15) & ~15;
-  // a head's rows of a block: one contiguous run (kv_row_offset)
-  const size_t rb = row_bytes(kv.type, hd), key_stride = rb;
+  const size_t rb = row_bytes(kv.type, hd);  // a head's rows of a block: one run (kv_row_offset)
   sc.qs.resize(static_cast<size_t>(R) * hd);
   sc.acc.assign(static_cast<size_t>(R) * hd, 0.0f);
   sc.p.resize(static_cast<size_t>(R) * bt_pad);
@@ -320,29 +380,7 @@ void run_item_f16_small(const Item& it, const float* q, int num_heads, const Pag
         static_cast<size_t>(block) * kv.block_stride_bytes + kv_row_offset(kv, 0, it.kv_head, rb);
     const uint8_t* kb = static_cast<const uint8_t*>(kv.k) + head_off;
     const uint8_t* vb = static_cast<const uint8_t*>(kv.v) + head_off;
-    if (wide) {
-      decode_scores_f16_avx512(R, qs, hd, kb, vb, key_stride, rb, nj, P, bt_pad);
-    } else {
-      for (int j = 0; j < nj; ++j) {
-        const uint8_t* kr = kb + j * key_stride;
-        // The rows are often in DRAM after a token's weight stream: request the K row 4 keys
-        // ahead, and this key's V row for the P V pass below.
-        for (size_t o = 0; o < rb; o += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(kr + 4 * key_stride + o), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(vb + j * key_stride + o), _MM_HINT_T0);
-        }
-        __m256 a[R][2];
-        for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = _mm256_setzero_ps();
-        for (int d = 0; d < hd; d += 16) {
-          const __m256 k0 = L::load(kr, d), k1 = L::load(kr, d + 8);
-          for (int r = 0; r < R; ++r) {
-            a[r][0] = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qs + r * hd + d), a[r][0]);
-            a[r][1] = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qs + r * hd + d + 8), a[r][1]);
-          }
-        }
-        for (int r = 0; r < R; ++r) P[r * bt_pad + j] = simd::hsum(_mm256_add_ps(a[r][0], a[r][1]));
-      }
-    }
+    head_scores<L, R>(wide, qs, hd, kb, vb, rb, nj, P, bt_pad);
     for (int r = 0; r < R; ++r) {
       const int vis = static_cast<int>(std::clamp<int64_t>(pos0 + r / group + 1 - p0, 0, nj));
       float* p = P + r * bt_pad;
@@ -366,31 +404,7 @@ void run_item_f16_small(const Item& it, const float* q, int num_heads, const Pag
       l[r] = l[r] * corr[r] + simd::hsum(sum);
       m[r] = mx;
     }
-    if (wide) {
-      decode_pv_f16_avx512(R, P, bt_pad, vb, key_stride, nj, hd, corr, sc.acc.data());
-      continue;
-    }
-    for (int d0 = 0; d0 < hd; d0 += 16) {
-      __m256 o[R][2];
-      for (int r = 0; r < R; ++r) {
-        const __m256 c = _mm256_set1_ps(corr[r]);
-        o[r][0] = _mm256_mul_ps(_mm256_loadu_ps(sc.acc.data() + r * hd + d0), c);
-        o[r][1] = _mm256_mul_ps(_mm256_loadu_ps(sc.acc.data() + r * hd + d0 + 8), c);
-      }
-      for (int j = 0; j < nj; ++j) {
-        const uint8_t* vr = vb + j * key_stride;
-        const __m256 v0 = L::load(vr, d0), v1 = L::load(vr, d0 + 8);
-        for (int r = 0; r < R; ++r) {
-          const __m256 pv = _mm256_broadcast_ss(P + r * bt_pad + j);
-          o[r][0] = _mm256_fmadd_ps(pv, v0, o[r][0]);
-          o[r][1] = _mm256_fmadd_ps(pv, v1, o[r][1]);
-        }
-      }
-      for (int r = 0; r < R; ++r) {
-        _mm256_storeu_ps(sc.acc.data() + r * hd + d0, o[r][0]);
-        _mm256_storeu_ps(sc.acc.data() + r * hd + d0 + 8, o[r][1]);
-      }
-    }
+    head_pv<L, R>(wide, P, bt_pad, vb, rb, nj, hd, corr, sc.acc.data(), static_cast<size_t>(hd));
   }
   for (int r = 0; r < R; ++r) {
     const int i = r / group, gh = r % group;
@@ -474,27 +488,7 @@ void long_chunk(const LongChunk& c, const float* q, int num_heads, const PagedKv
       const uint8_t* vh = vb + kv_row_offset(kv, 0, h, rb);
       const float* qh = qs + static_cast<size_t>(h) * G * hd;
       float* ph = P + static_cast<size_t>(h) * G * bt_pad;
-      if (wide) {
-        long_scores_f16_avx512(G, 1, qh, hd, kh, vh, rb, rb, nj, ph, bt_pad);
-        continue;
-      }
-      for (int j = 0; j < nj; ++j) {
-        const uint8_t* kr = kh + j * rb;
-        for (size_t o = 0; o < rb; o += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(vh + j * rb + o), _MM_HINT_T0);
-        __m256 a[G][2];
-        for (int g = 0; g < G; ++g) a[g][0] = a[g][1] = _mm256_setzero_ps();
-        for (int d = 0; d < hd; d += 16) {
-          const __m256 k0 = L::load(kr, d), k1 = L::load(kr, d + 8);
-          for (int g = 0; g < G; ++g) {
-            const float* qr = qh + g * hd + d;
-            a[g][0] = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qr), a[g][0]);
-            a[g][1] = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qr + 8), a[g][1]);
-          }
-        }
-        for (int g = 0; g < G; ++g)
-          ph[g * bt_pad + j] = simd::hsum(_mm256_add_ps(a[g][0], a[g][1]));
-      }
+      head_scores<L, G>(wide, qh, hd, kh, vh, rb, nj, ph, bt_pad);
     }
     // online softmax per row (every key of the chunk is visible to the sequence's last query)
     for (int r = 0; r < rows; ++r) {
@@ -522,32 +516,7 @@ void long_chunk(const LongChunk& c, const float* q, int num_heads, const PagedKv
       const uint8_t* vh = vb + kv_row_offset(kv, 0, h, rb);
       const float* ph = P + static_cast<size_t>(h) * G * bt_pad;
       float* sh = state + static_cast<size_t>(h) * G * st;
-      if (wide) {
-        long_pv_f16_avx512(G, 1, ph, bt_pad, vh, rb, rb, nj, hd, sh + 2, st);
-        continue;
-      }
-      for (int d0 = 0; d0 < hd; d0 += 16) {
-        __m256 o[G][2];
-        for (int g = 0; g < G; ++g) {
-          const float* acc = sh + g * st + 2 + d0;
-          o[g][0] = _mm256_loadu_ps(acc);
-          o[g][1] = _mm256_loadu_ps(acc + 8);
-        }
-        for (int j = 0; j < nj; ++j) {
-          const uint8_t* vr = vh + j * rb;
-          const __m256 v0 = L::load(vr, d0), v1 = L::load(vr, d0 + 8);
-          for (int g = 0; g < G; ++g) {
-            const __m256 pv = _mm256_broadcast_ss(ph + g * bt_pad + j);
-            o[g][0] = _mm256_fmadd_ps(pv, v0, o[g][0]);
-            o[g][1] = _mm256_fmadd_ps(pv, v1, o[g][1]);
-          }
-        }
-        for (int g = 0; g < G; ++g) {
-          float* acc = sh + g * st + 2 + d0;
-          _mm256_storeu_ps(acc, o[g][0]);
-          _mm256_storeu_ps(acc + 8, o[g][1]);
-        }
-      }
+      head_pv<L, G>(wide, ph, bt_pad, vh, rb, nj, hd, nullptr, sh + 2, st);
     }
   }
 }

@@ -96,36 +96,10 @@ void decode_scores_f16_avx512(int rows, const float* qs, int hd, const uint8_t* 
 }
 
 void decode_pv_f16_avx512(int rows, const float* p, int p_stride, const uint8_t* v,
-                          size_t key_stride, int nj, int hd, const float* corr, float* acc) {
-  with_rows(rows, [&](auto r) { pv_rows<r>(p, p_stride, v, key_stride, nj, hd, corr, acc, hd); });
-}
-
-void long_scores_f16_avx512(int group, int kvh, const float* qs, int hd, const uint8_t* k,
-                            const uint8_t* v, size_t key_stride, size_t row_bytes, int nj, float* p,
-                            int p_stride) {
-  with_rows(group, [&](auto g) {
-    for (int j = 0; j < nj; ++j) {
-      const uint8_t* kr = k + j * key_stride;
-      // The K rows of a block are one contiguous stream the hardware prefetchers follow
-      // (requesting them 2 keys ahead as well: 3.2 instead of 2.6 ms at 16k keys); V's rows,
-      // read by the pass after, are requested here.
-      for (size_t o = 0; o < key_stride; o += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(v + j * key_stride + o), _MM_HINT_T0);
-      for (int h = 0; h < kvh; ++h)
-        dot_rows<g>(kr + h * row_bytes, qs + h * g * hd, hd, p + h * g * p_stride + j, p_stride);
-    }
-  });
-}
-
-void long_pv_f16_avx512(int group, int kvh, const float* p, int p_stride, const uint8_t* v,
-                        size_t key_stride, size_t row_bytes, int nj, int hd, float* acc,
-                        size_t acc_stride) {
-  with_rows(group, [&](auto g) {
-    for (int h = 0; h < kvh; ++h) {
-      pv_rows<g>(p + h * g * p_stride, p_stride, v + h * row_bytes, key_stride, nj, hd, nullptr,
-                 acc + h * g * acc_stride, acc_stride);
-    }
-  });
+                          size_t key_stride, int nj, int hd, const float* corr, float* acc,
+                          size_t acc_stride) {
+  with_rows(rows,
+            [&](auto r) { pv_rows<r>(p, p_stride, v, key_stride, nj, hd, corr, acc, acc_stride); });
 }
 
 // ---- Prefill items: 8 query rows, f32 blocks (the K block transposed) ----

@@ -1,7 +1,8 @@
-// AVX-512 inner loops of the decode attention (attention.cpp, run_item_f16_small) for F16
-// K/V. Only attention_avx512.cpp is compiled with AVX-512; attention.cpp calls these when
-// avx512_kernels_enabled(). Rows r < rows of one KV head, head_dim hd (a multiple of 16);
-// key j's K and V rows are at k + j * key_stride and v + j * key_stride (row_bytes each).
+// AVX-512 inner loops of the decode attention (attention.cpp: head_scores / head_pv, which
+// the decode items and the long path's chunks share) for F16 K/V. Only attention_avx512.cpp is
+// compiled with AVX-512; attention.cpp calls these when avx512_kernels_enabled(). Rows r < rows of
+// one KV head, head_dim hd (a multiple of 16); key j's K and V rows are at k + j * key_stride and v
+// + j * key_stride (row_bytes each).
 #pragma once
 
 #include <cstddef>
@@ -34,25 +35,14 @@ void with_rows(int rows, F&& f) {
   }
 }
 
-// p[r * p_stride + j] = qs[r * hd ...] . K_j for j < nj (rows <= 4); requests each K row 4 keys
+// p[r * p_stride + j] = qs[r * hd ...] . K_j for j < nj (rows 1-4 or 8); requests each K row 4 keys
 // ahead and this key's V row (read by the P V pass after), as the AVX2 loop does.
 void decode_scores_f16_avx512(int rows, const float* qs, int hd, const uint8_t* k, const uint8_t* v,
                               size_t key_stride, size_t row_bytes, int nj, float* p, int p_stride);
-// acc[r * hd + d] = acc[r * hd + d] * corr[r] + sum_j p[r * p_stride + j] V_j[d].
+// acc[r * acc_stride + d] = acc[...] * corr[r] (corr null: 1) + sum_j p[r * p_stride + j] V_j[d].
 void decode_pv_f16_avx512(int rows, const float* p, int p_stride, const uint8_t* v,
-                          size_t key_stride, int nj, int hd, const float* corr, float* acc);
-
-// The long decode path's block (group G = 1, 2, 4 or 8 query heads a KV head, kvh heads whose
-// rows of a key sit row_bytes apart; the path calls them for one head, its rows of a block
-// one run): p[(h G + g) p_stride + j] = qs[(h G + g) hd ...] . K_j,h, key by key, V requested
-// for the pass after; then acc[(h G + g) acc_stride + d] += sum_j p[...][j] V_j,h[d] (V in
-// cache by then).
-void long_scores_f16_avx512(int group, int kvh, const float* qs, int hd, const uint8_t* k,
-                            const uint8_t* v, size_t key_stride, size_t row_bytes, int nj, float* p,
-                            int p_stride);
-void long_pv_f16_avx512(int group, int kvh, const float* p, int p_stride, const uint8_t* v,
-                        size_t key_stride, size_t row_bytes, int nj, int hd, float* acc,
-                        size_t acc_stride);
+                          size_t key_stride, int nj, int hd, const float* corr, float* acc,
+                          size_t acc_stride);
 
 // Prefill items (run_item, 8 query rows at a time, f32 blocks), the AVX2 scores_block and
 // pv_block in 512-bit form with the same order of sums: s[r * s_stride + j] = q_r . kT[:, j]
